@@ -1,0 +1,72 @@
+"""The trainability invariant: reject a candidate loss before spending a training run on it.
+
+SPEC §5, from "Effective Regularization Through Loss-Function Metalearning". At initialisation every
+softmax output is about ``1/n``. Let ``g_x(y) = ∂f/∂y`` be the slope of the loss polynomial for a
+target (``x = 1``) or non-target (``x = 0``) class. A loss can only start learning when it pushes
+the target up harder than the ``n − 1`` non-targets together:
+
+* ``rule="reference"`` — the reference code's closed form, ``left ≥ right`` with
+  ``left = g₁(1/n) − g₀(1/n)`` and ``right = (n − 2)·g₀(1/n)``, i.e. ``g₁ ≥ (n−1)·g₀``.
+  About half of the draws from CMA-ES's first distribution N(0, 1.2²) fail it.
+* ``rule="gradient"`` — the looser plain softmax-gradient condition ``g₁(1/n) > g₀(1/n)``.
+* ``rule="off"`` — accept everything (for ablations).
+
+For order 3 the closed form below is SPEC §5 term by term; other orders evaluate the same slopes
+from the polynomial's derivative, which for order 3 gives identical numbers (tested).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .errors import TaylorGLOError
+from .loss import check_params, taylor_terms
+
+RULES = ("reference", "gradient", "off")
+
+
+def _closed_form_order3(p: Sequence[float], n: int) -> tuple[float, float]:
+    """(left, right) exactly as the reference computes them (SPEC §5, no factorials)."""
+    t2, t3, t4, t5, t6, t7, t0, t1 = p  # θ2..θ7 = p0..p5; θ0 = p6, θ1 = p7
+    c1 = t2 - 2 * t1 * t3 + 3 * t4 * t1**2 - t5 * t0 + 2 * t0 * t1 * t6 + t7 * t0**2
+    ch = 2 * t3 - 6 * t4 * t1 - 2 * t6 * t0
+    chh = 3 * t4
+    chy = 2 * t6
+    cy = t5 - 2 * t1 * t6 - 2 * t7 * t0
+    cyy = t7
+    left = cy + cyy + chy / n
+    right = (n - 2) * (c1 + ch / n + chh / n**2)
+    return left, right
+
+
+def slope(params: Sequence[float], x: float, y: float) -> float:
+    """``∂f/∂y`` of the loss polynomial at ``(x, y)``, for any order."""
+    values, order = check_params(params)
+    cx, cy = values[-2], values[-1]
+    X, Y = x - cx, y - cy
+    return sum(c * X**i * j * Y ** (j - 1) for c, (i, j) in zip(values[:-2], taylor_terms(order)))
+
+
+def invariant_margins(params: Sequence[float], num_classes: int) -> tuple[float, float]:
+    """``(left, right)`` of the reference rule; the candidate passes when ``left >= right``."""
+    values, order = check_params(params)
+    n = num_classes
+    if order == 3:
+        return _closed_form_order3(values, n)
+    g1, g0 = slope(values, 1.0, 1.0 / n), slope(values, 0.0, 1.0 / n)
+    return g1 - g0, (n - 2) * g0
+
+
+def invariant_holds(params: Sequence[float], num_classes: int, rule: str = "reference") -> bool:
+    """Whether a TaylorGLO parameter vector is worth training (SPEC §5)."""
+    if num_classes < 2:
+        raise TaylorGLOError(f"num_classes: must be 2 or more, got {num_classes}")
+    if rule == "off":
+        return True
+    if rule == "reference":
+        left, right = invariant_margins(params, num_classes)
+        return left >= right
+    if rule == "gradient":
+        n = num_classes
+        return slope(params, 1.0, 1.0 / n) > slope(params, 0.0, 1.0 / n)
+    raise TaylorGLOError(f"invariant: must be one of {', '.join(RULES)}, got {rule!r}")

@@ -1,0 +1,170 @@
+"""What a training run is: dataset, model, schedule, optimiser — everything but the loss and seed.
+
+One :class:`TrainConfig` describes the *full* schedule of a run. A search's fitness evaluation,
+``final``'s full re-training and EPBT all train from the same object; a partial run only sets
+``partial_fraction`` so that it keeps the full run's learning-rate schedule (SPEC §3: no decay
+happens inside a 10% window) instead of a compressed copy of it.
+
+The field names are the keys of an experiment config's ``[training]`` table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import TaylorGLOError
+
+AUGMENTATIONS = ("none", "crop-flip")
+
+
+@dataclass
+class TrainConfig:
+    """The full training schedule of one network (SPEC §3 defaults where the SPEC gives them)."""
+
+    dataset: str = "digits"
+    model: str = "mlp"
+    data_dir: str | None = None
+    data_fraction: float = 1.0
+    #: Length of the full schedule: exactly one of ``steps`` and ``epochs`` (steps when neither).
+    steps: int | None = None
+    epochs: float | None = None
+    #: Train only this share of the full schedule (a search's fitness evaluation uses 0.1).
+    partial_fraction: float = 1.0
+    batch_size: int = 128
+    eval_batch_size: int = 100
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    #: Learning-rate milestones, in the schedule's unit (steps or epochs); lr ×= lr_gamma at each.
+    lr_decay: list[float] = field(default_factory=list)
+    lr_gamma: float = 0.1
+    #: None: the dataset's default ("crop-flip" for CIFAR-10 and SVHN, "none" otherwise).
+    augment: str | None = None
+    cutout: int = 0
+    #: Early abort (SPEC §3): at this point of the schedule (its unit), validation accuracy below
+    #: ``abort_below`` stops the attempt; up to ``attempts`` attempts with fresh seeds.
+    abort_at: float | None = None
+    abort_below: float = 0.15
+    attempts: int = 3
+    #: Evaluate on the test split at the end (a search's fitness needs only validation).
+    eval_test: bool = True
+    #: Training log and the NaN check every this many steps.
+    log_every: int = 100
+    #: Round TaylorGLO parameters to this many decimals before training, as the reference did.
+    round_params: int | None = None
+    device: str = "cpu"
+    threads: int | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+
+    DEFAULT_STEPS = 1000
+
+    @property
+    def unit(self) -> str:
+        """``"epochs"`` when the schedule is given in epochs, else ``"steps"``."""
+        return "epochs" if self.epochs is not None else "steps"
+
+    def validate(self, prefix: str = "") -> "TrainConfig":
+        """Raise a one-line :class:`TaylorGLOError` naming the first bad field; return self."""
+
+        def bad(name: str, why: str) -> TaylorGLOError:
+            return TaylorGLOError(f"{prefix}{name}: {why}")
+
+        if self.steps is not None and self.epochs is not None:
+            raise bad("steps", "give either steps or epochs, not both")
+        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
+            raise bad("steps", f"must be a positive integer, got {self.steps!r}")
+        if self.epochs is not None and not (_is_number(self.epochs) and self.epochs > 0):
+            raise bad("epochs", f"must be a positive number, got {self.epochs!r}")
+        for name in ("data_fraction", "partial_fraction"):
+            value = getattr(self, name)
+            if not (_is_number(value) and 0 < value <= 1):
+                raise bad(name, f"must be a number in (0, 1], got {value!r}")
+        for name in ("batch_size", "eval_batch_size", "attempts", "log_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise bad(name, f"must be a positive integer, got {value!r}")
+        for name in ("lr", "lr_gamma"):
+            value = getattr(self, name)
+            if not (_is_number(value) and value > 0):
+                raise bad(name, f"must be a positive number, got {value!r}")
+        for name in ("momentum", "weight_decay", "abort_below"):
+            value = getattr(self, name)
+            if not (_is_number(value) and value >= 0):
+                raise bad(name, f"must be a number >= 0, got {value!r}")
+        if not isinstance(self.lr_decay, (list, tuple)) or not all(
+            _is_number(m) and m > 0 for m in self.lr_decay
+        ):
+            raise bad("lr_decay", f"must be a list of positive milestones, got {self.lr_decay!r}")
+        if self.augment is not None and self.augment not in AUGMENTATIONS:
+            raise bad("augment", f"must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
+        if not isinstance(self.cutout, int) or self.cutout < 0:
+            raise bad("cutout", f"must be an integer >= 0 (hole size in pixels), got {self.cutout!r}")
+        if self.abort_at is not None and not (_is_number(self.abort_at) and self.abort_at > 0):
+            raise bad("abort_at", f"must be a positive number, got {self.abort_at!r}")
+        if self.round_params is not None and (not isinstance(self.round_params, int) or self.round_params < 0):
+            raise bad("round_params", f"must be an integer >= 0, got {self.round_params!r}")
+        if self.device not in ("cpu", "cuda", "auto") and not str(self.device).startswith("cuda:"):
+            raise bad("device", f"must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise bad("threads", f"must be a positive integer, got {self.threads!r}")
+        if not isinstance(self.model_options, dict):
+            raise bad("model_options", "must be a table of keyword arguments for the model factory")
+        return self
+
+    def schedule(self, train_size: int) -> "Schedule":
+        """Resolve the schedule into steps for a training split of ``train_size`` examples."""
+        batch = min(self.batch_size, train_size)
+        steps_per_epoch = max(1, train_size // batch)
+        to_steps = (lambda v: int(round(v * steps_per_epoch))) if self.unit == "epochs" else (lambda v: int(round(v)))
+        total = to_steps(self.epochs) if self.epochs is not None else (self.steps or self.DEFAULT_STEPS)
+        total = max(1, total)
+        return Schedule(
+            batch_size=batch,
+            steps_per_epoch=steps_per_epoch,
+            total_steps=total,
+            run_steps=max(1, int(math.ceil(total * self.partial_fraction - 1e-9))),
+            milestones=sorted(to_steps(m) for m in self.lr_decay),
+            abort_step=to_steps(self.abort_at) if self.abort_at is not None else None,
+        )
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], prefix: str = "") -> "TrainConfig":
+        """Build from a config table; unknown keys are a one-line error that lists the known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in data:
+            if key not in known:
+                raise TaylorGLOError(f"{prefix}{key}: unknown field; known fields are {', '.join(sorted(known))}")
+        values = dict(data)
+        if "lr_decay" in values and _is_number(values["lr_decay"]):
+            values["lr_decay"] = [values["lr_decay"]]
+        return cls(**values).validate(prefix)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A :class:`TrainConfig`'s schedule in steps, for one dataset size."""
+
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int
+    run_steps: int
+    milestones: list[int]
+    abort_step: int | None
+
+    def lr_at(self, base_lr: float, gamma: float, step: int) -> float:
+        """Learning rate used for step ``step`` (0-based) of the full schedule."""
+        return base_lr * gamma ** sum(1 for m in self.milestones if step >= m)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

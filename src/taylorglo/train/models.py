@@ -1,0 +1,615 @@
+"""The networks TaylorGLO trains: the paper's model table (SPEC §3) plus user plug-ins.
+
+Every builder takes the input shape ``(C, H, W)`` and the number of classes and returns an
+``nn.Module`` mapping a ``(B, C, H, W)`` float batch that is *already normalised* (the trainer puts
+:class:`Normalize` in front) to ``(B, num_classes)`` logits. Flatten sizes are computed from the
+input shape rather than hard-coded, so the same name works on 8×8 digits, 28×28 MNIST and 32×32
+CIFAR wherever the architecture allows; where it does not, :func:`build_model` raises a one-line
+:class:`~taylorglo.errors.TaylorGLOError` at build time instead of a shape error mid-training.
+
+Built-in names (case-insensitive; ``_`` and ``-`` are interchangeable; the SPEC's spellings such as
+``ResNet-20``, ``WRN-16-8`` and ``AllCNN-C`` are accepted):
+
+* ``mlp`` — flatten, ``depth`` hidden layers of ``hidden`` units with ReLU, linear read-out.
+* ``mnist-cnn`` — the TensorFlow "layers" tutorial CNN the reference used on MNIST.
+* ``allcnnc`` — All-CNN-C (Springenberg et al. 2015) without BN, dropout 0.5 after both stride-2 convs.
+* ``resnetN`` ((N-2) % 6 == 0) — CIFAR ResNet (He et al. 2016), option-A shortcuts.
+* ``preresnetN`` ((N-2) % 6 == 0) — pre-activation CIFAR ResNet (He et al. 2016b).
+* ``wrn-D-K`` ((D-4) % 6 == 0) — Wide ResNet (Zagoruyko & Komodakis 2016), dropout 0.3 in blocks.
+* ``alexnet`` — the CIFAR AlexNet of bearpaw/pytorch-classification.
+
+Anything containing ``:`` is a plug-in ``"package.module:function"`` called as
+``function(input_shape=..., num_classes=..., **options)``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import TaylorGLOError
+from ..plugins import is_plugin_ref, resolve_plugin
+
+__all__ = ["MODEL_NAMES", "Normalize", "build_model"]
+
+#: The built-in names as the SPEC's model table uses them; ``resnetN``, ``preresnetN`` and
+#: ``wrn-D-K`` also accept other valid depths/widths.
+MODEL_NAMES: tuple[str, ...] = (
+    "mlp",
+    "mnist-cnn",
+    "allcnnc",
+    "resnet20",
+    "resnet32",
+    "resnet56",
+    "preresnet20",
+    "wrn-16-8",
+    "wrn-28-5",
+    "alexnet",
+)
+
+_PATTERN_HELP = "resnetN/preresnetN with (N-2)%6==0, wrn-D-K with (D-4)%6==0"
+
+
+# --------------------------------------------------------------------------------------------
+# Input normalisation
+# --------------------------------------------------------------------------------------------
+
+
+class Normalize(nn.Module):
+    """Per-channel ``(x - mean) / std`` on a ``(B, C, H, W)`` batch.
+
+    Kept as a module (rather than a data transform) so normalisation runs on the device with the
+    network and travels with it in ``state_dict``. ``mean`` and ``std`` are buffers, not parameters:
+    they move with ``.to(device)`` but an optimiser never sees them.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        mean_t = torch.as_tensor([float(m) for m in mean], dtype=torch.float32)
+        std_t = torch.as_tensor([float(s) for s in std], dtype=torch.float32)
+        if mean_t.numel() == 0 or mean_t.numel() != std_t.numel():
+            raise TaylorGLOError(
+                f"normalization: mean and std need one value per channel and the same length "
+                f"(got {mean_t.numel()} and {std_t.numel()})"
+            )
+        if not bool(torch.all(std_t > 0)):
+            raise TaylorGLOError(f"normalization: every std must be > 0 (got {std_t.tolist()})")
+        self.register_buffer("mean", mean_t.view(1, -1, 1, 1))
+        self.register_buffer("std", std_t.view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _feature_dim(features: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    """Flattened size of ``features`` applied to one input, by a dry run on zeros.
+
+    Only used on BN- and dropout-free feature stacks, so it changes no state and draws no random
+    numbers (model construction stays reproducible under a seed).
+    """
+    with torch.no_grad():
+        return int(features(torch.zeros(1, *input_shape)).numel())
+
+
+def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+# --------------------------------------------------------------------------------------------
+# MLP
+# --------------------------------------------------------------------------------------------
+
+
+class MLP(nn.Sequential):
+    """Flatten → ``depth`` × (Linear(hidden) → ReLU) → Linear(num_classes); PyTorch default init.
+
+    ``depth=0`` is multinomial logistic regression, handy as a fast baseline in tests.
+    """
+
+    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, hidden: int = 256, depth: int = 1):
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(input_shape)
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
+            width = hidden
+        layers.append(nn.Linear(width, num_classes))
+        super().__init__(*layers)
+
+
+# --------------------------------------------------------------------------------------------
+# MNIST CNN (TensorFlow tutorial)
+# --------------------------------------------------------------------------------------------
+
+
+class MnistCNN(nn.Module):
+    """The TensorFlow "layers" tutorial CNN the TaylorGLO reference trained on MNIST.
+
+    conv5×5-32 ('same') ReLU, maxpool 2; conv5×5-64 ('same') ReLU, maxpool 2; fc1024 ReLU;
+    dropout 0.4; fc num_classes. Weights use Glorot-uniform and zero biases, the TF/Keras defaults
+    the reference ran with (PyTorch's default would change the starting point the losses were
+    evolved against). Pooling floors like TF's 'valid' pooling, so the flatten size is
+    ``64 * (H//4) * (W//4)``: 3136 on 28×28, 256 on 8×8.
+    """
+
+    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.4):
+        super().__init__()
+        channels = input_shape[0]
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 32, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(_feature_dim(self.features, input_shape), 1024),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(1024, num_classes),
+        )
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+# --------------------------------------------------------------------------------------------
+# All-CNN-C
+# --------------------------------------------------------------------------------------------
+
+
+class AllCNNC(nn.Module):
+    """All-CNN-C (Springenberg et al. 2015) as SPEC §3 describes it: no BN, ReLU after each conv,
+    dropout 0.5 after each of the two stride-2 convs (the paper's 20% input dropout is not used).
+
+    conv3×3-96, 96, 96/s2; conv3×3-192, 192, 192/s2; conv3×3-192 (valid), 1×1-192,
+    1×1-num_classes; global average pool. The 1×1 class conv has no ReLU by default: the paper's
+    table puts one there, but rectified logits cannot go negative, which distorts any loss that
+    reads raw logits; pass ``final_relu=True`` for the literal paper version. PyTorch default init.
+    Needs inputs of at least 9×9 (the valid 3×3 conv needs 3×3 after two stride-2 convs).
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        dropout: float = 0.5,
+        final_relu: bool = False,
+    ):
+        super().__init__()
+        c = input_shape[0]
+
+        def conv(cin: int, cout: int, k: int = 3, stride: int = 1, pad: int = 1) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, k, stride=stride, padding=pad), nn.ReLU(inplace=True)]
+
+        layers: list[nn.Module] = [
+            *conv(c, 96), *conv(96, 96), *conv(96, 96, stride=2), nn.Dropout(dropout),
+            *conv(96, 192), *conv(192, 192), *conv(192, 192, stride=2), nn.Dropout(dropout),
+            *conv(192, 192, pad=0), *conv(192, 192, k=1, pad=0),
+            nn.Conv2d(192, num_classes, 1),
+        ]  # fmt: skip
+        if final_relu:
+            layers.append(nn.ReLU(inplace=True))
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+# --------------------------------------------------------------------------------------------
+# CIFAR ResNet and pre-activation ResNet
+# --------------------------------------------------------------------------------------------
+
+
+class _PadShortcut(nn.Module):
+    """Option-A shortcut of He et al. 2016: subsample spatially, zero-pad the new channels.
+
+    Parameter-free, which is what makes ResNet-20 0.27M parameters as published.
+    ``x[..., ::2, ::2]`` yields ``ceil(H/2)``, the same as a 3×3/s2/p1 conv, for odd sizes too.
+    """
+
+    def __init__(self, in_planes: int, planes: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        extra = planes - in_planes
+        self.pad = (extra // 2, extra - extra // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride != 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, *self.pad))
+
+
+def _shortcut(kind: str, in_planes: int, planes: int, stride: int, bn: bool) -> nn.Module:
+    """Identity when shapes match; otherwise option A (zero-pad) or B (1×1 conv projection)."""
+    if stride == 1 and in_planes == planes:
+        return nn.Identity()
+    if kind == "A":
+        return _PadShortcut(in_planes, planes, stride)
+    proj: list[nn.Module] = [nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)]
+    if bn:
+        proj.append(nn.BatchNorm2d(planes))
+    return nn.Sequential(*proj)
+
+
+class _BasicBlock(nn.Module):
+    """Post-activation block: conv-BN-ReLU-conv-BN, add shortcut, ReLU."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int, shortcut: str):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = _shortcut(shortcut, in_planes, planes, stride, bn=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class _PreActBlock(nn.Module):
+    """Pre-activation block (He et al. 2016b): BN-ReLU-conv-BN-ReLU-conv, add shortcut of the
+    block input, no activation after the addition (the identity path stays clean)."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int, shortcut: str):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.shortcut = _shortcut(shortcut, in_planes, planes, stride, bn=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(F.relu(self.bn1(x)))
+        out = self.conv2(F.relu(self.bn2(out)))
+        return out + self.shortcut(x)
+
+
+class CifarResNet(nn.Module):
+    """CIFAR ResNet-N (He et al. 2016, §4.2) or its pre-activation twin (He et al. 2016b).
+
+    3×3-16 conv, three stages of ``(N-2)/6`` basic blocks at 16/32/64 channels (stride 2 at the
+    start of stages 2 and 3), global average pool, linear. Global pooling is adaptive, so any
+    input size works (8×8 on 32×32 CIFAR, 7×7 on 28×28).
+
+    Post-activation (``resnetN``) defaults to option-A shortcuts as in the paper (0.27M params
+    for N=20); init is Kaiming-normal on conv and linear weights as in the paper.
+    Pre-activation (``preresnetN``) defaults to option-B 1×1-conv projections on the raw block
+    input, as in He's pre-act CIFAR code and bearpaw/pytorch-classification; init there is
+    conv weights ~ N(0, 2/(k²·out)) and BN γ=1, β=0 (PyTorch default linear). It ends with
+    BN-ReLU before pooling.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        depth: int,
+        preact: bool = False,
+        shortcut: str = "A",
+    ):
+        super().__init__()
+        n = (depth - 2) // 6
+        block = _PreActBlock if preact else _BasicBlock
+        self.preact = preact
+        self.conv1 = nn.Conv2d(input_shape[0], 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)  # post-activation: after conv1; pre-activation: final BN
+        stages: list[nn.Module] = []
+        in_planes = 16
+        for i, planes in enumerate((16, 32, 64)):
+            blocks: list[nn.Module] = []
+            for j in range(n):
+                stride = 2 if i > 0 and j == 0 else 1
+                blocks.append(block(in_planes, planes, stride, shortcut))
+                in_planes = planes
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = stages
+        if preact:
+            self.bn1 = nn.BatchNorm2d(64)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                if preact:
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                else:
+                    nn.init.kaiming_normal_(m.weight)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear) and not preact:
+                nn.init.kaiming_normal_(m.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(x)
+        if not self.preact:
+            out = F.relu(self.bn1(out))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        if self.preact:
+            out = F.relu(self.bn1(out))
+        return self.fc(torch.flatten(self.pool(out), 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Wide ResNet
+# --------------------------------------------------------------------------------------------
+
+
+class _WideBlock(nn.Module):
+    """WRN basic block (pre-activation, dropout between the two 3×3 convs).
+
+    When the shape changes, the 1×1 projection shortcut takes the *pre-activated* input, as in the
+    reference Lua code and its common PyTorch port (xternalz/WideResNet-pytorch).
+    """
+
+    def __init__(self, in_planes: int, planes: int, stride: int, dropout: float):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.equal = in_planes == planes and stride == 1
+        self.proj = None if self.equal else nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        act = F.relu(self.bn1(x))
+        out = self.conv1(act)
+        out = self.conv2(self.dropout(F.relu(self.bn2(out))))
+        return out + (x if self.proj is None else self.proj(act))
+
+
+class WideResNet(nn.Module):
+    """WRN-D-K (Zagoruyko & Komodakis 2016): 3×3-16 conv, three stages of ``(D-4)/6`` wide blocks
+    at 16K/32K/64K channels, BN-ReLU, global average pool, linear.
+
+    Init as in the reference: Kaiming-normal (fan_out) convs, BN γ=1, β=0, zero linear bias.
+    WRN-16-8 has 10.96M parameters (published: 11.0M), WRN-28-5 9.13M.
+    """
+
+    def __init__(
+        self, input_shape: tuple[int, int, int], num_classes: int, depth: int, widen: int, dropout: float = 0.3
+    ):
+        super().__init__()
+        n = (depth - 4) // 6
+        widths = (16 * widen, 32 * widen, 64 * widen)
+        self.conv1 = nn.Conv2d(input_shape[0], 16, 3, padding=1, bias=False)
+        blocks: list[nn.Module] = []
+        in_planes = 16
+        for i, planes in enumerate(widths):
+            for j in range(n):
+                blocks.append(_WideBlock(in_planes, planes, 2 if i > 0 and j == 0 else 1, dropout))
+                in_planes = planes
+        self.blocks = nn.Sequential(*blocks)
+        self.bn = nn.BatchNorm2d(in_planes)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_planes, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn(self.blocks(self.conv1(x))))
+        return self.fc(torch.flatten(self.pool(out), 1))
+
+
+# --------------------------------------------------------------------------------------------
+# AlexNet (CIFAR variant)
+# --------------------------------------------------------------------------------------------
+
+
+class AlexNetCifar(nn.Module):
+    """The CIFAR AlexNet of bearpaw/pytorch-classification (2.47M parameters on CIFAR-10).
+
+    conv11×11-64/s4/p5 ReLU, maxpool 2; conv5×5-192/p2 ReLU, maxpool 2; conv3×3-384, 3×3-256,
+    3×3-256 (p1) with ReLU, maxpool 2; linear. Deviation for small inputs only: the max-pools use
+    ``ceil_mode=True``, which is identical on 32×32 (every pooled map has even size, ending at 1×1)
+    but keeps a 1×1 map alive instead of pooling it to nothing, so 28×28 and 8×8 inputs work too.
+    The linear layer's size follows the input. PyTorch default init, as in bearpaw.
+    """
+
+    def __init__(self, input_shape: tuple[int, int, int], num_classes: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(input_shape[0], 64, 11, stride=4, padding=5),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, 2, ceil_mode=True),
+            nn.Conv2d(64, 192, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, 2, ceil_mode=True),
+            nn.Conv2d(192, 384, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, 2, ceil_mode=True),
+        )
+        self.classifier = nn.Linear(_feature_dim(self.features, input_shape), num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Option validation and the registry
+# --------------------------------------------------------------------------------------------
+
+
+def _check_options(
+    field: str, model: str, options: Mapping[str, Any], spec: Mapping[str, Callable[[Any], bool]], hint: Mapping[str, str]
+) -> None:
+    """Reject unknown option names and ill-typed values with one line naming the field."""
+    for key, value in options.items():
+        if key not in spec:
+            valid = ", ".join(sorted(spec)) or "none"
+            raise TaylorGLOError(f"{field}: model {model!r} has no option {key!r}; its options are: {valid}")
+        if not spec[key](value):
+            raise TaylorGLOError(f"{field}: option {key}={value!r} for model {model!r} is invalid; expected {hint[key]}")
+
+
+def _pos_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _nonneg_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _prob(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= float(v) < 1.0
+
+
+def _boolean(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _shortcut_kind(v: Any) -> bool:
+    return isinstance(v, str) and v.upper() in ("A", "B")
+
+
+_PROB_HINT = "a number in [0, 1)"
+
+
+def _canonical(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def _unknown(field: str, name: str) -> TaylorGLOError:
+    return TaylorGLOError(
+        f"{field}: unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)} "
+        f"(or {_PATTERN_HELP}) or give 'package.module:function'"
+    )
+
+
+def _build_builtin(
+    name: str, input_shape: tuple[int, int, int], num_classes: int, field: str, options: dict[str, Any]
+) -> nn.Module:
+    key = _canonical(name)
+    c, h, w = input_shape
+
+    if key == "mlp":
+        _check_options(field, "mlp", options, {"hidden": _pos_int, "depth": _nonneg_int},
+                       {"hidden": "a positive integer", "depth": "an integer >= 0"})  # fmt: skip
+        return MLP(input_shape, num_classes, **options)
+
+    if key in ("mnist-cnn", "mnistcnn", "mnist"):
+        _check_options(field, "mnist-cnn", options, {"dropout": _prob}, {"dropout": _PROB_HINT})
+        if h < 4 or w < 4:
+            raise TaylorGLOError(f"{field}: mnist-cnn needs inputs of at least 4x4 (got {h}x{w})")
+        return MnistCNN(input_shape, num_classes, **options)
+
+    if key in ("allcnnc", "allcnn-c", "all-cnn-c", "allcnn"):
+        _check_options(field, "allcnnc", options, {"dropout": _prob, "final_relu": _boolean},
+                       {"dropout": _PROB_HINT, "final_relu": "true or false"})  # fmt: skip
+        after = [_conv_out(_conv_out(s, 3, 2, 1), 3, 2, 1) for s in (h, w)]
+        if min(after) < 3:
+            raise TaylorGLOError(f"{field}: allcnnc needs inputs of at least 9x9 (got {h}x{w})")
+        return AllCNNC(input_shape, num_classes, **options)
+
+    if key == "alexnet":
+        _check_options(field, "alexnet", options, {}, {})
+        return AlexNetCifar(input_shape, num_classes)
+
+    m = re.fullmatch(r"(pre-?(?:act-?)?)?resnet-?(\d+)", key)
+    if m:
+        preact, depth = m.group(1) is not None, int(m.group(2))
+        label = f"{'preresnet' if preact else 'resnet'}{depth}"
+        if depth < 8 or (depth - 2) % 6:
+            raise TaylorGLOError(
+                f"{field}: {label} is not a valid CIFAR ResNet depth; N must satisfy (N-2)%6==0 and N>=8 "
+                "(e.g. 20, 32, 56)"
+            )
+        _check_options(field, label, options, {"shortcut": _shortcut_kind}, {"shortcut": "'A' or 'B'"})
+        shortcut = str(options.get("shortcut", "B" if preact else "A")).upper()
+        return CifarResNet(input_shape, num_classes, depth, preact=preact, shortcut=shortcut)
+
+    m = re.fullmatch(r"wrn-?(\d+)-(\d+)", key)
+    if m:
+        depth, widen = int(m.group(1)), int(m.group(2))
+        label = f"wrn-{depth}-{widen}"
+        if depth < 10 or (depth - 4) % 6 or widen < 1:
+            raise TaylorGLOError(
+                f"{field}: {label} is not a valid Wide ResNet; D must satisfy (D-4)%6==0 and D>=10, K>=1 "
+                "(e.g. wrn-16-8, wrn-28-5)"
+            )
+        _check_options(field, label, options, {"dropout": _prob}, {"dropout": _PROB_HINT})
+        return WideResNet(input_shape, num_classes, depth, widen, **options)
+
+    raise _unknown(field, name)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def build_model(
+    name: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    field: str = "model",
+    **options: Any,
+) -> nn.Module:
+    """Build a fresh, randomly initialised network mapping ``(B, *input_shape)`` to logits.
+
+    ``name`` is a built-in (see :data:`MODEL_NAMES` and the module docstring) or a plug-in
+    ``"package.module:function"``; ``options`` are the model's keyword options (validated for
+    built-ins, passed through to plug-ins). ``field`` names the config field or CLI option the
+    name came from, so every error is a single line the user can act on.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise _unknown(field, str(name))
+    shape = tuple(input_shape)
+    if len(shape) != 3 or not all(_pos_int(s) for s in shape):
+        raise TaylorGLOError(f"{field}: input shape must be three positive integers (C, H, W), got {input_shape!r}")
+    if not _pos_int(num_classes):
+        raise TaylorGLOError(f"{field}: num_classes must be a positive integer, got {num_classes!r}")
+    in_shape: tuple[int, int, int] = (int(shape[0]), int(shape[1]), int(shape[2]))
+
+    if not is_plugin_ref(name):
+        return _build_builtin(name, in_shape, int(num_classes), field, dict(options))
+
+    factory = resolve_plugin(name, field)
+    try:
+        model = factory(input_shape=in_shape, num_classes=int(num_classes), **options)
+    except TaylorGLOError:
+        raise
+    except Exception as exc:  # the user's factory failed; report it on one line, not a traceback
+        raise TaylorGLOError(
+            f"{field}: model factory {name!r} raised {type(exc).__name__}: {_one_line(str(exc))}"
+        ) from None
+    if not isinstance(model, nn.Module):
+        raise TaylorGLOError(
+            f"{field}: model factory {name!r} returned {type(model).__name__}, not a torch.nn.Module"
+        )
+    return model

@@ -1,0 +1,247 @@
+"""Train one fresh network with one loss (the reference's "Fumanchu").
+
+:func:`train` is the single training function behind every caller: a search's fitness
+evaluation (a partial schedule), ``final``'s full re-training, ``taylorglo train`` and EPBT. It reads
+top to bottom like a plain PyTorch loop on purpose: the data sit in memory as tensors (on the
+training device), each step indexes a batch, and the only extra work per step is two on-device
+additions for the training log, so the loop runs as fast as a hand-written one (see
+``benchmarks/trainer_overhead.py``).
+
+It never raises for a bad *candidate*: a NaN or infinite loss, or an early abort, becomes a
+:class:`TrainResult` with ``status`` ``"failed"`` or ``"aborted"`` and the reason, so a search
+running for days records it and goes on. Problems with the *configuration* (unknown dataset, bad
+field) still raise :class:`~taylorglo.errors.TaylorGLOError`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..loss import CROSS_ENTROPY, TaylorGLOLoss, parse_loss
+from .config import Schedule, TrainConfig
+from .data import DataSplits, augment_batch, load_dataset, to_float
+from .models import Normalize, build_model
+
+ProgressFn = Callable[[int, int], None]
+LossLike = nn.Module | str | Sequence[float] | None
+
+#: Seeds of successive attempts after an early abort: a retry with the same seed would repeat
+#: the same run exactly, so attempt k uses ``seed + k * RETRY_SEED_STRIDE``.
+RETRY_SEED_STRIDE = 1_000_003
+
+
+@dataclass
+class TrainResult:
+    """What one training run produced. Accuracies are in [0, 1]; ``None`` where not measured."""
+
+    status: str  # "ok" | "aborted" | "failed"
+    reason: str | None
+    val_accuracy: float
+    val_loss: float
+    test_accuracy: float | None
+    test_loss: float | None
+    #: Running accuracy and mean loss over the training batches of the last log window.
+    train_accuracy: float | None
+    train_loss: float | None
+    steps: int
+    total_steps: int
+    attempts: int
+    seed: int
+    wall_time: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    #: The trained network (Normalize layer first), for callers that save or attack it.
+    model: nn.Module | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self, history: bool = True) -> dict[str, Any]:
+        """JSON-ready metrics (the network itself is left out)."""
+        data = asdict(self, dict_factory=lambda items: {k: v for k, v in items if k != "model"})
+        if not history:
+            data.pop("history")
+        return data
+
+
+def as_loss(loss: LossLike, round_to: int | None = None) -> nn.Module:
+    """Accept a module, a text spec (``"cross-entropy"``, ``"taylorglo:…"``), params, or None (CE)."""
+    if loss is None:
+        return parse_loss(CROSS_ENTROPY)
+    if isinstance(loss, nn.Module):
+        return loss
+    if isinstance(loss, str):
+        return parse_loss(loss, round_to=round_to)
+    return TaylorGLOLoss(list(loss), round_to=round_to)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train(
+    config: TrainConfig,
+    loss: LossLike = None,
+    seed: int = 0,
+    data: DataSplits | None = None,
+    progress: ProgressFn | None = None,
+    keep_model: bool = False,
+) -> TrainResult:
+    """Train a fresh network with ``loss`` for ``config``'s (possibly partial) schedule.
+
+    ``data`` lets a long-lived worker pass a dataset it has already loaded; by default the
+    dataset is loaded (and cached in-process) from the config. Early-aborted attempts are retried
+    with fresh seeds up to ``config.attempts`` times; a non-finite loss is not retried (the same
+    loss diverges again) and ends the run as ``"failed"``.
+    """
+    config.validate()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    loss_fn = as_loss(loss, config.round_params)
+    if data is None:
+        data = load_dataset(config.dataset, config.data_dir, config.data_fraction)
+    device = resolve_device(config.device)
+    data = data.to(device)
+    schedule = config.schedule(len(data.train_y))
+
+    started = time.perf_counter()
+    result: TrainResult | None = None
+    for attempt in range(config.attempts):
+        attempt_seed = seed + attempt * RETRY_SEED_STRIDE
+        result = _attempt(config, schedule, loss_fn, data, device, attempt_seed, progress, keep_model)
+        result.attempts = attempt + 1
+        if result.status != "aborted":
+            break
+    assert result is not None
+    result.wall_time = time.perf_counter() - started
+    return result
+
+
+def _attempt(
+    config: TrainConfig,
+    schedule: Schedule,
+    loss_fn: nn.Module,
+    data: DataSplits,
+    device: torch.device,
+    seed: int,
+    progress: ProgressFn | None,
+    keep_model: bool,
+) -> TrainResult:
+    """One training attempt from a fresh initialisation; the body of :func:`train`."""
+    # Seeding the global RNG (weight init, dropout) inside fork_rng leaves the caller's RNG as it was.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        net = build_model(config.model, data.input_shape, data.num_classes, **config.model_options)
+        model = nn.Sequential(Normalize(data.mean, data.std), net).to(device)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=schedule.lr_at(config.lr, config.lr_gamma, 0),
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+            weight_decay=config.weight_decay,
+        )
+        augment = (config.augment or data.augment) == "crop-flip"
+        cutout = config.cutout
+        train_x, train_y = data.train_x, data.train_y
+        n, batch = len(train_y), schedule.batch_size
+        lr_changes = {m: schedule.lr_at(config.lr, config.lr_gamma, m) for m in schedule.milestones}
+
+        history: list[dict[str, Any]] = []
+
+        def finish(status: str, reason: str | None, steps: int) -> TrainResult:
+            """Measure the network on validation (and, for a finished run, test) data."""
+            val_acc, val_loss = evaluate(model, data.val_x, data.val_y, loss_fn, config.eval_batch_size)
+            test_acc = test_loss = None
+            if status == "ok" and config.eval_test:
+                test_acc, test_loss = evaluate(model, data.test_x, data.test_y, loss_fn, config.eval_batch_size)
+            if status == "ok" and not math.isfinite(val_loss):
+                status, reason = "failed", "non-finite validation loss"
+            if history:
+                history[-1].update({"val_accuracy": val_acc, "val_loss": val_loss})
+            return TrainResult(
+                status=status, reason=reason, val_accuracy=val_acc, val_loss=val_loss, test_accuracy=test_acc,
+                test_loss=test_loss, train_accuracy=train_acc, train_loss=train_loss, steps=steps,
+                total_steps=schedule.total_steps, attempts=1, seed=seed, wall_time=0.0, history=history,
+                model=model if keep_model else None,
+            )
+        window_loss = torch.zeros((), device=device)
+        window_correct = torch.zeros((), device=device, dtype=torch.long)
+        window_steps = 0
+        train_loss = train_acc = None
+        perm = torch.randperm(n, generator=generator, device=device)
+        pos = 0
+        model.train()
+        for step in range(schedule.run_steps):
+            if step in lr_changes:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_changes[step]
+            if pos + batch > n:
+                perm = torch.randperm(n, generator=generator, device=device)
+                pos = 0
+            idx = perm[pos : pos + batch]
+            pos += batch
+            xb, yb = to_float(train_x[idx]), train_y[idx]
+            if augment or cutout:
+                xb = augment_batch(xb, generator, flip=augment, crop_padding=4 if augment else 0,
+                                   cutout=cutout, fill=data.mean)
+            logits = model(xb)
+            batch_loss = loss_fn(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            batch_loss.backward()
+            optimizer.step()
+
+            window_loss += batch_loss.detach()
+            window_correct += (logits.detach().argmax(1) == yb).sum()
+            window_steps += 1
+            done = step + 1
+            at_abort = done == schedule.abort_step
+            if done % config.log_every == 0 or done == schedule.run_steps or at_abort:
+                train_loss = window_loss.item() / window_steps
+                train_acc = window_correct.item() / (window_steps * batch)
+                record = {"step": done, "epoch": round(done / schedule.steps_per_epoch, 3),
+                          "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
+                          "train_accuracy": train_acc}
+                history.append(record)
+                window_loss.zero_()
+                window_correct.zero_()
+                window_steps = 0
+                if progress is not None:
+                    progress(done, schedule.run_steps)
+                if not math.isfinite(train_loss):
+                    return finish("failed", f"non-finite training loss at step {done}", done)
+                if at_abort:
+                    val_acc, _ = evaluate(model, data.val_x, data.val_y, loss_fn, config.eval_batch_size)
+                    record["val_accuracy"] = val_acc
+                    if val_acc < config.abort_below:
+                        reason = f"validation accuracy {val_acc:.4f} < {config.abort_below} at step {done}"
+                        return finish("aborted", reason, done)
+                    model.train()
+        return finish("ok", None, schedule.run_steps)
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module, batch_size: int = 100
+) -> tuple[float, float]:
+    """Accuracy and mean loss of ``model`` on ``(x, y)``, in eval mode (dropout off, BN frozen)."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=y.device)
+    total_loss = torch.zeros((), device=y.device)
+    for start in range(0, len(y), batch_size):
+        xb, yb = to_float(x[start : start + batch_size]), y[start : start + batch_size]
+        logits = model(xb)
+        correct += (logits.argmax(1) == yb).sum()
+        total_loss += loss_fn(logits, yb) * len(yb)
+    model.train(was_training)
+    n = max(1, len(y))
+    return correct.item() / n, total_loss.item() / n
