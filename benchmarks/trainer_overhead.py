@@ -55,7 +55,7 @@ def bare_loop(data, steps: int, warmup: int, batch: int, seed: int) -> float:
 
 
 def trainer_run(data, steps: int, warmup: int, batch: int, seed: int) -> tuple[float, float]:
-    """(steps/s over the same timed window, end-to-end wall time) of :func:`taylorglo.train`."""
+    """(steps/s over the same timed window, end-to-end wall time) of :func:`taylorglo.training`."""
     marks: dict[int, float] = {}
     config = TrainConfig(dataset="mnist", model="mnist-cnn", steps=steps, batch_size=batch, lr=0.01,
                          momentum=0.9, log_every=warmup, eval_test=False)

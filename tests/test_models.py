@@ -1,4 +1,4 @@
-"""Tests for taylorglo.train.models: shapes, published parameter counts, errors, plug-ins."""
+"""Tests for taylorglo.training.models: shapes, published parameter counts, errors, plug-ins."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from taylorglo.errors import TaylorGLOError
-from taylorglo.train.models import MODEL_NAMES, Normalize, build_model
+from taylorglo.training.models import MODEL_NAMES, Normalize, build_model
 
 CIFAR = (3, 32, 32)
 

@@ -64,8 +64,8 @@ def cli() -> None:
 def train(loss_spec: str, lr_decay: str, seed: int, as_json: bool, **options: Any) -> None:
     """Train one network once and print its metrics."""
     from .loss import parse_loss
-    from .train import TrainConfig
-    from .train import train as run_training
+    from .training import TrainConfig
+    from .training import train as run_training
 
     config = TrainConfig(lr_decay=_parse_floats(lr_decay, "--lr-decay"), eval_test=True, **options).validate("--")
     loss = parse_loss(loss_spec, field="--loss", round_to=config.round_params)
