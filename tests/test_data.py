@@ -1,12 +1,8 @@
-"""Tests for taylorglo.training.data: loaders on tiny hand-written files, splits, downloads, augmentation."""
+"""Tests for taylorglo.training.data (with .formats): loaders on tiny hand-written files, splits, plug-ins."""
 
 from __future__ import annotations
 
-import dataclasses
-import gzip
-import hashlib
 import importlib.util
-import pickle
 import tarfile
 import textwrap
 from pathlib import Path
@@ -14,23 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from datafiles import make_cifar_batches, make_mnist, make_png_folder
 
-from taylorglo.errors import DatasetNotFoundError, TaylorGLOError
+from taylorglo.errors import TaylorGLOError
 from taylorglo.training import data as D
-from taylorglo.training.data import DataSplits, augment_batch, load_dataset, to_float
+from taylorglo.training.data import DataSplits, load_dataset
 
 HAS_PIL = importlib.util.find_spec("PIL") is not None
 
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    """No real cache, data root or mirror leaks into a test; each test starts with an empty cache."""
-    monkeypatch.setenv("TAYLORGLO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("TAYLORGLO_DATA", raising=False)
-    monkeypatch.delenv("TAYLORGLO_MIRROR", raising=False)
-    D.clear_cache()
-    yield
-    D.clear_cache()
+pytestmark = pytest.mark.usefixtures("isolated_data")
 
 
 def perm(n: int) -> np.ndarray:
@@ -45,68 +33,6 @@ def check_split(splits: DataSplits, x: np.ndarray, y: np.ndarray, val_count: int
     assert torch.equal(splits.train_y, torch.from_numpy(y[tr].astype(np.int64)))
     assert torch.equal(splits.val_x, torch.from_numpy(x[va]))
     assert torch.equal(splits.val_y, torch.from_numpy(y[va].astype(np.int64)))
-
-
-# ---------------------------------------------------------------------------- writers
-
-
-def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    blob = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-    path.write_bytes(gzip.compress(blob) if compress else blob)
-
-
-def make_mnist(folder: Path, n_train: int = 24, n_test: int = 6, hw=(7, 5), compress=True, seed=0):
-    rng = np.random.RandomState(seed)
-    arrays = {
-        "train-images-idx3-ubyte": rng.randint(0, 256, (n_train, *hw)).astype(np.uint8),
-        "train-labels-idx1-ubyte": (np.arange(n_train) % 10).astype(np.uint8),
-        "t10k-images-idx3-ubyte": rng.randint(0, 256, (n_test, *hw)).astype(np.uint8),
-        "t10k-labels-idx1-ubyte": (np.arange(n_test) % 10).astype(np.uint8),
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    for stem, arr in arrays.items():
-        write_idx(folder / (stem + (".gz" if compress else "")), arr, compress)
-    return arrays
-
-
-def make_cifar_batches(folder: Path, per_batch: int = 4, n_test: int = 3) -> dict[str, np.ndarray]:
-    rng = np.random.RandomState(1)
-    folder.mkdir(parents=True, exist_ok=True)
-    xs, ys = [], []
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        n = n_test if name == "test_batch" else per_batch
-        x = rng.randint(0, 256, (n, 3072)).astype(np.uint8)
-        y = list(rng.randint(0, 10, n))
-        (folder / name).write_bytes(pickle.dumps({b"data": x, b"labels": y, b"batch_label": name.encode()}))
-        xs.append(x.reshape(-1, 3, 32, 32))
-        ys.append(np.array(y))
-    return {"train_x": np.concatenate(xs[:5]), "train_y": np.concatenate(ys[:5]), "test_x": xs[5], "test_y": ys[5]}
-
-
-CLASSES_UNSORTED = ["cat", "airplane", "bird"]  # written in this order; labels must follow sorted order
-
-
-def make_png_folder(root: Path, n_train: int = 3, n_test: int = 1, hw=(6, 5)) -> dict[str, np.ndarray]:
-    """PNG tree root/{train,test}/<class>/NN.png; returns the arrays in the loader's expected order."""
-    from PIL import Image
-
-    rng = np.random.RandomState(2)
-    out: dict[str, list] = {"train_x": [], "train_y": [], "test_x": [], "test_y": []}
-    images = {}
-    for split, n in (("train", n_train), ("test", n_test)):
-        for cls in CLASSES_UNSORTED:
-            (root / split / cls).mkdir(parents=True)
-            for i in reversed(range(n)):
-                img = rng.randint(0, 256, (*hw, 3)).astype(np.uint8)
-                Image.fromarray(img).save(root / split / cls / f"{i:02d}.png")
-                images[(split, cls, i)] = img
-    for split, n in (("train", n_train), ("test", n_test)):
-        for label, cls in enumerate(sorted(CLASSES_UNSORTED)):
-            for i in range(n):
-                out[f"{split}_x"].append(images[(split, cls, i)].transpose(2, 0, 1))
-                out[f"{split}_y"].append(label)
-    return {k: np.stack(v) if k.endswith("x") else np.array(v) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------------------- digits
@@ -278,57 +204,6 @@ def test_unknown_name():
         load_dataset("imagenet")
 
 
-# ---------------------------------------------------------------------------- missing files, downloads
-
-
-def test_missing_files_one_line_error(tmp_path):
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetNotFoundError) as info:
-        load_dataset("mnist", tmp_path / "empty", download=False)
-    msg = str(info.value)
-    assert "\n" not in msg and "'mnist'" in msg and str(tmp_path / "empty") in msg
-    assert "train-images-idx3-ubyte.gz" in msg and "--data-dir" in msg and "TAYLORGLO_DATA" in msg
-
-
-def _mirror(tmp_path: Path, monkeypatch) -> dict[str, str]:
-    """Tiny MNIST files on a file:// mirror; the expected md5s are swapped for theirs."""
-    make_mnist(tmp_path / "mirror" / "mnist")
-    md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in (tmp_path / "mirror" / "mnist").iterdir()}
-    monkeypatch.setitem(D._BUILTINS, "mnist", dataclasses.replace(D._BUILTINS["mnist"], md5=md5))
-    monkeypatch.setenv("TAYLORGLO_MIRROR", (tmp_path / "mirror").as_uri())
-    return md5
-
-
-def test_download_from_file_mirror(tmp_path, monkeypatch):
-    md5 = _mirror(tmp_path, monkeypatch)
-    s = load_dataset("mnist")
-    assert len(s.test_y) == 6
-    cache = tmp_path / "cache" / "mnist"
-    assert sorted(p.name for p in cache.iterdir()) == sorted(md5)  # no temp files left
-    D.clear_cache()
-    (tmp_path / "mirror" / "mnist" / "t10k-images-idx3-ubyte.gz").unlink()
-    assert len(load_dataset("mnist").test_y) == 6  # served from the cache, no download
-
-
-def test_download_bad_checksum_leaves_nothing(tmp_path, monkeypatch):
-    _mirror(tmp_path, monkeypatch)
-    bad = tmp_path / "mirror" / "mnist" / "train-labels-idx1-ubyte.gz"
-    bad.write_bytes(bad.read_bytes() + b"tampered")
-    with pytest.raises(TaylorGLOError, match="checksum") as info:
-        load_dataset("mnist")
-    assert "\n" not in str(info.value) and not isinstance(info.value, DatasetNotFoundError)
-    names = [p.name for p in (tmp_path / "cache" / "mnist").iterdir()]
-    assert "train-labels-idx1-ubyte.gz" not in names and not [n for n in names if n.startswith(".")]
-
-
-def test_download_missing_on_mirror(tmp_path, monkeypatch):
-    _mirror(tmp_path, monkeypatch)
-    (tmp_path / "mirror" / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DatasetNotFoundError, match="download failed") as info:
-        load_dataset("mnist")
-    assert "\n" not in str(info.value)
-
-
 # ---------------------------------------------------------------------------- plug-ins
 
 
@@ -388,59 +263,3 @@ def test_plugin_errors_name_the_factory(tmp_path, monkeypatch):
             load_dataset(f"tg_test_plugin_b:{func}", field="data.dataset")
         assert f"'tg_test_plugin_b:{func}'" in str(info.value) and "\n" not in str(info.value)
         assert str(info.value).startswith("data.dataset")
-
-
-# ---------------------------------------------------------------------------- batch helpers
-
-
-def test_to_float():
-    u = torch.tensor([[0, 255, 51]], dtype=torch.uint8)
-    f = to_float(u)
-    assert f.dtype == torch.float32 and torch.allclose(f, torch.tensor([[0.0, 1.0, 0.2]]))
-    x = torch.rand(3)
-    assert to_float(x) is x
-
-
-def test_augment_shape_and_determinism():
-    x = torch.rand(16, 3, 8, 8)
-    a = augment_batch(x, torch.Generator().manual_seed(5), cutout=3)
-    b = augment_batch(x, torch.Generator().manual_seed(5), cutout=3)
-    c = augment_batch(x, torch.Generator().manual_seed(6), cutout=3)
-    assert a.shape == x.shape and a.dtype == torch.float32
-    assert torch.equal(a, b) and not torch.equal(a, c)
-    assert augment_batch(x.mul(255).to(torch.uint8), torch.Generator().manual_seed(0)).dtype == torch.float32
-
-
-def test_flip_only_gives_image_or_mirror():
-    image = torch.arange(2 * 5 * 6, dtype=torch.float32).view(1, 2, 5, 6)
-    x = image.repeat(64, 1, 1, 1)
-    out = augment_batch(x, torch.Generator().manual_seed(0), crop_padding=0, flip=True)
-    same = (out == image).flatten(1).all(1)
-    mirrored = (out == image.flip(3)).flatten(1).all(1)
-    assert bool((same | mirrored).all()) and 0 < int(mirrored.sum()) < 64
-    assert torch.equal(x, image.repeat(64, 1, 1, 1))  # input untouched
-
-
-def test_crop_is_a_window_of_the_padded_image():
-    pad, h, w = 2, 5, 6
-    image = torch.arange(1, 1 + 3 * h * w, dtype=torch.float32).view(1, 3, h, w)
-    fill = (-1.0, -2.0, -3.0)
-    padded = torch.tensor(fill).view(1, 3, 1, 1).repeat(1, 1, h + 2 * pad, w + 2 * pad)
-    padded[:, :, pad : pad + h, pad : pad + w] = image
-    windows = [padded[0, :, i : i + h, j : j + w] for i in range(2 * pad + 1) for j in range(2 * pad + 1)]
-    out = augment_batch(image.repeat(200, 1, 1, 1), torch.Generator().manual_seed(1), crop_padding=pad, flip=False, fill=fill)
-    hits = [next(k for k, win in enumerate(windows) if torch.equal(o, win)) for o in out]  # StopIteration = bad crop
-    assert len(set(hits)) == len(windows)  # every offset occurs
-
-
-def test_cutout_zeroes_one_clipped_square():
-    x = torch.ones(100, 1, 10, 10)
-    out = augment_batch(x, torch.Generator().manual_seed(2), crop_padding=0, flip=False, cutout=4)
-    for img in out[:, 0]:
-        rows = (img == 0).any(1).nonzero().flatten()
-        cols = (img == 0).any(0).nonzero().flatten()
-        assert 2 <= len(rows) <= 4 and 2 <= len(cols) <= 4
-        assert int((img == 0).sum()) == len(rows) * len(cols)  # a solid rectangle
-        assert rows.diff().eq(1).all() and cols.diff().eq(1).all()
-    filled = augment_batch(x, torch.Generator().manual_seed(2), crop_padding=0, flip=False, cutout=4, fill=(0.5,))
-    assert torch.equal(filled == 0.5, out == 0)

@@ -8,6 +8,8 @@ researcher sees what to change, not where in our code the problem surfaced.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class TaylorGLOError(Exception):
     """A problem the user can fix; its message is a single line that says how."""
@@ -15,3 +17,8 @@ class TaylorGLOError(Exception):
 
 class DatasetNotFoundError(TaylorGLOError):
     """A dataset's files are neither on disk nor downloadable."""
+
+
+def one_line(value: Any) -> str:
+    """An exception (or reason) squeezed onto one line, for one-line user errors."""
+    return " ".join(str(value).split()) or type(value).__name__

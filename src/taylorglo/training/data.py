@@ -1,9 +1,15 @@
-"""Datasets: locating, downloading, decoding and splitting them, plus batched GPU augmentation.
+"""Datasets as in-memory train/validation/test splits: the one entry point, :func:`load_dataset`.
+
+This module turns a dataset name into a :class:`DataSplits`: it holds the table of built-in
+datasets, builds the fixed splits, caches results in-process, and validates plug-in datasets. The
+file work it delegates: :mod:`.download` finds folders and fetches missing files, :mod:`.formats`
+decodes what is on disk, and per-batch conversion and augmentation live in :mod:`.augment`.
 
 Every dataset is held in memory as tensors (uint8 where the source is 8-bit, so CIFAR-10 costs
-150 MB instead of 600 MB) and converted to float one batch at a time with :func:`to_float`. That
-keeps a worker process cheap: it loads a dataset once (results are cached in-process) and then
-trains hundreds of candidate losses on it without touching the disk or a DataLoader.
+150 MB instead of 600 MB) and converted to float one batch at a time with
+:func:`.augment.to_float`. That keeps a worker process cheap: it loads a dataset once (results are
+cached in-process) and then trains hundreds of candidate losses on it without touching the disk or
+a DataLoader.
 
 Splits follow SPEC §3: a fixed ``numpy.random.RandomState(42)`` permutation of the official
 training file, whose last ``val_count`` indices are the validation set. ``RandomState`` (not
@@ -13,23 +19,12 @@ every run evaluates candidates on exactly the same examples.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gzip
-import hashlib
 import inspect
-import io
-import logging
 import math
 import numbers
 import os
-import pickle
-import re
-import tarfile
-import tempfile
 import threading
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -37,27 +32,21 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from ..errors import DatasetNotFoundError, TaylorGLOError
+from ..errors import DatasetNotFoundError, TaylorGLOError, one_line
 from ..plugins import is_plugin_ref, resolve_plugin
+from .download import DownloadFailed, cache_dir, download_files, search_dirs
+from .formats import CIFAR_ARCHIVE, CIFAR_DIR, Raw, locate_cifar10, locate_idx, locate_svhn
 
 __all__ = [
     "DATASET_NAMES",
     "DataSplits",
-    "augment_batch",
     "clear_cache",
     "load_dataset",
-    "to_float",
 ]
 
 DATASET_NAMES: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "svhn")
 
 SPLIT_SEED = 42
-DOWNLOAD_TIMEOUT_S = 60.0
-_log = logging.getLogger(__name__)
-
-# Raw arrays as read from disk: train images, train labels, test images, test labels.
-_Raw = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
 
 # --------------------------------------------------------------------------------------------
 # The splits object
@@ -69,7 +58,7 @@ class DataSplits:
     """Train/validation/test tensors of one dataset, in pixel space.
 
     Images are ``(N, C, H, W)``, either uint8 (0..255) or float32 in [0, 1]; the model sees them
-    through :func:`to_float` and a Normalize layer built from ``mean``/``std``, so the stored form
+    through :func:`.augment.to_float` and a Normalize layer built from ``mean``/``std``, so the stored form
     stays compact and augmentation (padding, Cutout fill) works in plain pixel units.
     ``eq=False``: two splits are "the same" only when they are the same object (tensors have no
     boolean equality), which is also what the in-process cache hands out.
@@ -112,116 +101,6 @@ class DataSplits:
 
 
 _TENSOR_FIELDS = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
-
-
-# --------------------------------------------------------------------------------------------
-# Per-batch helpers
-# --------------------------------------------------------------------------------------------
-
-
-def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels -> float32 in [0, 1]; float input is returned as is (no copy).
-
-    Called on every batch, so it is a single fused conversion and nothing else.
-    """
-    if x.dtype == torch.uint8:
-        return x.to(torch.float32).div_(255.0)
-    return x
-
-
-def augment_batch(
-    x: torch.Tensor,
-    generator: torch.Generator,
-    *,
-    crop_padding: int = 4,
-    flip: bool = True,
-    cutout: int = 0,
-    fill: tuple[float, ...] | None = None,
-) -> torch.Tensor:
-    """Random pad-and-crop, horizontal flip and optional Cutout for a whole batch at once.
-
-    ``x`` is ``(B, C, H, W)`` in pixel space (uint8 is converted with :func:`to_float`). All
-    randomness comes from ``generator`` (which must live on ``x.device``), so a training run is
-    reproducible from its seed; the work is one gather plus one masked fill, with no Python loop
-    over images, because it runs on every training step. Padding and the Cutout hole take the
-    per-channel ``fill`` value (default 0, i.e. black in pixel space). Returns a new tensor.
-    """
-    x = to_float(x)
-    if x.dim() != 4:
-        raise ValueError(f"augment_batch expects (B, C, H, W), got shape {tuple(x.shape)}")
-    if crop_padding < 0 or cutout < 0:
-        raise ValueError("augment_batch: crop_padding and cutout must be >= 0")
-    batch, channels, height, width = x.shape
-    fill_t = _fill_tensor(fill, channels, x)
-    if batch == 0:
-        return x.clone()
-    if crop_padding > 0 or flip:
-        out = _crop_flip(x, generator, crop_padding, flip, fill_t)
-    else:
-        out = x.clone()
-    if cutout > 0:
-        out = _cutout(out, generator, cutout, fill_t)
-    return out
-
-
-def _fill_tensor(fill: tuple[float, ...] | None, channels: int, x: torch.Tensor) -> torch.Tensor | None:
-    """``fill`` as a ``(1, C, 1, 1)`` tensor on ``x``'s device, or None for zeros."""
-    if fill is None:
-        return None
-    values = tuple(float(v) for v in fill)
-    if len(values) == 1:
-        values = values * channels
-    if len(values) != channels:
-        raise ValueError(f"augment_batch: fill has {len(values)} values for {channels} channels")
-    return torch.tensor(values, dtype=x.dtype, device=x.device).view(1, channels, 1, 1)
-
-
-def _crop_flip(
-    x: torch.Tensor, generator: torch.Generator, pad: int, flip: bool, fill_t: torch.Tensor | None
-) -> torch.Tensor:
-    """Pad by ``pad`` then gather a random ``H x W`` window per image, mirrored with p=0.5."""
-    batch, channels, height, width = x.shape
-    device = x.device
-    padded_h, padded_w = height + 2 * pad, width + 2 * pad
-    if pad > 0:
-        padded = x.new_zeros((batch, channels, padded_h, padded_w))
-        if fill_t is not None:
-            padded.copy_(fill_t.expand_as(padded))
-        padded[:, :, pad : pad + height, pad : pad + width] = x
-        off_y = torch.randint(0, 2 * pad + 1, (batch,), generator=generator, device=device)
-        off_x = torch.randint(0, 2 * pad + 1, (batch,), generator=generator, device=device)
-    else:
-        padded = x
-        off_y = off_x = torch.zeros(batch, dtype=torch.long, device=device)
-    cols = torch.arange(width, device=device).expand(batch, width)
-    if flip:
-        mirrored = torch.rand(batch, generator=generator, device=device) < 0.5
-        cols = torch.where(mirrored[:, None], width - 1 - cols, cols)
-    rows = off_y[:, None] + torch.arange(height, device=device)  # (B, H)
-    cols = off_x[:, None] + cols  # (B, W)
-    flat_index = (rows[:, :, None] * padded_w + cols[:, None, :]).view(batch, 1, height * width)
-    flat = padded.reshape(batch, channels, padded_h * padded_w)
-    out = torch.gather(flat, 2, flat_index.expand(batch, channels, height * width))
-    return out.view(batch, channels, height, width)
-
-
-def _cutout(
-    x: torch.Tensor, generator: torch.Generator, size: int, fill_t: torch.Tensor | None
-) -> torch.Tensor:
-    """Cutout (DeVries & Taylor 2017): one ``size`` square per image, centre uniform, clipped."""
-    batch, _, height, width = x.shape
-    device = x.device
-    cy = torch.randint(0, height, (batch, 1), generator=generator, device=device)
-    cx = torch.randint(0, width, (batch, 1), generator=generator, device=device)
-    y0, x0 = cy - size // 2, cx - size // 2
-    ys = torch.arange(height, device=device)
-    xs = torch.arange(width, device=device)
-    in_rows = (ys >= y0) & (ys < y0 + size)  # (B, H)
-    in_cols = (xs >= x0) & (xs < x0 + size)  # (B, W)
-    hole = (in_rows[:, :, None] & in_cols[:, None, :])[:, None]  # (B, 1, H, W)
-    value = fill_t if fill_t is not None else x.new_zeros(())
-    return torch.where(hole, value, x)
-
 
 # --------------------------------------------------------------------------------------------
 # Public loader and in-process cache
@@ -266,7 +145,8 @@ def load_dataset(
                 f"{field}: unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)} "
                 "or give a factory as 'package.module:function'"
             )
-        dirs = _search_dirs(key_name, data_dir) if key_name != "digits" else []
+        source = _BUILTINS[key_name]
+        dirs = search_dirs(key_name, source.folders, data_dir) if source is not None else []
         base_key = ("builtin", key_name, tuple(str(d) for d in dirs))
         make = lambda: _load_builtin(key_name, dirs, download)  # noqa: E731
     with _CACHE_LOCK:
@@ -360,7 +240,7 @@ def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...
 
 def _splits_from_arrays(
     name: str,
-    raw: _Raw,
+    raw: Raw,
     val_share: float,
     augment: str,
     stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
@@ -411,7 +291,7 @@ def _load_digits() -> DataSplits:
 
 
 # --------------------------------------------------------------------------------------------
-# Built-in dataset table
+# Built-in datasets: the table and its loader
 # --------------------------------------------------------------------------------------------
 
 
@@ -423,247 +303,10 @@ class _Source:
     url: str  # official base URL of the downloadable files
     md5: Mapping[str, str]  # file name -> md5 of what the download fetches
     expected: str  # human description of the files, for the not-found message
-    locate: Callable[[Path], Callable[[], _Raw] | None]  # a reader if ``dir`` holds a copy
+    locate: Callable[[Path], Callable[[], Raw] | None]  # a reader if ``dir`` holds a copy
     val_share: float
     augment: str = "none"
     stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
-
-
-_IDX_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-
-
-def _locate_idx(directory: Path) -> Callable[[], _Raw] | None:
-    """MNIST-style IDX files, gzipped or not (also the ``train-images.idx3-ubyte`` spelling)."""
-    paths = []
-    for stem in _IDX_FILES:
-        dotted = stem.replace("-idx", ".idx")
-        found = _first_file(directory, (f"{stem}.gz", stem, f"{dotted}.gz", dotted))
-        if found is None:
-            return None
-        paths.append(found)
-    return lambda: tuple(_read_idx(p) for p in paths)  # type: ignore[return-value]
-
-
-def _first_file(directory: Path, names: tuple[str, ...]) -> Path | None:
-    """The first of ``names`` that exists in ``directory``."""
-    for candidate in names:
-        path = directory / candidate
-        if path.is_file():
-            return path
-    return None
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    """Parse an IDX file (big-endian header: 0, 0, type code, ndim, then ndim uint32 sizes)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            data = bytearray(f.read())  # writable, so torch.from_numpy does not warn
-    except (OSError, EOFError) as exc:
-        raise TaylorGLOError(f"cannot read {path}: {_one_line(exc)}") from exc
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise TaylorGLOError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    if len(data) != header + math.prod(shape):
-        raise TaylorGLOError(f"{path} is truncated or corrupt: header says shape {shape}")
-    array = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
-    return array[:, None] if ndim == 3 else array  # images -> (N, 1, H, W)
-
-
-_CIFAR_ARCHIVE = "cifar-10-python.tar.gz"
-_CIFAR_DIR = "cifar-10-batches-py"
-_CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-_IMAGE_MEMBER = re.compile(r"^(?:.*/)?(train|test)/([^/]+)/([^/]+)$")
-
-
-def _locate_cifar10(directory: Path) -> Callable[[], _Raw] | None:
-    """Original pickles, the original archive, an image folder, or an image folder as .tar.gz."""
-    for batch_dir in (directory / _CIFAR_DIR, directory):
-        if all((batch_dir / f).is_file() for f in _CIFAR_BATCHES):
-            return lambda d=batch_dir: _read_cifar_batches({f: (d / f).read_bytes() for f in _CIFAR_BATCHES})
-    archive = directory / _CIFAR_ARCHIVE
-    if archive.is_file():
-        return lambda: _read_cifar_archive(archive, directory)
-    if not directory.is_dir():
-        return None
-    roots = [directory] + sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for root in roots:
-        if (root / "train").is_dir() and (root / "test").is_dir():
-            return lambda r=root: _images_to_raw(_image_folder_members(r), str(r))
-    for pattern in ("*.tar.gz", "*.tgz", "*.tar"):
-        for packed in sorted(directory.glob(pattern)):
-            if packed.name != _CIFAR_ARCHIVE and packed.is_file() and _looks_like_image_tar(packed):
-                return lambda p=packed: _images_to_raw(_image_tar_members(p), str(p))
-    return None
-
-
-def _read_cifar_batches(blobs: Mapping[str, bytes]) -> _Raw:
-    """Decode the CIFAR-10 python pickles (dicts with b'data' (N, 3072) and b'labels')."""
-    xs, ys = [], []
-    for name in _CIFAR_BATCHES:
-        try:
-            batch = pickle.loads(blobs[name], encoding="bytes")
-            data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-            labels = np.asarray(batch[b"labels"], dtype=np.int64)
-        except Exception as exc:  # unpickling errors come in many types
-            raise TaylorGLOError(f"cifar10: cannot read batch {name}: {_one_line(exc)}") from exc
-        xs.append(data)
-        ys.append(labels)
-    return np.concatenate(xs[:5]), np.concatenate(ys[:5]), xs[5], ys[5]
-
-
-def _read_cifar_archive(archive: Path, directory: Path) -> _Raw:
-    """Read the batches out of ``cifar-10-python.tar.gz``, extracting them next to it.
-
-    Only the six batch files are written (so a hostile archive cannot write elsewhere), via a
-    temporary folder renamed into place; a read-only folder just means no extraction.
-    """
-    blobs: dict[str, bytes] = {}
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            for member in tar:
-                base = member.name.rsplit("/", 1)[-1]
-                if member.isfile() and base in _CIFAR_BATCHES:
-                    blobs[base] = tar.extractfile(member).read()  # type: ignore[union-attr]
-    except (OSError, tarfile.TarError, EOFError) as exc:
-        raise TaylorGLOError(f"cifar10: cannot read {archive}: {_one_line(exc)}") from exc
-    missing = [f for f in _CIFAR_BATCHES if f not in blobs]
-    if missing:
-        raise TaylorGLOError(f"cifar10: {archive} lacks {', '.join(missing)}; is it the CIFAR-10 python archive?")
-    with contextlib.suppress(OSError):
-        with tempfile.TemporaryDirectory(dir=directory, prefix=".extract-") as tmp:
-            target = Path(tmp) / _CIFAR_DIR
-            target.mkdir()
-            for name, blob in blobs.items():
-                (target / name).write_bytes(blob)
-            os.replace(target, directory / _CIFAR_DIR)
-    return _read_cifar_batches(blobs)
-
-
-def _looks_like_image_tar(path: Path) -> bool:
-    """Peek at the first members only: is this a ``[top/]train|test/<class>/<image>`` archive?"""
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for i, member in enumerate(tar):
-                if member.isfile():
-                    return _image_member_key(member.name) is not None
-                if i > 50:
-                    break
-    except (OSError, tarfile.TarError, EOFError):
-        return False
-    return False
-
-
-def _image_member_key(name: str) -> tuple[str, str, str] | None:
-    """``(split, class, file name)`` for an image path inside a folder or archive, else None."""
-    match = _IMAGE_MEMBER.match(name.replace("\\", "/"))
-    if match is None:
-        return None
-    split, cls, base = match.groups()
-    if base.startswith(".") or not base.lower().endswith(_IMAGE_SUFFIXES):
-        return None
-    return split, cls, base
-
-
-def _image_folder_members(root: Path) -> list[tuple[str, str, str, bytes]]:
-    """``(split, class, file name, encoded bytes)`` for every image under root/{train,test}/<class>/."""
-    members = []
-    for split in ("train", "test"):
-        for class_dir in sorted(p for p in (root / split).iterdir() if p.is_dir()):
-            for path in class_dir.iterdir():
-                if path.is_file() and _image_member_key(f"{split}/{class_dir.name}/{path.name}"):
-                    members.append((split, class_dir.name, path.name, path.read_bytes()))
-    return members
-
-
-def _image_tar_members(path: Path) -> list[tuple[str, str, str, bytes]]:
-    """Same as :func:`_image_folder_members`, streamed out of an archive without extracting it."""
-    members = []
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for member in tar:
-                key = _image_member_key(member.name) if member.isfile() else None
-                if key is not None:
-                    members.append((*key, tar.extractfile(member).read()))  # type: ignore[union-attr]
-    except (OSError, tarfile.TarError, EOFError) as exc:
-        raise TaylorGLOError(f"cifar10: cannot read {path}: {_one_line(exc)}") from exc
-    return members
-
-
-def _images_to_raw(members: list[tuple[str, str, str, bytes]], where: str) -> _Raw:
-    """Decode images to uint8 (N, 3, H, W); labels = index of the class folder in sorted order.
-
-    Sorting classes alphabetically reproduces CIFAR-10's label order (airplane, automobile, ...),
-    and sorting files by name makes the order, hence the seed-42 split, independent of the
-    file system or archive order.
-    """
-    try:
-        from PIL import Image
-    except ImportError:
-        raise TaylorGLOError(
-            f"reading the images in {where} needs Pillow; install it with: pip install taylorglo[images]"
-        ) from None
-    classes = sorted({cls for split, cls, _, _ in members if split == "train"})
-    test_classes = sorted({cls for split, cls, _, _ in members if split == "test"})
-    if not classes or not test_classes:
-        raise TaylorGLOError(f"{where}: expected images in train/<class>/ and test/<class>/, found none")
-    if not set(test_classes) <= set(classes):
-        extra = sorted(set(test_classes) - set(classes))
-        raise TaylorGLOError(f"{where}: test classes {extra} have no train/ folder")
-    label_of = {cls: i for i, cls in enumerate(classes)}
-    members = sorted(members, key=lambda m: (m[0], label_of[m[1]], m[2]))
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for split in ("train", "test"):
-        chosen = [m for m in members if m[0] == split]
-        images = []
-        for _, cls, base, blob in chosen:
-            try:
-                with Image.open(io.BytesIO(blob)) as img:
-                    images.append(np.asarray(img if img.mode == "RGB" else img.convert("RGB")))
-            except Exception as exc:  # Pillow raises several types for bad files
-                raise TaylorGLOError(f"{where}: cannot decode {split}/{cls}/{base}: {_one_line(exc)}") from exc
-        shapes = {a.shape for a in images}
-        if len(shapes) != 1:
-            raise TaylorGLOError(f"{where}: images differ in size ({sorted(shapes)[:3]}...); resize them first")
-        x = np.stack(images).transpose(0, 3, 1, 2)
-        y = np.array([label_of[m[1]] for m in chosen], dtype=np.int64)
-        out[split] = (np.ascontiguousarray(x), y)
-    if out["train"][0].shape[1:] != out["test"][0].shape[1:]:
-        raise TaylorGLOError(f"{where}: train and test images differ in size")
-    return out["train"][0], out["train"][1], out["test"][0], out["test"][1]
-
-
-_SVHN_FILES = ("train_32x32.mat", "test_32x32.mat")
-
-
-def _locate_svhn(directory: Path) -> Callable[[], _Raw] | None:
-    """The cropped-digits ``.mat`` files (format 2)."""
-    paths = [directory / f for f in _SVHN_FILES]
-    if not all(p.is_file() for p in paths):
-        return None
-    return lambda: _read_svhn(paths[0]) + _read_svhn(paths[1])  # type: ignore[return-value]
-
-
-def _read_svhn(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """X is (32, 32, 3, N) uint8 -> (N, 3, 32, 32); label 10 means the digit 0."""
-    from scipy.io import loadmat
-
-    try:
-        mat = loadmat(path)
-        x = np.ascontiguousarray(np.asarray(mat["X"], dtype=np.uint8).transpose(3, 2, 0, 1))
-        y = np.asarray(mat["y"]).reshape(-1).astype(np.int64)
-    except Exception as exc:  # scipy raises ValueError/KeyError/OSError for bad files
-        raise TaylorGLOError(f"svhn: cannot read {path}: {_one_line(exc)}") from exc
-    y[y == 10] = 0
-    return x, y
 
 
 _BUILTINS: dict[str, _Source | None] = {
@@ -679,7 +322,7 @@ _BUILTINS: dict[str, _Source | None] = {
         },
         expected="train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
         "t10k-labels-idx1-ubyte.gz",
-        locate=_locate_idx,
+        locate=locate_idx,
         val_share=5000 / 60000,
     ),
     "fashion-mnist": _Source(
@@ -693,16 +336,16 @@ _BUILTINS: dict[str, _Source | None] = {
         },
         expected="train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
         "t10k-labels-idx1-ubyte.gz",
-        locate=_locate_idx,
+        locate=locate_idx,
         val_share=5000 / 60000,
     ),
     "cifar10": _Source(
         folders=("cifar10", "cifar-10", "cifar10-jpeg"),
         url="https://www.cs.toronto.edu/~kriz/",
-        md5={_CIFAR_ARCHIVE: "c58f30108f718f92721af3b95e74349a"},
-        expected=f"{_CIFAR_ARCHIVE} (or {_CIFAR_DIR}/, or train/<class>/ + test/<class>/ image folders, "
+        md5={CIFAR_ARCHIVE: "c58f30108f718f92721af3b95e74349a"},
+        expected=f"{CIFAR_ARCHIVE} (or {CIFAR_DIR}/, or train/<class>/ + test/<class>/ image folders, "
         "or a .tar.gz of those)",
-        locate=_locate_cifar10,
+        locate=locate_cifar10,
         val_share=5000 / 50000,
         augment="crop-flip",
         stats=(
@@ -718,40 +361,11 @@ _BUILTINS: dict[str, _Source | None] = {
             "test_32x32.mat": "eb5a983be6a315427106f1b164d9cef3",
         },
         expected="train_32x32.mat, test_32x32.mat",
-        locate=_locate_svhn,
+        locate=locate_svhn,
         val_share=26032 / 73257,
         augment="crop-flip",
     ),
 }
-
-
-# --------------------------------------------------------------------------------------------
-# Finding and downloading files
-# --------------------------------------------------------------------------------------------
-
-
-def _cache_dir(name: str) -> Path:
-    """Where downloads go: ``$TAYLORGLO_CACHE/<dataset>`` or ``~/.cache/taylorglo/<dataset>``."""
-    root = os.environ.get("TAYLORGLO_CACHE") or os.path.join("~", ".cache", "taylorglo")
-    return Path(root).expanduser() / name
-
-
-def _search_dirs(name: str, data_dir: str | os.PathLike[str] | None) -> list[Path]:
-    """Folders to look in, in order: the data root, its dataset subfolders, then the cache."""
-    source = _BUILTINS[name]
-    assert source is not None
-    root = data_dir if data_dir is not None else os.environ.get("TAYLORGLO_DATA") or None
-    dirs: list[Path] = []
-    if root is not None:
-        base = Path(root).expanduser()
-        dirs += [base] + [base / sub for sub in source.folders]
-    dirs.append(_cache_dir(name))
-    unique: list[Path] = []
-    for d in dirs:
-        d = d.absolute()
-        if d not in unique:
-            unique.append(d)
-    return unique
 
 
 def _load_builtin(name: str, dirs: list[Path], download: bool) -> DataSplits:
@@ -763,12 +377,12 @@ def _load_builtin(name: str, dirs: list[Path], download: bool) -> DataSplits:
     reader = _locate_first(source, dirs)
     reason = "downloading is off (download=False)"
     if reader is None and download:
-        cache = _cache_dir(name)
+        cache = cache_dir(name)
         try:
-            _download(name, source, cache)
+            download_files(name, source.url, source.md5, cache)
             reader = source.locate(cache.absolute())
             reason = "the download did not produce usable files"
-        except _DownloadFailed as exc:
+        except DownloadFailed as exc:
             reason = f"download failed: {exc}"
     if reader is None:
         looked = ", ".join(str(d) if d.is_dir() else f"{d} (no such folder)" for d in dirs)
@@ -780,64 +394,12 @@ def _load_builtin(name: str, dirs: list[Path], download: bool) -> DataSplits:
     return _splits_from_arrays(name, reader(), source.val_share, source.augment, source.stats)
 
 
-def _locate_first(source: _Source, dirs: list[Path]) -> Callable[[], _Raw] | None:
+def _locate_first(source: _Source, dirs: list[Path]) -> Callable[[], Raw] | None:
     for d in dirs:
         reader = source.locate(d) if d.is_dir() else None
         if reader is not None:
             return reader
     return None
-
-
-class _DownloadFailed(Exception):
-    """Network or mirror problem; turned into a DatasetNotFoundError by the caller."""
-
-
-def _download(name: str, source: _Source, target: Path) -> None:
-    """Fetch every file of ``source`` that is not yet in ``target``, checking md5s.
-
-    ``$TAYLORGLO_MIRROR`` (any urllib URL, ``file://`` included) replaces the official host as
-    ``{mirror}/{dataset}/{file}``, for machines behind a proxy or without internet.
-    """
-    mirror = os.environ.get("TAYLORGLO_MIRROR")
-    for filename, md5 in source.md5.items():
-        dest = target / filename
-        if dest.is_file():
-            continue
-        url = f"{mirror.rstrip('/')}/{name}/{filename}" if mirror else source.url + filename
-        _download_file(name, url, dest, md5)
-
-
-def _download_file(name: str, url: str, dest: Path, md5: str) -> None:
-    """Stream ``url`` to a temp file beside ``dest``, verify its md5, then rename atomically.
-
-    A half-written or corrupted download never appears under the final name, so a later run (or a
-    concurrent worker) cannot mistake it for a good copy.
-    """
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    except OSError as exc:
-        raise _DownloadFailed(f"cannot write to {dest.parent}: {_one_line(exc)}") from exc
-    tmp = Path(tmp_name)
-    _log.info("downloading %s -> %s", url, dest)
-    try:
-        digest = hashlib.md5(usedforsecurity=False)
-        request = urllib.request.Request(url, headers={"User-Agent": "taylorglo"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as resp:
-            while chunk := resp.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != md5:
-            raise TaylorGLOError(
-                f"dataset {name!r}: checksum mismatch for {url} (md5 {digest.hexdigest()}, expected {md5}); "
-                "the file was discarded; check TAYLORGLO_MIRROR or retry"
-            )
-        os.replace(tmp, dest)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise _DownloadFailed(f"{url}: {_one_line(getattr(exc, 'reason', exc))}") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 # --------------------------------------------------------------------------------------------
@@ -854,7 +416,7 @@ def _load_plugin(ref: str, data_dir: str | os.PathLike[str] | None, field: str) 
     except TaylorGLOError:
         raise
     except Exception as exc:
-        raise TaylorGLOError(f"{field}: factory {ref!r} raised {type(exc).__name__}: {_one_line(exc)}") from exc
+        raise TaylorGLOError(f"{field}: factory {ref!r} raised {type(exc).__name__}: {one_line(exc)}") from exc
     if isinstance(result, DataSplits):
         parts: dict[str, Any] = {f.name: getattr(result, f.name) for f in dataclasses.fields(DataSplits)}
         parts["name"] = result.name or ref
@@ -985,8 +547,3 @@ def _plugin_stat(value: Any, channels: int, key: str, who: str) -> tuple[float, 
     if len(values) != channels or (key == "std" and min(values) <= 0):
         raise TaylorGLOError(f"{who}: {key} must be {channels} numbers (std > 0), got {value!r}")
     return values
-
-
-def _one_line(value: Any) -> str:
-    """An exception (or reason) squeezed onto one line, for one-line user errors."""
-    return " ".join(str(value).split()) or type(value).__name__

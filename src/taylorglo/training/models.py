@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import TaylorGLOError
+from ..errors import TaylorGLOError, one_line
 from ..plugins import is_plugin_ref, resolve_plugin
 
 __all__ = ["MODEL_NAMES", "Normalize", "build_model"]
@@ -569,10 +569,6 @@ def _build_builtin(
     raise _unknown(field, name)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 def build_model(
     name: str,
     input_shape: tuple[int, int, int],
@@ -606,7 +602,7 @@ def build_model(
         raise
     except Exception as exc:  # the user's factory failed; report it on one line, not a traceback
         raise TaylorGLOError(
-            f"{field}: model factory {name!r} raised {type(exc).__name__}: {_one_line(str(exc))}"
+            f"{field}: model factory {name!r} raised {type(exc).__name__}: {one_line(exc)}"
         ) from None
     if not isinstance(model, nn.Module):
         raise TaylorGLOError(

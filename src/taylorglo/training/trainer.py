@@ -24,8 +24,9 @@ import torch
 from torch import nn
 
 from ..loss import CROSS_ENTROPY, TaylorGLOLoss, parse_loss
+from .augment import augment_batch, to_float
 from .config import Schedule, TrainConfig
-from .data import DataSplits, augment_batch, load_dataset, to_float
+from .data import DataSplits, load_dataset
 from .models import Normalize, build_model
 
 ProgressFn = Callable[[int, int], None]

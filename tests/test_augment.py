@@ -1,0 +1,60 @@
+"""Tests for taylorglo.training.augment: pixel conversion and batched crop / flip / Cutout."""
+
+from __future__ import annotations
+
+import torch
+
+from taylorglo.training.augment import augment_batch, to_float
+
+
+def test_to_float():
+    u = torch.tensor([[0, 255, 51]], dtype=torch.uint8)
+    f = to_float(u)
+    assert f.dtype == torch.float32 and torch.allclose(f, torch.tensor([[0.0, 1.0, 0.2]]))
+    x = torch.rand(3)
+    assert to_float(x) is x
+
+
+def test_augment_shape_and_determinism():
+    x = torch.rand(16, 3, 8, 8)
+    a = augment_batch(x, torch.Generator().manual_seed(5), cutout=3)
+    b = augment_batch(x, torch.Generator().manual_seed(5), cutout=3)
+    c = augment_batch(x, torch.Generator().manual_seed(6), cutout=3)
+    assert a.shape == x.shape and a.dtype == torch.float32
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert augment_batch(x.mul(255).to(torch.uint8), torch.Generator().manual_seed(0)).dtype == torch.float32
+
+
+def test_flip_only_gives_image_or_mirror():
+    image = torch.arange(2 * 5 * 6, dtype=torch.float32).view(1, 2, 5, 6)
+    x = image.repeat(64, 1, 1, 1)
+    out = augment_batch(x, torch.Generator().manual_seed(0), crop_padding=0, flip=True)
+    same = (out == image).flatten(1).all(1)
+    mirrored = (out == image.flip(3)).flatten(1).all(1)
+    assert bool((same | mirrored).all()) and 0 < int(mirrored.sum()) < 64
+    assert torch.equal(x, image.repeat(64, 1, 1, 1))  # input untouched
+
+
+def test_crop_is_a_window_of_the_padded_image():
+    pad, h, w = 2, 5, 6
+    image = torch.arange(1, 1 + 3 * h * w, dtype=torch.float32).view(1, 3, h, w)
+    fill = (-1.0, -2.0, -3.0)
+    padded = torch.tensor(fill).view(1, 3, 1, 1).repeat(1, 1, h + 2 * pad, w + 2 * pad)
+    padded[:, :, pad : pad + h, pad : pad + w] = image
+    windows = [padded[0, :, i : i + h, j : j + w] for i in range(2 * pad + 1) for j in range(2 * pad + 1)]
+    out = augment_batch(image.repeat(200, 1, 1, 1), torch.Generator().manual_seed(1), crop_padding=pad, flip=False, fill=fill)
+    hits = [next(k for k, win in enumerate(windows) if torch.equal(o, win)) for o in out]  # StopIteration = bad crop
+    assert len(set(hits)) == len(windows)  # every offset occurs
+
+
+def test_cutout_zeroes_one_clipped_square():
+    x = torch.ones(100, 1, 10, 10)
+    out = augment_batch(x, torch.Generator().manual_seed(2), crop_padding=0, flip=False, cutout=4)
+    for img in out[:, 0]:
+        rows = (img == 0).any(1).nonzero().flatten()
+        cols = (img == 0).any(0).nonzero().flatten()
+        assert 2 <= len(rows) <= 4 and 2 <= len(cols) <= 4
+        assert int((img == 0).sum()) == len(rows) * len(cols)  # a solid rectangle
+        assert rows.diff().eq(1).all() and cols.diff().eq(1).all()
+    filled = augment_batch(x, torch.Generator().manual_seed(2), crop_padding=0, flip=False, cutout=4, fill=(0.5,))
+    assert torch.equal(filled == 0.5, out == 0)
