@@ -138,7 +138,8 @@ def _attempt(
 ) -> TrainResult:
     """One training attempt from a fresh initialisation; the body of :func:`train`."""
     # Seeding the global RNG (weight init, dropout) inside fork_rng leaves the caller's RNG as it was.
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_ids):
         torch.manual_seed(seed)
         net = build_model(config.model, data.input_shape, data.num_classes, **config.model_options)
         model = nn.Sequential(Normalize(data.mean, data.std), net).to(device)
