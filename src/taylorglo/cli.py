@@ -57,6 +57,8 @@ def cli() -> None:
 @click.option("--abort-at", type=float, default=None, help="Early-abort check point (steps or epochs).")
 @click.option("--abort-below", type=float, default=0.15, show_default=True)
 @click.option("--attempts", type=int, default=3, show_default=True)
+@click.option("--log-every", type=int, default=100, show_default=True,
+              help="Training-log interval in steps (also the NaN check and progress updates).")
 @click.option("--round-params", type=int, default=None, help="Round TaylorGLO parameters to N decimals.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--threads", type=int, default=None, help="torch intra-op threads.")

@@ -309,6 +309,10 @@ class _Source:
     stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
 
+_IDX_EXPECTED = (
+    "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"
+)
+
 _BUILTINS: dict[str, _Source | None] = {
     "digits": None,
     "mnist": _Source(
@@ -320,8 +324,7 @@ _BUILTINS: dict[str, _Source | None] = {
             "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
             "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
         },
-        expected="train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
-        "t10k-labels-idx1-ubyte.gz",
+        expected=_IDX_EXPECTED,
         locate=locate_idx,
         val_share=5000 / 60000,
     ),
@@ -334,8 +337,7 @@ _BUILTINS: dict[str, _Source | None] = {
             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
         },
-        expected="train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
-        "t10k-labels-idx1-ubyte.gz",
+        expected=_IDX_EXPECTED,
         locate=locate_idx,
         val_share=5000 / 60000,
     ),
