@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -52,3 +53,27 @@ def test_invariant_command():
     proc = run("invariant", "-1,0,0,1,0,0,0,0")
     assert proc.returncode == 0, proc.stderr
     assert "reference rule" in proc.stdout and "gradient rule" in proc.stdout
+
+
+def test_train_mnist_cnn_from_a_data_dir(tmp_path):
+    """The MNIST path end to end: original-format IDX files in --data-dir, the paper's CNN."""
+    from datafiles import make_mnist
+
+    make_mnist(tmp_path / "mnist", n_train=240, n_test=60, hw=(28, 28))
+    proc = run("train", "--dataset", "mnist", "--data-dir", str(tmp_path / "mnist"), "--model", "mnist-cnn",
+               "--steps", "4", "--batch-size", "32", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["status"] == "ok" and out["steps"] == 4 and out["config"]["model"] == "mnist-cnn"
+    assert 0 <= out["test_accuracy"] <= 1
+
+
+def test_missing_dataset_is_one_line(tmp_path):
+    env_dir = tmp_path / "empty"
+    env_dir.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "taylorglo", "train", "--dataset", "mnist", "--data-dir", str(env_dir)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TAYLORGLO_CACHE": str(tmp_path / "cache"),
+                               "TAYLORGLO_MIRROR": (tmp_path / "no-mirror").as_uri()})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and str(env_dir) in proc.stderr
