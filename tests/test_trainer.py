@@ -150,3 +150,12 @@ def test_from_dict_rejects_unknown_fields():
     with pytest.raises(TaylorGLOError, match=r"^training\.stepz: unknown field"):
         TrainConfig.from_dict({"stepz": 10}, prefix="training.")
     assert TrainConfig.from_dict({"steps": 10, "lr_decay": 5}).lr_decay == [5]
+
+
+def test_package_face_as_the_readme_shows():
+    import taylorglo
+
+    config = taylorglo.TrainConfig(dataset="digits", model="mlp", steps=2000, partial_fraction=0.1, lr=0.05)
+    result = taylorglo.train(config, loss=PUSH_TARGET, seed=0)
+    assert result.steps == 200 and result.status == "ok" and result.val_accuracy > 0.5
+    assert callable(taylorglo.train) and taylorglo.training.train is taylorglo.train

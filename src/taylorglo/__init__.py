@@ -12,6 +12,7 @@ returns its metrics.
 from .errors import TaylorGLOError
 from .invariant import invariant_holds
 from .loss import TaylorGLOLoss, format_formula, from_paper_layout, num_params, to_paper_layout
+from .training import TrainConfig, TrainResult, build_model, load_dataset, train
 
 __version__ = "0.1.0"
 
@@ -30,12 +31,3 @@ __all__ = [
     "train",
 ]
 
-
-def __getattr__(name: str):
-    # The training stack imports torch models and datasets; load it only when asked for, so
-    # `import taylorglo` for the loss or the invariant stays light.
-    if name in ("TrainConfig", "TrainResult", "train", "load_dataset", "build_model"):
-        from . import train as _train_pkg
-
-        return getattr(_train_pkg, name)
-    raise AttributeError(f"module 'taylorglo' has no attribute {name!r}")
