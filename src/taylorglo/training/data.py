@@ -170,7 +170,7 @@ def _check_fraction(value: Any) -> float:
         value = float(value)
         ok = math.isfinite(value) and 0.0 < value <= 1.0
     if not ok:
-        raise TaylorGLOError(f"data_fraction must be a number in (0, 1], e.g. 0.1; got {value!r}")
+        raise TaylorGLOError(f"data_fraction: must be a number in (0, 1], e.g. 0.1; got {value!r}")
     return float(value)
 
 

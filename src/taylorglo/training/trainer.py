@@ -138,7 +138,9 @@ def _attempt(
 ) -> TrainResult:
     """One training attempt from a fresh initialisation; the body of :func:`train`."""
     # Seeding the global RNG (weight init, dropout) inside fork_rng leaves the caller's RNG as it was.
-    cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    cuda_ids = []
+    if device.type == "cuda":
+        cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()]
     with torch.random.fork_rng(devices=cuda_ids):
         torch.manual_seed(seed)
         net = build_model(config.model, data.input_shape, data.num_classes, **config.model_options)
@@ -159,9 +161,11 @@ def _attempt(
 
         history: list[dict[str, Any]] = []
 
-        def finish(status: str, reason: str | None, steps: int) -> TrainResult:
-            """Measure the network on validation (and, for a finished run, test) data."""
-            val_acc, val_loss = evaluate(model, data.val_x, data.val_y, loss_fn, config.eval_batch_size)
+        def finish(status: str, reason: str | None, steps: int,
+                   val: tuple[float, float] | None = None) -> TrainResult:
+            """Measure the network on validation (unless ``val`` already holds that) and, for a
+            finished run, test data."""
+            val_acc, val_loss = val or evaluate(model, data.val_x, data.val_y, loss_fn, config.eval_batch_size)
             test_acc = test_loss = None
             if status == "ok" and config.eval_test:
                 test_acc, test_loss = evaluate(model, data.test_x, data.test_y, loss_fn, config.eval_batch_size)
@@ -175,6 +179,7 @@ def _attempt(
                 total_steps=schedule.total_steps, attempts=1, seed=seed, wall_time=0.0, history=history,
                 model=model if keep_model else None,
             )
+
         window_loss = torch.zeros((), device=device)
         window_correct = torch.zeros((), device=device, dtype=torch.long)
         window_steps = 0
@@ -221,12 +226,11 @@ def _attempt(
                 if not math.isfinite(train_loss):
                     return finish("failed", f"non-finite training loss at step {done}", done)
                 if at_abort:
-                    val_acc, _ = evaluate(model, data.val_x, data.val_y, loss_fn, config.eval_batch_size)
-                    record["val_accuracy"] = val_acc
-                    if val_acc < config.abort_below:
-                        reason = f"validation accuracy {val_acc:.4f} < {config.abort_below} at step {done}"
-                        return finish("aborted", reason, done)
-                    model.train()
+                    val = evaluate(model, data.val_x, data.val_y, loss_fn, config.eval_batch_size)
+                    record["val_accuracy"] = val[0]
+                    if val[0] < config.abort_below:
+                        reason = f"validation accuracy {val[0]:.4f} < {config.abort_below} at step {done}"
+                        return finish("aborted", reason, done, val)
         return finish("ok", None, schedule.run_steps)
 
 
