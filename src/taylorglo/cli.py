@@ -45,6 +45,7 @@ def cli() -> None:
 @click.option("--nesterov/--no-nesterov", default=False, show_default=True)
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
 @click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--eval-batch-size", type=int, default=100, show_default=True)
 @click.option("--lr-decay", default="", help="Milestones (steps or epochs, as the schedule), e.g. 100,150.")
 @click.option("--lr-gamma", type=float, default=0.1, show_default=True)
 @click.option("--data-dir", envvar="TAYLORGLO_DATA", default=None,
@@ -62,14 +63,18 @@ def cli() -> None:
 @click.option("--round-params", type=int, default=None, help="Round TaylorGLO parameters to N decimals.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--threads", type=int, default=None, help="torch intra-op threads.")
+@click.option("--model-option", "model_option", multiple=True, metavar="KEY=VALUE",
+              help="Keyword argument for the model factory (VALUE read as JSON, else text); repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with all metrics.")
-def train(loss_spec: str, lr_decay: str, seed: int, as_json: bool, **options: Any) -> None:
+def train(loss_spec: str, lr_decay: str, seed: int, as_json: bool, model_option: tuple[str, ...],
+          **options: Any) -> None:
     """Train one network once and print its metrics."""
     from .loss import parse_loss
     from .training import TrainConfig
     from .training import train as run_training
 
-    config = TrainConfig(lr_decay=_parse_floats(lr_decay, "--lr-decay"), eval_test=True, **options).validate("--")
+    config = TrainConfig(lr_decay=_parse_floats(lr_decay, "--lr-decay"), eval_test=True,
+                         model_options=_parse_model_options(model_option), **options).validate("--")
     loss = parse_loss(loss_spec, field="--loss", round_to=config.round_params)
     result = _with_progress(lambda progress: run_training(config, loss, seed=seed, progress=progress),
                             enabled=not as_json, label=f"training {config.model} on {config.dataset}")
@@ -116,6 +121,154 @@ def invariant(params: str, classes: int, as_json: bool) -> None:
     verdict = {True: "holds", False: "FAILS"}
     click.echo(f"reference rule (left >= right): {verdict[out['reference']]}  left={left:.6g} right={right:.6g}")
     click.echo(f"gradient rule  (g1 > g0 at y=1/n): {verdict[out['gradient']]}  g1={g1:.6g} g0={g0:.6g}")
+
+
+@cli.command()
+@click.argument("directory", metavar="DIR")
+@click.argument("config", metavar="CONFIG")
+@click.option("--exist-ok", is_flag=True,
+              help="Accept an existing DIR made from the same config (for set-up scripts run twice).")
+def init(directory: str, config: str, exist_ok: bool) -> None:
+    """Create experiment DIR from CONFIG (.toml, .json or .yaml); refuses an existing DIR."""
+    from .experiment import init_experiment
+
+    experiment = init_experiment(directory, config, exist_ok=exist_ok)
+    cfg = experiment.config
+    click.echo(f"created {directory}: {cfg.name!r}, {cfg.search.generations} generations x "
+               f"{cfg.search.population} candidates, {cfg.training.model} on {cfg.training.dataset}")
+    click.echo(f"next: taylorglo start {directory}")
+
+
+@cli.command()
+@click.argument("directory", metavar="DIR")
+@click.option("--workers", type=int, default=None,
+              help="Parallel evaluations (default: the config's evaluator.workers, else one per core).")
+@click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
+def start(directory: str, workers: int | None, plain: bool) -> None:
+    """Run the search in DIR to its end; after any crash or kill, run it again to resume."""
+    import signal
+
+    from .experiment import start as run_search
+    from .experiment.progress import LiveReporter, PlainReporter
+
+    if workers is not None and workers < 1:
+        raise TaylorGLOError(f"--workers: must be a positive integer, got {workers}")
+    # SIGTERM (from `kill`, a scheduler, systemd) takes the same clean path as Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    reporter = LiveReporter() if sys.stderr.isatty() and not plain else PlainReporter()
+    try:
+        result = run_search(directory, workers=workers, reporter=reporter)
+    except KeyboardInterrupt:
+        raise TaylorGLOError(
+            f"interrupted; every finished evaluation is saved, run `taylorglo start {directory}` to resume"
+        ) from None
+    _print_summary(directory, result)
+
+
+def _print_summary(directory: str, result: dict[str, Any]) -> None:
+    from .experiment import open_experiment
+    from .experiment.invocation import train_command
+
+    c = result["candidates"]
+    click.echo(f"{result['name']}: {result['state']}, {result['generations_completed']}/"
+               f"{result['generations_total']} generations, {c['total']} candidates: {c['evaluated']} trained, "
+               f"{c['rejected_invariant']} rejected by the {result['invariant']} invariant (never trained), "
+               f"{c['failed']} failed, {c['aborted']} aborted")
+    best = result["best"]
+    if best is None:
+        click.echo("no candidate has been evaluated yet")
+        return
+    config = open_experiment(directory).config
+    unit = config.training.unit
+    full = config.training.epochs if unit == "epochs" else (config.training.steps or config.training.DEFAULT_STEPS)
+    click.echo(f"best loss: fitness {best['fitness']:.4f} = validation accuracy after "
+               f"{config.search.partial_fraction:.0%} of the {full:g}-{unit[:-1]} training schedule "
+               f"(candidate {best['generation']}:{best['index']})")
+    click.echo(f"  {best['formula']}")
+    click.echo(f"results in {directory}/: best.json (the best loss), generations.csv, candidates.csv, "
+               f"experiment.sqlite (everything), host.log")
+    click.echo("train the best loss on the full schedule, and cross-entropy the same way to compare:")
+    click.echo("  " + train_command(config.training, best["params"], config.seed))
+    click.echo("  " + train_command(config.training, None, config.seed))
+
+
+@cli.command()
+@click.argument("directory", metavar="DIR")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (machine-readable).")
+def status(directory: str, as_json: bool) -> None:
+    """Where the search in DIR stands; safe to run while `start` runs."""
+    from .experiment import status as read_status
+
+    result = read_status(directory)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    if result["state"] == "running":
+        click.echo(f"running (pid {result['pid']})")
+    for g in result["generations"][-10:]:
+        click.echo(f"  generation {g['generation']:>3}: best {g['best']:.4f}  mean {g['mean']:.4f}  "
+                   f"min {g['min']:.4f}  sigma {g['sigma']:.3g}")
+    _print_summary(directory, result)
+
+
+cli.add_command(status, name="check")
+
+
+@cli.command()
+@click.argument("source", metavar="CONFIG|DIR")
+@click.option("--candidate", default=None, metavar="G:I",
+              help="Candidate I of generation G (default 0:0: the first one the search asks).")
+@click.option("--params", default=None, help="Use these parameters instead (P0,...,P7, code layout).")
+@click.option("--full", is_flag=True, help="The full schedule (final training) instead of the partial one.")
+def getinvocation(source: str, candidate: str | None, params: str | None, full: bool) -> None:
+    """Print the `taylorglo train` command that evaluates one candidate of CONFIG (or experiment DIR)."""
+    from pathlib import Path
+
+    from .experiment import ExperimentConfig, open_experiment
+    from .experiment.host import candidate_seed, first_candidates
+    from .experiment.invocation import train_command
+
+    from_dir = Path(source).is_dir()
+    config = open_experiment(source).config if from_dir else ExperimentConfig.load(source)
+    generation, index = 0, 0
+    if candidate is not None:
+        g, sep, i = candidate.partition(":")
+        if not (sep and g.isdigit() and i.isdigit()):
+            raise TaylorGLOError(f"--candidate: expected GENERATION:INDEX such as 0:3, got {candidate!r}")
+        generation, index = int(g), int(i)
+    if index >= config.search.population or generation >= config.search.generations:
+        raise TaylorGLOError(f"--candidate: {generation}:{index} is outside {config.search.generations} "
+                             f"generations x {config.search.population} candidates")
+    if params is not None:
+        values = _parse_floats(params, "--params")
+    elif from_dir:
+        from .experiment.store import Store
+
+        with Store(Path(source) / Store.FILENAME) as store:
+            rows = [c for c in store.candidates(generation) if c.index == index]
+        if not rows:
+            raise TaylorGLOError(f"--candidate: generation {generation} has not been asked yet")
+        values = rows[0].params
+    elif generation == 0:
+        values = first_candidates(config)[index]
+    else:
+        raise TaylorGLOError("--candidate: only generation 0 is known before a search runs; "
+                             "pass an experiment DIR or --params")
+    training = config.training if full else config.candidate_training()
+    click.echo(train_command(training, values, candidate_seed(config.seed, generation, index, config.search.seeds)))
+
+
+def _parse_model_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise TaylorGLOError(f"--model-option: expected KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(text)
+        except ValueError:
+            options[key] = text
+    return options
 
 
 def _fmt(value: float | None) -> str:

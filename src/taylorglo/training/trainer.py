@@ -55,6 +55,9 @@ class TrainResult:
     attempts: int
     seed: int
     wall_time: float
+    #: Seconds spent inside training steps (forward, backward, optimiser; all attempts), the
+    #: share of ``wall_time`` that is useful work: what the host's overhead benchmark measures.
+    step_time: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     #: The trained network (Normalize layer first), for callers that save or attack it.
     model: nn.Module | None = field(default=None, repr=False, compare=False)
@@ -115,14 +118,17 @@ def train(
 
     started = time.perf_counter()
     result: TrainResult | None = None
+    step_time = 0.0
     for attempt in range(config.attempts):
         attempt_seed = seed + attempt * RETRY_SEED_STRIDE
         result = _attempt(config, schedule, loss_fn, data, device, attempt_seed, progress, keep_model)
         result.attempts = attempt + 1
+        step_time += result.step_time
         if result.status != "aborted":
             break
     assert result is not None
     result.wall_time = time.perf_counter() - started
+    result.step_time = step_time
     return result
 
 
@@ -165,6 +171,7 @@ def _attempt(
                    val: tuple[float, float] | None = None) -> TrainResult:
             """Measure the network on validation (unless ``val`` already holds that) and, for a
             finished run, test data."""
+            loop_time = time.perf_counter() - loop_started - eval_time
             val_acc, val_loss = val or evaluate(model, data.val_x, data.val_y, loss_fn, config.eval_batch_size)
             test_acc = test_loss = None
             if status == "ok" and config.eval_test:
@@ -176,7 +183,8 @@ def _attempt(
             return TrainResult(
                 status=status, reason=reason, val_accuracy=val_acc, val_loss=val_loss, test_accuracy=test_acc,
                 test_loss=test_loss, train_accuracy=train_acc, train_loss=train_loss, steps=steps,
-                total_steps=schedule.total_steps, attempts=1, seed=seed, wall_time=0.0, history=history,
+                total_steps=schedule.total_steps, attempts=1, seed=seed, wall_time=0.0,
+                step_time=loop_time, history=history,
                 model=model if keep_model else None,
             )
 
@@ -187,6 +195,7 @@ def _attempt(
         perm = torch.randperm(n, generator=generator, device=device)
         pos = 0
         model.train()
+        loop_started, eval_time = time.perf_counter(), 0.0
         for step in range(schedule.run_steps):
             if step in lr_changes:
                 for group in optimizer.param_groups:
@@ -226,7 +235,9 @@ def _attempt(
                 if not math.isfinite(train_loss):
                     return finish("failed", f"non-finite training loss at step {done}", done)
                 if at_abort:
+                    eval_started = time.perf_counter()
                     val = evaluate(model, data.val_x, data.val_y, loss_fn, config.eval_batch_size)
+                    eval_time += time.perf_counter() - eval_started
                     record["val_accuracy"] = val[0]
                     if val[0] < config.abort_below:
                         reason = f"validation accuracy {val[0]:.4f} < {config.abort_below} at step {done}"

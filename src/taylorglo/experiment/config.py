@@ -1,0 +1,234 @@
+"""An experiment's configuration file: TOML (or JSON, or YAML), validated field by field.
+
+Validation happens at ``taylorglo init`` so that a typo costs a second, not a day: every problem
+is a one-line :class:`~taylorglo.errors.TaylorGLOError` naming the field (``search.population``,
+``training.dataset``) and what to write instead. The ``[training]`` table is exactly
+:class:`~taylorglo.training.TrainConfig`, so the training fields have one definition and one
+validator for the CLI, the host and EPBT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import TaylorGLOError, one_line
+from ..invariant import RULES
+from ..loss import SUPPORTED_ORDERS, num_params
+from ..plugins import is_plugin_ref
+from ..training.config import TrainConfig
+from ..training.data import DATASET_NAMES
+from ..training.models import build_model
+
+KINDS = ("taylorglo",)
+FUTURE_KINDS = ("oneshot", "epbt")
+EVALUATORS = ("local", "ray")
+SEED_MODES = ("generation", "candidate")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass
+class SearchConfig:
+    """The ``[search]`` table: CMA-ES over TaylorGLO parameters (SPEC §2, §3, §5)."""
+
+    order: int = 3
+    #: λ, candidates per generation (SPEC: 20; 28 for MNIST).
+    population: int = 20
+    #: σ₀, the initial step size (SPEC: 1.2).
+    sigma: float = 1.2
+    generations: int = 50
+    #: A candidate's fitness is its validation accuracy after this share of the full schedule.
+    partial_fraction: float = 0.1
+    #: Trainability check before training: "reference" | "gradient" | "off" (SPEC §5).
+    invariant: str = "reference"
+    #: Training seeds: "generation" (all candidates of a generation share one seed, so they are
+    #: ranked on the same initialisation and batch order: common random numbers, less noise in
+    #: what CMA-ES sees) or "candidate" (a fresh seed per candidate). [SPEC: unknown; our choice.]
+    seeds: str = "generation"
+    #: Initial mean (default: zeros, SPEC §2), in the code layout.
+    mean: list[float] | None = None
+
+    def validate(self, prefix: str = "search.") -> "SearchConfig":
+        def bad(name: str, why: str) -> TaylorGLOError:
+            return TaylorGLOError(f"{prefix}{name}: {why}")
+
+        if not _is_int(self.order) or self.order not in SUPPORTED_ORDERS:
+            raise bad("order", f"must be one of {', '.join(map(str, SUPPORTED_ORDERS))}, got {self.order!r}")
+        if not _is_int(self.population) or self.population < 2:
+            raise bad("population", f"must be an integer >= 2 (CMA-ES needs at least two candidates), got {self.population!r}")
+        if not (_is_number(self.sigma) and self.sigma > 0):
+            raise bad("sigma", f"must be a positive number, got {self.sigma!r}")
+        if not _is_int(self.generations) or self.generations < 1:
+            raise bad("generations", f"must be a positive integer, got {self.generations!r}")
+        if not (_is_number(self.partial_fraction) and 0 < self.partial_fraction <= 1):
+            raise bad("partial_fraction", f"must be a number in (0, 1], got {self.partial_fraction!r}")
+        if self.invariant not in RULES:
+            raise bad("invariant", f"must be one of {', '.join(map(repr, RULES))}, got {self.invariant!r}")
+        if self.seeds not in SEED_MODES:
+            raise bad("seeds", f"must be one of {', '.join(map(repr, SEED_MODES))}, got {self.seeds!r}")
+        if self.mean is not None:
+            n = num_params(self.order)
+            if not isinstance(self.mean, list) or len(self.mean) != n or not all(_is_number(v) for v in self.mean):
+                raise bad("mean", f"must be a list of {n} numbers (order {self.order}), got {self.mean!r}")
+        return self
+
+
+@dataclass
+class EvaluatorConfig:
+    """The ``[evaluator]`` table: where candidates train."""
+
+    kind: str = "local"
+    #: Parallel evaluations; None: one per CPU core (at most the population).
+    workers: int | None = None
+    #: Ray only: the cluster address (None: start or join a local one).
+    address: str | None = None
+
+    def validate(self, prefix: str = "evaluator.") -> "EvaluatorConfig":
+        if self.kind not in EVALUATORS:
+            raise TaylorGLOError(f"{prefix}kind: must be one of {', '.join(map(repr, EVALUATORS))}, got {self.kind!r}")
+        if self.workers is not None and (not _is_int(self.workers) or self.workers < 1):
+            raise TaylorGLOError(f"{prefix}workers: must be a positive integer, got {self.workers!r}")
+        if self.address is not None and not isinstance(self.address, str):
+            raise TaylorGLOError(f"{prefix}address: must be a string such as 'auto' or 'ray://host:10001'")
+        return self
+
+
+@dataclass
+class ExperimentConfig:
+    """A whole experiment file. ``training`` is the *full* schedule; candidates train
+    ``search.partial_fraction`` of it."""
+
+    name: str
+    kind: str = "taylorglo"
+    seed: int = 0
+    training: TrainConfig = field(default_factory=TrainConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+
+    def candidate_training(self) -> TrainConfig:
+        """The training config of one fitness evaluation: the partial schedule, no test pass."""
+        return self.training.replace(partial_fraction=self.search.partial_fraction, eval_test=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "seed": self.seed,
+            "training": {k: v for k, v in self.training.to_dict().items() if k != "partial_fraction"},
+            "search": dataclasses.asdict(self.search),
+            "evaluator": dataclasses.asdict(self.evaluator),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, default_name: str = "experiment") -> "ExperimentConfig":
+        """Validate a parsed config; the first problem is raised as one line naming its field."""
+        if not isinstance(data, dict):
+            raise TaylorGLOError("config: the file must hold a table of fields (name, kind, seed, [training], ...)")
+        known = {"name", "kind", "seed", "training", "search", "evaluator"}
+        for key in data:
+            if key not in known:
+                raise TaylorGLOError(f"{key}: unknown field; known top-level fields are {', '.join(sorted(known))}")
+        name = data.get("name", default_name)
+        if not isinstance(name, str) or not name.strip():
+            raise TaylorGLOError(f"name: must be a non-empty string, got {name!r}")
+        kind = data.get("kind", "taylorglo")
+        if kind in FUTURE_KINDS:
+            raise TaylorGLOError(f"kind: {kind!r} experiments are not supported yet; use kind = \"taylorglo\"")
+        if kind not in KINDS:
+            raise TaylorGLOError(f"kind: must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")
+        seed = data.get("seed", 0)
+        if not _is_int(seed) or seed < 0:
+            raise TaylorGLOError(f"seed: must be an integer >= 0, got {seed!r}")
+
+        training_table = _table(data, "training")
+        if training_table.get("partial_fraction", 1.0) != 1.0:
+            raise TaylorGLOError(
+                "training.partial_fraction: [training] is the full schedule; set search.partial_fraction "
+                "for the share candidates train"
+            )
+        try:
+            training = TrainConfig.from_dict(training_table, prefix="training.")
+        except TypeError as exc:  # a wrongly typed value that the dataclass itself rejected
+            raise TaylorGLOError(f"training: {one_line(exc)}") from None
+        _check_dataset_and_model(training)
+        search = _from_table(SearchConfig, _table(data, "search"), "search.").validate()
+        evaluator = _from_table(EvaluatorConfig, _table(data, "evaluator"), "evaluator.").validate()
+        return cls(name=name.strip(), kind=kind, seed=seed, training=training, search=search, evaluator=evaluator)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "ExperimentConfig":
+        """Read and validate a ``.toml``, ``.json``, ``.yaml`` or ``.yml`` file."""
+        return cls.from_dict(read_config_file(path), default_name=Path(path).stem)
+
+
+def read_config_file(path: str | os.PathLike[str]) -> Any:
+    """Parse a config file by its extension; syntax errors are one line with the position."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaylorGLOError(f"CONFIG: no such file {str(path)!r}")
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            return tomllib.loads(text)
+        if suffix == ".json":
+            return json.loads(text)
+        if suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise TaylorGLOError("CONFIG: reading YAML needs PyYAML: pip install pyyaml") from None
+            return yaml.safe_load(text)
+    except TaylorGLOError:
+        raise
+    except Exception as exc:  # tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError
+        raise TaylorGLOError(f"CONFIG: {path.name} is not valid {suffix[1:].upper()}: {one_line(exc)}") from None
+    raise TaylorGLOError(f"CONFIG: {path.name}: use a .toml, .json, .yaml or .yml file")
+
+
+def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise TaylorGLOError(f"{key}: must be a table ([{key}] in TOML), got {type(value).__name__}")
+    return value
+
+
+def _from_table(cls: type, table: dict[str, Any], prefix: str) -> Any:
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in table:
+        if key not in known:
+            raise TaylorGLOError(f"{prefix}{key}: unknown field; known fields are {', '.join(known)}")
+    return cls(**table)
+
+
+def _check_dataset_and_model(training: TrainConfig) -> None:
+    """Names only (no data is read at init): built-in names or ``module:function`` plug-ins."""
+    if not isinstance(training.dataset, str) or not (
+        training.dataset in DATASET_NAMES or is_plugin_ref(training.dataset)
+    ):
+        raise TaylorGLOError(
+            f"training.dataset: unknown dataset {training.dataset!r}; choose one of "
+            f"{', '.join(DATASET_NAMES)} or give 'package.module:function'"
+        )
+    if not isinstance(training.model, str):
+        raise TaylorGLOError(f"training.model: must be a string, got {training.model!r}")
+    if not is_plugin_ref(training.model):
+        # Building the network on a nominal input checks the name and its options in milliseconds;
+        # the real input shape is checked again when the dataset is loaded at `start`.
+        shape = (1, 28, 28) if training.dataset in ("digits", "mnist", "fashion-mnist") else (3, 32, 32)
+        if training.dataset == "digits":
+            shape = (1, 8, 8)
+        build_model(training.model, shape, 10, field="training.model", **training.model_options)

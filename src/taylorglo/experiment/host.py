@@ -1,0 +1,335 @@
+"""The experiment host (the reference's "Lossferatu"): init, start/resume, status.
+
+An experiment is a directory::
+
+    DIR/config.toml         the file given to `init`, copied verbatim (for the record)
+    DIR/experiment.sqlite   the configuration as validated, CMA-ES states, every candidate
+    DIR/host.log            one line per event, appended by every `start`
+    DIR/best.json           the best loss so far (rewritten after each generation)
+    DIR/generations.csv     best / mean / min fitness per generation
+    DIR/candidates.csv      every candidate with its status and metrics
+    DIR/lock                held by a running `start`
+
+The SQLite file is the only source of truth; the other files are views of it, rewritten
+atomically, for people and spreadsheets. :func:`start` is a loop over generations that can be cut
+at any instant: everything it needs to continue is in the store (see :mod:`.store`), so running
+it again resumes where the last run stopped, and a search resumed any number of times ends with
+the same results as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import TaylorGLOError
+from ..invariant import invariant_holds
+from ..loss import format_formula, num_params
+from ..search import CMAESSearch
+from ..training.data import load_dataset
+from ..training.models import build_model
+from .config import ExperimentConfig
+from .lock import ExperimentLock, is_running
+from .progress import Reporter, SearchProgress
+from .store import Candidate, Store
+
+CONFIG_COPY = "config"
+LOG_FILE = "host.log"
+
+
+@dataclass
+class Experiment:
+    """An initialised experiment directory: its validated config and its store."""
+
+    directory: Path
+    config: ExperimentConfig
+
+    @property
+    def store_path(self) -> Path:
+        return self.directory / Store.FILENAME
+
+    def store(self) -> Store:
+        return Store(self.store_path)
+
+
+def init_experiment(
+    directory: str | os.PathLike[str], config_path: str | os.PathLike[str], exist_ok: bool = False
+) -> Experiment:
+    """Validate ``config_path`` and create the experiment directory; refuse an existing one
+    (with ``exist_ok``, accept one that was made from an identical config)."""
+    directory = Path(directory)
+    config = ExperimentConfig.load(config_path)
+    if exist_ok and (directory / Store.FILENAME).is_file():
+        existing = open_experiment(directory)
+        if existing.config != config:
+            raise TaylorGLOError(
+                f"DIR: {str(directory)!r} holds an experiment with a different config; "
+                "choose a new directory"
+            )
+        return existing
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise TaylorGLOError(
+            f"DIR: {str(directory)!r} already exists; resume it with `taylorglo start {directory}` "
+            "or choose a new directory"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copyfile(config_path, directory / (CONFIG_COPY + Path(config_path).suffix.lower()))
+        with Store(directory / Store.FILENAME, create=True) as store:
+            store.set_meta("config", config.to_dict())
+            store.set_meta("created", time.strftime("%Y-%m-%d %H:%M:%S"))
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return Experiment(directory, config)
+
+
+def open_experiment(directory: str | os.PathLike[str]) -> Experiment:
+    directory = Path(directory)
+    path = directory / Store.FILENAME
+    if not path.is_file():
+        raise TaylorGLOError(
+            f"DIR: {str(directory)!r} is not an experiment directory (no {Store.FILENAME}); "
+            "create one with `taylorglo init DIR CONFIG`"
+        )
+    with Store(path) as store:
+        data = store.get_meta("config")
+    return Experiment(directory, ExperimentConfig.from_dict(data))
+
+
+def candidate_seed(seed: int, generation: int, index: int, mode: str) -> int:
+    """The training seed of candidate ``index`` of ``generation`` (see ``SearchConfig.seeds``)."""
+    key = [seed, generation] if mode == "generation" else [seed, generation, index]
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
+
+
+def first_candidates(config: ExperimentConfig) -> list[list[float]]:
+    """What generation 0 of ``config`` asks (deterministic: a function of the config alone)."""
+    return _new_search(config).ask()
+
+
+def _new_search(config: ExperimentConfig) -> CMAESSearch:
+    s = config.search
+    return CMAESSearch(num_params(s.order), s.population, s.sigma, seed=config.seed, mean=s.mean)
+
+
+def _make_evaluator(config: ExperimentConfig, workers: int | None) -> Any:
+    training = config.candidate_training()
+    n = workers or config.evaluator.workers
+    if config.evaluator.kind == "local":
+        from ..evaluators.local import LocalEvaluator
+
+        return LocalEvaluator(training, workers=min(n, config.search.population) if n else None)
+    raise TaylorGLOError(
+        f"evaluator.kind: {config.evaluator.kind!r} is not available in this version; use \"local\""
+    )
+
+
+def start(
+    directory: str | os.PathLike[str],
+    workers: int | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the search in ``directory`` to its last generation; return :func:`status`.
+
+    Refuses to run while another ``start`` holds the directory. Configuration problems that only
+    show with the data (a missing dataset, a model that does not fit the images) raise
+    :class:`TaylorGLOError` before any candidate is trained.
+    """
+    experiment = open_experiment(directory)
+    config = experiment.config
+    reporter = reporter or Reporter()
+    with ExperimentLock(experiment.directory):
+        log = _Log(experiment.directory / LOG_FILE, reporter)
+        data = load_dataset(config.training.dataset, config.training.data_dir, config.training.data_fraction,
+                            field="training.dataset")
+        build_model(config.training.model, data.input_shape, data.num_classes, field="training.model",
+                    **config.training.model_options)
+        with experiment.store() as store, _make_evaluator(config, workers) as evaluator:
+            progress = SearchProgress.from_store(store, config, evaluator.workers)
+            log.info(f"start: {config.name}: {config.search.generations} generations x "
+                     f"{config.search.population} candidates, {evaluator.workers} workers, "
+                     f"{data.summary()}; resuming at generation {progress.generation}")
+            reporter.begin(progress)
+            while True:
+                search, generation, candidates, fresh = _next_generation(store, config, data.num_classes)
+                if search is None:
+                    break
+                progress.begin_generation(generation, candidates, fresh)
+                reporter.update(progress)
+                jobs = [_job(c) for c in candidates if c.status == "pending"]
+                for result in evaluator.evaluate(jobs):
+                    if store.record(result):
+                        progress.record(result)
+                        log.candidate(progress, result)
+                        reporter.update(progress)
+                rows = store.candidates(generation)
+                still = [c.index for c in rows if c.status == "pending"]
+                if still:  # cannot happen unless an evaluator drops jobs; never tell a partial generation
+                    raise RuntimeError(f"generation {generation}: candidates {still} were not evaluated")
+                search.tell([c.params for c in rows], [c.fitness or 0.0 for c in rows])
+                store.close_generation(generation, search.state(), search.sigma)
+                export(experiment.directory, store, config)
+                progress.end_generation(store)
+                log.generation(progress, store.generation(generation))
+                reporter.update(progress)
+            reporter.end(progress)
+        result = status(experiment.directory)
+        log.info(f"finished: best fitness {result['best']['fitness'] if result['best'] else None}")
+    return result
+
+
+def _next_generation(
+    store: Store, config: ExperimentConfig, num_classes: int
+) -> tuple[CMAESSearch | None, int, list[Candidate], bool]:
+    """The open generation (restored) or a newly asked one (``fresh``); None once all are done."""
+    latest = store.latest_generation()
+    if latest is not None and not latest.closed:
+        search = CMAESSearch.from_state(latest.asked_state)
+        return search, latest.generation, store.candidates(latest.generation), False
+    generation = 0 if latest is None else latest.generation + 1
+    if generation >= config.search.generations:
+        return None, generation, [], False
+    search = _new_search(config) if latest is None else CMAESSearch.from_state(latest.told_state or b"")
+    rule = config.search.invariant
+    candidates = []
+    for index, params in enumerate(search.ask()):
+        seed = candidate_seed(config.seed, generation, index, config.search.seeds)
+        if invariant_holds(params, num_classes, rule):
+            candidates.append(Candidate(generation, index, params, seed, "pending"))
+        else:
+            candidates.append(Candidate(generation, index, params, seed, "rejected-invariant", fitness=0.0,
+                                        reason=f"fails the {rule} invariant for {num_classes} classes"))
+    store.open_generation(generation, search.state(), candidates)
+    return search, generation, candidates, True
+
+
+def _job(c: Candidate) -> Any:
+    from ..evaluators.base import Job
+
+    return Job(c.generation, c.index, tuple(c.params), c.seed)
+
+
+def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """Where an experiment stands; only reads, so it is safe while ``start`` runs elsewhere."""
+    experiment = open_experiment(directory)
+    config = experiment.config
+    with experiment.store() as store:
+        counts = store.counts()
+        generations = store.generations()
+        best = store.best()
+        totals = store.totals()
+    completed = sum(1 for g in generations if g.closed)
+    running = is_running(experiment.directory)
+    if completed >= config.search.generations:
+        state = "finished"
+    elif running:
+        state = "running"
+    elif generations:
+        state = "stopped"
+    else:
+        state = "not started"
+    recorded = {k: counts[k] for k in ("evaluated", "rejected-invariant", "failed", "aborted")}
+    return {
+        "name": config.name,
+        "directory": str(experiment.directory),
+        "kind": config.kind,
+        "state": state,
+        "pid": running.get("pid") if running else None,
+        "generations_completed": completed,
+        "generations_total": config.search.generations,
+        "population": config.search.population,
+        "invariant": config.search.invariant,
+        "candidates": {
+            "evaluated": recorded["evaluated"],
+            "rejected_invariant": recorded["rejected-invariant"],
+            "failed": recorded["failed"],
+            "aborted": recorded["aborted"],
+            "pending": counts["pending"],
+            "total": sum(recorded.values()),
+        },
+        "best": None if best is None else {
+            "params": best.params,
+            "fitness": best.fitness,
+            "generation": best.generation,
+            "index": best.index,
+            "formula": format_formula(best.params),
+        },
+        "generations": [
+            {"generation": g.generation, "best": g.best_fitness, "mean": g.mean_fitness, "min": g.min_fitness,
+             "sigma": g.sigma}
+            for g in generations if g.closed
+        ],
+        "training_time": totals["wall_time"],
+        "step_time": totals["step_time"],
+        "store": str(experiment.store_path),
+    }
+
+
+def export(directory: Path, store: Store, config: ExperimentConfig) -> None:
+    """Rewrite the human-readable views (best.json, generations.csv, candidates.csv) atomically."""
+    best = store.best()
+    if best is not None:
+        _write_atomic(directory / "best.json", json.dumps({
+            "name": config.name, "params": best.params, "fitness": best.fitness,
+            "generation": best.generation, "index": best.index, "seed": best.seed,
+            "formula": format_formula(best.params), "formula_paper": format_formula(best.params, "paper"),
+            "loss": "taylorglo:" + ",".join(repr(p) for p in best.params),
+        }, indent=2) + "\n")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["generation", "best_fitness", "mean_fitness", "min_fitness", "sigma"])
+    for g in store.generations():
+        if g.closed:
+            writer.writerow([g.generation, g.best_fitness, g.mean_fitness, g.min_fitness, g.sigma])
+    _write_atomic(directory / "generations.csv", out.getvalue())
+    out = io.StringIO()
+    writer = csv.writer(out)
+    columns = ["generation", "index", "status", "fitness", "val_accuracy", "val_loss", "train_accuracy",
+               "train_loss", "steps", "attempts", "wall_time", "worker", "seed", "reason", "params"]
+    writer.writerow(columns)
+    for c in store.candidates():
+        row = c.to_dict()
+        row["params"] = " ".join(repr(p) for p in c.params)
+        writer.writerow([row[k] for k in columns])
+    _write_atomic(directory / "candidates.csv", out.getvalue())
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class _Log:
+    """Plain event lines to DIR/host.log (always) and to the reporter (which decides the screen)."""
+
+    def __init__(self, path: Path, reporter: Reporter) -> None:
+        self.path = path
+        self.reporter = reporter
+
+    def info(self, message: str) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+        self.reporter.log(line)
+
+    def candidate(self, p: SearchProgress, c: Candidate) -> None:
+        what = f"fitness {c.fitness:.4f}" if c.status == "evaluated" else f"{c.status} ({c.reason})"
+        wall = f" {c.wall_time:.1f}s" if c.wall_time is not None else ""
+        self.info(f"candidate {c.generation}:{c.index} {what}{wall} on {c.worker}; "
+                  f"generation {p.generation_done}/{p.population} done; best {p.best_text()}")
+
+    def generation(self, p: SearchProgress, g: Any) -> None:
+        self.info(f"generation {g.generation} ({g.generation + 1} of {p.generations_total}) done: best {g.best_fitness:.4f} "
+                  f"mean {g.mean_fitness:.4f} min {g.min_fitness:.4f} sigma {g.sigma:.3g}; "
+                  f"overall: {p.counts_text()}; best {p.best_text()}; ETA {p.eta_text()}")

@@ -1,0 +1,56 @@
+"""The ``taylorglo train ...`` command that reproduces one candidate's training by hand.
+
+A search trains thousands of candidates inside worker processes; when one of them behaves oddly,
+the fastest way to look at it is to run exactly that training in a terminal. This module turns a
+:class:`~taylorglo.training.TrainConfig`, a parameter vector and a seed into that command line.
+Only fields that differ from the CLI's defaults are written, so the command stays readable.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any, Sequence
+
+from ..training.config import TrainConfig
+
+# Fields the train command does not take: the test pass is always run by hand (it does not change
+# the validation accuracy the fitness is), and a search's worker chooses its own threads.
+_SKIPPED = {"eval_test", "threads"}
+
+
+def train_argv(training: TrainConfig, params: Sequence[float] | None, seed: int) -> list[str]:
+    """argv of ``taylorglo train`` for ``training`` with ``params`` (None: cross-entropy)."""
+    defaults = TrainConfig()
+    argv = ["taylorglo", "train"]
+    for name, value in training.to_dict().items():
+        if name in _SKIPPED or value == getattr(defaults, name):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name == "lr_decay":
+            argv += [flag, ",".join(_num(v) for v in value)]
+        elif name == "nesterov":
+            argv.append("--nesterov" if value else "--no-nesterov")
+        elif name == "model_options":
+            for key, option in value.items():
+                argv += ["--model-option", f"{key}={json.dumps(option)}"]
+        elif name in ("dataset", "model"):
+            argv += [flag, str(value)]
+        else:
+            argv += [flag, _num(value) if isinstance(value, float) else str(value)]
+    if "--dataset" not in argv:
+        argv[2:2] = ["--dataset", training.dataset]
+    if "--model" not in argv:
+        argv[4:4] = ["--model", training.model]
+    loss = "cross-entropy" if params is None else "taylorglo:" + ",".join(repr(float(p)) for p in params)
+    argv += ["--loss", loss, "--seed", str(seed)]
+    return argv
+
+
+def train_command(training: TrainConfig, params: Sequence[float] | None, seed: int) -> str:
+    """:func:`train_argv` as one shell-quoted line."""
+    return shlex.join(train_argv(training, params, seed))
+
+
+def _num(value: Any) -> str:
+    return repr(float(value)) if isinstance(value, float) else str(value)

@@ -1,0 +1,124 @@
+"""CMA-ES over TaylorGLO parameter vectors: ask / tell, and nothing about files or workers.
+
+:class:`CMAESSearch` wraps pycma's ``CMAEvolutionStrategy`` (SPEC §2: (μ/μ_w, λ)-CMA-ES with
+pycma's default weights and learning rates, mean 0, σ₀ = 1.2, no bounds). It speaks *fitness*
+(validation accuracy in [0, 1], higher is better) and minimises ``1 − fitness`` inside.
+
+Its whole state, random generator included, is one byte string (:meth:`state` /
+:meth:`from_state`), so a host can save it after every ``ask`` and ``tell`` and a restarted
+search continues bit for bit. That needs care: pycma samples with ``numpy.random.randn`` by
+default, the *process-global* generator, which a pickle neither contains nor restores. We pass
+pycma a generator object of our own (:class:`_Randn`) instead; pycma keeps it in its options and
+sampler, so it travels inside the pickle and a resumed search draws exactly the numbers an
+uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import warnings
+from typing import Sequence
+
+import numpy as np
+
+with warnings.catch_warnings():
+    # pycma warns at import when matplotlib is missing; plotting is not something we use.
+    warnings.simplefilter("ignore")
+    import cma
+
+
+class _Randn:
+    """A picklable ``randn(*shape)`` with its own state (see the module docstring)."""
+
+    def __init__(self, seed: int) -> None:
+        self.state = np.random.RandomState(seed)
+
+    def __call__(self, *shape: int) -> np.ndarray:
+        return self.state.standard_normal(shape)
+
+
+class CMAESSearch:
+    """Ask/tell CMA-ES that maximises fitness in [0, 1] over R^dim.
+
+    >>> search = CMAESSearch(dim=8, population=6, sigma=1.2, seed=0)
+    >>> solutions = search.ask()
+    >>> search.tell(solutions, [0.1, 0.5, 0.0, 0.9, 0.3, 0.2])
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        population: int,
+        sigma: float = 1.2,
+        seed: int = 0,
+        mean: Sequence[float] | None = None,
+    ) -> None:
+        x0 = np.zeros(dim) if mean is None else np.asarray(mean, dtype=float)
+        if x0.shape != (dim,):
+            raise ValueError(f"mean must have {dim} values, got {len(x0)}")
+        options = {
+            "popsize": int(population),
+            # Our own generator (module docstring); pycma's "seed" option only seeds numpy's global one.
+            "randn": _Randn(int(seed)),
+            "verbose": -9,
+            # No stopping rule of pycma's own: the host runs the configured number of generations.
+            "maxiter": math.inf,
+            "tolfun": 0,
+            "tolx": 0,
+            "tolfunhist": 0,
+            "tolstagnation": math.inf,
+            "tolflatfitness": math.inf,
+        }
+        self._es = cma.CMAEvolutionStrategy(x0, float(sigma), options)
+        self._asked: list[list[float]] | None = None
+
+    @property
+    def generation(self) -> int:
+        """Number of completed ``tell`` calls."""
+        return int(self._es.countiter)
+
+    @property
+    def population(self) -> int:
+        return int(self._es.popsize)
+
+    @property
+    def mean(self) -> list[float]:
+        return [float(v) for v in self._es.mean]
+
+    @property
+    def sigma(self) -> float:
+        return float(self._es.sigma)
+
+    def ask(self) -> list[list[float]]:
+        """The next generation's λ candidates, as plain lists of floats."""
+        if self._asked is not None:
+            raise RuntimeError("ask() called twice without tell(); use asked() to get the open generation")
+        self._asked = [[float(v) for v in x] for x in self._es.ask()]
+        return [list(x) for x in self._asked]
+
+    def asked(self) -> list[list[float]] | None:
+        """The open generation's candidates (asked, not yet told), or None."""
+        return None if self._asked is None else [list(x) for x in self._asked]
+
+    def tell(self, solutions: Sequence[Sequence[float]], fitnesses: Sequence[float]) -> None:
+        """Report the fitness (higher is better) of every candidate of the open generation.
+
+        Non-finite fitnesses count as 0 (SPEC §2: failed runs get accuracy 0).
+        """
+        if len(solutions) != len(fitnesses):
+            raise ValueError(f"{len(solutions)} solutions but {len(fitnesses)} fitnesses")
+        objectives = [1.0 - (float(f) if math.isfinite(float(f)) else 0.0) for f in fitnesses]
+        self._es.tell([np.asarray(x, dtype=float) for x in solutions], objectives)
+        self._asked = None
+
+    def state(self) -> bytes:
+        """Everything needed to continue, as bytes (a pickle; store it, don't edit it)."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def from_state(blob: bytes) -> "CMAESSearch":
+        obj = pickle.loads(blob)
+        if not isinstance(obj, CMAESSearch):
+            raise ValueError("not a CMAESSearch state")
+        return obj

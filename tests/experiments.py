@@ -1,0 +1,72 @@
+"""Small experiment configs for the host tests (digits, a few generations, seconds per search)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+SMALL: dict[str, Any] = {
+    "name": "test-digits",
+    "kind": "taylorglo",
+    "seed": 0,
+    "training": {"dataset": "digits", "model": "mlp", "steps": 2000, "batch_size": 64,
+                 "model_options": {"hidden": 32}},
+    "search": {"order": 3, "population": 6, "sigma": 1.2, "generations": 3, "partial_fraction": 0.05,
+               "invariant": "reference"},
+    "evaluator": {"kind": "local", "workers": 2},
+}
+
+
+def merged(base: dict[str, Any], **tables: dict[str, Any] | Any) -> dict[str, Any]:
+    out = json.loads(json.dumps(base))
+    for key, value in tables.items():
+        if isinstance(value, dict):
+            out.setdefault(key, {}).update(value)
+        else:
+            out[key] = value
+    return out
+
+
+def toml_text(config: dict[str, Any]) -> str:
+    """A tiny TOML writer for the flat tables these tests use."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        return repr(v)
+
+    lines = [f"{k} = {value(v)}" for k, v in config.items() if not isinstance(v, dict)]
+    for k, v in config.items():
+        if isinstance(v, dict):
+            lines.append(f"\n[{k}]")
+            lines += [f"{kk} = {value(vv)}" for kk, vv in v.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    path = Path(path)
+    if path.suffix == ".json":
+        path.write_text(json.dumps(config))
+    else:
+        path.write_text(toml_text(config))
+    return path
+
+
+def cli(*args: str, check: bool = False, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m taylorglo ARGS`` as a user would (a separate process)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run([sys.executable, "-m", "taylorglo", *args], capture_output=True, text=True,
+                            env=env, timeout=600, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"taylorglo {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result

@@ -1,0 +1,208 @@
+"""The experiment host end to end: real searches on digits, real worker processes, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from experiments import SMALL, cli, merged, write_config
+from taylorglo.errors import TaylorGLOError
+from taylorglo.evaluators import Job, LocalEvaluator, evaluate_job
+from taylorglo.experiment import ExperimentConfig, Store, init_experiment, start, status
+from taylorglo.experiment.lock import ExperimentLock, is_running
+
+# A slower variant for the kill test: ~0.3 s per candidate, so a kill lands inside a generation.
+SLOW = merged(SMALL, training={"steps": 12000}, search={"generations": 3, "partial_fraction": 0.05})
+
+
+def _rows(directory):
+    """Every candidate as a comparable tuple, from the SQLite file itself."""
+    with sqlite3.connect(directory / "experiment.sqlite") as db:
+        return db.execute(
+            "SELECT generation, idx, params, seed, status, fitness, val_accuracy, attempts FROM candidates "
+            "ORDER BY generation, idx"
+        ).fetchall()
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One uninterrupted small search, shared by the tests that only read it."""
+    root = tmp_path_factory.mktemp("search")
+    path = write_config(root / "digits.toml", SMALL)
+    result = cli("init", str(root / "run"), str(path), check=True)
+    assert "taylorglo start" in result.stdout
+    result = cli("start", str(root / "run"), check=True)
+    return root / "run", result
+
+
+def test_full_search_records_every_candidate_and_learns(finished):
+    directory, result = finished
+    st = status(directory)
+    population, generations = SMALL["search"]["population"], SMALL["search"]["generations"]
+    assert st["state"] == "finished"
+    assert st["generations_completed"] == st["generations_total"] == generations
+    c = st["candidates"]
+    assert c["total"] == population * generations == len(_rows(directory))
+    assert c["evaluated"] + c["rejected_invariant"] + c["failed"] + c["aborted"] == c["total"]
+    assert c["pending"] == 0 and c["rejected_invariant"] > 0
+    assert st["best"]["fitness"] >= 0.8
+    assert len(st["best"]["params"]) == 8
+    # Rejected candidates were never trained and score 0; trained ones carry their metrics.
+    with Store(directory / "experiment.sqlite") as store:
+        for cand in store.candidates():
+            if cand.status == "rejected-invariant":
+                assert cand.fitness == 0.0 and cand.wall_time is None and "invariant" in cand.reason
+            elif cand.status == "evaluated":
+                assert cand.fitness == cand.val_accuracy and cand.steps == 100 and cand.worker
+                assert cand.metrics["history"] and cand.attempts == 1
+    # The end of `start` says what was found and where it is.
+    assert "best loss: fitness" in result.stdout and "best.json" in result.stdout
+    best = json.loads((directory / "best.json").read_text())
+    assert best["params"] == st["best"]["params"]
+    assert len((directory / "candidates.csv").read_text().splitlines()) == c["total"] + 1
+    assert len((directory / "generations.csv").read_text().splitlines()) == generations + 1
+    # Without a terminal, progress is plain log lines (also kept in host.log).
+    assert "generation 2 (3 of 3) done" in result.stderr
+    assert "generation 2 (3 of 3) done" in (directory / "host.log").read_text()
+
+
+def test_status_json_has_the_documented_keys(finished):
+    directory, _ = finished
+    out = json.loads(cli("status", str(directory), "--json", check=True).stdout)
+    assert {"generations_completed", "generations_total", "candidates", "best"} <= set(out)
+    assert {"evaluated", "rejected_invariant", "failed", "total"} <= set(out["candidates"])
+    assert {"params", "fitness", "generation"} <= set(out["best"])
+    text = cli("check", str(directory), check=True).stdout
+    assert "finished" in text and "generation   2" in text
+
+
+def test_start_again_on_a_finished_search_changes_nothing(finished):
+    directory, _ = finished
+    before = _rows(directory)
+    result = cli("start", str(directory), check=True)
+    assert _rows(directory) == before
+    assert "finished" in result.stdout
+
+
+def test_getinvocation_reproduces_a_recorded_candidate(finished):
+    directory, _ = finished
+    with Store(directory / "experiment.sqlite") as store:
+        cand = next(c for c in store.candidates() if c.status == "evaluated")
+    command = cli("getinvocation", str(directory), "--candidate", f"{cand.generation}:{cand.index}",
+                  check=True).stdout.strip()
+    argv = command.split()
+    assert argv[:2] == ["taylorglo", "train"]
+    run = cli(*argv[1:], "--json", check=True)
+    assert json.loads(run.stdout)["val_accuracy"] == pytest.approx(cand.fitness, abs=0.02)
+
+
+def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path):
+    path = write_config(tmp_path / "slow.toml", SLOW)
+    for name in ("straight", "killed"):
+        init_experiment(tmp_path / name, path)
+    cli("start", str(tmp_path / "straight"), check=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "taylorglo", "start", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    state = None
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+        try:
+            state = {s: n for s, n in sqlite3.connect(killed / "experiment.sqlite").execute(
+                "SELECT status, COUNT(*) FROM candidates WHERE generation = 1 GROUP BY status")}
+        except sqlite3.Error:
+            continue
+        if state.get("evaluated", 0) >= 1 and state.get("pending", 0) >= 1:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"search ended before the kill (generation 1: {state})"
+    assert status(killed)["state"] == "stopped"
+    partial = _rows(killed)
+    assert any(row[4] == "pending" for row in partial)
+    # Orphaned workers notice their parent died and exit within a couple of seconds.
+    workers = {int(w.split(":")[1]) for (w,) in sqlite3.connect(killed / "experiment.sqlite").execute(
+        "SELECT DISTINCT worker FROM candidates WHERE worker IS NOT NULL")}
+    time.sleep(3)
+    assert workers and not [pid for pid in workers if _alive(pid)]
+
+    cli("start", str(killed), check=True)
+    resumed, straight = _rows(killed), _rows(tmp_path / "straight")
+    # Nothing lost or duplicated, and results recorded before the kill were not re-run.
+    assert len(resumed) == len(straight) == SLOW["search"]["population"] * SLOW["search"]["generations"]
+    assert {row[:2] for row in resumed} == {row[:2] for row in straight}
+    for before in partial:
+        if before[4] != "pending":
+            assert before in resumed
+    assert resumed == straight
+    assert status(killed)["best"] == status(tmp_path / "straight")["best"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_second_start_is_refused_and_a_dead_holder_leaves_no_lock(tmp_path):
+    path = write_config(tmp_path / "c.toml", SMALL)
+    directory = init_experiment(tmp_path / "run", path).directory
+    with ExperimentLock(directory):
+        assert is_running(directory)["pid"] == os.getpid()
+        with pytest.raises(TaylorGLOError, match="already running"):
+            start(directory)
+        result = cli("start", str(directory))
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+        assert f"pid {os.getpid()}" in result.stderr
+    assert is_running(directory) is None
+    # A holder killed with SIGKILL: the kernel drops its lock.
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time; from taylorglo.experiment.lock import ExperimentLock; "
+                               f"ExperimentLock({str(directory)!r}).acquire(); print('held', flush=True); "
+                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    assert is_running(directory)["pid"] == holder.pid
+    holder.kill()
+    holder.wait()
+    assert is_running(directory) is None
+    ExperimentLock(directory).acquire().release()
+
+
+def test_nan_candidates_are_failed_results_not_crashes(tmp_path):
+    config = ExperimentConfig.from_dict(SMALL)
+    training = config.candidate_training()
+    good = evaluate_job(training, Job(0, 0, (0, 0, 0, 5.0, 0, 0, 0, 0), 0))  # pushes the target up
+    nan = evaluate_job(training, Job(0, 1, (1e30,) * 8, 0))
+    assert good.status == "evaluated" and good.fitness > 0.5
+    assert nan.status == "failed" and nan.fitness == 0.0 and "non-finite" in nan.reason
+    # The same through worker processes, in one batch: the NaN one does not disturb the other.
+    with LocalEvaluator(training, workers=2) as evaluator:
+        results = {r.index: r for r in evaluator.evaluate([Job(0, 0, (0, 0, 0, 5.0, 0, 0, 0, 0), 0),
+                                                           Job(0, 1, (1e30,) * 8, 0)])}
+    assert results[0].status == "evaluated" and results[0].fitness == good.fitness
+    assert results[1].status == "failed"
+
+    # A whole search whose every candidate diverges still runs to its end.
+    blowup = merged(SMALL, search={"mean": [1e30] * 8, "sigma": 1.0, "invariant": "off", "generations": 2,
+                                   "population": 4})
+    directory = init_experiment(tmp_path / "nan", write_config(tmp_path / "nan.toml", blowup)).directory
+    st = start(directory, workers=2)
+    assert st["state"] == "finished"
+    assert st["candidates"]["failed"] == st["candidates"]["total"] == 8
+    assert st["best"] is None
