@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import tempfile
 import time
@@ -87,6 +88,54 @@ seeds = "generation"
 kind = "local"
 workers = {workers}
 """
+
+
+class CpuMeter:
+    """Core-seconds the whole machine spent busy vs. this process tree, over a stretch of time.
+
+    The figures here only mean something on an otherwise idle machine: another process on one of
+    the cores slows a worker's steps and shows up as "slower steps", not as host overhead. Linux
+    only (``/proc/stat``); elsewhere nothing is measured.
+    """
+
+    def __init__(self) -> None:
+        self.busy0, self.steal0 = _machine_busy()
+        self.own0 = _own_cpu()
+        self.t0 = time.time()
+
+    def report(self, what: str) -> str:
+        busy, steal = _machine_busy()
+        if busy is None or self.busy0 is None:
+            return ""
+        wall = time.time() - self.t0
+        cores = os.cpu_count() or 1
+        other = max(0.0, (busy - self.busy0) - (_own_cpu() - self.own0))
+        stolen = steal - self.steal0
+        share = (other + stolen) / (wall * cores)
+        text = (f"{what}: other processes used {other:.1f} core-s, hypervisor steal {stolen:.1f} core-s "
+                f"= {share:.1%} of {wall:.0f} s x {cores} cores")
+        if share > 0.05:
+            text += "  ** machine was busy: the figures below are not reliable; re-run on an idle machine **"
+        return text
+
+
+def _machine_busy() -> tuple[float | None, float]:
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process and its reaped children (the pool's workers, once shut down)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _startup_probe(queue: Any, t_parent: float) -> None:
@@ -225,9 +274,11 @@ def main() -> None:
     print(f"digits / mlp, {steps} steps per candidate (batch 64), population {population}, "
           f"{generations} generations, {args.workers} workers x {threads} thread(s) on {cpu_count()} cores")
 
+    meter = CpuMeter()
     t0 = time.time()
     start(root, workers=args.workers)
     t1 = time.time()
+    busy_search = meter.report("machine during the search")
     wall = t1 - t0
     st = status(root)
     experiment = open_experiment(root)
@@ -241,6 +292,8 @@ def main() -> None:
     print(f"search: {wall:.1f} s wall, {counts['total']} candidates: {counts['evaluated']} evaluated, "
           f"{counts['rejected_invariant']} rejected by the invariant, {counts['failed']} failed, "
           f"{counts['aborted']} aborted; best fitness {st['best']['fitness'] if st['best'] else None}")
+    if busy_search:
+        print(busy_search)
     print(f"trainings per generation: {[tl['per_gen'].get(g, 0) for g in range(generations)]} "
           f"({tl['uneven']} of {generations} not a multiple of {args.workers} workers)")
 
@@ -274,7 +327,11 @@ def main() -> None:
 
     if not args.no_baseline:
         print(f"\nbaseline: re-training the same {len(trained)} candidates sequentially in-process ...", flush=True)
+        meter = CpuMeter()
         base = sequential_baseline(experiment, trained, threads)
+        busy_base = meter.report("machine during the baseline")
+        if busy_base:
+            print(busy_base)
         ideal = base["wall"] / args.workers
         search_steps = sum(c.step_time or 0.0 for c in trained)
         print(f"baseline: {base['wall']:.1f} s for {base['runs']} trainings (+{base['warmup']:.2f} s one-off "

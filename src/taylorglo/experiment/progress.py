@@ -161,7 +161,7 @@ class LiveReporter(Reporter):
     def log(self, line: str) -> None:
         # Generation summaries stay on screen above the bars; per-candidate lines go to host.log only.
         if " done: " in line or "start:" in line or "finished:" in line:
-            self.console.log(line.split(" ", 2)[-1], highlight=False)
+            self.console.print(line, highlight=False, markup=False)
 
     def end(self, progress: SearchProgress) -> None:
         if self._bar is not None:
