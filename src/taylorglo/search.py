@@ -22,10 +22,15 @@ from typing import Sequence
 
 import numpy as np
 
-with warnings.catch_warnings():
-    # pycma warns at import when matplotlib is missing; plotting is not something we use.
-    warnings.simplefilter("ignore")
-    import cma
+
+def _cma():
+    """pycma, imported on first use: it pulls in scipy.stats (~0.6 s), which worker processes that
+    only train candidates should not pay for."""
+    with warnings.catch_warnings():
+        # pycma warns at import when matplotlib is missing; plotting is not something we use.
+        warnings.simplefilter("ignore")
+        import cma
+    return cma
 
 
 class _Randn:
@@ -70,7 +75,7 @@ class CMAESSearch:
             "tolstagnation": math.inf,
             "tolflatfitness": math.inf,
         }
-        self._es = cma.CMAEvolutionStrategy(x0, float(sigma), options)
+        self._es = _cma().CMAEvolutionStrategy(x0, float(sigma), options)
         self._asked: list[list[float]] | None = None
 
     @property
@@ -118,6 +123,7 @@ class CMAESSearch:
 
     @staticmethod
     def from_state(blob: bytes) -> "CMAESSearch":
+        _cma()  # the pickle refers to pycma's classes
         obj = pickle.loads(blob)
         if not isinstance(obj, CMAESSearch):
             raise ValueError("not a CMAESSearch state")

@@ -61,6 +61,9 @@ def _init_worker(training: dict[str, Any], threads: int, parent_pid: int) -> Non
 
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     torch.set_num_threads(threads)
+    # The first optimizer built in a process lazily imports torch._dynamo (~1 s); pay it here, at
+    # start-up, not inside the first candidate's recorded wall time.
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     _TRAINING = TrainConfig(**training)
     try:
         _DATA = load_dataset(_TRAINING.dataset, _TRAINING.data_dir, _TRAINING.data_fraction, field="training.dataset")
