@@ -126,9 +126,10 @@ def _make_evaluator(config: ExperimentConfig, workers: int | None) -> Any:
     training = config.candidate_training()
     n = workers or config.evaluator.workers
     if config.evaluator.kind == "local":
-        from ..evaluators.local import LocalEvaluator
+        from ..evaluators.local import LocalEvaluator, cpu_count
 
-        return LocalEvaluator(training, workers=min(n, config.search.population) if n else None)
+        # More workers than candidates per generation would only idle.
+        return LocalEvaluator(training, workers=min(n or cpu_count(), config.search.population))
     raise TaylorGLOError(
         f"evaluator.kind: {config.evaluator.kind!r} is not available in this version; use \"local\""
     )
@@ -179,7 +180,7 @@ def start(
                 search.tell([c.params for c in rows], [c.fitness or 0.0 for c in rows])
                 store.close_generation(generation, search.state(), search.sigma)
                 export(experiment.directory, store, config)
-                progress.end_generation(store)
+                progress.end_generation()
                 log.generation(progress, store.generation(generation))
                 reporter.update(progress)
             reporter.end(progress)
@@ -317,17 +318,17 @@ class _Log:
         self.path = path
         self.reporter = reporter
 
-    def info(self, message: str) -> None:
+    def info(self, message: str, detail: bool = False) -> None:
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
-        self.reporter.log(line)
+        self.reporter.log(line, detail)
 
     def candidate(self, p: SearchProgress, c: Candidate) -> None:
         what = f"fitness {c.fitness:.4f}" if c.status == "evaluated" else f"{c.status} ({c.reason})"
         wall = f" {c.wall_time:.1f}s" if c.wall_time is not None else ""
         self.info(f"candidate {c.generation}:{c.index} {what}{wall} on {c.worker}; "
-                  f"generation {p.generation_done}/{p.population} done; best {p.best_text()}")
+                  f"generation {p.generation_done}/{p.population} done; best {p.best_text()}", detail=True)
 
     def generation(self, p: SearchProgress, g: Any) -> None:
         self.info(f"generation {g.generation} ({g.generation + 1} of {p.generations_total}) done: best {g.best_fitness:.4f} "

@@ -62,7 +62,7 @@ class SearchProgress:
             if self.best_fitness is None or c.fitness > self.best_fitness:
                 self.best_fitness = c.fitness
 
-    def end_generation(self, store: Store) -> None:
+    def end_generation(self) -> None:
         self.generations_completed = self.generation + 1
         self.generation_done = self.population
 
@@ -112,7 +112,8 @@ class Reporter:
 
     def update(self, progress: SearchProgress) -> None: ...
 
-    def log(self, line: str) -> None: ...
+    def log(self, line: str, detail: bool = False) -> None:
+        """An event line; ``detail`` marks per-candidate lines a compact display may skip."""
 
     def end(self, progress: SearchProgress) -> None: ...
 
@@ -123,7 +124,7 @@ class PlainReporter(Reporter):
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
 
-    def log(self, line: str) -> None:
+    def log(self, line: str, detail: bool = False) -> None:
         stream = self.stream or sys.stderr
         print(line, file=stream, flush=True)
 
@@ -158,9 +159,9 @@ class LiveReporter(Reporter):
                          info=f"evaluated {c['evaluated']}  rejected {c['rejected-invariant']}  "
                               f"failed {c['failed'] + c['aborted']}")
 
-    def log(self, line: str) -> None:
+    def log(self, line: str, detail: bool = False) -> None:
         # Generation summaries stay on screen above the bars; per-candidate lines go to host.log only.
-        if " done: " in line or "start:" in line or "finished:" in line:
+        if not detail:
             self.console.print(line, highlight=False, markup=False)
 
     def end(self, progress: SearchProgress) -> None:
