@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from ..errors import TaylorGLOError, one_line
 from ..invariant import RULES
 from ..loss import SUPPORTED_ORDERS, num_params
 from ..plugins import is_plugin_ref
-from ..training.config import TrainConfig
+from ..training.config import TrainConfig, _is_number
 from ..training.data import DATASET_NAMES
 from ..training.models import build_model
 
@@ -34,10 +33,6 @@ SEED_MODES = ("generation", "candidate")
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -228,7 +223,6 @@ def _check_dataset_and_model(training: TrainConfig) -> None:
     if not is_plugin_ref(training.model):
         # Building the network on a nominal input checks the name and its options in milliseconds;
         # the real input shape is checked again when the dataset is loaded at `start`.
-        shape = (1, 28, 28) if training.dataset in ("digits", "mnist", "fashion-mnist") else (3, 32, 32)
-        if training.dataset == "digits":
-            shape = (1, 8, 8)
+        shape = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28)}.get(
+            training.dataset, (3, 32, 32))
         build_model(training.model, shape, 10, field="training.model", **training.model_options)

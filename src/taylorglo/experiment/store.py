@@ -192,12 +192,14 @@ class Store:
                 )
 
     def close_generation(self, generation: int, told_state: bytes, sigma: float) -> None:
-        fits = [c.fitness or 0.0 for c in self.candidates(generation)]
         with self.transaction() as db:
+            # The statistics come from the rows in the same transaction that closes the generation.
             cur = db.execute(
-                "UPDATE generations SET told_state = ?, closed_at = ?, sigma = ?, best_fitness = ?, "
-                "mean_fitness = ?, min_fitness = ? WHERE generation = ? AND told_state IS NULL",
-                (told_state, time.time(), sigma, max(fits), sum(fits) / len(fits), min(fits), generation),
+                "UPDATE generations SET told_state = ?, closed_at = ?, sigma = ?, "
+                "(best_fitness, mean_fitness, min_fitness) = (SELECT MAX(COALESCE(fitness, 0)), "
+                "AVG(COALESCE(fitness, 0)), MIN(COALESCE(fitness, 0)) FROM candidates WHERE generation = ?) "
+                "WHERE generation = ? AND told_state IS NULL",
+                (told_state, time.time(), sigma, generation, generation),
             )
             if cur.rowcount != 1:
                 raise RuntimeError(f"generation {generation} is not open")
