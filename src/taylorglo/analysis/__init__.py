@@ -1,0 +1,1 @@
+"""Turning an experiment directory into evidence: the report, statistics, robustness sweeps."""
