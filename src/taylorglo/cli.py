@@ -287,6 +287,10 @@ def _with_progress(run: Any, enabled: bool, label: str) -> Any:
         return run(lambda done, total: bar.update(task, completed=done, total=total))
 
 
+# The results commands (final, compare, ttest, collate, analyze, robustness, log) live beside.
+from . import cli_results  # noqa: E402,F401  (registers its commands on `cli`)
+
+
 def main() -> None:
     """Entry point: turn user errors into one line and exit status 2."""
     try:

@@ -21,18 +21,28 @@ from typing import Iterator, Sequence
 from ..errors import TaylorGLOError, one_line
 from ..experiment.store import Candidate
 from ..training.config import TrainConfig
-from ..training.data import DataSplits
-from ..training.trainer import train
+from ..loss import loss_spec
+from ..training.checkpoint import save_network
+from ..training.data import DataSplits, load_dataset
+from ..training.trainer import as_loss, train
 
 
 @dataclass(frozen=True)
 class Job:
-    """One candidate to evaluate: where it belongs, its parameters and its training seed."""
+    """One training to run: where its result belongs, the loss, the seed, and what to measure.
+
+    A search's candidates and ``final`` 's repeats are both jobs: ``generation``/``index`` place the
+    result (for ``final``, the final loss's id and the repeat). ``params`` None trains with
+    cross-entropy, the baseline. ``fgsm_epsilon`` makes the fitness the validation accuracy under an
+    FGSM attack of that size instead of the clean one; ``save_model`` keeps the trained network.
+    """
 
     generation: int
     index: int
-    params: tuple[float, ...]
+    params: tuple[float, ...] | None
     seed: int
+    fgsm_epsilon: float | None = None
+    save_model: str | None = None
 
 
 class Evaluator(ABC):
@@ -62,29 +72,51 @@ def worker_name() -> str:
 
 
 def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None) -> Candidate:
-    """Train ``job``'s loss for ``training``'s schedule; fitness = final validation accuracy.
+    """Train ``job``'s loss for ``training``'s schedule; fitness = final validation accuracy
+    (under FGSM at ``job.fgsm_epsilon`` when set).
 
     Fitness is 0 for a run that failed (NaN/inf loss, an exception inside training) or was
     early-aborted on every attempt (SPEC §2); the reason and all metrics are kept.
     """
+    params = None if job.params is None else list(job.params)
+    if data is None:
+        data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
+    keep = job.fgsm_epsilon is not None or job.save_model is not None
+    fgsm_accuracy = None
     try:
-        result = train(training, list(job.params), seed=job.seed, data=data)
+        loss_fn = as_loss(params, training.round_params)
+        result = train(training, loss_fn, seed=job.seed, data=data, keep_model=keep)
+        if result.ok and job.fgsm_epsilon is not None and result.model is not None:
+            from ..analysis.robustness import fgsm_accuracy as attack
+
+            device = next(result.model.parameters()).device
+            fgsm_accuracy = attack(result.model, data.val_x.to(device), data.val_y.to(device), loss_fn,
+                                   job.fgsm_epsilon, training.eval_batch_size)
     except TaylorGLOError:
         raise
     except Exception as exc:  # a numerical blow-up deep inside torch is the candidate's fault
         return Candidate(
-            generation=job.generation, index=job.index, params=list(job.params), seed=job.seed,
+            generation=job.generation, index=job.index, params=params or [], seed=job.seed,
             status="failed", fitness=0.0, reason=f"{type(exc).__name__}: {one_line(exc)}"[:500],
             worker=worker_name(),
         )
     status = {"ok": "evaluated", "aborted": "aborted", "failed": "failed"}[result.status]
+    metrics = result.to_dict(history=True)
+    if job.save_model is not None and result.ok and result.model is not None:
+        save_network(result.model, job.save_model, model_name=training.model,
+                     model_options=training.model_options, data=data, loss=loss_spec(params), seed=job.seed)
+        metrics["model_path"] = job.save_model
+    if fgsm_accuracy is not None:
+        metrics["fgsm_epsilon"] = job.fgsm_epsilon
+        metrics["fgsm_accuracy"] = fgsm_accuracy
+    fitness = result.val_accuracy if fgsm_accuracy is None else fgsm_accuracy
     return Candidate(
         generation=job.generation,
         index=job.index,
-        params=list(job.params),
+        params=params or [],
         seed=job.seed,
         status=status,
-        fitness=result.val_accuracy if status == "evaluated" else 0.0,
+        fitness=fitness if status == "evaluated" else 0.0,
         reason=result.reason,
         val_accuracy=result.val_accuracy,
         val_loss=result.val_loss,
@@ -95,5 +127,5 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
         wall_time=result.wall_time,
         step_time=result.step_time,
         worker=worker_name(),
-        metrics=result.to_dict(history=True),
+        metrics=metrics,
     )

@@ -29,6 +29,7 @@ KINDS = ("taylorglo",)
 FUTURE_KINDS = ("oneshot", "epbt")
 EVALUATORS = ("local", "ray")
 SEED_MODES = ("generation", "candidate")
+FITNESSES = ("accuracy", "fgsm")
 
 
 def _is_int(value: Any) -> bool:
@@ -55,6 +56,11 @@ class SearchConfig:
     seeds: str = "generation"
     #: Initial mean (default: zeros, SPEC §2), in the code layout.
     mean: list[float] | None = None
+    #: What a candidate is scored on: "accuracy" (clean validation accuracy, SPEC §2) or "fgsm"
+    #: (validation accuracy under a one-step FGSM attack of size ``fgsm_epsilon``, SPEC §6).
+    fitness: str = "accuracy"
+    #: The attack size for ``fitness = "fgsm"``, in pixel units of [0, 1] images (SPEC §6: 0.1).
+    fgsm_epsilon: float = 0.1
 
     def validate(self, prefix: str = "search.") -> "SearchConfig":
         def bad(name: str, why: str) -> TaylorGLOError:
@@ -74,6 +80,10 @@ class SearchConfig:
             raise bad("invariant", f"must be one of {', '.join(map(repr, RULES))}, got {self.invariant!r}")
         if self.seeds not in SEED_MODES:
             raise bad("seeds", f"must be one of {', '.join(map(repr, SEED_MODES))}, got {self.seeds!r}")
+        if self.fitness not in FITNESSES:
+            raise bad("fitness", f"must be one of {', '.join(map(repr, FITNESSES))}, got {self.fitness!r}")
+        if not (_is_number(self.fgsm_epsilon) and 0 < self.fgsm_epsilon <= 1):
+            raise bad("fgsm_epsilon", f"must be a number in (0, 1] (pixel units), got {self.fgsm_epsilon!r}")
         if self.mean is not None:
             n = num_params(self.order)
             if not isinstance(self.mean, list) or len(self.mean) != n or not all(_is_number(v) for v in self.mean):
@@ -112,6 +122,15 @@ class ExperimentConfig:
     training: TrainConfig = field(default_factory=TrainConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+
+    @property
+    def candidate_fgsm_epsilon(self) -> float | None:
+        """The FGSM size a candidate's fitness is measured at; None for clean accuracy."""
+        return self.search.fgsm_epsilon if self.search.fitness == "fgsm" else None
+
+    def final_training(self) -> TrainConfig:
+        """The training config of ``final``: the full schedule, measured on the test set."""
+        return self.training.replace(eval_test=True)
 
     def candidate_training(self) -> TrainConfig:
         """The training config of one fitness evaluation: the partial schedule, no test pass."""

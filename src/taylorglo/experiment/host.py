@@ -36,6 +36,7 @@ from ..invariant import invariant_holds
 from ..loss import format_formula, num_params
 from ..search import CMAESSearch
 from ..training.data import load_dataset
+from ..training.config import TrainConfig
 from ..training.models import build_model
 from .config import ExperimentConfig
 from .lock import ExperimentLock, is_running
@@ -122,14 +123,14 @@ def _new_search(config: ExperimentConfig) -> CMAESSearch:
     return CMAESSearch(num_params(s.order), s.population, s.sigma, seed=config.seed, mean=s.mean)
 
 
-def _make_evaluator(config: ExperimentConfig, workers: int | None) -> Any:
-    training = config.candidate_training()
+def make_evaluator(config: ExperimentConfig, training: TrainConfig, workers: int | None, most: int) -> Any:
+    """The evaluator ``config`` asks for, training with ``training``; never more than ``most``
+    workers (more than there are jobs at once would only idle). Shared by the search and ``final``."""
     n = workers or config.evaluator.workers
     if config.evaluator.kind == "local":
         from ..evaluators.local import LocalEvaluator, cpu_count
 
-        # More workers than candidates per generation would only idle.
-        return LocalEvaluator(training, workers=min(n or cpu_count(), config.search.population))
+        return LocalEvaluator(training, workers=max(1, min(n or cpu_count(), most)))
     raise TaylorGLOError(
         f"evaluator.kind: {config.evaluator.kind!r} is not available in this version; use \"local\""
     )
@@ -155,7 +156,8 @@ def start(
                             field="training.dataset")
         build_model(config.training.model, data.input_shape, data.num_classes, field="training.model",
                     **config.training.model_options)
-        with experiment.store() as store, _make_evaluator(config, workers) as evaluator:
+        with experiment.store() as store, make_evaluator(
+                config, config.candidate_training(), workers, config.search.population) as evaluator:
             progress = SearchProgress.from_store(store, config, evaluator.workers)
             log.info(f"start: {config.name}: {config.search.generations} generations x "
                      f"{config.search.population} candidates, {evaluator.workers} workers, "
@@ -167,7 +169,7 @@ def start(
                     break
                 progress.begin_generation(generation, candidates, fresh)
                 reporter.update(progress)
-                jobs = [_job(c) for c in candidates if c.status == "pending"]
+                jobs = [_job(c, config.candidate_fgsm_epsilon) for c in candidates if c.status == "pending"]
                 for result in evaluator.evaluate(jobs):
                     if store.record(result):
                         progress.record(result)
@@ -214,10 +216,10 @@ def _next_generation(
     return search, generation, candidates, True
 
 
-def _job(c: Candidate) -> Any:
+def _job(c: Candidate, fgsm_epsilon: float | None) -> Any:
     from ..evaluators.base import Job
 
-    return Job(c.generation, c.index, tuple(c.params), c.seed)
+    return Job(c.generation, c.index, tuple(c.params), c.seed, fgsm_epsilon=fgsm_epsilon)
 
 
 def status(directory: str | os.PathLike[str]) -> dict[str, Any]:

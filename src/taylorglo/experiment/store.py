@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Final statuses of a candidate; "pending" means asked, not yet evaluated.
 STATUSES = ("evaluated", "rejected-invariant", "failed", "aborted")
@@ -62,6 +62,39 @@ CREATE TABLE IF NOT EXISTS candidates (
     finished_at    REAL,
     metrics        TEXT,
     PRIMARY KEY (generation, idx)
+);
+"""
+
+# Version 2: the final evaluation (`taylorglo final`). Added on open to stores made by version 1.
+_FINAL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS final_losses (
+    id         INTEGER PRIMARY KEY,
+    label      TEXT NOT NULL UNIQUE,
+    params     TEXT,
+    source     TEXT NOT NULL,
+    generation INTEGER,
+    idx        INTEGER,
+    pretrained INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS final_runs (
+    loss_id       INTEGER NOT NULL REFERENCES final_losses(id),
+    repeat        INTEGER NOT NULL,
+    seed          INTEGER NOT NULL,
+    status        TEXT NOT NULL,
+    reason        TEXT,
+    test_accuracy REAL,
+    test_loss     REAL,
+    val_accuracy  REAL,
+    val_loss      REAL,
+    steps         INTEGER,
+    attempts      INTEGER,
+    wall_time     REAL,
+    worker        TEXT,
+    finished_at   REAL,
+    model_path    TEXT,
+    metrics       TEXT,
+    PRIMARY KEY (loss_id, repeat)
 );
 """
 
@@ -110,6 +143,50 @@ class Generation:
         return self.told_state is not None
 
 
+@dataclass
+class FinalLoss:
+    """A loss chosen for the final evaluation; ``params`` None is the cross-entropy baseline."""
+
+    id: int
+    label: str
+    params: list[float] | None
+    source: str
+    generation: int | None = None
+    index: int | None = None
+    pretrained: bool = False
+    created_at: float | None = None
+
+
+@dataclass
+class FinalRun:
+    """One full-schedule training of a final loss (one row of ``final_runs``)."""
+
+    loss_id: int
+    repeat: int
+    seed: int
+    status: str
+    reason: str | None = None
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    val_accuracy: float | None = None
+    val_loss: float | None = None
+    steps: int | None = None
+    attempts: int | None = None
+    wall_time: float | None = None
+    worker: str | None = None
+    finished_at: float | None = None
+    model_path: str | None = None
+    metrics: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+_FINAL_RUN_COLUMNS = (
+    "loss_id, repeat, seed, status, reason, test_accuracy, test_loss, val_accuracy, val_loss, steps, attempts, "
+    "wall_time, worker, finished_at, model_path, metrics"
+)
+
 _CANDIDATE_COLUMNS = (
     "generation, idx, params, seed, status, fitness, reason, val_accuracy, val_loss, train_accuracy, "
     "train_loss, steps, attempts, wall_time, step_time, worker, finished_at, metrics"
@@ -139,9 +216,11 @@ class Store:
         # fsync per result, which is nothing next to a training run.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        if create:
+        has_final = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'final_runs'").fetchone()
+        if create or not has_final:
             with self.transaction() as db:
-                for statement in _SCHEMA.split(";"):
+                for statement in (_SCHEMA + _FINAL_SCHEMA).split(";"):
                     if statement.strip():
                         db.execute(statement)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -264,6 +343,73 @@ class Store:
             "SELECT COALESCE(SUM(wall_time), 0), COALESCE(SUM(step_time), 0) FROM candidates"
         ).fetchone()
         return {"wall_time": wall, "step_time": step}
+
+    # -- final evaluation ----------------------------------------------------------------------
+
+    def add_final_loss(self, label: str, params: Sequence[float] | None, source: str,
+                       generation: int | None = None, index: int | None = None,
+                       pretrained: bool = False) -> FinalLoss:
+        """The final loss called ``label``, created on first use (labels name their params, so a
+        second ``final`` for the same loss finds and extends the same runs)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO final_losses (label, params, source, generation, idx, pretrained, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (label, None if params is None else json.dumps(list(params)), source, generation, index,
+                 int(pretrained), time.time()),
+            )
+        loss = self.final_loss(label)
+        assert loss is not None
+        return loss
+
+    def final_loss(self, label: str) -> FinalLoss | None:
+        row = self._db.execute("SELECT * FROM final_losses WHERE label = ?", (label,)).fetchone()
+        return None if row is None else self._final_loss(row)
+
+    def final_losses(self) -> list[FinalLoss]:
+        return [self._final_loss(r) for r in self._db.execute("SELECT * FROM final_losses ORDER BY id")]
+
+    def plan_final_runs(self, loss_id: int, seeds: Sequence[int]) -> None:
+        """Make sure repeats ``0 .. len(seeds)-1`` of a final loss exist (new ones ``pending``)."""
+        with self.transaction() as db:
+            for repeat, seed in enumerate(seeds):
+                db.execute("INSERT OR IGNORE INTO final_runs (loss_id, repeat, seed, status) VALUES (?, ?, ?, 'pending')",
+                           (loss_id, repeat, seed))
+
+    def record_final(self, run: FinalRun) -> bool:
+        """Store a finished final run; False (nothing written) if it was already recorded."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE final_runs SET status = ?, reason = ?, test_accuracy = ?, test_loss = ?, val_accuracy = ?, "
+                "val_loss = ?, steps = ?, attempts = ?, wall_time = ?, worker = ?, finished_at = ?, model_path = ?, "
+                "metrics = ? WHERE loss_id = ? AND repeat = ? AND status = 'pending'",
+                (run.status, run.reason, _finite(run.test_accuracy), _finite(run.test_loss),
+                 _finite(run.val_accuracy), _finite(run.val_loss), run.steps, run.attempts, run.wall_time,
+                 run.worker, time.time(), run.model_path,
+                 None if run.metrics is None else json.dumps(run.metrics, allow_nan=True),
+                 run.loss_id, run.repeat),
+            )
+            return cur.rowcount == 1
+
+    def final_runs(self, loss_id: int | None = None) -> list[FinalRun]:
+        sql = f"SELECT {_FINAL_RUN_COLUMNS} FROM final_runs"
+        args: tuple[Any, ...] = ()
+        if loss_id is not None:
+            sql += " WHERE loss_id = ?"
+            args = (loss_id,)
+        out = []
+        for row in self._db.execute(sql + " ORDER BY loss_id, repeat", args):
+            values = list(row)
+            values[15] = None if values[15] is None else json.loads(values[15])
+            out.append(FinalRun(*values))
+        return out
+
+    @staticmethod
+    def _final_loss(row: Sequence[Any]) -> FinalLoss:
+        values = list(row)
+        values[2] = None if values[2] is None else json.loads(values[2])
+        values[6] = bool(values[6])
+        return FinalLoss(*values)
 
     @staticmethod
     def _row(c: Candidate, finished_at: float | None) -> tuple[Any, ...]:

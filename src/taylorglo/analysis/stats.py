@@ -1,0 +1,181 @@
+"""Statistics over final runs: mean ± std, Student and Welch t-tests, effect size; tables over experiments.
+
+The numbers a paper's table needs (SPEC §4): for each loss the test accuracy over repeated
+full-schedule runs as mean ± sample std, and for a TaylorGLO loss against cross-entropy the
+two-tailed Student (equal variances) and Welch (unequal variances) t-tests from ``scipy.stats``,
+with Cohen's d (pooled std) as the effect size. Only runs that finished count; a failed run is
+reported beside the numbers, never averaged in as 0 (that would mix "diverged" into "accurate").
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import TaylorGLOError
+from ..experiment.final import CROSS_ENTROPY_LABEL
+from ..experiment.host import open_experiment, status
+from ..experiment.store import FinalLoss, FinalRun, Store
+from ..loss import format_formula
+
+
+def describe(values: Sequence[float]) -> dict[str, Any]:
+    """n, mean, sample std (ddof=1; None below two values), min, max."""
+    a = np.asarray(values, dtype=float)
+    if a.size == 0:
+        return {"n": 0, "mean": None, "std": None, "min": None, "max": None}
+    return {
+        "n": int(a.size),
+        "mean": float(a.mean()),
+        "std": float(a.std(ddof=1)) if a.size > 1 else None,
+        "min": float(a.min()),
+        "max": float(a.max()),
+    }
+
+
+def ttests(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+    """Two-tailed Student and Welch t-tests of ``a`` against ``b``, and Cohen's d (a − b).
+
+    Values are None where they are undefined: fewer than two runs on a side, or (Student/Cohen)
+    zero variance on both sides.
+    """
+    from scipy import stats
+
+    out: dict[str, Any] = {"student_t": None, "student_p": None, "welch_t": None, "welch_p": None,
+                           "cohens_d": None, "difference": None}
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size and y.size:
+        out["difference"] = float(x.mean() - y.mean())
+    if x.size < 2 or y.size < 2:
+        return out
+    for name, equal_var in (("student", True), ("welch", False)):
+        result = stats.ttest_ind(x, y, equal_var=equal_var)
+        out[f"{name}_t"], out[f"{name}_p"] = _number(result.statistic), _number(result.pvalue)
+    pooled = math.sqrt(((x.size - 1) * x.var(ddof=1) + (y.size - 1) * y.var(ddof=1)) / (x.size + y.size - 2))
+    if pooled > 0:
+        out["cohens_d"] = float((x.mean() - y.mean()) / pooled)
+    return out
+
+
+def _number(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _accuracies(runs: Sequence[FinalRun]) -> list[float]:
+    return [r.test_accuracy for r in runs if r.status == "finished" and r.test_accuracy is not None]
+
+
+def loss_summary(loss: FinalLoss, runs: Sequence[FinalRun]) -> dict[str, Any]:
+    """One final loss: where it came from, its test accuracies and their description."""
+    accuracies = _accuracies(runs)
+    return {
+        "label": loss.label,
+        "source": loss.source,
+        "params": loss.params,
+        "formula": "cross-entropy" if loss.params is None else format_formula(loss.params),
+        "runs": len(runs),
+        "finished": len(accuracies),
+        "failed": sum(1 for r in runs if r.status not in ("finished", "pending")),
+        "pending": sum(1 for r in runs if r.status == "pending"),
+        "test_accuracy": describe(accuracies),
+        "accuracies": accuracies,
+        "wall_time": sum(r.wall_time or 0.0 for r in runs),
+    }
+
+
+def compare(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """Every final loss of an experiment, each TaylorGLO loss tested against cross-entropy."""
+    experiment = open_experiment(directory)
+    with experiment.store() as store:
+        losses = store.final_losses()
+        runs = store.final_runs()
+    if not losses or not any(r.status != "pending" for r in runs):
+        raise TaylorGLOError(
+            f"DIR: {str(experiment.directory)!r} has no final runs yet; run `taylorglo final {experiment.directory}` first"
+        )
+    summaries = [loss_summary(loss, [r for r in runs if r.loss_id == loss.id]) for loss in losses]
+    baseline = next((s for s in summaries if s["label"] == CROSS_ENTROPY_LABEL), None)
+    comparisons = []
+    for s in summaries:
+        if baseline is None or s is baseline:
+            continue
+        comparisons.append({"a": s["label"], "b": baseline["label"], **ttests(s["accuracies"], baseline["accuracies"])})
+    return {"name": experiment.config.name, "directory": str(experiment.directory), "losses": summaries,
+            "comparisons": comparisons}
+
+
+def default_label(summaries: Sequence[dict[str, Any]]) -> str:
+    """The loss an experiment stands for in ``ttest``: its best-of-search loss if ``final`` ran it,
+    else its TaylorGLO loss with the highest mean test accuracy, else cross-entropy."""
+    for s in summaries:
+        if s["source"] == "best of the search":
+            return s["label"]
+    others = [s for s in summaries if s["params"] is not None and s["test_accuracy"]["mean"] is not None]
+    if others:
+        return max(others, key=lambda s: s["test_accuracy"]["mean"])["label"]
+    return CROSS_ENTROPY_LABEL
+
+
+def ttest_experiments(dir_a: str | os.PathLike[str], dir_b: str | os.PathLike[str],
+                      label_a: str | None = None, label_b: str | None = None) -> dict[str, Any]:
+    """t-tests between the final runs of two experiments (the reference's ``ttest DIR1 DIR2``)."""
+    sides = []
+    for directory, label, flag in ((dir_a, label_a, "--label-a"), (dir_b, label_b, "--label-b")):
+        summary = compare(directory)
+        chosen = label or default_label(summary["losses"])
+        match = next((s for s in summary["losses"] if s["label"] == chosen), None)
+        if match is None:
+            known = ", ".join(s["label"] for s in summary["losses"])
+            raise TaylorGLOError(f"{flag}: {directory} has no final loss {chosen!r}; choose one of {known}")
+        sides.append({"directory": str(directory), "name": summary["name"], **match})
+    a, b = sides
+    return {"a": a, "b": b, **ttests(a["accuracies"], b["accuracies"])}
+
+
+def find_experiments(root: str | os.PathLike[str]) -> list[Path]:
+    """Experiment directories at or below ``root`` (any folder holding an experiment.sqlite)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise TaylorGLOError(f"RUNS_DIR: {str(root)!r} is not a directory")
+    return sorted(p.parent for p in root.rglob(Store.FILENAME))
+
+
+def collate(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """One row per experiment under ``root``: search state and best, final results and Welch p."""
+    rows = []
+    for directory in find_experiments(root):
+        st = status(directory)
+        config = open_experiment(directory).config
+        row: dict[str, Any] = {
+            "experiment": str(directory), "name": st["name"], "dataset": config.training.dataset,
+            "model": config.training.model, "state": st["state"],
+            "generations": f"{st['generations_completed']}/{st['generations_total']}",
+            "evaluated": st["candidates"]["evaluated"], "rejected_invariant": st["candidates"]["rejected_invariant"],
+            "failed": st["candidates"]["failed"] + st["candidates"]["aborted"],
+            "best_fitness": st["best"]["fitness"] if st["best"] else None,
+            "best_formula": st["best"]["formula"] if st["best"] else None,
+            "final_label": None, "final_n": 0, "final_mean": None, "final_std": None,
+            "ce_n": 0, "ce_mean": None, "ce_std": None, "welch_p": None,
+        }
+        try:
+            summary = compare(directory)
+        except TaylorGLOError:  # no final runs yet: the search columns alone
+            rows.append(row)
+            continue
+        label = default_label(summary["losses"])
+        by_label = {s["label"]: s for s in summary["losses"]}
+        chosen, ce = by_label[label], by_label.get(CROSS_ENTROPY_LABEL)
+        row.update(final_label=label, final_n=chosen["test_accuracy"]["n"], final_mean=chosen["test_accuracy"]["mean"],
+                   final_std=chosen["test_accuracy"]["std"])
+        if ce is not None and ce is not chosen:
+            row.update(ce_n=ce["test_accuracy"]["n"], ce_mean=ce["test_accuracy"]["mean"], ce_std=ce["test_accuracy"]["std"],
+                       welch_p=ttests(chosen["accuracies"], ce["accuracies"])["welch_p"])
+        rows.append(row)
+    if not rows:
+        raise TaylorGLOError(f"RUNS_DIR: no experiment directories (with {Store.FILENAME}) under {str(root)!r}")
+    return rows

@@ -1,0 +1,99 @@
+"""FGSM sweeps over an experiment's final networks (``taylorglo robustness``).
+
+``final`` saves every network it trains; this module attacks each one on the test set at every ε
+(SPEC §6) with the loss it was trained with, and summarises per loss: mean ± std accuracy per ε
+over the repeats, and a Welch t-test against cross-entropy at each ε. The result is written to
+``DIR/robustness.json`` and ``DIR/robustness.csv`` (the report shows it when present).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..errors import TaylorGLOError
+from ..experiment.final import CROSS_ENTROPY_LABEL
+from ..experiment.host import _write_atomic, open_experiment
+from ..training.checkpoint import load_network
+from ..training.data import load_dataset
+from ..training.trainer import as_loss
+from .robustness import DEFAULT_EPSILONS, fgsm_sweep
+from .stats import describe, ttests
+
+RESULT_FILE = "robustness.json"
+
+
+def robustness_sweep(
+    directory: str | os.PathLike[str],
+    epsilons: Sequence[float] = DEFAULT_EPSILONS,
+    labels: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Attack every saved final network of ``directory`` at each ε (0 included: clean accuracy)."""
+    experiment = open_experiment(directory)
+    config = experiment.config
+    root = experiment.directory
+    with experiment.store() as store:
+        losses = store.final_losses()
+        runs = store.final_runs()
+    if labels:
+        unknown = [label for label in labels if label not in {loss.label for loss in losses}]
+        if unknown:
+            known = ", ".join(loss.label for loss in losses) or "none yet"
+            raise TaylorGLOError(f"--loss: no final loss {unknown[0]!r} in {root}; final losses: {known}")
+        losses = [loss for loss in losses if loss.label in labels]
+    eps = [0.0] + [float(e) for e in epsilons if float(e) != 0.0]
+    work = [(loss, run) for loss in losses for run in runs
+            if run.loss_id == loss.id and run.status == "finished" and run.model_path]
+    work = [(loss, run) for loss, run in work if (root / run.model_path).is_file()]
+    if not work:
+        raise TaylorGLOError(
+            f"DIR: {str(root)!r} has no saved final networks; run `taylorglo final {root}` first "
+            "(without --no-save-models)"
+        )
+    training = config.training
+    data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
+    per_loss: dict[str, dict[float, list[float]]] = {loss.label: {e: [] for e in eps} for loss, _ in work}
+    for done, (loss, run) in enumerate(work, 1):
+        model, _ = load_network(root / run.model_path)
+        loss_fn = as_loss(loss.params, training.round_params)
+        for e, accuracy in fgsm_sweep(model, data.test_x, data.test_y, loss_fn, eps, training.eval_batch_size).items():
+            per_loss[loss.label][e].append(accuracy)
+        if progress is not None:
+            progress(done, len(work))
+    baseline = per_loss.get(CROSS_ENTROPY_LABEL)
+    result = {
+        "name": config.name,
+        "directory": str(root),
+        "epsilons": eps,
+        "losses": [
+            {
+                "label": label,
+                "source": next(loss.source for loss in losses if loss.label == label),
+                "accuracy": [{"epsilon": e, **describe(values), "values": values,
+                              "welch_p_vs_cross_entropy": None if baseline is None or label == CROSS_ENTROPY_LABEL
+                              else ttests(values, baseline[e])["welch_p"]}
+                             for e, values in by_eps.items()],
+            }
+            for label, by_eps in per_loss.items()
+        ],
+    }
+    _write_atomic(root / RESULT_FILE, json.dumps(result, indent=2) + "\n")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["loss", "epsilon", "n", "mean", "std", "welch_p_vs_cross_entropy"])
+    for entry in result["losses"]:
+        for a in entry["accuracy"]:
+            writer.writerow([entry["label"], a["epsilon"], a["n"], a["mean"], a["std"], a["welch_p_vs_cross_entropy"]])
+    _write_atomic(root / "robustness.csv", out.getvalue())
+    return result
+
+
+def read_robustness(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The last sweep's result, if ``taylorglo robustness`` has run."""
+    path = Path(directory) / RESULT_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

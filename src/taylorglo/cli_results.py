@@ -1,0 +1,239 @@
+"""The commands that turn an experiment into evidence: final, compare, ttest, collate, analyze,
+robustness, log. Registered on the ``taylorglo`` group by :mod:`taylorglo.cli`; thin like it:
+parse, call the library, print."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from typing import Any, Sequence
+
+import click
+
+from .cli import _parse_floats, cli
+from .errors import TaylorGLOError
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain aligned text table (readable in a log file, unlike box drawing)."""
+    cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _mean_std(d: dict[str, Any]) -> str:
+    if d["mean"] is None:
+        return "-"
+    return f"{d['mean']:.4f}" + ("" if d["std"] is None else f" ± {d['std']:.4f}")
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _t(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.3f}"
+
+
+def _interruptible(action: Any, resume: str) -> Any:
+    """Run ``action()``; Ctrl-C or SIGTERM ends with one line saying how to go on."""
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        return action()
+    except KeyboardInterrupt:
+        raise TaylorGLOError(f"interrupted; every finished run is saved, run `{resume}` to go on") from None
+
+
+@cli.command()
+@click.argument("directory", metavar="DIR")
+@click.option("--repeats", type=int, default=10, show_default=True, help="Full-schedule runs per loss.")
+@click.option("--generation-best", is_flag=True, help="Evaluate the best candidate of every generation.")
+@click.option("--params", default=None, help="Evaluate this loss (P0,...,P7, code layout) instead.")
+@click.option("--workers", type=int, default=None, help="Parallel trainings (default as for `start`).")
+@click.option("--no-save-models", is_flag=True, help="Do not keep the trained networks (robustness needs them).")
+@click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
+def final(directory: str, repeats: int, generation_best: bool, params: str | None, workers: int | None,
+          no_save_models: bool, plain: bool) -> None:
+    """Train the best loss AND cross-entropy on the full schedule, REPEATS times each (same seeds),
+    on the test set; resumable. Then: taylorglo compare DIR."""
+    from .experiment.final import run_final
+    from .experiment.progress import PlainReporter, Reporter
+
+    if workers is not None and workers < 1:
+        raise TaylorGLOError(f"--workers: must be a positive integer, got {workers}")
+    values = None if params is None else _parse_floats(params, "--params")
+    live = sys.stderr.isatty() and not plain
+
+    def run(progress: Any) -> Any:
+        reporter = Reporter() if live else PlainReporter()
+        return run_final(directory, repeats=repeats, generation_best=generation_best, params=values,
+                         workers=workers, save_models=not no_save_models, progress=progress, reporter=reporter)
+
+    if live:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+        with Progress("final runs", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                      transient=True) as bar:
+            task = bar.add_task("final", total=None)
+            _interruptible(lambda: run(lambda run_, loss, done, total: bar.update(task, completed=done, total=total)),
+                           f"taylorglo final {directory} --repeats {repeats}")
+    else:
+        _interruptible(lambda: run(None), f"taylorglo final {directory} --repeats {repeats}")
+    _print_compare(directory)
+
+
+def _print_compare(directory: str) -> dict[str, Any]:
+    from .analysis.stats import compare as run_compare
+
+    result = run_compare(directory)
+    rows = [(s["label"], s["source"], s["test_accuracy"]["n"], _mean_std(s["test_accuracy"]),
+             s["failed"], s["pending"]) for s in result["losses"]]
+    click.echo(f"{result['name']}: test accuracy after the full schedule")
+    click.echo(_table(["loss", "source", "n", "test accuracy (mean ± std)", "failed", "pending"], rows))
+    for c in result["comparisons"]:
+        click.echo(f"{c['a']} vs {c['b']}: difference {_t(c['difference'])}; Student t {_t(c['student_t'])} "
+                   f"p {_p(c['student_p'])}; Welch t {_t(c['welch_t'])} p {_p(c['welch_p'])}; "
+                   f"Cohen's d {_t(c['cohens_d'])}")
+    return result
+
+
+@cli.command()
+@click.argument("directory", metavar="DIR")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (machine-readable).")
+def compare(directory: str, as_json: bool) -> None:
+    """Final runs of DIR: mean ± std per loss; Student and Welch two-tailed t-tests against cross-entropy."""
+    from .analysis.stats import compare as run_compare
+
+    if as_json:
+        click.echo(json.dumps(run_compare(directory)))
+        return
+    _print_compare(directory)
+
+
+@cli.command()
+@click.argument("dir_a", metavar="DIR_A")
+@click.argument("dir_b", metavar="DIR_B")
+@click.option("--label-a", default=None, help="Final loss of DIR_A (default: its best-of-search loss).")
+@click.option("--label-b", default=None, help="Final loss of DIR_B (default: its best-of-search loss).")
+@click.option("--json", "as_json", is_flag=True)
+def ttest(dir_a: str, dir_b: str, label_a: str | None, label_b: str | None, as_json: bool) -> None:
+    """Student and Welch t-tests between the final runs of two experiments."""
+    from .analysis.stats import ttest_experiments
+
+    result = ttest_experiments(dir_a, dir_b, label_a, label_b)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    rows = [(side["directory"], side["label"], side["test_accuracy"]["n"], _mean_std(side["test_accuracy"]))
+            for side in (result["a"], result["b"])]
+    click.echo(_table(["experiment", "loss", "n", "test accuracy (mean ± std)"], rows))
+    click.echo(f"difference {_t(result['difference'])}; Student t {_t(result['student_t'])} p {_p(result['student_p'])}; "
+               f"Welch t {_t(result['welch_t'])} p {_p(result['welch_p'])}; Cohen's d {_t(result['cohens_d'])}")
+
+
+@cli.command()
+@click.argument("root", metavar="RUNS_DIR")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--csv", "csv_path", default=None, help="Also write the table to this CSV file.")
+def collate(root: str, as_json: bool, csv_path: str | None) -> None:
+    """One table over every experiment under RUNS_DIR (search state, best loss, final results)."""
+    from .analysis.stats import collate as run_collate
+
+    rows = run_collate(root)
+    if csv_path:
+        import csv
+
+        with open(csv_path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+
+    def final(mean: float | None, std: float | None, n: int) -> str:
+        return "-" if mean is None else _mean_std({"mean": mean, "std": std}) + f" (n={n})"
+
+    click.echo(_table(
+        ["experiment", "dataset", "model", "state", "gens", "trained", "rejected", "failed", "best fitness",
+         "final loss", "final test acc", "cross-entropy", "Welch p"],
+        [(r["name"], r["dataset"], r["model"], r["state"], r["generations"], r["evaluated"], r["rejected_invariant"],
+          r["failed"], None if r["best_fitness"] is None else f"{r['best_fitness']:.4f}", r["final_label"],
+          final(r["final_mean"], r["final_std"], r["final_n"]), final(r["ce_mean"], r["ce_std"], r["ce_n"]),
+          _p(r["welch_p"])) for r in rows]))
+
+
+@cli.command(name="log")
+@click.argument("directory", metavar="DIR")
+@click.argument("generation", type=int)
+@click.argument("index", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def log_command(directory: str, generation: int, index: int, as_json: bool) -> None:
+    """Print the training log of candidate INDEX of GENERATION."""
+    from .experiment import open_experiment
+    from .loss import format_formula
+
+    experiment = open_experiment(directory)
+    with experiment.store() as store:
+        rows = [c for c in store.candidates(generation) if c.index == index]
+    if not rows:
+        raise TaylorGLOError(f"GENERATION INDEX: {directory} has no candidate {generation}:{index}; "
+                             "see `taylorglo status` for the generations so far")
+    c = rows[0]
+    if as_json:
+        click.echo(json.dumps(c.to_dict()))
+        return
+    click.echo(f"candidate {c.generation}:{c.index}  status {c.status}" + (f" ({c.reason})" if c.reason else ""))
+    click.echo(f"  loss    {format_formula(c.params)}")
+    click.echo(f"  params  {', '.join(repr(p) for p in c.params)}")
+    click.echo(f"  seed {c.seed}  attempts {c.attempts or '-'}  worker {c.worker or '-'}  "
+               f"wall {'-' if c.wall_time is None else f'{c.wall_time:.1f} s'}  fitness {c.fitness}")
+    history = (c.metrics or {}).get("history") or []
+    if not history:
+        click.echo("  no training log: " + ("rejected by the invariant before training" if c.status == "rejected-invariant"
+                                            else "not trained yet" if c.status == "pending" else "none was recorded"))
+        return
+    columns = ["step", "epoch", "lr", "train_loss", "train_accuracy", "val_accuracy", "val_loss"]
+
+    def cell(v: Any) -> Any:
+        return f"{v:.4g}" if isinstance(v, float) else v
+
+    click.echo(_table(columns, [[cell(h.get(k)) for k in columns] for h in history]))
+
+
+@cli.command()
+@click.argument("directory", metavar="DIR")
+@click.option("--eps", "eps_text", default="0.05,0.1,0.15,0.2,0.25,0.3", show_default=True,
+              help="Comma-separated FGSM sizes in pixel units (images in [0, 1]).")
+@click.option("--loss", "labels", multiple=True, help="Only this final loss (repeatable; default: all).")
+@click.option("--json", "as_json", is_flag=True)
+def robustness(directory: str, eps_text: str, labels: tuple[str, ...], as_json: bool) -> None:
+    """FGSM accuracy sweep (test set) of the networks `final` saved: best loss vs cross-entropy."""
+    from .analysis.robustness import parse_epsilons
+    from .analysis.sweep import robustness_sweep
+
+    epsilons = parse_epsilons(eps_text)
+    result = _with_bar(lambda progress: robustness_sweep(directory, epsilons, labels or None, progress),
+                       enabled=not as_json, label="FGSM sweep")
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    eps = result["epsilons"]
+    rows = []
+    for entry in result["losses"]:
+        by_eps = {a["epsilon"]: a for a in entry["accuracy"]}
+        rows.append([entry["label"], by_eps[eps[0]]["n"]] + [_mean_std(by_eps[e]) for e in eps])
+        if entry["label"] != "cross-entropy" and any(a["welch_p_vs_cross_entropy"] is not None for a in entry["accuracy"]):
+            rows.append(["  Welch p vs cross-entropy", ""] + [_p(by_eps[e]["welch_p_vs_cross_entropy"]) for e in eps])
+    click.echo(f"{result['name']}: test accuracy under FGSM (mean ± std over repeats)")
+    click.echo(_table(["loss", "n"] + [f"eps {e:g}" for e in eps], rows))
+    click.echo(f"written: {directory}/robustness.json, {directory}/robustness.csv")
+
+
+def _with_bar(run: Any, enabled: bool, label: str) -> Any:
+    from .cli import _with_progress
+
+    return _with_progress(run, enabled, label)

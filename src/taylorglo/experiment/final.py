@@ -1,0 +1,183 @@
+"""The final evaluation (SPEC §4): the chosen losses re-trained on the full schedule, beside cross-entropy.
+
+A search scores candidates on a *partial* schedule and on validation data; what a paper reports is
+the *test* accuracy after the *full* schedule, over repeated runs, against the baseline trained the
+same way. :func:`run_final` does that:
+
+* Each chosen loss (the best candidate by default; the best of every generation; any given params)
+  and cross-entropy get the same N seeds, so repeat *r* of every loss starts from the same
+  initialisation and batch order (a paired design; the t-tests in :mod:`taylorglo.analysis.stats`
+  stay the unpaired ones SPEC §4 names).
+* The runs live in the experiment's own database (tables ``final_losses``/``final_runs``). Their
+  rows are planned first, as ``pending``, then filled in one by one as runs finish, exactly like a
+  search's candidates: ``final`` cut short and run again re-runs only what is missing, and asking
+  for more repeats later adds only the new ones.
+* Trainings run on the experiment's evaluator (local processes or Ray), through the same
+  :func:`~taylorglo.evaluators.base.evaluate_job` as the search.
+* Every trained network is saved under ``DIR/final/`` for ``taylorglo robustness``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import TaylorGLOError
+from ..loss import check_params, loss_spec
+from .host import LOG_FILE, _Log, make_evaluator, open_experiment
+from .lock import ExperimentLock
+from .progress import Reporter
+from .store import Candidate, FinalLoss, FinalRun, Store
+
+FINAL_DIR = "final"
+CROSS_ENTROPY_LABEL = "cross-entropy"
+#: Mixed into the seed sequence so final seeds never coincide with the search's training seeds.
+_FINAL_SEED_TAG = 0x46494E41
+
+
+@dataclass(frozen=True)
+class FinalChoice:
+    """A loss to evaluate: its label (stable: derived from where it came from), params, origin."""
+
+    label: str
+    params: list[float] | None
+    source: str
+    generation: int | None = None
+    index: int | None = None
+
+
+def final_seed(seed: int, repeat: int) -> int:
+    """The training seed of repeat ``repeat``, the same for every loss of an experiment."""
+    return int(np.random.SeedSequence([seed, _FINAL_SEED_TAG, repeat]).generate_state(1)[0])
+
+
+def candidate_label(generation: int, index: int) -> str:
+    return f"candidate-{generation}:{index}"
+
+
+def params_label(params: Sequence[float]) -> str:
+    return "params-" + hashlib.sha1(loss_spec(params).encode()).hexdigest()[:8]
+
+
+def choose_losses(store: Store, directory: Path, generation_best: bool = False,
+                  params: Sequence[float] | None = None) -> list[FinalChoice]:
+    """What ``final`` evaluates besides cross-entropy (see :func:`run_final`)."""
+    if params is not None:
+        values, _ = check_params(params)
+        return [FinalChoice(params_label(values), values, "given with --params")]
+    candidates = [c for c in store.candidates() if c.status == "evaluated"]
+    if not candidates:
+        raise TaylorGLOError(
+            f"DIR: {str(directory)!r} has no evaluated candidate yet; run `taylorglo start {directory}` "
+            "first, or give a loss with --params"
+        )
+    if not generation_best:
+        best = store.best()
+        assert best is not None
+        return [_choice(best, "best of the search")]
+    by_generation: dict[int, Candidate] = {}
+    for c in candidates:  # in (generation, index) order, so ties go to the earliest
+        current = by_generation.get(c.generation)
+        if current is None or (c.fitness or 0.0) > (current.fitness or 0.0):
+            by_generation[c.generation] = c
+    return [_choice(c, f"best of generation {g}") for g, c in sorted(by_generation.items())]
+
+
+def _choice(c: Candidate, source: str) -> FinalChoice:
+    return FinalChoice(candidate_label(c.generation, c.index), list(c.params), source, c.generation, c.index)
+
+
+FinalProgress = Callable[[FinalRun, FinalLoss, int, int], None]
+
+
+def run_final(
+    directory: str | os.PathLike[str],
+    repeats: int = 10,
+    generation_best: bool = False,
+    params: Sequence[float] | None = None,
+    workers: int | None = None,
+    save_models: bool = True,
+    progress: FinalProgress | None = None,
+    reporter: Reporter | None = None,
+) -> list[FinalLoss]:
+    """Train the chosen losses and cross-entropy ``repeats`` times each on the full schedule.
+
+    Returns the final losses that took part (cross-entropy first). Runs already recorded are
+    kept, not re-run. ``progress(run, loss, done, total)`` is called after each recorded run.
+    """
+    if not isinstance(repeats, int) or repeats < 1:
+        raise TaylorGLOError(f"--repeats: must be a positive integer, got {repeats!r}")
+    experiment = open_experiment(directory)
+    config = experiment.config
+    root = experiment.directory
+    with ExperimentLock(root), experiment.store() as store:
+        log = _Log(root / LOG_FILE, reporter or Reporter())
+        choices = [FinalChoice(CROSS_ENTROPY_LABEL, None, "baseline")]
+        choices += choose_losses(store, root, generation_best, params)
+        seeds = [final_seed(config.seed, r) for r in range(repeats)]
+        losses = []
+        for choice in choices:
+            loss = store.add_final_loss(choice.label, choice.params, choice.source, choice.generation, choice.index)
+            store.plan_final_runs(loss.id, seeds)
+            losses.append(loss)
+        by_id = {loss.id: loss for loss in losses}
+        wanted = [run for run in store.final_runs() if run.loss_id in by_id and run.repeat < repeats]
+        todo = [run for run in wanted if run.status == "pending"]
+        # Repeat by repeat (r0 of every loss, then r1, ...), so a run cut short leaves complete pairs.
+        todo.sort(key=lambda run: (run.repeat, run.loss_id))
+        done = len(wanted) - len(todo)
+        log.info(f"final: {config.name}: {len(losses)} losses x {repeats} repeats on the full schedule; "
+                 f"{done} runs already recorded, {len(todo)} to run")
+        if todo:
+            jobs = [_job(run, by_id[run.loss_id], root, save_models) for run in todo]
+            with make_evaluator(config, config.final_training(), workers, len(jobs)) as evaluator:
+                for result in evaluator.evaluate(jobs):
+                    run = _final_run(result, root)
+                    if store.record_final(run):
+                        done += 1
+                        loss = by_id[run.loss_id]
+                        log.info(_run_line(run, loss, done, len(wanted)), detail=True)
+                        if progress is not None:
+                            progress(run, loss, done, len(wanted))
+        log.info(f"final: {config.name}: {done} of {len(wanted)} runs recorded")
+    return losses
+
+
+def _job(run: FinalRun, loss: FinalLoss, root: Path, save_models: bool) -> Any:
+    from ..evaluators.base import Job
+
+    path = str(model_path(root, loss.label, run.repeat).resolve()) if save_models else None
+    return Job(run.loss_id, run.repeat, None if loss.params is None else tuple(loss.params), run.seed,
+               save_model=path)
+
+
+def model_path(root: Path, label: str, repeat: int) -> Path:
+    """Where ``final`` saves repeat ``repeat`` of the loss ``label`` (labels are file-name safe
+    but for the ':' of candidate labels)."""
+    return root / FINAL_DIR / label.replace(":", "-") / f"repeat-{repeat}.pt"
+
+
+def _final_run(c: Candidate, root: Path) -> FinalRun:
+    m = c.metrics or {}
+    saved = m.get("model_path")
+    if saved is not None:  # recorded relative to DIR, so the experiment can move
+        saved = os.path.relpath(saved, root.resolve())
+    return FinalRun(
+        loss_id=c.generation, repeat=c.index, seed=c.seed,
+        status="finished" if c.status == "evaluated" else c.status,
+        reason=c.reason, test_accuracy=m.get("test_accuracy"), test_loss=m.get("test_loss"),
+        val_accuracy=c.val_accuracy, val_loss=c.val_loss, steps=c.steps, attempts=c.attempts,
+        wall_time=c.wall_time, worker=c.worker, model_path=saved, metrics=c.metrics,
+    )
+
+
+def _run_line(run: FinalRun, loss: FinalLoss, done: int, total: int) -> str:
+    what = (f"test accuracy {run.test_accuracy:.4f}" if run.status == "finished" and run.test_accuracy is not None
+            else f"{run.status} ({run.reason})")
+    wall = f" {run.wall_time:.1f}s" if run.wall_time is not None else ""
+    return f"final {loss.label} repeat {run.repeat}: {what}{wall}; {done}/{total} runs done"

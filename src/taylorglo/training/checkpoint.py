@@ -1,0 +1,62 @@
+"""Trained networks on disk: saved by ``taylorglo final``, loaded by ``taylorglo robustness``.
+
+A file holds the weights *and* what is needed to rebuild the network without the experiment's
+config (model name and options, input shape, classes, normalisation, the loss it was trained
+with), so a saved network stays usable when the config that made it is long gone. Writes are
+atomic: a crash leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import TaylorGLOError
+from .data import DataSplits
+from .models import Normalize, build_model
+
+FORMAT = "taylorglo-network-1"
+
+
+def save_network(model: nn.Module, path: str | os.PathLike[str], *, model_name: str,
+                 model_options: dict[str, Any], data: DataSplits, loss: str, **meta: Any) -> Path:
+    """Write ``model`` (``Sequential(Normalize, net)`` as :func:`~.trainer.train` builds it) to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "model": model_name,
+        "model_options": dict(model_options),
+        "input_shape": list(data.input_shape),
+        "num_classes": data.num_classes,
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "loss": loss,
+        "meta": meta,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_network(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """The saved network (in eval mode, on ``device``) and its description (everything but weights)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaylorGLOError(f"model: {str(path)!r} does not exist; run `taylorglo final DIR` to train and save networks")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise TaylorGLOError(f"model: {str(path)!r} is not a network saved by taylorglo")
+    net = build_model(payload["model"], tuple(payload["input_shape"]), payload["num_classes"],
+                      **payload["model_options"])
+    model = nn.Sequential(Normalize(payload["mean"], payload["std"]), net)
+    model.load_state_dict(payload["state_dict"])
+    model.to(device).eval()
+    info = {k: v for k, v in payload.items() if k != "state_dict"}
+    return model, info
