@@ -201,3 +201,27 @@ def test_search_can_optimise_accuracy_under_fgsm(tmp_path):
     # a strange loss's gradient can even push inputs towards the right class.)
     learned = [(fitness, val) for _, fitness, val, _ in evaluated if val > 0.5]
     assert learned and all(fitness < val for fitness, val in learned), evaluated
+
+
+def test_reseed_replays_the_partial_run_then_continues_differently():
+    from taylorglo.training import TrainConfig, train
+
+    full = TrainConfig(dataset="digits", model="mlp", steps=300, batch_size=64, log_every=20,
+                       model_options={"hidden": 32}, eval_test=False)
+    partial = full.replace(partial_fraction=0.2)  # the first 60 steps
+    head = [h["train_loss"] for h in train(partial, None, seed=5).history]
+    a = [h["train_loss"] for h in train(full, None, seed=5, reseed=(60, 11)).history]
+    b = [h["train_loss"] for h in train(full, None, seed=5, reseed=(60, 12)).history]
+    assert a[:3] == head and b[:3] == head  # steps 20, 40, 60: the candidate's own partial run
+    assert a[3:] != b[3:]  # after it, each repeat's seed takes over
+
+
+def test_final_from_pretrained_continues_candidates(searched, tmp_path):
+    directory = tmp_path / "run"
+    shutil.copytree(searched, directory)
+    losses = run_final(directory, repeats=2, from_pretrained=True, workers=2, save_models=False)
+    assert losses[1].label.endswith("+pretrained") and losses[1].pretrained
+    rows = _final_rows(directory)
+    assert len(rows) == 4 and all(r[3] == "finished" for r in rows)
+    with pytest.raises(TaylorGLOError, match="--from-pretrained"):
+        run_final(directory, repeats=1, from_pretrained=True, params=[1, 0, 0, 0, 0, 0, 0, 0])

@@ -53,10 +53,12 @@ def _interruptible(action: Any, resume: str) -> Any:
 @click.option("--generation-best", is_flag=True, help="Evaluate the best candidate of every generation.")
 @click.option("--params", default=None, help="Evaluate this loss (P0,...,P7, code layout) instead.")
 @click.option("--workers", type=int, default=None, help="Parallel trainings (default as for `start`).")
+@click.option("--from-pretrained", is_flag=True,
+              help="Continue each candidate's partial-schedule run to the full schedule instead of starting afresh.")
 @click.option("--no-save-models", is_flag=True, help="Do not keep the trained networks (robustness needs them).")
 @click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
 def final(directory: str, repeats: int, generation_best: bool, params: str | None, workers: int | None,
-          no_save_models: bool, plain: bool) -> None:
+          from_pretrained: bool, no_save_models: bool, plain: bool) -> None:
     """Train the best loss AND cross-entropy on the full schedule, REPEATS times each (same seeds),
     on the test set; resumable. Then: taylorglo compare DIR."""
     from .experiment.final import run_final
@@ -70,7 +72,8 @@ def final(directory: str, repeats: int, generation_best: bool, params: str | Non
     def run(progress: Any) -> Any:
         reporter = Reporter() if live else PlainReporter()
         return run_final(directory, repeats=repeats, generation_best=generation_best, params=values,
-                         workers=workers, save_models=not no_save_models, progress=progress, reporter=reporter)
+                         workers=workers, save_models=not no_save_models, from_pretrained=from_pretrained,
+                         progress=progress, reporter=reporter)
 
     if live:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn

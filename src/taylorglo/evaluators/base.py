@@ -35,6 +35,8 @@ class Job:
     result (for ``final``, the final loss's id and the repeat). ``params`` None trains with
     cross-entropy, the baseline. ``fgsm_epsilon`` makes the fitness the validation accuracy under an
     FGSM attack of that size instead of the clean one; ``save_model`` keeps the trained network.
+    ``pretrained = (seed0, steps)`` replays the first ``steps`` steps of the run ``seed0`` makes (a
+    candidate's partial run) and continues from there with ``seed`` ("from pretrained", SPEC §4).
     """
 
     generation: int
@@ -43,6 +45,7 @@ class Job:
     seed: int
     fgsm_epsilon: float | None = None
     save_model: str | None = None
+    pretrained: tuple[int, int] | None = None
 
 
 class Evaluator(ABC):
@@ -85,7 +88,10 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
     fgsm_accuracy = None
     try:
         loss_fn = as_loss(params, training.round_params)
-        result = train(training, loss_fn, seed=job.seed, data=data, keep_model=keep)
+        seed, reseed = job.seed, None
+        if job.pretrained is not None:
+            seed, reseed = job.pretrained[0], (job.pretrained[1], job.seed)
+        result = train(training, loss_fn, seed=seed, data=data, keep_model=keep, reseed=reseed)
         if result.ok and job.fgsm_epsilon is not None and result.model is not None:
             from ..analysis.robustness import fgsm_accuracy as attack
 

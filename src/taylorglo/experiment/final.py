@@ -102,6 +102,7 @@ def run_final(
     params: Sequence[float] | None = None,
     workers: int | None = None,
     save_models: bool = True,
+    from_pretrained: bool = False,
     progress: FinalProgress | None = None,
     reporter: Reporter | None = None,
 ) -> list[FinalLoss]:
@@ -109,6 +110,13 @@ def run_final(
 
     Returns the final losses that took part (cross-entropy first). Runs already recorded are
     kept, not re-run. ``progress(run, loss, done, total)`` is called after each recorded run.
+
+    ``from_pretrained`` (SPEC §4's variant): each candidate's run does not start from scratch but
+    continues the candidate's own partial-schedule run to the full schedule, under the repeat's
+    seed from the step where the partial run ended. The partial run is replayed from its recorded
+    seed rather than stored, which gives the same network because training is deterministic for
+    a seed on a given machine and thread count (elsewhere it is a statistically equivalent
+    pre-training). Cross-entropy is trained from scratch as always: the same total budget.
     """
     if not isinstance(repeats, int) or repeats < 1:
         raise TaylorGLOError(f"--repeats: must be a positive integer, got {repeats!r}")
@@ -119,10 +127,16 @@ def run_final(
         log = _Log(root / LOG_FILE, reporter or Reporter())
         choices = [FinalChoice(CROSS_ENTROPY_LABEL, None, "baseline")]
         choices += choose_losses(store, root, generation_best, params)
+        if from_pretrained:
+            if params is not None:
+                raise TaylorGLOError("--from-pretrained: only search candidates have a partial run to continue; "
+                                     "drop --params or --from-pretrained")
+            choices = [choices[0]] + [_pretrained(c) for c in choices[1:]]
         seeds = [final_seed(config.seed, r) for r in range(repeats)]
         losses = []
         for choice in choices:
-            loss = store.add_final_loss(choice.label, choice.params, choice.source, choice.generation, choice.index)
+            loss = store.add_final_loss(choice.label, choice.params, choice.source, choice.generation, choice.index,
+                                        pretrained=from_pretrained and choice.params is not None)
             store.plan_final_runs(loss.id, seeds)
             losses.append(loss)
         by_id = {loss.id: loss for loss in losses}
@@ -134,7 +148,8 @@ def run_final(
         log.info(f"final: {config.name}: {len(losses)} losses x {repeats} repeats on the full schedule; "
                  f"{done} runs already recorded, {len(todo)} to run")
         if todo:
-            jobs = [_job(run, by_id[run.loss_id], root, save_models) for run in todo]
+            pretrain = _pretrain_points(store, config, [loss for loss in losses if loss.pretrained])
+            jobs = [_job(run, by_id[run.loss_id], root, save_models, pretrain.get(run.loss_id)) for run in todo]
             with make_evaluator(config, config.final_training(), workers, len(jobs)) as evaluator:
                 for result in evaluator.evaluate(jobs):
                     run = _final_run(result, root)
@@ -148,18 +163,41 @@ def run_final(
     return losses
 
 
-def _job(run: FinalRun, loss: FinalLoss, root: Path, save_models: bool) -> Any:
+def _pretrained(choice: FinalChoice) -> FinalChoice:
+    return FinalChoice(choice.label + "+pretrained", choice.params, choice.source + ", continued from its partial run",
+                       choice.generation, choice.index)
+
+
+def _pretrain_points(store: Store, config: Any, losses: Sequence[FinalLoss]) -> dict[int, tuple[int, int]]:
+    """For each pretrained final loss: (seed of its candidate's partial run, steps that run took)."""
+    if not losses:
+        return {}
+    from ..training.data import load_dataset
+
+    training = config.candidate_training()
+    data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
+    steps = training.schedule(len(data.train_y)).run_steps
+    out = {}
+    for loss in losses:
+        (c,) = [c for c in store.candidates(loss.generation) if c.index == loss.index]
+        # The seed of the attempt that produced the recorded result (retries after an abort reseed).
+        out[loss.id] = (int((c.metrics or {}).get("seed", c.seed)), steps)
+    return out
+
+
+def _job(run: FinalRun, loss: FinalLoss, root: Path, save_models: bool,
+         pretrained: tuple[int, int] | None = None) -> Any:
     from ..evaluators.base import Job
 
     path = str(model_path(root, loss.label, run.repeat).resolve()) if save_models else None
     return Job(run.loss_id, run.repeat, None if loss.params is None else tuple(loss.params), run.seed,
-               save_model=path)
+               save_model=path, pretrained=pretrained)
 
 
 def model_path(root: Path, label: str, repeat: int) -> Path:
     """Where ``final`` saves repeat ``repeat`` of the loss ``label`` (labels are file-name safe
-    but for the ':' of candidate labels)."""
-    return root / FINAL_DIR / label.replace(":", "-") / f"repeat-{repeat}.pt"
+    but for the ':' and '+' of candidate labels)."""
+    return root / FINAL_DIR / label.replace(":", "-").replace("+", "-") / f"repeat-{repeat}.pt"
 
 
 def _final_run(c: Candidate, root: Path) -> FinalRun:

@@ -98,8 +98,14 @@ def train(
     data: DataSplits | None = None,
     progress: ProgressFn | None = None,
     keep_model: bool = False,
+    reseed: tuple[int, int] | None = None,
 ) -> TrainResult:
     """Train a fresh network with ``loss`` for ``config``'s (possibly partial) schedule.
+
+    ``reseed = (step, seed2)`` switches the run's randomness (batch order, dropout, augmentation)
+    to ``seed2`` at ``step``: the first ``step`` steps are exactly the run ``seed`` would make, the
+    rest a fresh continuation. ``final --from-pretrained`` uses it to continue a candidate's own
+    partial run (replayed from its seed) to the full schedule, differently in each repeat.
 
     ``data`` lets a long-lived worker pass a dataset it has already loaded; by default the
     dataset is loaded (and cached in-process) from the config. Early-aborted attempts are retried
@@ -121,7 +127,7 @@ def train(
     step_time = 0.0
     for attempt in range(config.attempts):
         attempt_seed = seed + attempt * RETRY_SEED_STRIDE
-        result = _attempt(config, schedule, loss_fn, data, device, attempt_seed, progress, keep_model)
+        result = _attempt(config, schedule, loss_fn, data, device, attempt_seed, progress, keep_model, reseed)
         result.attempts = attempt + 1
         step_time += result.step_time
         if result.status != "aborted":
@@ -141,6 +147,7 @@ def _attempt(
     seed: int,
     progress: ProgressFn | None,
     keep_model: bool,
+    reseed: tuple[int, int] | None = None,
 ) -> TrainResult:
     """One training attempt from a fresh initialisation; the body of :func:`train`."""
     # Seeding the global RNG (weight init, dropout) inside fork_rng leaves the caller's RNG as it was.
@@ -196,7 +203,13 @@ def _attempt(
         pos = 0
         model.train()
         loop_started, eval_time = time.perf_counter(), 0.0
+        reseed_step, reseed_seed = reseed if reseed is not None else (-1, 0)
         for step in range(schedule.run_steps):
+            if step == reseed_step:
+                torch.manual_seed(reseed_seed)
+                generator.manual_seed(reseed_seed)
+                perm = torch.randperm(n, generator=generator, device=device)
+                pos = 0
             if step in lr_changes:
                 for group in optimizer.param_groups:
                     group["lr"] = lr_changes[step]
