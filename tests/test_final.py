@@ -225,3 +225,22 @@ def test_final_from_pretrained_continues_candidates(searched, tmp_path):
     assert len(rows) == 4 and all(r[3] == "finished" for r in rows)
     with pytest.raises(TaylorGLOError, match="--from-pretrained"):
         run_final(directory, repeats=1, from_pretrained=True, params=[1, 0, 0, 0, 0, 0, 0, 0])
+
+
+def test_analyze_adds_final_and_robustness_sections(finaled, tmp_path):
+    from PIL import Image
+
+    from taylorglo.analysis.sweep import robustness_sweep
+
+    directory = tmp_path / "run"
+    shutil.copytree(finaled, directory)
+    robustness_sweep(directory, (0.1,))
+    out = cli("analyze", str(directory), check=True).stdout
+    assert "index.html" in out
+    page = (directory / "report" / "index.html").read_text()
+    assert "Final evaluation" in page and "Robustness (FGSM)" in page and "Welch p" in page
+    for name in ("final.png", "robustness.png"):
+        with Image.open(directory / "report" / name) as image:
+            image.verify()
+    lines = (directory / "report" / "final.csv").read_text().strip().splitlines()
+    assert len(lines) == 1 + 4  # header + 2 losses x 2 repeats

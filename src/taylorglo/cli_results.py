@@ -240,3 +240,15 @@ def _with_bar(run: Any, enabled: bool, label: str) -> Any:
     from .cli import _with_progress
 
     return _with_progress(run, enabled, label)
+
+
+@cli.command()
+@click.argument("directory", metavar="DIR")
+@click.option("--out", "out_dir", default=None, help="Report folder (default: DIR/report).")
+def analyze(directory: str, out_dir: str | None) -> None:
+    """Write the report of DIR (index.html, PNG plots, CSV); works while the search runs."""
+    from .analysis.report import write_report
+
+    index = write_report(directory, out_dir)
+    click.echo(f"report: {index}")
+    click.echo(f"  open it in a browser; beside it: {', '.join(sorted(p.name for p in index.parent.iterdir() if p.name != index.name and not p.name.startswith('.')))}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -53,7 +54,9 @@ def ttests(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     if x.size < 2 or y.size < 2:
         return out
     for name, equal_var in (("student", True), ("welch", False)):
-        result = stats.ttest_ind(x, y, equal_var=equal_var)
+        with warnings.catch_warnings():  # near-identical samples: scipy warns, the result stands
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = stats.ttest_ind(x, y, equal_var=equal_var)
         out[f"{name}_t"], out[f"{name}_p"] = _number(result.statistic), _number(result.pvalue)
     pooled = math.sqrt(((x.size - 1) * x.var(ddof=1) + (y.size - 1) * y.var(ddof=1)) / (x.size + y.size - 2))
     if pooled > 0:

@@ -1,0 +1,594 @@
+"""``taylorglo analyze DIR``: one HTML page, three figures and two CSVs about an experiment.
+
+:func:`write_report` reads the experiment's store (never writes it), so it works on a finished
+search, a stopped one and one that is running right now: the SQLite file is in WAL mode, and the
+open generation's candidates that are not evaluated yet are simply shown as *pending*.
+
+What it writes into ``OUT`` (default ``DIR/report``)::
+
+    index.html        the page (below)
+    fitness.png       max / mean / min fitness per generation; rejected, failed, pending per generation
+    cmaes.png         CMA-ES σ and mean over the search
+    loss.png          the best loss's per-class curve and slope beside cross-entropy's
+    candidates.csv    every candidate row of the store (all columns but metrics), by (generation, index)
+    generations.csv   per generation: fitness statistics, σ, counts per status, best candidate
+
+The page is one static file: inline CSS, no script, no font or anything else fetched, and a
+Content-Security-Policy that forbids any network access, so it opens from a laptop, a cluster's
+file share or an archive years later exactly the same. The figures are *referenced* as relative
+paths to the PNGs beside it rather than embedded as ``data:`` URIs: the PNGs exist anyway (for
+papers and slides), the page stays small and diffable, and a report rewritten every generation
+does not rewrite three base64 images inside it. The report directory is therefore the unit to
+copy or archive. Every file is written atomically, index.html last, so a browser never sees half
+a file nor a page pointing at a figure that is not there yet.
+
+The page is a list of sections, each an HTML fragment made by one function of :data:`SECTIONS`
+from a :class:`ReportData`. Later analyses (final evaluation, FGSM sweeps) add theirs with
+``write_report(DIR, extra_sections=[("Final evaluation", fragment), ...])``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import html
+import io
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple, Sequence
+
+from ..errors import TaylorGLOError, one_line
+from ..experiment.config import ExperimentConfig
+from ..experiment.host import open_experiment
+from ..experiment.lock import is_running
+from ..experiment.store import STATUSES, Candidate, Generation, Store
+from ..loss import format_formula, loss_spec, order_for_length, taylor_terms, to_paper_layout
+from ..search import CMAESSearch
+from . import plots
+
+FIGURES = ("fitness.png", "cmaes.png", "loss.png")
+#: Columns of candidates.csv: every field of a store row except ``metrics`` (the training log,
+#: which has no tabular form), in the store's own order.
+CANDIDATE_COLUMNS = tuple(f.name for f in dataclasses.fields(Candidate) if f.name != "metrics")
+GENERATION_COLUMNS = (
+    "generation", "state", "best_fitness", "mean_fitness", "min_fitness", "sigma",
+    "evaluated", "rejected_invariant", "failed", "aborted", "pending", "best_index", "best_params",
+)
+_ALL_STATUSES = (*STATUSES, "pending")
+
+
+# --------------------------------------------------------------------------------------------
+# Gathering
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GenerationSummary:
+    """One generation as the report shows it; an open generation has ``closed=False``."""
+
+    generation: int
+    closed: bool
+    #: CMA-ES step size after this generation was told (None while it is open).
+    sigma: float | None
+    counts: dict[str, int]
+    #: Max / mean / min fitness of the *recorded* candidates, with rejected and failed ones counted
+    #: as 0, as the store computes them when it closes a generation (None: nothing recorded yet).
+    best_fitness: float | None
+    mean_fitness: float | None
+    min_fitness: float | None
+    #: The fittest evaluated candidate of the generation (ties: lowest index), if any.
+    best: Candidate | None
+
+
+@dataclass
+class ReportData:
+    """Everything the page and the figures show, read once from the store."""
+
+    directory: Path
+    config: ExperimentConfig
+    #: "finished" | "running" | "stopped"
+    state: str
+    pid: int | None
+    candidates: list[Candidate]
+    generations: list[GenerationSummary]
+    counts: dict[str, int]
+    best: Candidate | None
+    #: CMA-ES states over the search: (generations told, σ, mean); the first is the initial one.
+    search_path: list[tuple[int, float, list[float]]]
+    generated_at: float
+
+    @property
+    def completed(self) -> int:
+        return sum(1 for g in self.generations if g.closed)
+
+    @property
+    def open_generation(self) -> int | None:
+        return next((g.generation for g in self.generations if not g.closed), None)
+
+
+def _better(a: Candidate, b: Candidate | None) -> bool:
+    """Store.best()'s order: higher fitness first, ties to the earliest (generation, index)."""
+    if b is None:
+        return True
+    fa, fb = a.fitness or 0.0, b.fitness or 0.0
+    return fa > fb or (fa == fb and (a.generation, a.index) < (b.generation, b.index))
+
+
+def _summarise(generation: int, closed: bool, sigma: float | None, rows: list[Candidate]) -> GenerationSummary:
+    counts = {s: 0 for s in _ALL_STATUSES}
+    best: Candidate | None = None
+    scores: list[float] = []
+    for c in rows:
+        counts[c.status] = counts.get(c.status, 0) + 1
+        if c.status == "pending":
+            continue
+        scores.append(c.fitness if c.fitness is not None else 0.0)
+        if c.status == "evaluated" and _better(c, best):
+            best = c
+    return GenerationSummary(
+        generation, closed, sigma, counts,
+        max(scores) if scores else None,
+        sum(scores) / len(scores) if scores else None,
+        min(scores) if scores else None,
+        best,
+    )
+
+
+def load_report_data(directory: str | os.PathLike[str]) -> ReportData:
+    """Read what the report needs; raise a one-line :class:`TaylorGLOError` if there is nothing yet.
+
+    A search may be writing while this reads. Generations are read before candidates, and a
+    generation missing from the first read but present in the second counts as open, so what is
+    shown is always a state the search really passed through, give or take one newer result.
+    Counts and the best loss are computed from the one candidates read, so they agree with
+    candidates.csv row for row.
+    """
+    experiment = open_experiment(directory)
+    config = experiment.config
+    running = is_running(experiment.directory)
+    with experiment.store() as store:
+        generation_rows = {g.generation: g for g in store.generations()}
+        candidates = store.candidates()
+        if not any(c.status != "pending" for c in candidates):
+            where = str(experiment.directory)
+            if running:
+                raise TaylorGLOError(
+                    f"DIR: {where!r} has no evaluated candidates yet; its search is running, "
+                    "run `taylorglo analyze` again once the first candidates are recorded"
+                )
+            raise TaylorGLOError(
+                f"DIR: {where!r} has no evaluated candidates yet; run `taylorglo start {where}` first"
+            )
+        search_path = _search_path(store, generation_rows)
+
+    by_generation: dict[int, list[Candidate]] = {}
+    for c in candidates:
+        by_generation.setdefault(c.generation, []).append(c)
+    generations = []
+    for g in sorted(set(generation_rows) | set(by_generation)):
+        row = generation_rows.get(g)
+        closed = row is not None and row.closed
+        generations.append(_summarise(g, closed, row.sigma if closed and row else None, by_generation.get(g, [])))
+
+    counts = {s: 0 for s in _ALL_STATUSES}
+    best: Candidate | None = None
+    for c in candidates:
+        counts[c.status] = counts.get(c.status, 0) + 1
+        if c.status == "evaluated" and _better(c, best):
+            best = c
+
+    completed = sum(1 for g in generations if g.closed)
+    state = "finished" if completed >= config.search.generations else "running" if running else "stopped"
+    return ReportData(
+        directory=experiment.directory, config=config, state=state,
+        pid=running.get("pid") if running else None, candidates=candidates, generations=generations,
+        counts=counts, best=best, search_path=search_path, generated_at=time.time(),
+    )
+
+
+def _search_path(store: Store, rows: dict[int, Generation]) -> list[tuple[int, float, list[float]]]:
+    """The initial CMA-ES state, then the state after each closed generation's ``tell``.
+
+    The initial one is generation 0's state as asked: ``ask`` moves neither the mean nor σ, so it
+    is the (σ₀, mean₀) the search started from.
+    """
+    path: list[tuple[int, float, list[float]]] = []
+    for g in sorted(rows):
+        full = store.generation(g)
+        if full is None:
+            continue
+        if g == 0:
+            search = CMAESSearch.from_state(full.asked_state)
+            path.append((0, search.sigma, search.mean))
+        if full.told_state is not None:
+            search = CMAESSearch.from_state(full.told_state)
+            path.append((g + 1, search.sigma, search.mean))
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    with plots.atomic_file(path) as fh:
+        fh.write(text.encode("utf-8"))
+
+
+def _params_text(params: Sequence[float]) -> str:
+    """Parameters as space-separated ``repr`` floats: exact, and one CSV cell."""
+    return " ".join(repr(float(p)) for p in params)
+
+
+def candidates_csv(data: ReportData) -> str:
+    """Every candidate row (all store columns but metrics); None is an empty cell, floats are exact."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CANDIDATE_COLUMNS)
+    for c in data.candidates:
+        row = c.to_dict()
+        row["params"] = _params_text(c.params)
+        writer.writerow([row[k] for k in CANDIDATE_COLUMNS])
+    return out.getvalue()
+
+
+def generations_csv(data: ReportData) -> str:
+    """One row per generation, the open one included (state "open", no σ yet)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(GENERATION_COLUMNS)
+    for g in data.generations:
+        writer.writerow([
+            g.generation, "closed" if g.closed else "open", g.best_fitness, g.mean_fitness, g.min_fitness, g.sigma,
+            g.counts["evaluated"], g.counts["rejected-invariant"], g.counts["failed"], g.counts["aborted"],
+            g.counts["pending"], None if g.best is None else g.best.index,
+            None if g.best is None else _params_text(g.best.params),
+        ])
+    return out.getvalue()
+
+
+def parameter_labels(length: int) -> list[str]:
+    """``p0 (Y)``, ``p3 (XY)``, …, ``p6 (centre x)``: which term each code-layout entry scales."""
+    try:
+        terms = taylor_terms(order_for_length(length))
+    except ValueError:
+        return [f"p{k}" for k in range(length)]
+    names = [f"p{k} ({_term_label(i, j)})" for k, (i, j) in enumerate(terms)]
+    return [*names, f"p{length - 2} (centre x)", f"p{length - 1} (centre y)"]
+
+
+def _term_label(i: int, j: int) -> str:
+    """``XY²`` for (1, 2): the monomial a code-layout coefficient multiplies."""
+    sup = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+    part = lambda name, k: "" if k == 0 else name if k == 1 else name + str(k).translate(sup)  # noqa: E731
+    return part("X", i) + part("Y", j)
+
+
+def _draw_figures(data: ReportData, out: Path) -> None:
+    gens = data.generations
+    plots.plot_fitness(
+        out / "fitness.png",
+        generations=[g.generation for g in gens],
+        best=[g.best_fitness for g in gens],
+        mean=[g.mean_fitness for g in gens],
+        minimum=[g.min_fitness for g in gens],
+        rejected=[g.counts["rejected-invariant"] for g in gens],
+        failed=[g.counts["failed"] + g.counts["aborted"] for g in gens],
+        pending=[g.counts["pending"] for g in gens],
+        points=[(c.generation, c.fitness) for c in data.candidates
+                if c.status == "evaluated" and c.fitness is not None],
+        open_generation=data.open_generation,
+        population=data.config.search.population,
+    )
+    path = data.search_path
+    plots.plot_cmaes(
+        out / "cmaes.png",
+        told=[p[0] for p in path],
+        sigma=[p[1] for p in path],
+        means=[p[2] for p in path],
+        labels=parameter_labels(len(path[0][2])) if path else None,
+    )
+    best = data.best
+    title = "" if best is None else (
+        f"best loss: candidate {best.generation}:{best.index}, fitness {_fmt(best.fitness)}")
+    plots.plot_loss(out / "loss.png", None if best is None else best.params, title=title)
+
+
+def write_report(
+    directory: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None = None,
+    extra_sections: Sequence[tuple[str, str]] = (),
+) -> Path:
+    """Write the report of the experiment in ``directory``; return the path of its index.html.
+
+    ``out_dir`` defaults to ``DIR/report``. The final-evaluation and robustness sections follow
+    the search's once ``taylorglo final`` / ``taylorglo robustness`` have run. ``extra_sections`` are ``(title, html_fragment)``
+    pairs appended after the built-in sections: the title is escaped here, the fragment is
+    inserted as it is (its author escapes its data) and must be static, since the page's
+    Content-Security-Policy allows no script and no network. Raises :class:`TaylorGLOError`
+    (one line) when the directory is not an experiment or has no recorded candidate yet.
+    """
+    data = load_report_data(directory)
+    out = Path(out_dir) if out_dir is not None else data.directory / "report"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TaylorGLOError(f"OUT: cannot create the report directory {str(out)!r}: {one_line(exc)}") from None
+    _draw_figures(data, out)
+    _write_text_atomic(out / "candidates.csv", candidates_csv(data))
+    _write_text_atomic(out / "generations.csv", generations_csv(data))
+    from .evidence import evidence_sections  # final results and FGSM sweep, once they exist
+
+    sections = [*evidence_sections(data.directory, out), *extra_sections]
+    index = out / "index.html"
+    _write_text_atomic(index, render_html(data, sections))
+    return index
+
+
+# --------------------------------------------------------------------------------------------
+# HTML
+# --------------------------------------------------------------------------------------------
+
+
+class Section(NamedTuple):
+    """One part of the page: an anchor id, a heading, and the body as an HTML fragment."""
+
+    id: str
+    title: str
+    html: str
+
+
+def _e(value: object) -> str:
+    """HTML-escape anything that comes from the data (names, paths, reasons, formulas)."""
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def _table(rows: Sequence[tuple[str, str]], cls: str = "kv") -> str:
+    """A two-column table; the *values* must already be HTML (escaped by the caller)."""
+    body = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f'<table class="{cls}">{body}</table>'
+
+
+def _experiment_section(data: ReportData) -> Section:
+    c = data.config
+    t, s = c.training, c.search
+    schedule = f"{t.epochs:g} epochs" if t.epochs is not None else f"{t.steps} steps" if t.steps else "default steps"
+    rows = [
+        ("name", _e(c.name)),
+        ("directory", f"<code>{_e(data.directory.resolve())}</code>"),
+        ("dataset", _e(t.dataset) + ("" if t.data_fraction == 1.0
+                                     else f" ({_e(t.data_fraction)} of the training split)")),
+        ("model", _e(t.model)),
+        ("full schedule", _e(f"{schedule}, batch {t.batch_size}, lr {t.lr:g}")),
+        ("partial fraction",
+         _e(f"{s.partial_fraction:g} (fitness = validation accuracy after this share of the schedule)")),
+        ("population (λ)", _e(s.population)),
+        ("generations", _e(s.generations)),
+        ("σ₀ · order", _e(f"{s.sigma:g} · order {s.order}")),
+        ("invariant rule", f'<span id="invariant-rule">{_e(s.invariant)}</span>'),
+        ("seeds", _e(f"seed {c.seed}, one training seed per {s.seeds}")),
+        ("evaluator", _e(f"{c.evaluator.kind}, {c.evaluator.workers or 'auto'} workers")),
+    ]
+    return Section("experiment", "Experiment", _table(rows))
+
+
+def _progress_section(data: ReportData) -> Section:
+    total = data.config.search.generations
+    state = data.state + (f" (pid {data.pid})" if data.pid else "")
+    n = data.counts
+    recorded = sum(n[s] for s in STATUSES)
+    labels = (
+        ("evaluated", "evaluated (trained)"),
+        ("rejected-invariant", "rejected by the invariant (never trained, fitness 0)"),
+        ("failed", "failed (NaN/inf loss, fitness 0)"),
+        ("aborted", "aborted early (fitness 0)"),
+        ("pending", "pending (asked, not yet evaluated)"),
+    )
+    count_rows = "".join(
+        f'<tr><th>{_e(label)}</th><td class="num" id="count-{status}">{n[status]}</td>'
+        f'<td class="num">{_share(n[status], recorded) if status != "pending" else ""}</td></tr>'
+        for status, label in labels
+    )
+    count_rows += (f'<tr class="total"><th>recorded</th><td class="num" id="count-recorded">{recorded}</td>'
+                   "<td></td></tr>")
+    times = [c.finished_at for c in data.candidates if c.finished_at is not None]
+    wall = sum(c.wall_time or 0.0 for c in data.candidates)
+    open_g = data.open_generation
+    rows = [
+        ("state", f'<strong id="state" class="state-{_e(data.state)}">{_e(state)}</strong>'),
+        ("generations completed", f'<span id="generations-completed">{data.completed}</span> of {total}'
+         + ("" if open_g is None else f" (generation {open_g} open)")),
+        ("training time", _e(f"{wall / 60:.1f} min summed over evaluations")),
+        ("last result", _e(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(max(times)))) if times else "–"),
+    ]
+    body = _table(rows) + (
+        '<table class="counts"><thead><tr><th>candidates</th><th>count</th><th>share</th></tr></thead>'
+        f"<tbody>{count_rows}</tbody></table>"
+    )
+    return Section("progress", "Progress", body)
+
+
+def _share(k: int, total: int) -> str:
+    return f"{100 * k / total:.0f}%" if total else ""
+
+
+def _best_section(data: ReportData) -> Section:
+    best = data.best
+    if best is None:
+        return Section("best", "Best loss",
+                       "<p>No candidate has been trained successfully yet (all recorded ones were rejected "
+                       "by the invariant, failed or aborted).</p>")
+    theta = to_paper_layout(best.params)
+    rows = [
+        ("fitness", f'<strong id="best-fitness">{_fmt(best.fitness)}</strong> (validation accuracy after '
+                    f"the partial schedule)"),
+        ("candidate", f'<span id="best-candidate">{best.generation}:{best.index}</span> (generation:index)'),
+        ("formula (code layout)", f"<code>{_e(format_formula(best.params, 'code'))}</code>"),
+        ("formula (paper layout)", f"<code>{_e(format_formula(best.params, 'paper'))}</code>"),
+        ("parameters p (code layout)", f"<code>{_e(', '.join(f'{p:.4f}' for p in best.params))}</code>"),
+        ("parameters θ (paper layout)", f"<code>{_e(', '.join(f'{p:.4f}' for p in theta))}</code>"),
+        ("loss for `taylorglo train --loss`", f'<code class="copy">{_e(loss_spec(best.params))}</code>'),
+    ]
+    return Section("best", "Best loss", _table(rows))
+
+
+_CAPTIONS = {
+    "fitness.png": (
+        "Fitness per generation: max, mean and min of the recorded candidates (rejected, failed and aborted "
+        "ones count as 0, as CMA-ES sees them); grey dots are single evaluated candidates. Below, the "
+        "candidates that were never scored by training, per generation."
+    ),
+    "cmaes.png": (
+        "The CMA-ES sampling distribution: step size σ and the mean of each parameter (code layout), "
+        "initially and after each generation was told."
+    ),
+    "loss.png": (
+        "The best loss beside cross-entropy, per class: the contribution −f(x, y) of the target class (x = 1) "
+        "and of a non-target class (x = 0), and its slope −∂f/∂y. Through the softmax, the target's "
+        "probability rises when its slope lies below the non-targets' (cross-entropy: −1/y against 0), so "
+        "compare the solid curve with the dashed one. A TaylorGLO loss is defined up to a constant (terms "
+        "without y are dropped): compare shapes and slopes, not levels."
+    ),
+}
+
+
+def _figures_section(data: ReportData) -> Section:
+    figures = "".join(
+        f'<figure><img src="{_e(name)}" alt="{_e(name)}" width="800"><figcaption>{_e(_CAPTIONS[name])}'
+        "</figcaption></figure>"
+        for name in FIGURES
+    )
+    return Section("figures", "Figures", figures)
+
+
+def _polynomial(params: Sequence[float]) -> str:
+    """Just the right-hand side of ``f(x,y) = …`` (code layout): the table's column says the rest."""
+    text = format_formula(params, "code")
+    head, sep, rest = text.partition(" = ")
+    return rest.split(";", 1)[0] if sep and head.startswith("f(") else text
+
+
+def _generations_section(data: ReportData) -> Section:
+    rows = []
+    for g in data.generations:
+        state = "" if g.closed else ' <span class="tag">open</span>'
+        sigma = _fmt(g.sigma, 3) if g.sigma is not None else "–"
+        if g.best is None:
+            best = '<td class="num">–</td><td>–</td>'
+            formula = '<td class="muted">no evaluated candidate</td>'
+        else:
+            best = f'<td class="num">{_fmt(g.best.fitness)}</td><td>{g.generation}:{g.best.index}</td>'
+            formula = f"<td><code>{_e(_polynomial(g.best.params))}</code></td>"
+        rows.append(
+            f"<tr><td>{g.generation}{state}</td>{best}<td class=\"num\">{_fmt(g.mean_fitness)}</td>"
+            f'<td class="num">{g.counts["rejected-invariant"]}</td>'
+            f'<td class="num">{g.counts["failed"] + g.counts["aborted"]}</td><td class="num">{sigma}</td>'
+            f"{formula}</tr>"
+        )
+    head = ("<thead><tr><th>generation</th><th>best fitness</th><th>candidate</th><th>mean fitness</th>"
+            "<th>rejected by the invariant</th><th>failed / aborted</th><th>σ after</th>"
+            "<th>best loss: f(x, y) in code layout</th></tr></thead>")
+    return Section("generations", "Best candidate of every generation",
+                   f'<table class="grid" id="generations-table">{head}<tbody>{"".join(rows)}</tbody></table>')
+
+
+def _files_section(data: ReportData) -> Section:
+    files = ("candidates.csv", "generations.csv", *FIGURES)
+    items = "".join(f'<li><a href="{_e(f)}">{_e(f)}</a></li>' for f in files)
+    return Section("files", "Files",
+                   f"<p>Beside this page (the store itself is "
+                   f"<code>{_e(data.directory.resolve() / Store.FILENAME)}</code>):</p><ul>{items}</ul>")
+
+
+#: The built-in sections, in page order. Each takes the gathered data and returns a Section.
+SECTIONS: tuple[Callable[[ReportData], Section], ...] = (
+    _experiment_section,
+    _progress_section,
+    _best_section,
+    _figures_section,
+    _generations_section,
+    _files_section,
+)
+
+
+def _slug(title: str, taken: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "section"
+    slug, k = base, 2
+    while slug in taken:
+        slug, k = f"{base}-{k}", k + 1
+    taken.add(slug)
+    return slug
+
+
+def _sections(data: ReportData, extra: Sequence[tuple[str, str]] = ()) -> list[Section]:
+    """The built-in sections followed by the extra ``(title, fragment)`` ones."""
+    sections = [make(data) for make in SECTIONS]
+    taken = {s.id for s in sections}
+    sections += [Section(_slug(title, taken), title, fragment) for title, fragment in extra]
+    return sections
+
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 0;
+       color: #1d1d1f; background: #fafafa; line-height: 1.45; }
+header { background: #1f3b57; color: white; padding: 1.2em 2em; }
+header h1 { margin: 0 0 0.2em 0; font-size: 1.6em; }
+header p { margin: 0; opacity: 0.85; }
+nav { padding: 0.6em 2em; background: #e8edf2; font-size: 0.95em; }
+nav a { margin-right: 1.2em; color: #1f3b57; }
+main { padding: 0 2em 3em 2em; max-width: 1100px; }
+section { margin-top: 1.8em; }
+h2 { border-bottom: 2px solid #d0d7de; padding-bottom: 0.2em; font-size: 1.25em; }
+table { border-collapse: collapse; margin: 0.6em 0 1em 0; background: white; }
+th, td { border: 1px solid #d0d7de; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+table.kv th { background: #f3f5f7; font-weight: 600; white-space: nowrap; }
+table.counts th, table.grid th { background: #f3f5f7; }
+table.grid { width: 100%; font-size: 0.92em; } table.grid th { vertical-align: bottom; }
+tr.total td, tr.total th { font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.9em;
+       white-space: pre-wrap; word-break: break-word; }
+.muted { color: #777; }
+.tag { background: #ffe9a8; color: #6b5500; border-radius: 3px; padding: 0 0.35em; font-size: 0.85em; }
+.state-finished { color: #1a7f37; } .state-running { color: #9a6700; } .state-stopped { color: #cf222e; }
+figure { margin: 1em 0 2em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #d0d7de;
+       background: white; } figcaption { color: #555; font-size: 0.92em; max-width: 800px; }
+footer { color: #777; font-size: 0.85em; padding: 1em 2em; }
+"""
+
+#: No script, no network: images only from beside the page (file: or the same origin) or data: URIs.
+_CSP = "default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'"
+
+
+def render_html(data: ReportData, extra_sections: Sequence[tuple[str, str]] = ()) -> str:
+    """The whole page: header, a table of contents, the sections, a footer."""
+    sections = _sections(data, extra_sections)
+    nav = "".join(f'<a href="#{_e(s.id)}">{_e(s.title)}</a>' for s in sections)
+    body = "".join(f'<section id="{_e(s.id)}"><h2>{_e(s.title)}</h2>{s.html}</section>' for s in sections)
+    generated = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(data.generated_at))
+    best = "" if data.best is None else f" · best fitness {_fmt(data.best.fitness)}"
+    subtitle = (f"TaylorGLO search · {data.state} · {data.completed} of {data.config.search.generations} "
+                f"generations{best}")
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(data.config.name)} · taylorglo report</title><style>{_CSS}</style></head>\n"
+        f'<body><header><h1 id="name">{_e(data.config.name)}</h1><p>{_e(subtitle)}</p></header>\n'
+        f"<nav>{nav}</nav>\n<main>{body}</main>\n"
+        f"<footer>Written by <code>taylorglo analyze</code> at {_e(generated)} from "
+        f"<code>{_e(data.directory.resolve() / Store.FILENAME)}</code>; it only reads the store, so running it "
+        "again while a search runs shows the newer results.</footer>\n</body></html>\n"
+    )
