@@ -146,6 +146,24 @@ def test_robustness_accuracy_falls_as_epsilon_grows(finaled):
     assert (finaled / "robustness.json").is_file() and (finaled / "robustness.csv").is_file()
 
 
+def test_robustness_can_attack_every_network_through_cross_entropy(finaled, tmp_path):
+    from taylorglo.analysis.sweep import robustness_sweep
+
+    directory = tmp_path / "run"
+    shutil.copytree(finaled, directory)
+    own = robustness_sweep(directory, (0.1, 0.3))
+    through_ce = robustness_sweep(directory, (0.1, 0.3), attack_loss="cross-entropy")
+    assert own["attack_loss"] == "own" and through_ce["attack_loss"] == "cross-entropy"
+    by_label = lambda r: {e["label"]: [a["values"] for a in e["accuracy"]] for e in r["losses"]}  # noqa: E731
+    a, b = by_label(own), by_label(through_ce)
+    # Cross-entropy's networks are attacked through cross-entropy either way: identical numbers.
+    assert a["cross-entropy"] == b["cross-entropy"]
+    # Clean accuracy (eps 0) never depends on the attack.
+    assert all(a[label][0] == b[label][0] for label in a)
+    with pytest.raises(TaylorGLOError, match="--attack-loss"):
+        robustness_sweep(directory, (0.1,), attack_loss="hinge")
+
+
 def test_ttest_and_collate_across_experiments(finaled, searched, tmp_path):
     root = tmp_path / "runs"
     root.mkdir()
@@ -201,6 +219,11 @@ def test_search_can_optimise_accuracy_under_fgsm(tmp_path):
     # a strange loss's gradient can even push inputs towards the right class.)
     learned = [(fitness, val) for _, fitness, val, _ in evaluated if val > 0.5]
     assert learned and all(fitness < val for fitness, val in learned), evaluated
+    # What the fitness means is said wherever it is shown.
+    from taylorglo.analysis.report import write_report
+
+    page = write_report(tmp_path / "run").read_text(encoding="utf-8")
+    assert "validation accuracy under FGSM (eps 0.1) after the partial schedule" in page
 
 
 def test_reseed_replays_the_partial_run_then_continues_differently():

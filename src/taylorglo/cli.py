@@ -181,7 +181,7 @@ def _print_summary(directory: str, result: dict[str, Any]) -> None:
     config = open_experiment(directory).config
     unit = config.training.unit
     full = config.training.epochs if unit == "epochs" else (config.training.steps or config.training.DEFAULT_STEPS)
-    click.echo(f"best loss: fitness {best['fitness']:.4f} = validation accuracy after "
+    click.echo(f"best loss: fitness {best['fitness']:.4f} = {config.search.fitness_meaning} after "
                f"{config.search.partial_fraction:.0%} of the {full:g}-{unit[:-1]} training schedule "
                f"(candidate {best['generation']}:{best['index']})")
     click.echo(f"  {best['formula']}")
@@ -190,6 +190,8 @@ def _print_summary(directory: str, result: dict[str, Any]) -> None:
     click.echo("train the best loss on the full schedule, and cross-entropy the same way to compare:")
     click.echo("  " + train_command(config.training, best["params"], config.seed))
     click.echo("  " + train_command(config.training, None, config.seed))
+    click.echo(f"or all of it, repeated, with t-tests: taylorglo final {directory} --repeats 10; "
+               f"then taylorglo analyze {directory} (HTML report)")
 
 
 @cli.command()

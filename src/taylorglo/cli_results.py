@@ -212,14 +212,17 @@ def log_command(directory: str, generation: int, index: int, as_json: bool) -> N
 @click.option("--eps", "eps_text", default="0.05,0.1,0.15,0.2,0.25,0.3", show_default=True,
               help="Comma-separated FGSM sizes in pixel units (images in [0, 1]).")
 @click.option("--loss", "labels", multiple=True, help="Only this final loss (repeatable; default: all).")
+@click.option("--attack-loss", type=click.Choice(["own", "cross-entropy"]), default="own", show_default=True,
+              help="Loss FGSM differentiates: each network's training loss (SPEC), or cross-entropy for all.")
 @click.option("--json", "as_json", is_flag=True)
-def robustness(directory: str, eps_text: str, labels: tuple[str, ...], as_json: bool) -> None:
+def robustness(directory: str, eps_text: str, labels: tuple[str, ...], attack_loss: str, as_json: bool) -> None:
     """FGSM accuracy sweep (test set) of the networks `final` saved: best loss vs cross-entropy."""
     from .analysis.robustness import parse_epsilons
     from .analysis.sweep import robustness_sweep
 
     epsilons = parse_epsilons(eps_text)
-    result = _with_bar(lambda progress: robustness_sweep(directory, epsilons, labels or None, progress),
+    result = _with_bar(lambda progress: robustness_sweep(directory, epsilons, labels or None, progress,
+                                                        attack_loss=attack_loss),
                        enabled=not as_json, label="FGSM sweep")
     if as_json:
         click.echo(json.dumps(result))
@@ -231,7 +234,8 @@ def robustness(directory: str, eps_text: str, labels: tuple[str, ...], as_json: 
         rows.append([entry["label"], by_eps[eps[0]]["n"]] + [_mean_std(by_eps[e]) for e in eps])
         if entry["label"] != "cross-entropy" and any(a["welch_p_vs_cross_entropy"] is not None for a in entry["accuracy"]):
             rows.append(["  Welch p vs cross-entropy", ""] + [_p(by_eps[e]["welch_p_vs_cross_entropy"]) for e in eps])
-    click.echo(f"{result['name']}: test accuracy under FGSM (mean ± std over repeats)")
+    through = "each network's own loss" if attack_loss == "own" else "cross-entropy"
+    click.echo(f"{result['name']}: test accuracy under FGSM through {through} (mean ± std over repeats)")
     click.echo(_table(["loss", "n"] + [f"eps {e:g}" for e in eps], rows))
     click.echo(f"written: {directory}/robustness.json, {directory}/robustness.csv")
 

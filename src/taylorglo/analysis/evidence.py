@@ -95,6 +95,8 @@ def robustness_section(directory: Path, out: Path) -> tuple[str, str] | None:
     if not result:
         return None
     eps = result["epsilons"]
+    attack = ("cross-entropy for every network (taylorglo robustness --attack-loss cross-entropy)"
+              if result.get("attack_loss") == "cross-entropy" else "the loss each network was trained with")
     series = []
     rows = []
     for entry in result["losses"]:
@@ -108,8 +110,8 @@ def robustness_section(directory: Path, out: Path) -> tuple[str, str] | None:
     plot_robustness(out / ROBUSTNESS_FIGURE, eps, series)
     head = "".join(f"<th>ε = {e:g}</th>" for e in eps)
     body = (
-        "<p>One-step FGSM on the test set, x′ = clip(x + ε·sign ∇ₓL, 0, 1) in pixel space, L the loss each "
-        "network was trained with; mean ± std over the saved final networks (ε = 0 is clean accuracy).</p>"
+        "<p>One-step FGSM on the test set, x′ = clip(x + ε·sign ∇ₓL, 0, 1) in pixel space, L "
+        f"{_e(attack)}; mean ± std over the saved final networks (ε = 0 is clean accuracy).</p>"
         f'<table class="grid" id="robustness-table"><thead><tr><th>loss</th><th>n</th>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
         f'<figure><img src="{ROBUSTNESS_FIGURE}" alt="accuracy under FGSM against epsilon">'

@@ -372,7 +372,7 @@ def _experiment_section(data: ReportData) -> Section:
         ("model", _e(t.model)),
         ("full schedule", _e(f"{schedule}, batch {t.batch_size}, lr {t.lr:g}")),
         ("partial fraction",
-         _e(f"{s.partial_fraction:g} (fitness = validation accuracy after this share of the schedule)")),
+         _e(f"{s.partial_fraction:g} (fitness = {s.fitness_meaning} after this share of the schedule)")),
         ("population (λ)", _e(s.population)),
         ("generations", _e(s.generations)),
         ("σ₀ · order", _e(f"{s.sigma:g} · order {s.order}")),
@@ -431,7 +431,7 @@ def _best_section(data: ReportData) -> Section:
                        "by the invariant, failed or aborted).</p>")
     theta = to_paper_layout(best.params)
     rows = [
-        ("fitness", f'<strong id="best-fitness">{_fmt(best.fitness)}</strong> (validation accuracy after '
+        ("fitness", f'<strong id="best-fitness">{_fmt(best.fitness)}</strong> ({_e(data.config.search.fitness_meaning)} after '
                     f"the partial schedule)"),
         ("candidate", f'<span id="best-candidate">{best.generation}:{best.index}</span> (generation:index)'),
         ("formula (code layout)", f"<code>{_e(format_formula(best.params, 'code'))}</code>"),

@@ -25,6 +25,8 @@ from .robustness import DEFAULT_EPSILONS, fgsm_sweep
 from .stats import describe, ttests
 
 RESULT_FILE = "robustness.json"
+#: Which loss FGSM differentiates: each network's own training loss (SPEC §6), or cross-entropy.
+ATTACK_LOSSES = ("own", "cross-entropy")
 
 
 def robustness_sweep(
@@ -32,8 +34,18 @@ def robustness_sweep(
     epsilons: Sequence[float] = DEFAULT_EPSILONS,
     labels: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    attack_loss: str = "own",
 ) -> dict[str, Any]:
-    """Attack every saved final network of ``directory`` at each ε (0 included: clean accuracy)."""
+    """Attack every saved final network of ``directory`` at each ε (0 included: clean accuracy).
+
+    ``attack_loss="own"`` (SPEC §6) differentiates each network's own training loss. A TaylorGLO
+    loss is a polynomial in the softmax output, so on a confidently classified input its gradient
+    through the saturated softmax can vanish and FGSM (``sign(0) = 0``) leaves the input alone:
+    gradient masking, which overstates robustness. ``attack_loss="cross-entropy"`` attacks every
+    network through cross-entropy instead, whose log-softmax gradient does not vanish, as a check.
+    """
+    if attack_loss not in ATTACK_LOSSES:
+        raise TaylorGLOError(f"--attack-loss: must be one of {', '.join(ATTACK_LOSSES)}, got {attack_loss!r}")
     experiment = open_experiment(directory)
     config = experiment.config
     root = experiment.directory
@@ -60,7 +72,7 @@ def robustness_sweep(
     per_loss: dict[str, dict[float, list[float]]] = {loss.label: {e: [] for e in eps} for loss, _ in work}
     for done, (loss, run) in enumerate(work, 1):
         model, _ = load_network(root / run.model_path)
-        loss_fn = as_loss(loss.params, training.round_params)
+        loss_fn = as_loss(loss.params if attack_loss == "own" else None, training.round_params)
         for e, accuracy in fgsm_sweep(model, data.test_x, data.test_y, loss_fn, eps, training.eval_batch_size).items():
             per_loss[loss.label][e].append(accuracy)
         if progress is not None:
@@ -70,6 +82,7 @@ def robustness_sweep(
         "name": config.name,
         "directory": str(root),
         "epsilons": eps,
+        "attack_loss": attack_loss,
         "losses": [
             {
                 "label": label,

@@ -62,6 +62,13 @@ class SearchConfig:
     #: The attack size for ``fitness = "fgsm"``, in pixel units of [0, 1] images (SPEC §6: 0.1).
     fgsm_epsilon: float = 0.1
 
+    @property
+    def fitness_meaning(self) -> str:
+        """What a fitness number is, in words, for every place that prints one (CLI, report)."""
+        if self.fitness == "fgsm":
+            return f"validation accuracy under FGSM (eps {self.fgsm_epsilon:g})"
+        return "validation accuracy"
+
     def validate(self, prefix: str = "search.") -> "SearchConfig":
         def bad(name: str, why: str) -> TaylorGLOError:
             return TaylorGLOError(f"{prefix}{name}: {why}")

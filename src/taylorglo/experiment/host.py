@@ -330,7 +330,7 @@ class _Log:
         what = f"fitness {c.fitness:.4f}" if c.status == "evaluated" else f"{c.status} ({c.reason})"
         wall = f" {c.wall_time:.1f}s" if c.wall_time is not None else ""
         self.info(f"candidate {c.generation}:{c.index} {what}{wall} on {c.worker}; "
-                  f"generation {p.generation_done}/{p.population} done; best {p.best_text()}", detail=True)
+                  f"{p.generation_done}/{p.population} of generation {c.generation} done; best {p.best_text()}", detail=True)
 
     def generation(self, p: SearchProgress, g: Any) -> None:
         self.info(f"generation {g.generation} ({g.generation + 1} of {p.generations_total}) done: best {g.best_fitness:.4f} "
