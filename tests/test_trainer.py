@@ -159,3 +159,22 @@ def test_package_face_as_the_readme_shows():
     result = taylorglo.train(config, loss=PUSH_TARGET, seed=0)
     assert result.steps == 200 and result.status == "ok" and result.val_accuracy > 0.5
     assert callable(taylorglo.train) and taylorglo.training.train is taylorglo.train
+
+
+def test_package_face_loads_the_evidence_names_on_first_use():
+    # A fresh interpreter: importing the package must not pull in matplotlib (workers import it),
+    # and the evidence functions must still be one import away.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, taylorglo\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported eagerly'\n"
+        "from taylorglo import run_final, compare, robustness_sweep, write_report\n"
+        "from taylorglo.analysis.report import write_report as w\n"
+        "assert w is write_report and set(taylorglo._LAZY) <= set(taylorglo.__all__)\n"
+        "try:\n    taylorglo.nonexistent\nexcept AttributeError as e:\n    print('ok', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ok") and "nonexistent" in out.stdout
