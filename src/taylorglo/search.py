@@ -6,11 +6,17 @@ pycma's default weights and learning rates, mean 0, σ₀ = 1.2, no bounds). It 
 
 Its whole state, random generator included, is one byte string (:meth:`state` /
 :meth:`from_state`), so a host can save it after every ``ask`` and ``tell`` and a restarted
-search continues bit for bit. That needs care: pycma samples with ``numpy.random.randn`` by
-default, the *process-global* generator, which a pickle neither contains nor restores. We pass
-pycma a generator object of our own (:class:`_Randn`) instead; pycma keeps it in its options and
-sampler, so it travels inside the pickle and a resumed search draws exactly the numbers an
-uninterrupted one would.
+search continues bit for bit. That needs care twice over:
+
+* pycma samples with ``numpy.random.randn`` by default, the *process-global* generator, which a
+  pickle neither contains nor restores. We pass pycma a generator object of our own
+  (:class:`_Randn`) instead; pycma keeps it in its options and sampler, so it travels inside the
+  pickle and a resumed search draws exactly the numbers an uninterrupted one would.
+* pycma remembers the solutions it handed out (to find their genotype again in ``tell``; with
+  mirrored sampling, pycma's default for λ < 6, the genotype matters) in dicts keyed by
+  ``hash(x.tobytes())``, and Python salts ``bytes`` hashes per process. Unpickled in another
+  process, those keys match nothing, and ``tell`` after a restart would update the covariance
+  differently. :meth:`CMAESSearch.__setstate__` re-keys them for the process that loads them.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import math
 import pickle
 import warnings
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -117,6 +123,13 @@ class CMAESSearch:
         self._es.tell([np.asarray(x, dtype=float) for x in solutions], objectives)
         self._asked = None
 
+    def __setstate__(self, state: dict) -> None:
+        """Unpickling: re-key pycma's solution archives for *this* process (see :func:`_rekey`)."""
+        self.__dict__.update(state)
+        for value in vars(self._es).values():
+            if _is_solution_dict(value):
+                _rekey(value)
+
     def state(self) -> bytes:
         """Everything needed to continue, as bytes (a pickle; store it, don't edit it)."""
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
@@ -128,3 +141,17 @@ class CMAESSearch:
         if not isinstance(obj, CMAESSearch):
             raise ValueError("not a CMAESSearch state")
         return obj
+
+
+def _is_solution_dict(value: object) -> bool:
+    return all(hasattr(value, name) for name in ("data", "_unhashed_keys", "data_with_same_key", "key"))
+
+
+def _rekey(solutions: object) -> None:
+    """Recompute a pycma ``SolutionDict``'s hash keys in this process from the solutions it kept
+    (``_unhashed_keys``), keeping its order; keys that are not hashes of a kept solution stay."""
+    d: Any = solutions
+    new = {old: d.key(x) for old, x in d._unhashed_keys.items()}
+    d.data = {new.get(k, k): v for k, v in d.data.items()}
+    d.data_with_same_key = {new.get(k, k): v for k, v in d.data_with_same_key.items()}
+    d._unhashed_keys = {new.get(k, k): x for k, x in d._unhashed_keys.items()}
