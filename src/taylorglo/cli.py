@@ -139,12 +139,33 @@ def init(directory: str, config: str, exist_ok: bool) -> None:
     click.echo(f"next: taylorglo start {directory}")
 
 
+def evaluator_options(command: Any) -> Any:
+    """``--evaluator`` and ``--address``: where this run trains, overriding the config's
+    ``[evaluator]`` table (results never depend on it). Shared by ``start`` and ``final``."""
+    command = click.option("--address", default=None,
+                           help="Ray cluster address ('auto', 'ray://host:10001'); implies --evaluator ray.")(command)
+    return click.option("--evaluator", "evaluator_kind", type=click.Choice(["local", "ray"]), default=None,
+                        help="Where candidates train, for this run (default: the config's evaluator.kind).")(command)
+
+
+def evaluator_overrides(kind: str | None, address: str | None) -> dict[str, Any] | None:
+    if address is not None and kind == "local":
+        raise TaylorGLOError("--address: a Ray cluster address; use it with --evaluator ray (or without --evaluator)")
+    overrides: dict[str, Any] = {}
+    if kind is not None or address is not None:
+        overrides["kind"] = kind or "ray"
+    if address is not None:
+        overrides["address"] = address
+    return overrides or None
+
+
 @cli.command()
 @click.argument("directory", metavar="DIR")
 @click.option("--workers", type=int, default=None,
               help="Parallel evaluations (default: the config's evaluator.workers, else one per core).")
+@evaluator_options
 @click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
-def start(directory: str, workers: int | None, plain: bool) -> None:
+def start(directory: str, workers: int | None, evaluator_kind: str | None, address: str | None, plain: bool) -> None:
     """Run the search in DIR to its end; after any crash or kill, run it again to resume."""
     import signal
 
@@ -157,7 +178,8 @@ def start(directory: str, workers: int | None, plain: bool) -> None:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     reporter = LiveReporter() if sys.stderr.isatty() and not plain else PlainReporter()
     try:
-        result = run_search(directory, workers=workers, reporter=reporter)
+        result = run_search(directory, workers=workers, reporter=reporter,
+                            evaluator=evaluator_overrides(evaluator_kind, address))
     except KeyboardInterrupt:
         raise TaylorGLOError(
             f"interrupted; every finished evaluation is saved, run `taylorglo start {directory}` to resume"

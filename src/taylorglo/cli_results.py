@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import click
 
-from .cli import _parse_floats, cli
+from .cli import _parse_floats, cli, evaluator_options, evaluator_overrides
 from .errors import TaylorGLOError
 
 
@@ -56,9 +56,11 @@ def _interruptible(action: Any, resume: str) -> Any:
 @click.option("--from-pretrained", is_flag=True,
               help="Continue each candidate's partial-schedule run to the full schedule instead of starting afresh.")
 @click.option("--no-save-models", is_flag=True, help="Do not keep the trained networks (robustness needs them).")
+@evaluator_options
 @click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
 def final(directory: str, repeats: int, generation_best: bool, params: str | None, workers: int | None,
-          from_pretrained: bool, no_save_models: bool, plain: bool) -> None:
+          from_pretrained: bool, no_save_models: bool, evaluator_kind: str | None, address: str | None,
+          plain: bool) -> None:
     """Train the best loss AND cross-entropy on the full schedule, REPEATS times each (same seeds),
     on the test set; resumable. Then: taylorglo compare DIR."""
     from .experiment.final import run_final
@@ -73,7 +75,8 @@ def final(directory: str, repeats: int, generation_best: bool, params: str | Non
         reporter = Reporter() if live else PlainReporter()
         return run_final(directory, repeats=repeats, generation_best=generation_best, params=values,
                          workers=workers, save_models=not no_save_models, from_pretrained=from_pretrained,
-                         progress=progress, reporter=reporter)
+                         progress=progress, reporter=reporter,
+                         evaluator=evaluator_overrides(evaluator_kind, address))
 
     if live:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn

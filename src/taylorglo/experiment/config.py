@@ -100,22 +100,81 @@ class SearchConfig:
 
 @dataclass
 class EvaluatorConfig:
-    """The ``[evaluator]`` table: where candidates train."""
+    """The ``[evaluator]`` table: where candidates train. Results never depend on it (every evaluator
+    runs the same :func:`~taylorglo.evaluators.base.evaluate_job`), so ``start --evaluator`` may
+    override it for one run."""
 
     kind: str = "local"
-    #: Parallel evaluations; None: one per CPU core (at most the population).
+    #: Parallel evaluations; None: one per CPU core (local), ``max_in_flight`` (Ray); never more
+    #: than the population.
     workers: int | None = None
-    #: Ray only: the cluster address (None: start or join a local one).
+    #: Ray only: the cluster to join ("auto": the one ``ray start`` runs on this machine;
+    #: "ray://host:10001": a remote head over Ray Client). None: start a private local instance.
     address: str | None = None
+    #: Ray only: resources one evaluation reserves; Ray places each worker where they are free.
+    cpus_per_candidate: float = 1.0
+    gpus_per_candidate: float = 0.0
+    #: Ray only: memory one evaluation reserves, in bytes or as "4GiB" / "512MB" (None: none).
+    memory: int | str | None = None
+    #: Ray only: at most this many evaluations at once, i.e. workers (actors) kept alive.
+    max_in_flight: int | None = None
+    #: Ray only: how often a candidate whose worker or node died is run again elsewhere before it
+    #: is recorded as failed.
+    retries: int = 2
+    #: Ray only: load the dataset once on the driver and hand it to the workers through Ray's
+    #: object store (nodes need no copy of the data); false: every worker reads it from its own
+    #: node's data directory or download cache.
+    ship_data: bool = True
 
     def validate(self, prefix: str = "evaluator.") -> "EvaluatorConfig":
+        def bad(name: str, why: str) -> TaylorGLOError:
+            return TaylorGLOError(f"{prefix}{name}: {why}")
+
         if self.kind not in EVALUATORS:
-            raise TaylorGLOError(f"{prefix}kind: must be one of {', '.join(map(repr, EVALUATORS))}, got {self.kind!r}")
+            raise bad("kind", f"must be one of {', '.join(map(repr, EVALUATORS))}, got {self.kind!r}")
         if self.workers is not None and (not _is_int(self.workers) or self.workers < 1):
-            raise TaylorGLOError(f"{prefix}workers: must be a positive integer, got {self.workers!r}")
-        if self.address is not None and not isinstance(self.address, str):
-            raise TaylorGLOError(f"{prefix}address: must be a string such as 'auto' or 'ray://host:10001'")
+            raise bad("workers", f"must be a positive integer, got {self.workers!r}")
+        if self.address is not None and not (isinstance(self.address, str) and self.address.strip()):
+            raise bad("address", "must be a string such as 'auto' or 'ray://host:10001'")
+        if not (_is_number(self.cpus_per_candidate) and self.cpus_per_candidate > 0):
+            raise bad("cpus_per_candidate", f"must be a positive number, got {self.cpus_per_candidate!r}")
+        if not (_is_number(self.gpus_per_candidate) and self.gpus_per_candidate >= 0):
+            raise bad("gpus_per_candidate", f"must be a number >= 0, got {self.gpus_per_candidate!r}")
+        if self.memory is not None:
+            memory_bytes(self.memory, f"{prefix}memory")
+        if self.max_in_flight is not None and (not _is_int(self.max_in_flight) or self.max_in_flight < 1):
+            raise bad("max_in_flight", f"must be a positive integer, got {self.max_in_flight!r}")
+        if not _is_int(self.retries) or self.retries < 0:
+            raise bad("retries", f"must be an integer >= 0, got {self.retries!r}")
+        if not isinstance(self.ship_data, bool):
+            raise bad("ship_data", f"must be true or false, got {self.ship_data!r}")
+        if self.kind != "ray":
+            defaults = EvaluatorConfig()
+            for name in RAY_ONLY:
+                if getattr(self, name) != getattr(defaults, name):
+                    raise bad(name, f'is a Ray setting; set kind = "ray" or remove it (kind is {self.kind!r})')
         return self
+
+
+#: Fields of ``[evaluator]`` that only the Ray evaluator reads.
+RAY_ONLY = ("address", "cpus_per_candidate", "gpus_per_candidate", "memory", "max_in_flight", "retries", "ship_data")
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
+          "t": 1000**4, "tb": 1000**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def memory_bytes(value: int | str, field: str = "evaluator.memory") -> int:
+    """``4294967296``, ``"4GiB"``, ``"512MB"``, ``"2.5G"`` → bytes; anything else is a one-line error."""
+    if _is_int(value) and value > 0:
+        return int(value)
+    if isinstance(value, str):
+        import re
+
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", value)
+        if match and match.group(2).lower() in _UNITS and float(match.group(1)) > 0:
+            return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    raise TaylorGLOError(f"{field}: must be a positive number of bytes or a size such as \"4GiB\" or \"512MB\", "
+                         f"got {value!r}")
 
 
 @dataclass
@@ -138,6 +197,18 @@ class ExperimentConfig:
     def final_training(self) -> TrainConfig:
         """The training config of ``final``: the full schedule, measured on the test set."""
         return self.training.replace(eval_test=True)
+
+    def with_evaluator(self, overrides: dict[str, Any] | None) -> "ExperimentConfig":
+        """This config with ``[evaluator]`` fields replaced for one run (``start --evaluator ray``):
+        where candidates train never changes their results. Switching ``kind`` drops the other
+        kind's settings; the result is validated like the file."""
+        if not overrides:
+            return self
+        base = self.evaluator
+        if overrides.get("kind", base.kind) != base.kind:
+            base = EvaluatorConfig(kind=overrides["kind"], workers=base.workers)
+        evaluator = _from_table(EvaluatorConfig, {**dataclasses.asdict(base), **overrides}, "evaluator.").validate()
+        return dataclasses.replace(self, evaluator=evaluator)
 
     def candidate_training(self) -> TrainConfig:
         """The training config of one fitness evaluation: the partial schedule, no test pass."""
@@ -187,6 +258,11 @@ class ExperimentConfig:
         _check_dataset_and_model(training)
         search = _from_table(SearchConfig, _table(data, "search"), "search.").validate()
         evaluator = _from_table(EvaluatorConfig, _table(data, "evaluator"), "evaluator.").validate()
+        if evaluator.gpus_per_candidate > 0 and training.device == "cpu":
+            raise TaylorGLOError(
+                "evaluator.gpus_per_candidate: GPUs are reserved but training.device is \"cpu\"; "
+                "set training.device = \"cuda\" (or \"auto\"), or gpus_per_candidate = 0"
+            )
         return cls(name=name.strip(), kind=kind, seed=seed, training=training, search=search, evaluator=evaluator)
 
     @classmethod

@@ -105,8 +105,11 @@ def run_final(
     from_pretrained: bool = False,
     progress: FinalProgress | None = None,
     reporter: Reporter | None = None,
+    evaluator: dict[str, Any] | None = None,
 ) -> list[FinalLoss]:
     """Train the chosen losses and cross-entropy ``repeats`` times each on the full schedule.
+
+    ``evaluator`` overrides ``[evaluator]`` fields for this run, as for :func:`~.host.start`.
 
     Returns the final losses that took part (cross-entropy first). Runs already recorded are
     kept, not re-run. ``progress(run, loss, done, total)`` is called after each recorded run.
@@ -121,7 +124,7 @@ def run_final(
     if not isinstance(repeats, int) or repeats < 1:
         raise TaylorGLOError(f"--repeats: must be a positive integer, got {repeats!r}")
     experiment = open_experiment(directory)
-    config = experiment.config
+    config = experiment.config.with_evaluator(evaluator)
     root = experiment.directory
     with ExperimentLock(root), experiment.store() as store:
         log = _Log(root / LOG_FILE, reporter or Reporter())

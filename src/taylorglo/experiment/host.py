@@ -35,7 +35,7 @@ from ..errors import TaylorGLOError
 from ..invariant import invariant_holds
 from ..loss import format_formula, num_params
 from ..search import CMAESSearch
-from ..training.data import load_dataset
+from ..training.data import DataSplits, load_dataset
 from ..training.config import TrainConfig
 from ..training.models import build_model
 from .config import ExperimentConfig
@@ -123,32 +123,44 @@ def _new_search(config: ExperimentConfig) -> CMAESSearch:
     return CMAESSearch(num_params(s.order), s.population, s.sigma, seed=config.seed, mean=s.mean)
 
 
-def make_evaluator(config: ExperimentConfig, training: TrainConfig, workers: int | None, most: int) -> Any:
+def make_evaluator(config: ExperimentConfig, training: TrainConfig, workers: int | None, most: int,
+                   data: DataSplits | None = None) -> Any:
     """The evaluator ``config`` asks for, training with ``training``; never more than ``most``
-    workers (more than there are jobs at once would only idle). Shared by the search and ``final``."""
-    n = workers or config.evaluator.workers
-    if config.evaluator.kind == "local":
+    workers (more than there are jobs at once would only idle). Shared by the search and ``final``.
+    ``data``, the dataset the driver has loaded, is handed to evaluators that can reuse it."""
+    e = config.evaluator
+    if e.kind == "local":
         from ..evaluators.local import LocalEvaluator, cpu_count
 
+        n = workers or e.workers
         return LocalEvaluator(training, workers=max(1, min(n or cpu_count(), most)))
-    raise TaylorGLOError(
-        f"evaluator.kind: {config.evaluator.kind!r} is not available in this version; use \"local\""
-    )
+    if e.kind == "ray":
+        from ..evaluators.ray import RayEvaluator
+
+        if data is None and e.ship_data:
+            data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
+        n = workers or e.max_in_flight or e.workers or most
+        return RayEvaluator(training, e, workers=max(1, min(n, most)), data=data)
+    raise TaylorGLOError(f"evaluator.kind: {e.kind!r} is not available; use \"local\" or \"ray\"")
 
 
 def start(
     directory: str | os.PathLike[str],
     workers: int | None = None,
     reporter: Reporter | None = None,
+    evaluator: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the search in ``directory`` to its last generation; return :func:`status`.
+
+    ``evaluator`` overrides fields of the config's ``[evaluator]`` table for this run only (for
+    example ``{"kind": "ray", "address": "auto"}``): results do not depend on where they train.
 
     Refuses to run while another ``start`` holds the directory. Configuration problems that only
     show with the data (a missing dataset, a model that does not fit the images) raise
     :class:`TaylorGLOError` before any candidate is trained.
     """
     experiment = open_experiment(directory)
-    config = experiment.config
+    config = experiment.config.with_evaluator(evaluator)
     reporter = reporter or Reporter()
     with ExperimentLock(experiment.directory):
         log = _Log(experiment.directory / LOG_FILE, reporter)
@@ -157,7 +169,7 @@ def start(
         build_model(config.training.model, data.input_shape, data.num_classes, field="training.model",
                     **config.training.model_options)
         with experiment.store() as store, make_evaluator(
-                config, config.candidate_training(), workers, config.search.population) as evaluator:
+                config, config.candidate_training(), workers, config.search.population, data) as evaluator:
             progress = SearchProgress.from_store(store, config, evaluator.workers)
             log.info(f"start: {config.name}: {config.search.generations} generations x "
                      f"{config.search.population} candidates, {evaluator.workers} workers, "

@@ -1,0 +1,264 @@
+"""Evaluate candidates on a Ray cluster: ``[evaluator] kind = "ray"``.
+
+The search, the store and the progress display stay on the driver (the machine running
+``taylorglo start``); only trainings go to the cluster. Each worker is a Ray *actor* holding one
+evaluation's resources (``cpus_per_candidate``, ``gpus_per_candidate``, ``memory``), so Ray places
+it wherever those are free, and it trains candidate after candidate for the whole ``start``:
+
+* The dataset reaches a worker once. By default the driver, which has loaded it anyway, puts it in
+  Ray's object store and every worker receives it from there, so no node needs a copy of the data
+  (``ship_data = false``: each worker reads it from its own node's data directory or cache).
+* Jobs go only to workers that are up (each first answers ``ready``), so a worker still waiting
+  for resources on a busy or autoscaling cluster holds no candidate hostage.
+* Results stream back one at a time (``ray.wait``), in whatever order they finish, exactly as the
+  local evaluator yields them; the host records each the moment it arrives.
+* A worker or node that dies (:class:`ray.exceptions.RayActorError`) is replaced, and the candidate
+  it was training runs again on another worker, at most ``retries`` times; then it is recorded as
+  ``failed`` with the reason and the search goes on. The number of re-runs a result needed is kept
+  in its metrics (``evaluator_retries``).
+* The actors belong to the driver: if ``start`` is killed, Ray ends them, and ``start`` again
+  resumes from the store like with the local evaluator (in-flight candidates were never recorded,
+  so they are simply submitted again).
+
+Networks that ``final`` keeps are saved by the worker to a temporary file, sent back as bytes and
+written by the driver, so they land in the experiment directory even when the worker ran on
+another machine.
+
+Ray is optional (``pip install 'taylorglo[ray]'``); it is imported only when this evaluator is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from collections import deque
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from ..errors import TaylorGLOError, one_line
+from ..experiment.config import EvaluatorConfig, memory_bytes
+from ..experiment.store import Candidate
+from ..training.config import TrainConfig
+from ..training.data import DataSplits
+from .base import Evaluator, Job, evaluate_job, worker_name
+
+INSTALL_HINT = "pip install 'taylorglo[ray]'"
+
+
+def import_ray() -> Any:
+    """``import ray``, or a one-line error that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise TaylorGLOError(f'evaluator.kind: "ray" needs the ray package, which is not installed: {INSTALL_HINT}') from None
+    return ray
+
+
+class TrainingWorker:
+    """One worker's state: the training config and the dataset, loaded once. Made a Ray actor class
+    by :meth:`RayEvaluator._actor_class`; kept a plain class so it can be tested without Ray."""
+
+    def __init__(self, training: dict[str, Any], threads: int, data: DataSplits | None) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        # As in the local workers: pay torch._dynamo's lazy import here, not in a candidate's time.
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        self.training = TrainConfig(**training)
+        self.data: DataSplits | BaseException | None = data
+        if self.data is None:
+            from ..training.data import load_dataset
+
+            try:
+                self.data = load_dataset(self.training.dataset, self.training.data_dir, self.training.data_fraction,
+                                         field="training.dataset")
+            except Exception as exc:  # reported with the first job, as a configuration error
+                self.data = exc
+
+    def ready(self) -> str:
+        """Where this worker runs (``host:pid``); answering means it is up and holds its resources."""
+        return worker_name()
+
+    def evaluate(self, job: Job) -> tuple[Candidate, bytes | None]:
+        """:func:`evaluate_job`, plus the saved network's bytes when the job keeps it."""
+        if isinstance(self.data, BaseException):
+            raise self.data
+        if job.save_model is None:
+            return evaluate_job(self.training, job, self.data), None
+        with tempfile.TemporaryDirectory(prefix="taylorglo-") as tmp:
+            local = Path(tmp) / "model.pt"
+            result = evaluate_job(self.training, replace(job, save_model=str(local)), self.data)
+            blob = local.read_bytes() if local.is_file() else None
+        if result.metrics and "model_path" in result.metrics:
+            result.metrics["model_path"] = job.save_model
+        return result, blob
+
+
+class RayEvaluator(Evaluator):
+    """Trainings on Ray actors; see the module docstring. ``workers`` actors are started on first
+    use and kept until :meth:`close`."""
+
+    def __init__(self, training: TrainConfig, config: EvaluatorConfig, workers: int,
+                 data: DataSplits | None = None) -> None:
+        self.ray = import_ray()
+        self.training = training
+        self.config = config
+        self.workers = max(1, workers)
+        self.threads = training.threads or max(1, int(config.cpus_per_candidate))
+        self.data = data if config.ship_data else None
+        self._owns_ray = False
+        self._actor_cls: Any = None
+        self._data_ref: Any = None
+        self._idle: deque[Any] = deque()
+        self._starting: dict[Any, Any] = {}  # ready() ref -> actor
+        self._names: dict[Any, str] = {}  # actor -> host:pid
+        self._startup_deaths = 0
+
+    # -- Ray and actors -------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        ray = self.ray
+        if self._actor_cls is not None:
+            return
+        if not ray.is_initialized():
+            # None → "local": a private instance even where `ray start` runs a cluster on this
+            # machine (ray.init() with no address would join that one); "auto" joins it.
+            address = self.config.address or "local"
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.WARNING, configure_logging=True)
+            except ConnectionError as exc:
+                raise TaylorGLOError(f"evaluator.address: cannot reach a Ray cluster at {address!r}: "
+                                     f"{one_line(exc)}; start one with `ray start --head`") from None
+            self._owns_ray = True
+        self._check_resources()
+        options: dict[str, Any] = {"num_cpus": self.config.cpus_per_candidate, "max_restarts": 0,
+                                   "max_task_retries": 0}
+        if self.config.gpus_per_candidate:
+            options["num_gpus"] = self.config.gpus_per_candidate
+        if self.config.memory is not None:
+            options["memory"] = memory_bytes(self.config.memory)
+        self._actor_cls = ray.remote(**options)(TrainingWorker)
+        if self.data is not None:
+            self._data_ref = ray.put(self.data)
+
+    def _check_resources(self) -> None:
+        """A private local instance never grows: refuse resources it can never offer. On a cluster
+        (which may autoscale) only warn."""
+        total = self.ray.cluster_resources()
+        need = {"CPU": self.config.cpus_per_candidate, "GPU": self.config.gpus_per_candidate}
+        if self.config.memory is not None:
+            need["memory"] = memory_bytes(self.config.memory)
+        short = [f"{k} {v:g} per candidate, the cluster has {total.get(k, 0):g}"
+                 for k, v in need.items() if v and total.get(k, 0) < v]
+        if not short:
+            return
+        message = f"evaluator: one evaluation needs more than Ray offers ({'; '.join(short)})"
+        if self._owns_ray:
+            raise TaylorGLOError(message + "; lower cpus_per_candidate / gpus_per_candidate / memory")
+        print(f"warning: {message}; waiting for the cluster to grow", file=sys.stderr)
+
+    def _spawn(self) -> None:
+        actor = self._actor_cls.remote(self.training.to_dict(), self.threads, self._data_ref)
+        self._starting[actor.ready.remote()] = actor
+
+    def _discard(self, actor: Any) -> None:
+        self._names.pop(actor, None)
+        try:
+            self.ray.kill(actor, no_restart=True)
+        except Exception:  # already gone
+            pass
+
+    def _replace(self, actor: Any) -> None:
+        self._discard(actor)
+        self._spawn()
+
+    # -- the interface ----------------------------------------------------------------------------
+
+    def evaluate(self, jobs: Sequence[Job]) -> Iterator[Candidate]:
+        if not jobs:
+            return
+        self._connect()
+        ray = self.ray
+        while len(self._idle) + len(self._starting) < self.workers:
+            self._spawn()
+        queue = deque(jobs)
+        running: dict[Any, tuple[Any, Job]] = {}
+        reruns: dict[Job, int] = {}
+        while queue or running:
+            while queue and self._idle:
+                actor, job = self._idle.popleft(), queue.popleft()
+                running[actor.evaluate.remote(job)] = (actor, job)
+            (ref,), _ = ray.wait([*running, *self._starting], num_returns=1)
+            if ref in self._starting:
+                self._worker_started(ref)
+                continue
+            actor, job = running.pop(ref)
+            try:
+                result, blob = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                cause = getattr(exc, "cause", None) or exc
+                if isinstance(cause, TaylorGLOError):  # the configuration, not the candidate
+                    raise TaylorGLOError(str(cause)) from None
+                self._idle.append(actor)
+                yield _failed(job, f"{type(cause).__name__}: {one_line(cause)}")
+                continue
+            except ray.exceptions.RayError as exc:  # the worker, its node or the object died
+                name = self._names.get(actor, "?")
+                self._replace(actor)
+                reruns[job] = reruns.get(job, 0) + 1
+                if reruns[job] > self.config.retries:
+                    yield _failed(job, f"Ray worker lost while training this candidate, {reruns[job]} time(s) "
+                                       f"(evaluator.retries = {self.config.retries}); last on {name}: "
+                                       f"{type(exc).__name__}: {one_line(exc)}")
+                else:
+                    queue.appendleft(job)
+                continue
+            self._idle.append(actor)
+            if blob is not None and job.save_model is not None:
+                _write_bytes_atomic(Path(job.save_model), blob)
+            if reruns.get(job):
+                result.metrics = {**(result.metrics or {}), "evaluator_retries": reruns[job]}
+            yield result
+
+    def _worker_started(self, ref: Any) -> None:
+        actor = self._starting.pop(ref)
+        try:
+            self._names[actor] = self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:
+            self._startup_deaths += 1
+            self._discard(actor)
+            if self._startup_deaths > 3 * self.workers + 3:
+                raise TaylorGLOError(f"evaluator: Ray workers keep dying while starting "
+                                     f"({self._startup_deaths} so far): {one_line(exc)}") from None
+            self._spawn()
+            return
+        self._idle.append(actor)
+
+    def close(self) -> None:
+        actors = [*self._idle, *self._starting.values(), *self._names]
+        self._idle.clear()
+        self._starting.clear()
+        for actor in {id(a): a for a in actors}.values():
+            self._discard(actor)
+        self._names.clear()
+        self._data_ref = None
+        if self._owns_ray and self.ray.is_initialized():
+            self.ray.shutdown()
+        self._owns_ray = False
+        self._actor_cls = None
+
+
+def _failed(job: Job, reason: str) -> Candidate:
+    return Candidate(generation=job.generation, index=job.index, params=list(job.params or []), seed=job.seed,
+                     status="failed", fitness=0.0, reason=reason[:500])
+
+
+def _write_bytes_atomic(path: Path, blob: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(blob)
+    os.replace(tmp, path)

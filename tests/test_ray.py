@@ -1,0 +1,250 @@
+"""The Ray evaluator on a real local Ray instance (num_cpus=2): the same database as the local
+evaluator, streamed results, a worker killed mid-evaluation, the driver killed mid-search, `final`
+through Ray, and the one-line error without ray installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from experiments import SMALL, cli, merged, write_config
+from taylorglo.evaluators.base import Job, evaluate_job
+from taylorglo.experiment import init_experiment, start, status
+from taylorglo.experiment.config import ExperimentConfig
+
+ray = pytest.importorskip("ray", reason="the Ray evaluator's tests need ray: pip install -e '.[test]'")
+
+from taylorglo.evaluators.ray import RayEvaluator  # noqa: E402  (needs ray)
+
+RAY = {"kind": "ray", "max_in_flight": 2}
+# About 0.5 s per candidate (1,000 steps): long enough for a kill to land inside an evaluation.
+SLOW = merged(SMALL, training={"steps": 20000}, search={"population": 4, "generations": 3, "partial_fraction": 0.05})
+ROWS = ("SELECT generation, idx, params, seed, status, fitness, val_accuracy, val_loss, steps, attempts "
+        "FROM candidates ORDER BY generation, idx")
+
+
+def _rows(directory: Path) -> list[tuple]:
+    with sqlite3.connect(directory / "experiment.sqlite") as db:
+        return db.execute(ROWS).fetchall()
+
+
+def _metrics(directory: Path) -> dict[tuple[int, int], dict]:
+    with sqlite3.connect(directory / "experiment.sqlite") as db:
+        rows = db.execute("SELECT generation, idx, metrics, worker FROM candidates").fetchall()
+    return {(g, i): {**json.loads(m or "{}"), "_worker": w} for g, i, m, w in rows}
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real local Ray instance with two CPUs; the evaluator joins it (and leaves it running)."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def slow_local(tmp_path_factory) -> list[tuple]:
+    """The uninterrupted SLOW search on the local evaluator: what every Ray run must reproduce."""
+    root = tmp_path_factory.mktemp("slow-local")
+    init_experiment(root / "run", write_config(root / "slow.toml", SLOW))
+    start(root / "run")
+    return _rows(root / "run")
+
+
+def _training_workers() -> list[int]:
+    """PIDs of Ray worker processes of our actor class, from their process titles."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                title = fh.read().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("ray::TrainingWorker"):
+            pids.append(int(entry))
+    return pids
+
+
+def _busy_training_worker(timeout: float = 60.0) -> int:
+    """The PID of a Ray worker that is training a candidate right now (title ``...evaluate``)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for pid in _training_workers():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    if b"TrainingWorker.evaluate" in fh.read():
+                        return pid
+            except OSError:
+                continue
+        time.sleep(0.02)
+    raise AssertionError("no Ray worker started evaluating a candidate")
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def test_ray_search_writes_the_same_database_as_the_local_evaluator(ray_cluster, tmp_path):
+    local = tmp_path / "local"
+    init_experiment(local, write_config(tmp_path / "local.toml", SMALL))
+    start(local)
+    remote = tmp_path / "ray"
+    init_experiment(remote, write_config(tmp_path / "ray.toml", merged(SMALL, evaluator=RAY)))
+    result = start(remote)
+    assert result["state"] == "finished"
+    assert _rows(remote) == _rows(local)
+    # The trainings really ran in Ray worker processes, not in this one.
+    workers = {m["_worker"] for m in _metrics(remote).values() if m["_worker"]}
+    assert workers and all(not w.endswith(f":{os.getpid()}") for w in workers)
+    assert len(workers) == 2  # max_in_flight actors, kept for the whole search
+
+
+def test_results_stream_back_as_each_finishes(ray_cluster):
+    config = ExperimentConfig.from_dict(merged(SLOW, evaluator=RAY))
+    training = config.candidate_training()
+    jobs = [Job(0, k, None, seed=k) for k in range(4)]  # cross-entropy: every job trains
+    arrived = []
+    with RayEvaluator(training, config.evaluator, workers=2) as evaluator:
+        for result in evaluator.evaluate(jobs):
+            arrived.append((time.monotonic(), result))
+    assert sorted(r.index for _, r in arrived) == [0, 1, 2, 3]
+    assert all(r.status == "evaluated" for _, r in arrived)
+    # Two workers, four jobs: the first results come back while the last ones still train.
+    one = min(r.wall_time for _, r in arrived)
+    assert arrived[-1][0] - arrived[0][0] > 0.5 * one
+
+
+@pytest.mark.parametrize("retries", [2, 0])
+def test_a_worker_killed_mid_evaluation(ray_cluster, slow_local, tmp_path, retries):
+    directory = tmp_path / "run"
+    init_experiment(directory, write_config(tmp_path / "slow.toml",
+                                            merged(SLOW, evaluator={**RAY, "retries": retries})))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            start(directory)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    victim = _busy_training_worker()
+    os.kill(victim, signal.SIGKILL)
+    thread.join(timeout=300)
+    assert not thread.is_alive() and not errors, errors
+    assert status(directory)["state"] == "finished"
+    rows = _rows(directory)
+    metrics = _metrics(directory)
+    if retries:
+        # The candidate ran again on another worker, with the same result as if nothing happened.
+        assert rows == slow_local
+        rerun = [key for key, m in metrics.items() if m.get("evaluator_retries")]
+        assert len(rerun) == 1 and metrics[rerun[0]]["evaluator_retries"] == 1
+        assert not metrics[rerun[0]]["_worker"].endswith(f":{victim}")
+    else:
+        # No retries: that one candidate is recorded as failed with the reason; the rest match.
+        failed = [r for r in rows if r[4] == "failed"]
+        assert len(failed) == 1
+        reason = _reason(directory, failed[0][0], failed[0][1])
+        assert "lost" in reason and f":{victim}" in reason
+        same = [(a, b) for a, b in zip(rows, slow_local) if a[:2] == b[:2] and a[0] == failed[0][0]]
+        assert all(a == b for a, b in same if a[1] != failed[0][1])
+
+
+def _reason(directory: Path, generation: int, index: int) -> str:
+    with sqlite3.connect(directory / "experiment.sqlite") as db:
+        return db.execute("SELECT reason FROM candidates WHERE generation = ? AND idx = ?",
+                          (generation, index)).fetchone()[0]
+
+
+def test_driver_killed_mid_search_resumes_with_the_same_results(ray_cluster, slow_local, tmp_path):
+    """`taylorglo start` with its own private Ray instance, kill -9 in generation 1: its Ray workers
+    go with it, and `start` again finishes with exactly the uninterrupted search's results."""
+    directory = tmp_path / "run"
+    init_experiment(directory, write_config(tmp_path / "slow.toml", merged(SLOW, evaluator=RAY)))
+    before = set(_training_workers())
+    driver = subprocess.Popen([sys.executable, "-m", "taylorglo", "start", str(directory), "--plain"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and driver.poll() is None:
+            if os.path.exists(directory / "experiment.sqlite") and len(
+                    [r for r in _rows(directory) if r[4] != "pending"]) >= 6:
+                break
+            time.sleep(0.05)
+        assert driver.poll() is None, "the search ended before it could be killed"
+        ours = set(_training_workers()) - before
+        assert ours, "the driver's Ray workers were not found"
+        driver.kill()
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    recorded = [r for r in _rows(directory) if r[4] != "pending"]
+    assert 6 <= len(recorded) < len(slow_local)
+    # The driver's workers end with it (they belong to it), within seconds.
+    deadline = time.time() + 30
+    while time.time() < deadline and ours & set(_training_workers()):
+        time.sleep(0.2)
+    assert not ours & set(_training_workers()), "Ray workers outlived the killed driver"
+    result = start(directory)  # resumes on the test's Ray instance
+    assert result["state"] == "finished"
+    assert _rows(directory) == slow_local
+
+
+def test_final_runs_on_ray_and_saves_networks_on_the_driver(ray_cluster, tmp_path):
+    from taylorglo.experiment.final import run_final
+    from taylorglo.loss import parse_loss
+    from taylorglo.training.checkpoint import load_network
+    from taylorglo.training.data import load_dataset
+    from taylorglo.training.trainer import evaluate
+
+    tiny = merged(SMALL, training={"steps": 600}, search={"population": 4, "generations": 1, "partial_fraction": 0.1})
+    directory = tmp_path / "run"
+    init_experiment(directory, write_config(tmp_path / "tiny.toml", tiny))
+    start(directory)
+    run_final(directory, repeats=2, evaluator={"kind": "ray"}, workers=2)
+    with sqlite3.connect(directory / "experiment.sqlite") as db:
+        runs = db.execute("SELECT status, test_accuracy, model_path, worker FROM final_runs").fetchall()
+    assert len(runs) == 4 and all(r[0] == "finished" for r in runs)
+    data = load_dataset("digits")
+    for _, accuracy, path, worker in runs:
+        assert not worker.endswith(f":{os.getpid()}")
+        model, info = load_network(directory / path)
+        assert evaluate(model, data.test_x, data.test_y, parse_loss(info["loss"]))[0] == pytest.approx(accuracy)
+    assert not list((directory / "final").rglob(".*.tmp"))
+
+
+def test_without_ray_installed_asking_for_it_is_one_line(tmp_path):
+    directory = tmp_path / "run"
+    init_experiment(directory, write_config(tmp_path / "ray.toml", merged(SMALL, evaluator=RAY)))
+    code = ("import sys; sys.modules['ray'] = None\n"  # what `import ray` sees where it is not installed
+            "from taylorglo.cli import main\n"
+            f"sys.argv = ['taylorglo', 'start', {str(directory)!r}]\n"
+            "main()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'taylorglo[ray]'" in lines[0] and lines[0].startswith("error: ")
+    assert status(directory)["candidates"]["evaluated"] == 0
+
+
+def test_start_can_switch_an_experiment_to_ray_for_one_run(ray_cluster, tmp_path):
+    directory = tmp_path / "run"
+    init_experiment(directory, write_config(tmp_path / "local.toml", merged(SMALL, search={"generations": 1})))
+    out = cli("start", str(directory), "--evaluator", "ray", "--plain", check=True)
+    assert "finished" in out.stdout
+    bad = cli("start", str(directory), "--evaluator", "local", "--address", "auto")
+    assert bad.returncode == 2 and "--address" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
