@@ -59,6 +59,15 @@ BAD = [
     ({"training": {"partial_fraction": 0.1}}, "training.partial_fraction: [training] is the full schedule"),
     ({"evaluator": {"kind": "slurm"}}, "evaluator.kind: must be one of"),
     ({"evaluator": {"workers": 0}}, "evaluator.workers: must be a positive integer"),
+    ({"evaluator": {"gpus_per_candidate": 1}}, "evaluator.gpus_per_candidate: is a Ray setting; set kind = \"ray\""),
+    ({"evaluator": {"kind": "ray", "gpus_per_candidate": -1}}, "evaluator.gpus_per_candidate: must be a number >= 0"),
+    ({"evaluator": {"kind": "ray", "gpus_per_candidate": 1}}, "evaluator.gpus_per_candidate: GPUs are reserved but"),
+    ({"evaluator": {"kind": "ray", "cpus_per_candidate": 0}}, "evaluator.cpus_per_candidate: must be a positive"),
+    ({"evaluator": {"kind": "ray", "memory": "4 parsecs"}}, "evaluator.memory: must be a positive number of bytes"),
+    ({"evaluator": {"kind": "ray", "max_in_flight": 0}}, "evaluator.max_in_flight: must be a positive integer"),
+    ({"evaluator": {"kind": "ray", "retries": -1}}, "evaluator.retries: must be an integer >= 0"),
+    ({"evaluator": {"kind": "ray", "address": ""}}, "evaluator.address: must be a string such as 'auto'"),
+    ({"evaluator": {"kind": "ray", "ship_data": "yes"}}, "evaluator.ship_data: must be true or false"),
     ({"kind": "epbt"}, "kind: 'epbt' experiments are not supported yet"),
     ({"seed": -3}, "seed: must be an integer >= 0"),
     ({"colour": "blue"}, "colour: unknown field"),
@@ -130,3 +139,26 @@ def test_getinvocation_prints_a_train_command(tmp_path):
     assert "--model-option hidden=32" in line and "--loss taylorglo:" in line and "--seed " in line
     bad = cli("getinvocation", str(path), "--candidate", "9:0")
     assert bad.returncode == 2 and bad.stderr.startswith("error: --candidate:")
+
+
+def test_ray_evaluator_settings_and_overrides():
+    from taylorglo.experiment.config import memory_bytes
+
+    config = ExperimentConfig.from_dict(merged(SMALL, training={"device": "auto"}, evaluator={
+        "kind": "ray", "address": "auto", "gpus_per_candidate": 0.5, "cpus_per_candidate": 2, "memory": "3GiB",
+        "max_in_flight": 64, "retries": 1, "ship_data": False}))
+    e = config.evaluator
+    assert (e.kind, e.address, e.gpus_per_candidate, e.max_in_flight, e.retries, e.ship_data) == \
+        ("ray", "auto", 0.5, 64, 1, False)
+    assert memory_bytes(e.memory) == 3 * 1024**3 and memory_bytes("512MB") == 512 * 10**6
+    assert ExperimentConfig.from_dict(config.to_dict()) == config
+    # A one-run override keeps the science and swaps where it trains; switching kind drops the
+    # other kind's settings.
+    local = config.with_evaluator({"kind": "local"})
+    assert local.evaluator.kind == "local" and local.evaluator.max_in_flight is None
+    assert local.training == config.training and local.search == config.search
+    back = local.with_evaluator({"kind": "ray", "address": "ray://head:10001"})
+    assert back.evaluator.address == "ray://head:10001" and back.evaluator.retries == 2
+    with pytest.raises(TaylorGLOError, match="^evaluator.max_in_flight: is a Ray setting"):
+        config.with_evaluator({"kind": "local", "max_in_flight": 4})
+    assert config.with_evaluator(None) is config

@@ -143,7 +143,7 @@ class LocalEvaluator(Evaluator):
 
 def _crashed(job: Job, crashes: int) -> Candidate:
     return Candidate(
-        generation=job.generation, index=job.index, params=list(job.params), seed=job.seed,
+        generation=job.generation, index=job.index, params=list(job.params or []), seed=job.seed,
         status="failed", fitness=0.0,
         reason=f"worker process died {crashes} times while this candidate was running (out of memory?)",
     )
