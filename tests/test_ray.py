@@ -61,8 +61,8 @@ def slow_local(tmp_path_factory) -> list[tuple]:
     return _rows(root / "run")
 
 
-def _training_workers() -> list[int]:
-    """PIDs of Ray worker processes of our actor class, from their process titles."""
+def _training_workers(prefix: str = "ray::TrainingWorker") -> list[int]:
+    """PIDs of Ray worker processes of our actor class (or of ``prefix``), from their titles."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -72,7 +72,7 @@ def _training_workers() -> list[int]:
                 title = fh.read().split(b"\0")[0].decode(errors="replace")
         except OSError:
             continue
-        if title.startswith("ray::TrainingWorker"):
+        if title.startswith(prefix):
             pids.append(int(entry))
     return pids
 
@@ -175,6 +175,7 @@ def test_driver_killed_mid_search_resumes_with_the_same_results(ray_cluster, slo
     directory = tmp_path / "run"
     init_experiment(directory, write_config(tmp_path / "slow.toml", merged(SLOW, evaluator=RAY)))
     before = set(_training_workers())
+    agents_before = set(_training_workers("ray::"))  # the test instance's own processes
     driver = subprocess.Popen([sys.executable, "-m", "taylorglo", "start", str(directory), "--plain"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -199,6 +200,15 @@ def test_driver_killed_mid_search_resumes_with_the_same_results(ray_cluster, slo
     while time.time() < deadline and ours & set(_training_workers()):
         time.sleep(0.2)
     assert not ours & set(_training_workers()), "Ray workers outlived the killed driver"
+    # Ray's own agents of the killed instance may linger as orphans (see the README); end them.
+    for pid in set(_training_workers("ray::")) - agents_before:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                orphan = fh.read().rsplit(")", 1)[1].split()[1] == "1"
+            if orphan:
+                os.kill(pid, signal.SIGKILL)
+        except (OSError, IndexError):
+            pass
     result = start(directory)  # resumes on the test's Ray instance
     assert result["state"] == "finished"
     assert _rows(directory) == slow_local
