@@ -169,10 +169,10 @@ def start(
         build_model(config.training.model, data.input_shape, data.num_classes, field="training.model",
                     **config.training.model_options)
         with experiment.store() as store, make_evaluator(
-                config, config.candidate_training(), workers, config.search.population, data) as evaluator:
-            progress = SearchProgress.from_store(store, config, evaluator.workers)
+                config, config.candidate_training(), workers, config.search.population, data) as runner:
+            progress = SearchProgress.from_store(store, config, runner.workers)
             log.info(f"start: {config.name}: {config.search.generations} generations x "
-                     f"{config.search.population} candidates, {evaluator.workers} workers, "
+                     f"{config.search.population} candidates, {runner.workers} {config.evaluator.kind} workers, "
                      f"{data.summary()}; resuming at generation {progress.generation}")
             reporter.begin(progress)
             while True:
@@ -182,7 +182,7 @@ def start(
                 progress.begin_generation(generation, candidates, fresh)
                 reporter.update(progress)
                 jobs = [_job(c, config.candidate_fgsm_epsilon) for c in candidates if c.status == "pending"]
-                for result in evaluator.evaluate(jobs):
+                for result in runner.evaluate(jobs):
                     if store.record(result):
                         progress.record(result)
                         log.candidate(progress, result)
