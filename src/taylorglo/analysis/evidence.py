@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TaylorGLOError
-from .plots import atomic_file, plot_final, plot_robustness
+from ..atomic import write_atomic
+from .plots import plot_final, plot_robustness
 from .stats import compare
 from .sweep import read_robustness
 
@@ -55,8 +56,7 @@ def final_section(directory: Path, out: Path) -> tuple[str, str] | None:
     for s in result["losses"]:
         for k, accuracy in enumerate(s["accuracies"]):
             writer.writerow([s["label"], s["source"], k, accuracy])
-    with atomic_file(out / "final.csv") as fh:
-        fh.write(text.getvalue().encode("utf-8"))
+    write_atomic(out / "final.csv", text.getvalue())
     rows = "".join(
         f"<tr><td>{_e(s['label'])}</td><td>{_e(s['source'])}</td><td class=num>{s['test_accuracy']['n']}</td>"
         f"<td class=num>{_mean_std(s['test_accuracy'])}</td><td class=num>{s['failed']}</td>"

@@ -8,7 +8,7 @@ Two rules every function follows:
 * Figures are :class:`matplotlib.figure.Figure` objects rendered with the Agg canvas directly,
   never ``pyplot``: no global figure registry to leak or close, no GUI backend chosen behind our
   back (a report is often written on a headless server while a search runs).
-* PNGs are written atomically (a temporary file in the same directory, then :func:`os.replace`),
+* PNGs are written atomically (:func:`taylorglo.atomic.atomic_file`),
   so a browser showing the report while it is rewritten sees the old image or the new one,
   never half a file.
 """
@@ -17,40 +17,20 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
-from contextlib import contextmanager
-from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..atomic import atomic_file
+
 #: Colours shared by the figures (matplotlib's default cycle, named for readability).
 BLUE, ORANGE, GREEN, RED, PURPLE, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#7f7f7f"
 
 #: Cross-entropy's curves run to infinity as y → 0; its panels show y ≥ this value in full.
 CE_VISIBLE_FROM = 0.05
-
-
-@contextmanager
-def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """Open a temporary file beside ``path`` for writing; on success it replaces ``path`` at once.
-
-    The temporary file is created with mode 0666 minus the umask, like any other file (mkstemp's
-    0600 would make a report on a shared file system unreadable to the rest of the team).
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 100) -> None:

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
+from ..atomic import write_atomic
 from ..errors import TaylorGLOError, one_line
 from ..experiment.config import ExperimentConfig
 from ..experiment.host import open_experiment
@@ -215,11 +216,6 @@ def _search_path(store: Store, rows: dict[int, Generation]) -> list[tuple[int, f
 # --------------------------------------------------------------------------------------------
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    with plots.atomic_file(path) as fh:
-        fh.write(text.encode("utf-8"))
-
-
 def _params_text(params: Sequence[float]) -> str:
     """Parameters as space-separated ``repr`` floats: exact, and one CSV cell."""
     return " ".join(repr(float(p)) for p in params)
@@ -320,13 +316,13 @@ def write_report(
     except OSError as exc:
         raise TaylorGLOError(f"OUT: cannot create the report directory {str(out)!r}: {one_line(exc)}") from None
     _draw_figures(data, out)
-    _write_text_atomic(out / "candidates.csv", candidates_csv(data))
-    _write_text_atomic(out / "generations.csv", generations_csv(data))
+    write_atomic(out / "candidates.csv", candidates_csv(data))
+    write_atomic(out / "generations.csv", generations_csv(data))
     from .evidence import evidence_sections  # final results and FGSM sweep, once they exist
 
     sections = [*evidence_sections(data.directory, out), *extra_sections]
     index = out / "index.html"
-    _write_text_atomic(index, render_html(data, sections))
+    write_atomic(index, render_html(data, sections))
     return index
 
 

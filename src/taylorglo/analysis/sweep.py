@@ -17,7 +17,8 @@ from typing import Any, Callable, Sequence
 
 from ..errors import TaylorGLOError
 from ..experiment.final import CROSS_ENTROPY_LABEL
-from ..experiment.host import _write_atomic, open_experiment
+from ..atomic import write_atomic
+from ..experiment.host import open_experiment
 from ..training.checkpoint import load_network
 from ..training.data import load_dataset
 from ..training.trainer import as_loss
@@ -95,14 +96,14 @@ def robustness_sweep(
             for label, by_eps in per_loss.items()
         ],
     }
-    _write_atomic(root / RESULT_FILE, json.dumps(result, indent=2) + "\n")
+    write_atomic(root / RESULT_FILE, json.dumps(result, indent=2) + "\n")
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["loss", "epsilon", "n", "mean", "std", "welch_p_vs_cross_entropy"])
     for entry in result["losses"]:
         for a in entry["accuracy"]:
             writer.writerow([entry["label"], a["epsilon"], a["n"], a["mean"], a["std"], a["welch_p_vs_cross_entropy"]])
-    _write_atomic(root / "robustness.csv", out.getvalue())
+    write_atomic(root / "robustness.csv", out.getvalue())
     return result
 
 

@@ -30,7 +30,6 @@ Ray is optional (``pip install 'taylorglo[ray]'``); it is imported only when thi
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import tempfile
 from collections import deque
@@ -38,6 +37,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from ..atomic import write_atomic
 from ..errors import TaylorGLOError, one_line
 from ..experiment.config import EvaluatorConfig, memory_bytes
 from ..experiment.store import Candidate
@@ -219,7 +219,8 @@ class RayEvaluator(Evaluator):
                 continue
             self._idle.append(actor)
             if blob is not None and job.save_model is not None:
-                _write_bytes_atomic(Path(job.save_model), blob)
+                Path(job.save_model).parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(job.save_model, blob)
             if reruns.get(job):
                 result.metrics = {**(result.metrics or {}), "evaluator_retries": reruns[job]}
             yield result
@@ -255,10 +256,3 @@ class RayEvaluator(Evaluator):
 def _failed(job: Job, reason: str) -> Candidate:
     return Candidate(generation=job.generation, index=job.index, params=list(job.params or []), seed=job.seed,
                      status="failed", fitness=0.0, reason=reason[:500])
-
-
-def _write_bytes_atomic(path: Path, blob: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(blob)
-    os.replace(tmp, path)

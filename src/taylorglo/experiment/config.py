@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,8 +169,6 @@ def memory_bytes(value: int | str, field: str = "evaluator.memory") -> int:
     if _is_int(value) and value > 0:
         return int(value)
     if isinstance(value, str):
-        import re
-
         match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", value)
         if match and match.group(2).lower() in _UNITS and float(match.group(1)) > 0:
             return int(float(match.group(1)) * _UNITS[match.group(2).lower()])

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import write_atomic
 from ..errors import TaylorGLOError
 from ..invariant import invariant_holds
 from ..loss import format_formula, num_params
@@ -294,7 +295,7 @@ def export(directory: Path, store: Store, config: ExperimentConfig) -> None:
     """Rewrite the human-readable views (best.json, generations.csv, candidates.csv) atomically."""
     best = store.best()
     if best is not None:
-        _write_atomic(directory / "best.json", json.dumps({
+        write_atomic(directory / "best.json", json.dumps({
             "name": config.name, "params": best.params, "fitness": best.fitness,
             "generation": best.generation, "index": best.index, "seed": best.seed,
             "formula": format_formula(best.params), "formula_paper": format_formula(best.params, "paper"),
@@ -306,7 +307,7 @@ def export(directory: Path, store: Store, config: ExperimentConfig) -> None:
     for g in store.generations():
         if g.closed:
             writer.writerow([g.generation, g.best_fitness, g.mean_fitness, g.min_fitness, g.sigma])
-    _write_atomic(directory / "generations.csv", out.getvalue())
+    write_atomic(directory / "generations.csv", out.getvalue())
     out = io.StringIO()
     writer = csv.writer(out)
     columns = ["generation", "index", "status", "fitness", "val_accuracy", "val_loss", "train_accuracy",
@@ -316,13 +317,7 @@ def export(directory: Path, store: Store, config: ExperimentConfig) -> None:
         row = c.to_dict()
         row["params"] = " ".join(repr(p) for p in c.params)
         writer.writerow([row[k] for k in columns])
-    _write_atomic(directory / "candidates.csv", out.getvalue())
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(directory / "candidates.csv", out.getvalue())
 
 
 class _Log:
