@@ -107,7 +107,10 @@ def test_ray_search_writes_the_same_database_as_the_local_evaluator(ray_cluster,
     # The trainings really ran in Ray worker processes, not in this one.
     workers = {m["_worker"] for m in _metrics(remote).values() if m["_worker"]}
     assert workers and all(not w.endswith(f":{os.getpid()}") for w in workers)
-    assert len(workers) == 2  # max_in_flight actors, kept for the whole search
+    # The actors are kept for the whole search: never more names than max_in_flight. (Not exactly
+    # two: jobs go only to actors that are up, and on a loaded machine the second one can come up
+    # after this tiny search's ~1 s of training is over.)
+    assert 1 <= len(workers) <= 2
 
 
 def test_results_stream_back_as_each_finishes(ray_cluster):
