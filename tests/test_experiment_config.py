@@ -68,7 +68,7 @@ BAD = [
     ({"evaluator": {"kind": "ray", "retries": -1}}, "evaluator.retries: must be an integer >= 0"),
     ({"evaluator": {"kind": "ray", "address": ""}}, "evaluator.address: must be a string such as 'auto'"),
     ({"evaluator": {"kind": "ray", "ship_data": "yes"}}, "evaluator.ship_data: must be true or false"),
-    ({"kind": "epbt"}, "kind: 'epbt' experiments are not supported yet"),
+    ({"kind": "oneshot"}, "kind: 'oneshot' experiments are not supported yet"),
     ({"seed": -3}, "seed: must be an integer >= 0"),
     ({"colour": "blue"}, "colour: unknown field"),
 ]

@@ -134,8 +134,16 @@ def init(directory: str, config: str, exist_ok: bool) -> None:
 
     experiment = init_experiment(directory, config, exist_ok=exist_ok)
     cfg = experiment.config
-    click.echo(f"created {directory}: {cfg.name!r}, {cfg.search.generations} generations x "
-               f"{cfg.search.population} candidates, {cfg.training.model} on {cfg.training.dataset}")
+    if cfg.epbt is not None:
+        e = cfg.epbt
+        ready = (f"{e.ready_steps} steps" if e.ready_steps else f"{e.ready_epochs:g} epochs" if e.ready_epochs
+                 else "a tenth of the schedule")
+        evolves = ", ".join(e.evolve) or "nothing"
+        click.echo(f"created {directory}: {cfg.name!r}, EPBT with {e.population} members evolving {evolves} "
+                   f"every {ready}, {cfg.training.model} on {cfg.training.dataset}")
+    else:
+        click.echo(f"created {directory}: {cfg.name!r}, {cfg.search.generations} generations x "
+                   f"{cfg.search.population} candidates, {cfg.training.model} on {cfg.training.dataset}")
     click.echo(f"next: taylorglo start {directory}")
 
 
@@ -191,6 +199,9 @@ def _print_summary(directory: str, result: dict[str, Any]) -> None:
     from .experiment import open_experiment
     from .experiment.invocation import train_command
 
+    if result["kind"] == "epbt":
+        _print_epbt_summary(directory, result)
+        return
     c = result["candidates"]
     click.echo(f"{result['name']}: {result['state']}, {result['generations_completed']}/"
                f"{result['generations_total']} generations, {c['total']} candidates: {c['evaluated']} trained, "
@@ -216,6 +227,27 @@ def _print_summary(directory: str, result: dict[str, Any]) -> None:
                f"then taylorglo analyze {directory} (HTML report)")
 
 
+def _print_epbt_summary(directory: str, result: dict[str, Any]) -> None:
+    c = result["candidates"]
+    total = result["generations_total"]
+    click.echo(f"{result['name']}: {result['state']}, {result['generations_completed']}/{total or '?'} EPBT "
+               f"generations of {result['ready_steps'] or '?'} steps, {result['population']} members: "
+               f"{c['evaluated']} segments trained, {c['failed']} failed; {result['exploits']} exploits, "
+               f"{result['novelty_copies']} novelty copies, {result['invariant_redraws']} mutated losses "
+               f"rejected by the {result['invariant']} invariant (never trained)")
+    best = result["best"]
+    if best is None:
+        click.echo("no generation is complete yet")
+        return
+    test = "" if best["test_accuracy"] is None else f", test accuracy {best['test_accuracy']:.4f}"
+    click.echo(f"best member: {best['generation']}:{best['index']}, validation accuracy {best['fitness']:.4f}"
+               f"{test}; lr {best['lr']:.3g}, weight decay {best['weight_decay']:.3g}; its loss now:")
+    click.echo(f"  {best['formula']}")
+    click.echo(f"results in {directory}/: best.json (best member and its {best['schedule_length']}-step loss "
+               f"schedule), members.csv (every member, its parent and genes), generations.csv, "
+               f"experiment.sqlite (everything), host.log, checkpoints/")
+
+
 @cli.command()
 @click.argument("directory", metavar="DIR")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (machine-readable).")
@@ -230,8 +262,9 @@ def status(directory: str, as_json: bool) -> None:
     if result["state"] == "running":
         click.echo(f"running (pid {result['pid']})")
     for g in result["generations"][-10:]:
+        sigma = "" if result["kind"] == "epbt" else f"  sigma {g['sigma']:.3g}"
         click.echo(f"  generation {g['generation']:>3}: best {g['best']:.4f}  mean {g['mean']:.4f}  "
-                   f"min {g['min']:.4f}  sigma {g['sigma']:.3g}")
+                   f"min {g['min']:.4f}{sigma}")
     _print_summary(directory, result)
 
 

@@ -15,16 +15,33 @@ from __future__ import annotations
 import os
 import socket
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, Sequence
 
 from ..errors import TaylorGLOError, one_line
 from ..experiment.store import Candidate
 from ..training.config import TrainConfig
 from ..loss import loss_spec
-from ..training.checkpoint import save_network
+from ..training.checkpoint import load_state, save_network, save_state
 from ..training.data import DataSplits, load_dataset
-from ..training.trainer import as_loss, train
+from ..training.trainer import Segment, as_loss, train
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    """An EPBT member's next stretch of training: steps ``[start, stop)`` of the full schedule,
+    continuing the state in ``resume_from`` (None: a fresh network) and saving the state reached to
+    ``save_to``, with the member's own hyperparameters (None: the config's) and distillation."""
+
+    start: int
+    stop: int
+    save_to: str
+    resume_from: str | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    distill_weight: float = 0.0
+    distill_temperature: float = 1.0
+    distill_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -46,6 +63,25 @@ class Job:
     fgsm_epsilon: float | None = None
     save_model: str | None = None
     pretrained: tuple[int, int] | None = None
+    segment: SegmentSpec | None = None
+
+    def reads(self) -> list[str]:
+        """Files the job reads: an evaluator whose workers do not share this disk ships them."""
+        return [self.segment.resume_from] if self.segment and self.segment.resume_from else []
+
+    def writes(self) -> list[str]:
+        """Files the job writes, to be brought back by such an evaluator."""
+        out = [self.save_model] if self.save_model else []
+        return out + ([self.segment.save_to] if self.segment else [])
+
+    def relocated(self, paths: dict[str, str]) -> "Job":
+        """This job with the files of :meth:`reads`/:meth:`writes` renamed by ``paths``."""
+        segment = self.segment
+        if segment is not None:
+            segment = replace(segment, save_to=paths.get(segment.save_to, segment.save_to),
+                              resume_from=paths.get(segment.resume_from or "", segment.resume_from))
+        save_model = paths.get(self.save_model, self.save_model) if self.save_model else None
+        return replace(self, segment=segment, save_model=save_model)
 
 
 class Evaluator(ABC):
@@ -91,7 +127,9 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
         seed, reseed = job.seed, None
         if job.pretrained is not None:
             seed, reseed = job.pretrained[0], (job.pretrained[1], job.seed)
-        result = train(training, loss_fn, seed=seed, data=data, keep_model=keep, reseed=reseed)
+        run, segment = _segment(training, job.segment, data)
+        result = train(run, loss_fn, seed=seed, data=data, keep_model=keep, reseed=reseed, segment=segment,
+                       keep_state=segment is not None)
         if result.ok and job.fgsm_epsilon is not None and result.model is not None:
             from ..analysis.robustness import fgsm_accuracy as attack
 
@@ -112,6 +150,13 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
         save_network(result.model, job.save_model, model_name=training.model,
                      model_options=training.model_options, data=data, loss=loss_spec(params), seed=job.seed)
         metrics["model_path"] = job.save_model
+    if job.segment is not None and result.ok and result.state is not None:
+        spec = job.segment
+        save_state(result.state, spec.save_to, params=params, lr=run.lr, weight_decay=run.weight_decay,
+                   seed=job.seed, generation=job.generation, index=job.index)
+        metrics["checkpoint"] = spec.save_to
+    if job.segment is not None:
+        metrics["lr"], metrics["weight_decay"] = run.lr, run.weight_decay
     if fgsm_accuracy is not None:
         metrics["fgsm_epsilon"] = job.fgsm_epsilon
         metrics["fgsm_accuracy"] = fgsm_accuracy
@@ -135,3 +180,22 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
         worker=worker_name(),
         metrics=metrics,
     )
+
+
+def _segment(training: TrainConfig, spec: SegmentSpec | None,
+             data: DataSplits) -> tuple[TrainConfig, Segment | None]:
+    """The training config and :class:`Segment` of an EPBT job (``training`` itself otherwise).
+    Only the segment that ends the schedule is measured on the test set."""
+    if spec is None:
+        return training, None
+    changes: dict[str, object] = {}
+    if spec.lr is not None:
+        changes["lr"] = spec.lr
+    if spec.weight_decay is not None:
+        changes["weight_decay"] = spec.weight_decay
+    total = training.schedule(len(data.train_y)).total_steps
+    changes["eval_test"] = training.eval_test and spec.stop >= total
+    state = load_state(spec.resume_from) if spec.resume_from else None
+    segment = Segment(spec.start, spec.stop, state, spec.distill_weight, spec.distill_temperature,
+                      spec.distill_steps)
+    return training.replace(**changes), segment

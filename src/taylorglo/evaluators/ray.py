@@ -33,7 +33,6 @@ import logging
 import sys
 import tempfile
 from collections import deque
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -82,19 +81,27 @@ class TrainingWorker:
         """Where this worker runs (``host:pid``); answering means it is up and holds its resources."""
         return worker_name()
 
-    def evaluate(self, job: Job) -> tuple[Candidate, bytes | None]:
-        """:func:`evaluate_job`, plus the saved network's bytes when the job keeps it."""
+    def evaluate(self, job: Job, inputs: dict[str, bytes] | None = None) -> tuple[Candidate, dict[str, bytes]]:
+        """:func:`evaluate_job` on this node's disk: the files the job reads arrive as ``inputs``
+        (bytes by driver path), and the files it writes go back the same way, so workers need no
+        shared filesystem with the driver."""
         if isinstance(self.data, BaseException):
             raise self.data
-        if job.save_model is None:
-            return evaluate_job(self.training, job, self.data), None
+        if not job.reads() and not job.writes():
+            return evaluate_job(self.training, job, self.data), {}
         with tempfile.TemporaryDirectory(prefix="taylorglo-") as tmp:
-            local = Path(tmp) / "model.pt"
-            result = evaluate_job(self.training, replace(job, save_model=str(local)), self.data)
-            blob = local.read_bytes() if local.is_file() else None
-        if result.metrics and "model_path" in result.metrics:
-            result.metrics["model_path"] = job.save_model
-        return result, blob
+            paths = {path: str(Path(tmp) / f"{i}-{Path(path).name}")
+                     for i, path in enumerate([*job.reads(), *job.writes()])}
+            for path, blob in (inputs or {}).items():
+                Path(paths[path]).write_bytes(blob)
+            result = evaluate_job(self.training, job.relocated(paths), self.data)
+            outputs = {path: Path(paths[path]).read_bytes() for path in job.writes() if Path(paths[path]).is_file()}
+        back = {local: path for path, local in paths.items()}
+        if result.metrics:
+            for key in ("model_path", "checkpoint"):
+                if key in result.metrics:
+                    result.metrics[key] = back.get(result.metrics[key], result.metrics[key])
+        return result, outputs
 
 
 class RayEvaluator(Evaluator):
@@ -191,14 +198,15 @@ class RayEvaluator(Evaluator):
         while queue or running:
             while queue and self._idle:
                 actor, job = self._idle.popleft(), queue.popleft()
-                running[actor.evaluate.remote(job)] = (actor, job)
+                inputs = {path: Path(path).read_bytes() for path in job.reads()}
+                running[actor.evaluate.remote(job, inputs)] = (actor, job)
             (ref,), _ = ray.wait([*running, *self._starting], num_returns=1)
             if ref in self._starting:
                 self._worker_started(ref)
                 continue
             actor, job = running.pop(ref)
             try:
-                result, blob = ray.get(ref)
+                result, outputs = ray.get(ref)
             except ray.exceptions.RayTaskError as exc:
                 cause = getattr(exc, "cause", None) or exc
                 if isinstance(cause, TaylorGLOError):  # the configuration, not the candidate
@@ -218,9 +226,9 @@ class RayEvaluator(Evaluator):
                     queue.appendleft(job)
                 continue
             self._idle.append(actor)
-            if blob is not None and job.save_model is not None:
-                Path(job.save_model).parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(job.save_model, blob)
+            for path, blob in outputs.items():
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(path, blob)
             if reruns.get(job):
                 result.metrics = {**(result.metrics or {}), "evaluator_retries": reruns[job]}
             yield result

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..epbt.config import EPBTConfig
 from ..errors import TaylorGLOError, one_line
 from ..invariant import RULES
 from ..loss import SUPPORTED_ORDERS, num_params
@@ -26,8 +27,8 @@ from ..training.config import TrainConfig, _is_number
 from ..training.data import DATASET_NAMES
 from ..training.models import build_model
 
-KINDS = ("taylorglo",)
-FUTURE_KINDS = ("oneshot", "epbt")
+KINDS = ("taylorglo", "epbt")
+FUTURE_KINDS = ("oneshot",)
 EVALUATORS = ("local", "ray")
 SEED_MODES = ("generation", "candidate")
 FITNESSES = ("accuracy", "fgsm")
@@ -187,6 +188,13 @@ class ExperimentConfig:
     training: TrainConfig = field(default_factory=TrainConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+    #: The ``[epbt]`` table; set exactly when ``kind == "epbt"``.
+    epbt: EPBTConfig | None = None
+
+    @property
+    def population(self) -> int:
+        """Trainings at once: CMA-ES's λ, or EPBT's population."""
+        return self.epbt.population if self.epbt is not None else self.search.population
 
     @property
     def candidate_fgsm_epsilon(self) -> float | None:
@@ -214,7 +222,7 @@ class ExperimentConfig:
         return self.training.replace(partial_fraction=self.search.partial_fraction, eval_test=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "kind": self.kind,
             "seed": self.seed,
@@ -222,13 +230,17 @@ class ExperimentConfig:
             "search": dataclasses.asdict(self.search),
             "evaluator": dataclasses.asdict(self.evaluator),
         }
+        if self.epbt is not None:
+            del out["search"]
+            out["epbt"] = self.epbt.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, default_name: str = "experiment") -> "ExperimentConfig":
         """Validate a parsed config; the first problem is raised as one line naming its field."""
         if not isinstance(data, dict):
             raise TaylorGLOError("config: the file must hold a table of fields (name, kind, seed, [training], ...)")
-        known = {"name", "kind", "seed", "training", "search", "evaluator"}
+        known = {"name", "kind", "seed", "training", "search", "evaluator", "epbt"}
         for key in data:
             if key not in known:
                 raise TaylorGLOError(f"{key}: unknown field; known top-level fields are {', '.join(sorted(known))}")
@@ -256,13 +268,21 @@ class ExperimentConfig:
             raise TaylorGLOError(f"training: {one_line(exc)}") from None
         _check_dataset_and_model(training)
         search = _from_table(SearchConfig, _table(data, "search"), "search.").validate()
+        epbt = None
+        if kind == "epbt":
+            if "search" in data:
+                raise TaylorGLOError("search: an EPBT experiment has no [search] table; its settings go in [epbt]")
+            epbt = EPBTConfig.from_dict(_table(data, "epbt"))
+        elif "epbt" in data:
+            raise TaylorGLOError("epbt: the [epbt] table is for kind = \"epbt\"; set kind = \"epbt\" or remove it")
         evaluator = _from_table(EvaluatorConfig, _table(data, "evaluator"), "evaluator.").validate()
         if evaluator.gpus_per_candidate > 0 and training.device == "cpu":
             raise TaylorGLOError(
                 "evaluator.gpus_per_candidate: GPUs are reserved but training.device is \"cpu\"; "
                 "set training.device = \"cuda\" (or \"auto\"), or gpus_per_candidate = 0"
             )
-        return cls(name=name.strip(), kind=kind, seed=seed, training=training, search=search, evaluator=evaluator)
+        return cls(name=name.strip(), kind=kind, seed=seed, training=training, search=search, evaluator=evaluator,
+                   epbt=epbt)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "ExperimentConfig":

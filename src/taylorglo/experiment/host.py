@@ -169,6 +169,13 @@ def start(
                             field="training.dataset")
         build_model(config.training.model, data.input_shape, data.num_classes, field="training.model",
                     **config.training.model_options)
+        if config.kind == "epbt":
+            with experiment.store() as store, make_evaluator(
+                    config, config.training, workers, config.population, data) as runner:
+                _run_epbt(experiment.directory, store, config, runner, data, log, reporter)
+            result = status(experiment.directory)
+            log.info(f"finished: best member {_best_text(result)}")
+            return result
         with experiment.store() as store, make_evaluator(
                 config, config.candidate_training(), workers, config.search.population, data) as runner:
             progress = SearchProgress.from_store(store, config, runner.workers)
@@ -202,6 +209,52 @@ def start(
         result = status(experiment.directory)
         log.info(f"finished: best fitness {result['best']['fitness'] if result['best'] else None}")
     return result
+
+
+def _run_epbt(directory: Path, store: Store, config: ExperimentConfig, runner: Any, data: DataSplits,
+              log: "_Log", reporter: Reporter) -> None:
+    """The EPBT loop (:mod:`taylorglo.epbt.runner`), logged and shown like a search."""
+    from ..epbt.runner import plan_meta, run_generations
+    from ..epbt.report import export_epbt, save_best_network
+
+    meta = plan_meta(config, data)
+    recorded = store.get_meta("epbt_plan")
+    if recorded is not None and recorded != meta:
+        raise TaylorGLOError(f"training: the schedule resolves to {meta} now but the experiment started with "
+                             f"{recorded}; the data or config changed: restore them or start a new directory")
+    if recorded is None:
+        store.set_meta("epbt_plan", meta)
+    progress = SearchProgress.from_store(store, config, runner.workers, meta["generations"])
+    e = config.epbt
+    assert e is not None
+    log.info(f"start: {config.name}: EPBT, {e.population} members, {meta['generations']} generations of "
+             f"{meta['ready_steps']} steps ({meta['total_steps']} in all), {runner.workers} "
+             f"{config.evaluator.kind} workers, {data.summary()}; resuming at generation {progress.generation}")
+    reporter.begin(progress)
+    for event, value in run_generations(directory, store, config, runner, data, meta):
+        if event == "begin":
+            progress.begin_generation(*value)
+        elif event == "member":
+            progress.record(value)
+            log.member(progress, value)
+        else:
+            export_epbt(directory, store, config)
+            progress.end_generation()
+            log.generation(progress, store.generation(value))
+        reporter.update(progress)
+    export_epbt(directory, store, config, final=True)
+    saved = save_best_network(directory, store, config, data)
+    if saved is not None:
+        log.info(f"best member's network saved to {saved}")
+    reporter.end(progress)
+
+
+def _best_text(result: dict[str, Any]) -> str:
+    best = result.get("best")
+    if not best:
+        return "-"
+    test = best.get("test_accuracy")
+    return f"{best['fitness']:.4f}" + (f" (test {test:.4f})" if test is not None else "")
 
 
 def _next_generation(
@@ -246,7 +299,16 @@ def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
         totals = store.totals()
     completed = sum(1 for g in generations if g.closed)
     running = is_running(experiment.directory)
-    if completed >= config.search.generations:
+    total = config.search.generations
+    extra: dict[str, Any] = {}
+    if config.kind == "epbt":
+        from ..epbt.report import epbt_status
+
+        with experiment.store() as store:
+            extra = epbt_status(store, config)
+        total = extra["generations_total"]
+        best = None
+    if total is not None and completed >= total:
         state = "finished"
     elif running:
         state = "running"
@@ -262,9 +324,9 @@ def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
         "state": state,
         "pid": running.get("pid") if running else None,
         "generations_completed": completed,
-        "generations_total": config.search.generations,
-        "population": config.search.population,
-        "invariant": config.search.invariant,
+        "generations_total": total,
+        "population": config.population,
+        "invariant": config.epbt.invariant if config.epbt else config.search.invariant,
         "candidates": {
             "evaluated": recorded["evaluated"],
             "rejected_invariant": recorded["rejected-invariant"],
@@ -288,6 +350,7 @@ def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
         "training_time": totals["wall_time"],
         "step_time": totals["step_time"],
         "store": str(experiment.store_path),
+        **extra,
     }
 
 
@@ -338,6 +401,15 @@ class _Log:
         wall = f" {c.wall_time:.1f}s" if c.wall_time is not None else ""
         self.info(f"candidate {c.generation}:{c.index} {what}{wall} on {c.worker}; "
                   f"{p.generation_done}/{p.population} of generation {c.generation} done; best {p.best_text()}", detail=True)
+
+    def member(self, p: SearchProgress, c: Candidate) -> None:
+        what = f"fitness {c.fitness:.4f}" if c.status == "evaluated" else f"{c.status} ({c.reason})"
+        m = c.metrics or {}
+        hyper = f"lr {m['lr']:.3g} wd {m['weight_decay']:.3g}" if "lr" in m else ""
+        wall = f" {c.wall_time:.1f}s" if c.wall_time is not None else ""
+        self.info(f"member {c.generation}:{c.index} {what} {hyper}{wall} on {c.worker}; "
+                  f"{p.generation_done}/{p.population} of generation {c.generation} done; best {p.best_text()}",
+                  detail=True)
 
     def generation(self, p: SearchProgress, g: Any) -> None:
         self.info(f"generation {g.generation} ({g.generation + 1} of {p.generations_total}) done: best {g.best_fitness:.4f} "

@@ -33,8 +33,10 @@ class SearchProgress:
     started_at: float = field(default_factory=time.time)
 
     @classmethod
-    def from_store(cls, store: Store, config: Any, workers: int) -> "SearchProgress":
-        progress = cls(config.search.generations, config.search.population, workers)
+    def from_store(cls, store: Store, config: Any, workers: int,
+                   generations: int | None = None) -> "SearchProgress":
+        """Progress so far; ``generations`` overrides the config's count (EPBT's comes from the data)."""
+        progress = cls(generations or config.search.generations, config.population, workers)
         counts = store.counts()
         for key in progress.counts:
             progress.counts[key] = counts[key]

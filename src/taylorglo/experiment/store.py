@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Final statuses of a candidate; "pending" means asked, not yet evaluated.
 STATUSES = ("evaluated", "rejected-invariant", "failed", "aborted")
@@ -97,6 +97,54 @@ CREATE TABLE IF NOT EXISTS final_runs (
     PRIMARY KEY (loss_id, repeat)
 );
 """
+
+
+# Version 3: EPBT lineages. A member of EPBT's generation g is candidate (g, idx); this row says
+# where its network came from and with which hyperparameters it trained steps [start, stop).
+_EPBT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS members (
+    generation   INTEGER NOT NULL REFERENCES generations(generation),
+    idx          INTEGER NOT NULL,
+    parent       INTEGER,
+    action       TEXT NOT NULL,
+    lr           REAL NOT NULL,
+    weight_decay REAL NOT NULL,
+    start_step   INTEGER NOT NULL,
+    stop_step    INTEGER NOT NULL,
+    resume_from  TEXT,
+    checkpoint   TEXT NOT NULL,
+    distill      INTEGER NOT NULL DEFAULT 0,
+    redraws      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (generation, idx)
+);
+"""
+
+
+@dataclass
+class Member:
+    """One row of ``members``: EPBT member ``index`` during ``generation``.
+
+    ``parent`` is the member of the previous generation whose network it continues (itself for
+    ``action = "continue"``; None in generation 0, ``action = "init"``); ``"exploit"`` and
+    ``"novelty"`` mark a copy with mutated genes. Paths are relative to the experiment directory.
+    ``redraws`` counts the mutations the invariant rejected before this member's loss.
+    """
+
+    generation: int
+    index: int
+    parent: int | None
+    action: str
+    lr: float
+    weight_decay: float
+    start_step: int
+    stop_step: int
+    resume_from: str | None
+    checkpoint: str
+    distill: bool = False
+    redraws: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
 @dataclass
@@ -187,6 +235,9 @@ _FINAL_RUN_COLUMNS = (
     "wall_time, worker, finished_at, model_path, metrics"
 )
 
+_MEMBER_COLUMNS = ("generation, idx, parent, action, lr, weight_decay, start_step, stop_step, resume_from, "
+                   "checkpoint, distill, redraws")
+
 _CANDIDATE_COLUMNS = (
     "generation, idx, params, seed, status, fitness, reason, val_accuracy, val_loss, train_accuracy, "
     "train_loss, steps, attempts, wall_time, step_time, worker, finished_at, metrics"
@@ -216,11 +267,11 @@ class Store:
         # fsync per result, which is nothing next to a training run.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        has_final = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'final_runs'").fetchone()
-        if create or not has_final:
+        current = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'members'").fetchone()
+        if create or not current:
             with self.transaction() as db:
-                for statement in (_SCHEMA + _FINAL_SCHEMA).split(";"):
+                for statement in (_SCHEMA + _FINAL_SCHEMA + _EPBT_SCHEMA).split(";"):
                     if statement.strip():
                         db.execute(statement)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -256,8 +307,9 @@ class Store:
 
     # -- generations ---------------------------------------------------------------------------
 
-    def open_generation(self, generation: int, asked_state: bytes, candidates: Sequence[Candidate]) -> None:
-        """Record an asked generation and all its candidates at once."""
+    def open_generation(self, generation: int, asked_state: bytes, candidates: Sequence[Candidate],
+                        members: Sequence[Member] = ()) -> None:
+        """Record an asked generation and all its candidates (and EPBT members) at once."""
         now = time.time()
         with self.transaction() as db:
             db.execute(
@@ -269,6 +321,10 @@ class Store:
                     f"INSERT INTO candidates ({_CANDIDATE_COLUMNS}) VALUES ({', '.join('?' * 18)})",
                     self._row(c, now if c.status != "pending" else None),
                 )
+            for m in members:
+                db.execute(f"INSERT INTO members ({_MEMBER_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+                           (m.generation, m.index, m.parent, m.action, m.lr, m.weight_decay, m.start_step,
+                            m.stop_step, m.resume_from, m.checkpoint, int(m.distill), m.redraws))
 
     def close_generation(self, generation: int, told_state: bytes, sigma: float) -> None:
         with self.transaction() as db:
@@ -298,6 +354,20 @@ class Store:
             "sigma, best_fitness, mean_fitness, min_fitness FROM generations ORDER BY generation"
         ).fetchall()
         return [Generation(*row) for row in rows]
+
+    def members(self, generation: int | None = None) -> list[Member]:
+        """EPBT lineage rows (all, or one generation's), by generation and index."""
+        sql = f"SELECT {_MEMBER_COLUMNS} FROM members"
+        args: tuple[Any, ...] = ()
+        if generation is not None:
+            sql += " WHERE generation = ?"
+            args = (generation,)
+        out = []
+        for row in self._db.execute(sql + " ORDER BY generation, idx", args):
+            values = list(row)
+            values[10] = bool(values[10])
+            out.append(Member(*values))
+        return out
 
     # -- candidates ----------------------------------------------------------------------------
 

@@ -60,3 +60,29 @@ def load_network(path: str | os.PathLike[str], device: str | torch.device = "cpu
     model.to(device).eval()
     info = {k: v for k, v in payload.items() if k != "state_dict"}
     return model, info
+
+
+STATE_FORMAT = "taylorglo-train-state-1"
+
+
+def save_state(state: dict[str, Any], path: str | os.PathLike[str], **meta: Any) -> Path:
+    """Write a run's continuation state (:attr:`TrainResult.state`: step, weights, optimiser) to
+    ``path`` atomically, with ``meta`` (genes, lineage) beside it for people who open the file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": STATE_FORMAT, "meta": meta, **state}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The state :func:`save_state` wrote; a missing or foreign file is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaylorGLOError(f"checkpoint: {str(path)!r} does not exist (was the experiment directory moved "
+                             "or pruned by hand?)")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
+        raise TaylorGLOError(f"checkpoint: {str(path)!r} is not a training state saved by taylorglo")
+    return payload

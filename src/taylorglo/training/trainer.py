@@ -15,6 +15,7 @@ field) still raise :class:`~taylorglo.errors.TaylorGLOError`.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..loss import CROSS_ENTROPY, TaylorGLOLoss, parse_loss
 from .augment import augment_batch, to_float
@@ -59,8 +61,12 @@ class TrainResult:
     #: share of ``wall_time`` that is useful work: what the host's overhead benchmark measures.
     step_time: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: Validation accuracy of each class (EPBT's behaviour descriptor for novelty selection).
+    val_class_accuracy: list[float] | None = None
     #: The trained network (Normalize layer first), for callers that save or attack it.
     model: nn.Module | None = field(default=None, repr=False, compare=False)
+    #: ``{"step", "model", "optimizer"}`` state dicts to continue this run from (``keep_state``).
+    state: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -68,7 +74,7 @@ class TrainResult:
 
     def to_dict(self, history: bool = True) -> dict[str, Any]:
         """JSON-ready metrics (the network itself is left out)."""
-        data = asdict(self, dict_factory=lambda items: {k: v for k, v in items if k != "model"})
+        data = asdict(self, dict_factory=lambda items: {k: v for k, v in items if k not in ("model", "state")})
         if not history:
             data.pop("history")
         return data
@@ -85,6 +91,36 @@ def as_loss(loss: LossLike, round_to: int | None = None) -> nn.Module:
     return TaylorGLOLoss(list(loss), round_to=round_to)
 
 
+@dataclass
+class Segment:
+    """Train only steps ``[start, stop)`` of the full schedule, continuing ``state`` (EPBT).
+
+    ``state`` is what :attr:`TrainResult.state` holds (weights *and* optimiser state, so momentum
+    carries over as in PBT); None starts from a fresh initialisation. The batch order, dropout and
+    augmentation of the segment come from the run's seed alone, so a segment re-run from the same
+    state with the same seed gives the same network: that is what lets EPBT resume exactly.
+
+    Distillation (SPEC §7): for the first ``distill_steps`` steps, the objective is
+    ``(1 - w)·loss + w·T²·KL(teacher_T ‖ student_T)`` where the teacher is a frozen copy of the
+    starting network, so a child that inherited its parent's weights keeps what they knew while its
+    new loss and hyperparameters take hold.
+    """
+
+    start: int
+    stop: int
+    state: dict[str, Any] | None = None
+    distill_weight: float = 0.0
+    distill_temperature: float = 1.0
+    distill_steps: int = 0
+
+
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton et al.'s ``T²·KL(softmax(t/T) ‖ softmax(s/T))``, averaged over the batch."""
+    t = temperature
+    return F.kl_div(F.log_softmax(logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
+                    reduction="batchmean", log_target=True) * (t * t)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -99,6 +135,8 @@ def train(
     progress: ProgressFn | None = None,
     keep_model: bool = False,
     reseed: tuple[int, int] | None = None,
+    segment: Segment | None = None,
+    keep_state: bool = False,
 ) -> TrainResult:
     """Train a fresh network with ``loss`` for ``config``'s (possibly partial) schedule.
 
@@ -111,6 +149,9 @@ def train(
     dataset is loaded (and cached in-process) from the config. Early-aborted attempts are retried
     with fresh seeds up to ``config.attempts`` times; a non-finite loss is not retried (the same
     loss diverges again) and ends the run as ``"failed"``.
+
+    ``segment`` trains one stretch of the schedule from a saved state (see :class:`Segment`; no
+    early abort, one attempt); ``keep_state`` returns the state to continue from in ``result.state``.
     """
     config.validate()
     if config.threads is not None:
@@ -125,9 +166,10 @@ def train(
     started = time.perf_counter()
     result: TrainResult | None = None
     step_time = 0.0
-    for attempt in range(config.attempts):
+    for attempt in range(1 if segment is not None else config.attempts):
         attempt_seed = seed + attempt * RETRY_SEED_STRIDE
-        result = _attempt(config, schedule, loss_fn, data, device, attempt_seed, progress, keep_model, reseed)
+        result = _attempt(config, schedule, loss_fn, data, device, attempt_seed, progress, keep_model, reseed,
+                          segment, keep_state)
         result.attempts = attempt + 1
         step_time += result.step_time
         if result.status != "aborted":
@@ -148,8 +190,10 @@ def _attempt(
     progress: ProgressFn | None,
     keep_model: bool,
     reseed: tuple[int, int] | None = None,
+    segment: Segment | None = None,
+    keep_state: bool = False,
 ) -> TrainResult:
-    """One training attempt from a fresh initialisation; the body of :func:`train`."""
+    """One training attempt (from a fresh initialisation, or a segment's state); the body of :func:`train`."""
     # Seeding the global RNG (weight init, dropout) inside fork_rng leaves the caller's RNG as it was.
     cuda_ids = []
     if device.type == "cuda":
@@ -159,13 +203,27 @@ def _attempt(
         net = build_model(config.model, data.input_shape, data.num_classes, **config.model_options)
         model = nn.Sequential(Normalize(data.mean, data.std), net).to(device)
         generator = torch.Generator(device=device).manual_seed(seed)
+        first, stop = (segment.start, segment.stop) if segment is not None else (0, schedule.run_steps)
         optimizer = torch.optim.SGD(
             model.parameters(),
-            lr=schedule.lr_at(config.lr, config.lr_gamma, 0),
+            lr=schedule.lr_at(config.lr, config.lr_gamma, first),
             momentum=config.momentum,
             nesterov=config.nesterov,
             weight_decay=config.weight_decay,
         )
+        teacher: nn.Module | None = None
+        distill_until = first
+        if segment is not None and segment.state is not None:
+            model.load_state_dict(segment.state["model"])
+            # A deep copy: SGD updates its momentum buffers in place, and load_state_dict keeps the
+            # caller's tensors, so without it training would change the state the caller holds.
+            optimizer.load_state_dict(copy.deepcopy(segment.state["optimizer"]))
+            for group in optimizer.param_groups:  # this segment's hyperparameters, not the saved ones
+                group["lr"] = schedule.lr_at(config.lr, config.lr_gamma, first)
+                group["weight_decay"] = config.weight_decay
+            if segment.distill_weight > 0 and segment.distill_steps > 0:
+                teacher = copy.deepcopy(model).eval().requires_grad_(False)
+                distill_until = first + segment.distill_steps
         augment = (config.augment or data.augment) == "crop-flip"
         cutout = config.cutout
         train_x, train_y = data.train_x, data.train_y
@@ -179,7 +237,12 @@ def _attempt(
             """Measure the network on validation (unless ``val`` already holds that) and, for a
             finished run, test data."""
             loop_time = time.perf_counter() - loop_started - eval_time
-            val_acc, val_loss = val or evaluate(model, data.val_x, data.val_y, loss_fn, config.eval_batch_size)
+            class_acc = None
+            if val is None:
+                val_acc, val_loss, class_acc = evaluate_classes(model, data.val_x, data.val_y, loss_fn,
+                                                                data.num_classes, config.eval_batch_size)
+            else:
+                val_acc, val_loss = val
             test_acc = test_loss = None
             if status == "ok" and config.eval_test:
                 test_acc, test_loss = evaluate(model, data.test_x, data.test_y, loss_fn, config.eval_batch_size)
@@ -191,8 +254,9 @@ def _attempt(
                 status=status, reason=reason, val_accuracy=val_acc, val_loss=val_loss, test_accuracy=test_acc,
                 test_loss=test_loss, train_accuracy=train_acc, train_loss=train_loss, steps=steps,
                 total_steps=schedule.total_steps, attempts=1, seed=seed, wall_time=0.0,
-                step_time=loop_time, history=history,
+                step_time=loop_time, history=history, val_class_accuracy=class_acc,
                 model=model if keep_model else None,
+                state=_state(steps, model, optimizer) if keep_state else None,
             )
 
         window_loss = torch.zeros((), device=device)
@@ -204,7 +268,7 @@ def _attempt(
         model.train()
         loop_started, eval_time = time.perf_counter(), 0.0
         reseed_step, reseed_seed = reseed if reseed is not None else (-1, 0)
-        for step in range(schedule.run_steps):
+        for step in range(first, stop):
             if step == reseed_step:
                 torch.manual_seed(reseed_seed)
                 generator.manual_seed(reseed_seed)
@@ -224,16 +288,24 @@ def _attempt(
                                    cutout=cutout, fill=data.mean)
             logits = model(xb)
             batch_loss = loss_fn(logits, yb)
+            objective = batch_loss
+            if teacher is not None and step < distill_until:
+                assert segment is not None
+                with torch.no_grad():
+                    teacher_logits = teacher(xb)
+                w = segment.distill_weight
+                objective = (1 - w) * batch_loss + w * distillation_loss(logits, teacher_logits,
+                                                                         segment.distill_temperature)
             optimizer.zero_grad(set_to_none=True)
-            batch_loss.backward()
+            objective.backward()
             optimizer.step()
 
             window_loss += batch_loss.detach()
             window_correct += (logits.detach().argmax(1) == yb).sum()
             window_steps += 1
             done = step + 1
-            at_abort = done == schedule.abort_step
-            if done % config.log_every == 0 or done == schedule.run_steps or at_abort:
+            at_abort = segment is None and done == schedule.abort_step
+            if done % config.log_every == 0 or done == stop or at_abort:
                 train_loss = window_loss.item() / window_steps
                 train_acc = window_correct.item() / (window_steps * batch)
                 record = {"step": done, "epoch": round(done / schedule.steps_per_epoch, 3),
@@ -244,7 +316,7 @@ def _attempt(
                 window_correct.zero_()
                 window_steps = 0
                 if progress is not None:
-                    progress(done, schedule.run_steps)
+                    progress(done - first, stop - first)
                 if not math.isfinite(train_loss):
                     return finish("failed", f"non-finite training loss at step {done}", done)
                 if at_abort:
@@ -255,23 +327,53 @@ def _attempt(
                     if val[0] < config.abort_below:
                         reason = f"validation accuracy {val[0]:.4f} < {config.abort_below} at step {done}"
                         return finish("aborted", reason, done, val)
-        return finish("ok", None, schedule.run_steps)
+        return finish("ok", None, stop)
 
 
-@torch.inference_mode()
+def _state(step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """A copy (on the CPU) of what a later :class:`Segment` needs to continue this run."""
+    optimizer_state = optimizer.state_dict()
+    moved = {k: {n: v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v for n, v in st.items()}
+             for k, st in optimizer_state["state"].items()}
+    return {
+        "step": step,
+        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "optimizer": {"state": moved, "param_groups": copy.deepcopy(optimizer_state["param_groups"])},
+    }
+
+
 def evaluate(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module, batch_size: int = 100
 ) -> tuple[float, float]:
     """Accuracy and mean loss of ``model`` on ``(x, y)``, in eval mode (dropout off, BN frozen)."""
+    accuracy, loss, _ = evaluate_classes(model, x, y, loss_fn, None, batch_size)
+    return accuracy, loss
+
+
+@torch.inference_mode()
+def evaluate_classes(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module, num_classes: int | None,
+    batch_size: int = 100,
+) -> tuple[float, float, list[float] | None]:
+    """:func:`evaluate`, plus each class's accuracy when ``num_classes`` is given (0 for a class
+    with no examples): one pass for both, since EPBT measures it for every member at every step."""
     was_training = model.training
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=y.device)
     total_loss = torch.zeros((), device=y.device)
+    per_class = torch.zeros(num_classes or 1, dtype=torch.long, device=y.device)
     for start in range(0, len(y), batch_size):
         xb, yb = to_float(x[start : start + batch_size]), y[start : start + batch_size]
         logits = model(xb)
-        correct += (logits.argmax(1) == yb).sum()
+        hits = logits.argmax(1) == yb
+        correct += hits.sum()
+        if num_classes:
+            per_class += torch.bincount(yb[hits], minlength=num_classes)[:num_classes]
         total_loss += loss_fn(logits, yb) * len(yb)
     model.train(was_training)
     n = max(1, len(y))
-    return correct.item() / n, total_loss.item() / n
+    classes = None
+    if num_classes:
+        sizes = torch.bincount(y, minlength=num_classes)[:num_classes].clamp(min=1)
+        classes = (per_class.double() / sizes.double()).tolist()
+    return correct.item() / n, total_loss.item() / n, classes

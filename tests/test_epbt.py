@@ -1,0 +1,171 @@
+"""EPBT end to end on digits: real worker processes, real checkpoints, real SQLite, kill -9."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from experiments import SMALL, cli, merged, write_config
+from taylorglo.epbt.report import lineage, schedule_of
+from taylorglo.experiment import Store, init_experiment, start, status
+from taylorglo.training.checkpoint import load_network, load_state
+from taylorglo.training.data import load_dataset
+from taylorglo.training.trainer import evaluate
+
+BASE = {k: v for k, v in SMALL.items() if k != "search"}
+EPBT = merged(BASE, kind="epbt", training={"steps": 400},
+              epbt={"population": 4, "ready_steps": 100, "distillation": {"steps": 20},
+                    "novelty_pulsation": {"cycle": 2}})
+# Slower segments (~0.5 s each) so that a kill lands inside a generation.
+SLOW = merged(EPBT, training={"steps": 6000}, epbt={"ready_steps": 1500})
+
+
+def _rows(directory):
+    with sqlite3.connect(directory / "experiment.sqlite") as db:
+        candidates = db.execute("SELECT generation, idx, params, seed, status, fitness, val_accuracy, steps "
+                                "FROM candidates ORDER BY generation, idx").fetchall()
+        members = db.execute("SELECT * FROM members ORDER BY generation, idx").fetchall()
+    return candidates, members
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    root = tmp_path_factory.mktemp("epbt")
+    path = write_config(root / "epbt.toml", EPBT)
+    result = cli("init", str(root / "run"), str(path), check=True)
+    assert "EPBT with 4 members evolving loss, lr, weight_decay every 100 steps" in result.stdout
+    result = cli("start", str(root / "run"), "--plain", check=True)
+    return root / "run", result
+
+
+def test_an_epbt_run_trains_every_member_once_through_the_schedule(finished):
+    directory, result = finished
+    assert "4/4 EPBT generations of 100 steps, 4 members: 16 segments trained" in result.stdout
+    with Store(directory / "experiment.sqlite") as store:
+        members = store.members()
+        candidates = store.candidates()
+    assert len(members) == len(candidates) == 16
+    for m in members:
+        assert (m.start_step, m.stop_step) == (100 * m.generation, 100 * (m.generation + 1))
+        if m.generation == 0:
+            assert m.action == "init" and m.parent is None and m.resume_from is None
+        else:
+            assert m.resume_from == f"checkpoints/g{m.generation - 1:04d}-m{m.parent:03d}.pt"
+            assert (m.action == "continue") == (m.parent == m.index)
+            assert m.distill == (m.action != "continue")
+    # Exploits and (on generation 2, the novelty cycle) novelty copies both happened.
+    actions = {m.action for m in members}
+    assert {"exploit", "novelty", "continue"} <= actions
+    assert all(c.status == "evaluated" and c.steps == 100 * (c.generation + 1) for c in candidates)
+    # A child that continued its own network kept its genes; one that copied got mutated genes.
+    by_key = {(c.generation, c.index): c for c in candidates}
+    for m in members:
+        if m.generation and m.action == "continue":
+            assert by_key[(m.generation, m.index)].params == by_key[(m.generation - 1, m.index)].params
+        elif m.generation:
+            assert by_key[(m.generation, m.index)].params != by_key[(m.generation - 1, m.parent)].params
+
+
+def test_the_best_members_schedule_network_and_status(finished):
+    directory, _ = finished
+    best = json.loads((directory / "best.json").read_text())
+    info = status(directory)
+    assert info["kind"] == "epbt" and info["state"] == "finished"
+    assert info["generations_completed"] == info["generations_total"] == 4
+    assert (best["generation"], best["index"]) == (info["best"]["generation"], info["best"]["index"]) == (3, best["index"])
+    schedule = best["schedule"]
+    assert [s["generation"] for s in schedule] == [0, 1, 2, 3]
+    assert [(s["start_step"], s["stop_step"]) for s in schedule] == [(0, 100), (100, 200), (200, 300), (300, 400)]
+    with Store(directory / "experiment.sqlite") as store:
+        assert schedule == json.loads(json.dumps(schedule_of(store, 3, best["index"])))
+        chain = lineage(store, 3, best["index"])
+    for (c, m), entry in zip(chain, schedule):
+        assert entry["params"] == c.params and entry["lr"] == m.lr
+    # Only the final population's checkpoints remain; the best network is saved and reproduces
+    # the test accuracy recorded for its last segment.
+    assert sorted(p.name for p in (directory / "checkpoints").iterdir()) == [f"g0003-m{i:03d}.pt" for i in range(4)]
+    model, meta = load_network(directory / "models" / "epbt-best.pt")
+    data = load_dataset("digits")
+    from taylorglo.training.trainer import as_loss
+    accuracy, _ = evaluate(model, data.test_x, data.test_y, as_loss(meta["loss"]))
+    assert accuracy == pytest.approx(best["test_accuracy"], abs=1e-9)
+    assert best["test_accuracy"] > 0.5
+    state = load_state(directory / best["checkpoint"])
+    assert state["step"] == 400 and state["meta"]["generation"] == 3
+    csv_rows = (directory / "members.csv").read_text().splitlines()
+    assert len(csv_rows) == 17 and csv_rows[0].startswith("generation,index,parent,action,status")
+
+
+def test_start_again_on_a_finished_epbt_run_changes_nothing(finished):
+    directory, _ = finished
+    before = _rows(directory)
+    cli("start", str(directory), check=True)
+    assert _rows(directory) == before
+
+
+def test_plain_pbt_trains_cross_entropy_and_evolves_hyperparameters_only(tmp_path):
+    config = merged(EPBT, epbt={"evolve": ["lr", "weight_decay"], "initial_loss": "cross-entropy",
+                                "novelty_pulsation": False, "distillation": False})
+    init_experiment(tmp_path / "pbt", write_config(tmp_path / "pbt.toml", config))
+    result = start(tmp_path / "pbt", workers=2)
+    assert result["best"]["formula"] == "cross-entropy" and result["best"]["test_accuracy"] > 0.8
+    with Store(tmp_path / "pbt" / "experiment.sqlite") as store:
+        assert all(c.params == [] for c in store.candidates())
+        members = store.members()
+    assert len({(m.lr, m.weight_decay) for m in members}) > 1
+    assert not any(m.distill for m in members)
+
+
+def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path):
+    path = write_config(tmp_path / "slow.toml", SLOW)
+    for name in ("straight", "killed"):
+        init_experiment(tmp_path / name, path)
+    cli("start", str(tmp_path / "straight"), check=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "taylorglo", "start", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    state = None
+    checkpoints_seen = 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+        if (killed / "checkpoints").is_dir():
+            checkpoints_seen = max(checkpoints_seen, sum(1 for p in (killed / "checkpoints").iterdir()
+                                                         if p.suffix == ".pt"))
+        try:
+            state = {s: n for s, n in sqlite3.connect(killed / "experiment.sqlite").execute(
+                "SELECT status, COUNT(*) FROM candidates WHERE generation = 1 GROUP BY status")}
+        except sqlite3.Error:
+            continue
+        if state.get("evaluated", 0) >= 1 and state.get("pending", 0) >= 1:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"run ended before the kill (generation 1: {state})"
+    assert status(killed)["state"] == "stopped"
+    partial_candidates, partial_members = _rows(killed)
+    assert any(row[4] == "pending" for row in partial_candidates)
+    assert 4 <= checkpoints_seen <= 2 * 4
+
+    cli("start", str(killed), check=True)
+    (resumed_c, resumed_m), (straight_c, straight_m) = _rows(killed), _rows(tmp_path / "straight")
+    # No step lost or duplicated: every (generation, member) once, with contiguous steps.
+    assert len(resumed_c) == len(straight_c) == 16
+    assert resumed_m == straight_m
+    for before in partial_candidates:
+        if before[4] != "pending":
+            assert before in resumed_c  # recorded before the kill, not re-run
+    assert resumed_c == straight_c
+    # The networks themselves are identical.
+    for name in sorted(p.name for p in (tmp_path / "straight" / "checkpoints").iterdir()):
+        a = load_state(tmp_path / "straight" / "checkpoints" / name)["model"]
+        b = load_state(killed / "checkpoints" / name)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
