@@ -169,3 +169,23 @@ def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path
         a = load_state(tmp_path / "straight" / "checkpoints" / name)["model"]
         b = load_state(killed / "checkpoints" / name)["model"]
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_analyze_draws_the_lineage_and_the_best_members_schedule(finished):
+    directory, _ = finished
+    result = cli("analyze", str(directory), check=True)
+    report = directory / "report"
+    assert f"report: {report / 'index.html'}" in result.stdout
+    page = (report / "index.html").read_text()
+    for name in ("population.png", "lineage.png", "schedule.png"):
+        assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f'src="{name}"' in page
+    assert "<script" not in page and "Content-Security-Policy" in page
+    best = json.loads((directory / "best.json").read_text())
+    # The schedule table has one row per segment of the best member's lineage, with its genes.
+    table = page.split('id="schedule-table"', 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr><td>") == len(best["schedule"]) == 4
+    for entry in best["schedule"]:
+        assert f"{entry['start_step']}–{entry['stop_step']}" in table
+    assert f'<span id="best-candidate">{best["generation"]}:{best["index"]}</span>' in page
+    assert (report / "generations.csv").read_text().count("\n") == 5

@@ -309,6 +309,10 @@ def write_report(
     Content-Security-Policy allows no script and no network. Raises :class:`TaylorGLOError`
     (one line) when the directory is not an experiment or has no recorded candidate yet.
     """
+    if open_experiment(directory).config.kind == "epbt":
+        from .epbt_report import write_epbt_report
+
+        return write_epbt_report(directory, out_dir, extra_sections)
     data = load_report_data(directory)
     out = Path(out_dir) if out_dir is not None else data.directory / "report"
     try:
