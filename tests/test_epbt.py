@@ -189,3 +189,52 @@ def test_analyze_draws_the_lineage_and_the_best_members_schedule(finished):
         assert f"{entry['start_step']}–{entry['stop_step']}" in table
     assert f'<span id="best-candidate">{best["generation"]}:{best["index"]}</span>' in page
     assert (report / "generations.csv").read_text().count("\n") == 5
+
+
+def test_final_replays_the_schedule_beside_cross_entropy_and_plain_pbt(finished, tmp_path):
+    import shutil
+
+    directory = tmp_path / "copy"
+    shutil.copytree(finished[0], directory)
+    result = cli("final", str(directory), "--repeats", "2", "--plain", check=True)
+    best = json.loads((directory / "best.json").read_text())
+    label = f"epbt-schedule-{best['generation']}:{best['index']}"
+    assert label in result.stdout and "pbt vs cross-entropy" in result.stdout
+    assert f"{label} vs pbt" in result.stdout
+    with Store(directory / "experiment.sqlite") as store:
+        losses = {loss.label: loss for loss in store.final_losses()}
+        runs = store.final_runs()
+    assert set(losses) == {"cross-entropy", label, "pbt"}
+    assert len(runs) == 6 and all(r.status == "finished" and r.test_accuracy is not None for r in runs)
+    # The replay trained one network through the lineage's hyperparameters, stretch by stretch.
+    replay = [r for r in runs if r.loss_id == losses[label].id][0]
+    lrs = {h["step"]: h["lr"] for h in replay.metrics["history"]}
+    for entry in best["schedule"]:
+        assert lrs[entry["stop_step"]] == pytest.approx(entry["lr"])
+    assert replay.steps == 400 and (directory / replay.model_path).is_file()
+    # Each PBT repeat is an EPBT experiment of its own: cross-entropy, hyperparameters only.
+    pbt = [r for r in runs if r.loss_id == losses["pbt"].id]
+    for run in pbt:
+        sub = directory / run.metrics["experiment"]
+        info = status(sub)
+        assert info["state"] == "finished" and info["best"]["formula"] == "cross-entropy"
+        assert run.test_accuracy == info["best"]["test_accuracy"]
+    # Same seeds for every contender; a second `final` re-runs nothing.
+    assert sorted(r.seed for r in runs if r.loss_id == losses["cross-entropy"].id) == \
+        sorted(r.seed for r in pbt)
+    again = cli("final", str(directory), "--repeats", "2", "--plain", check=True)
+    assert "0 to run" in again.stderr + again.stdout
+    # analyze shows the final table with all three.
+    cli("analyze", str(directory), check=True)
+    page = (directory / "report" / "index.html").read_text()
+    assert label in page and ">pbt<" in page
+
+
+def test_final_refuses_search_options_and_an_unfinished_run(finished, tmp_path):
+    directory, _ = finished
+    result = cli("final", str(directory), "--params", "1,2,3,4,5,6,7,8")
+    assert result.returncode != 0 and "--params: not for an EPBT experiment" in result.stderr
+    init_experiment(tmp_path / "new", write_config(tmp_path / "e.toml", EPBT))
+    result = cli("final", str(tmp_path / "new"))
+    assert result.returncode != 0 and "has not finished its EPBT run (0 of ? generations)" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -201,3 +201,23 @@ def test_distillation_keeps_a_child_closer_to_the_network_it_inherited():
         return sum(float((child.state["model"][k].float() - v.float()).norm()) for k, v in parent.state["model"].items())
 
     assert drift(0.9) < drift(0.0)
+
+
+def test_train_schedule_follows_its_stretches_and_equals_segments_chained_by_hand():
+    from taylorglo.training.trainer import ScheduleStep, train_schedule
+
+    ce_like = tuple(cross_entropy_like(3))
+    steps = (ScheduleStep(0, 40, None, 0.05, 0.0), ScheduleStep(40, 80, ce_like, 0.02, 1e-4, 0.5, 2.0, 10),
+             ScheduleStep(80, 120, ce_like, 0.01, 1e-4))
+    result = train_schedule(SEG, steps, seed=5)
+    assert result.ok and result.steps == 120 and result.test_accuracy is not None
+    assert [h["lr"] for h in result.history] == [0.05, 0.05, 0.02, 0.02, 0.01, 0.01]
+    # The same thing by hand, with the stretch seeds train_schedule documents.
+    state = None
+    for k, s in enumerate(steps):
+        seed = int(np.random.SeedSequence([5, k]).generate_state(1)[0])
+        r = train(SEG.replace(lr=s.lr, weight_decay=s.weight_decay), None if s.params is None else list(s.params),
+                  seed, segment=Segment(s.start, s.stop, state, s.distill_weight, s.distill_temperature,
+                                        s.distill_steps), keep_state=True)
+        state = r.state
+    assert r.val_accuracy == result.val_accuracy

@@ -56,13 +56,15 @@ def _interruptible(action: Any, resume: str) -> Any:
 @click.option("--from-pretrained", is_flag=True,
               help="Continue each candidate's partial-schedule run to the full schedule instead of starting afresh.")
 @click.option("--no-save-models", is_flag=True, help="Do not keep the trained networks (robustness needs them).")
+@click.option("--no-pbt", is_flag=True, help="EPBT experiments: skip the plain-PBT baseline (population x the cost).")
 @evaluator_options
 @click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
 def final(directory: str, repeats: int, generation_best: bool, params: str | None, workers: int | None,
-          from_pretrained: bool, no_save_models: bool, evaluator_kind: str | None, address: str | None,
-          plain: bool) -> None:
+          from_pretrained: bool, no_save_models: bool, no_pbt: bool, evaluator_kind: str | None,
+          address: str | None, plain: bool) -> None:
     """Train the best loss AND cross-entropy on the full schedule, REPEATS times each (same seeds),
-    on the test set; resumable. Then: taylorglo compare DIR."""
+    on the test set; resumable. For EPBT: the best member's schedule replayed, cross-entropy and
+    plain PBT. Then: taylorglo compare DIR."""
     from .experiment.final import run_final
     from .experiment.progress import PlainReporter, Reporter
 
@@ -76,7 +78,7 @@ def final(directory: str, repeats: int, generation_best: bool, params: str | Non
         return run_final(directory, repeats=repeats, generation_best=generation_best, params=values,
                          workers=workers, save_models=not no_save_models, from_pretrained=from_pretrained,
                          progress=progress, reporter=reporter,
-                         evaluator=evaluator_overrides(evaluator_kind, address))
+                         evaluator=evaluator_overrides(evaluator_kind, address), pbt=not no_pbt)
 
     if live:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn

@@ -19,6 +19,9 @@ import numpy as np
 
 from ..errors import TaylorGLOError
 from ..experiment.final import CROSS_ENTROPY_LABEL
+
+#: The plain-PBT baseline of an EPBT experiment's final (see :mod:`taylorglo.epbt.final`).
+PBT_LABEL = "pbt"
 from ..experiment.host import open_experiment, status
 from ..experiment.store import FinalLoss, FinalRun, Store
 from ..loss import format_formula
@@ -102,12 +105,18 @@ def compare(directory: str | os.PathLike[str]) -> dict[str, Any]:
             f"DIR: {str(experiment.directory)!r} has no final runs yet; run `taylorglo final {experiment.directory}` first"
         )
     summaries = [loss_summary(loss, [r for r in runs if r.loss_id == loss.id]) for loss in losses]
-    baseline = next((s for s in summaries if s["label"] == CROSS_ENTROPY_LABEL), None)
+    # Every loss is tested against cross-entropy; an EPBT experiment's also against plain PBT.
+    baselines = [s for label in (CROSS_ENTROPY_LABEL, PBT_LABEL) for s in summaries if s["label"] == label]
     comparisons = []
-    for s in summaries:
-        if baseline is None or s is baseline:
-            continue
-        comparisons.append({"a": s["label"], "b": baseline["label"], **ttests(s["accuracies"], baseline["accuracies"])})
+    for baseline in baselines:
+        for s in summaries:
+            if s in baselines:
+                continue
+            comparisons.append({"a": s["label"], "b": baseline["label"],
+                                **ttests(s["accuracies"], baseline["accuracies"])})
+    if len(baselines) == 2:
+        pbt, ce = baselines[1], baselines[0]
+        comparisons.append({"a": pbt["label"], "b": ce["label"], **ttests(pbt["accuracies"], ce["accuracies"])})
     return {"name": experiment.config.name, "directory": str(experiment.directory), "losses": summaries,
             "comparisons": comparisons}
 

@@ -24,7 +24,7 @@ from ..training.config import TrainConfig
 from ..loss import loss_spec
 from ..training.checkpoint import load_state, save_network, save_state
 from ..training.data import DataSplits, load_dataset
-from ..training.trainer import Segment, as_loss, train
+from ..training.trainer import ScheduleStep, Segment, as_loss, train, train_schedule
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,9 @@ class Job:
     save_model: str | None = None
     pretrained: tuple[int, int] | None = None
     segment: SegmentSpec | None = None
+    #: Train through this loss/hyperparameter schedule instead of one loss (an EPBT lineage
+    #: replayed by ``final``); ``params`` is then the schedule's last loss, the network's own.
+    schedule: tuple[ScheduleStep, ...] | None = None
 
     def reads(self) -> list[str]:
         """Files the job reads: an evaluator whose workers do not share this disk ships them."""
@@ -128,8 +131,11 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
         if job.pretrained is not None:
             seed, reseed = job.pretrained[0], (job.pretrained[1], job.seed)
         run, segment = _segment(training, job.segment, data)
-        result = train(run, loss_fn, seed=seed, data=data, keep_model=keep, reseed=reseed, segment=segment,
-                       keep_state=segment is not None)
+        if job.schedule:
+            result = train_schedule(training, job.schedule, seed, data, keep_model=keep)
+        else:
+            result = train(run, loss_fn, seed=seed, data=data, keep_model=keep, reseed=reseed, segment=segment,
+                           keep_state=segment is not None)
         if result.ok and job.fgsm_epsilon is not None and result.model is not None:
             from ..analysis.robustness import fgsm_accuracy as attack
 

@@ -106,8 +106,12 @@ def run_final(
     progress: FinalProgress | None = None,
     reporter: Reporter | None = None,
     evaluator: dict[str, Any] | None = None,
+    pbt: bool = True,
 ) -> list[FinalLoss]:
     """Train the chosen losses and cross-entropy ``repeats`` times each on the full schedule.
+
+    For an EPBT experiment the contenders are the best member's schedule replayed, cross-entropy
+    and (``pbt``) plain PBT: see :mod:`taylorglo.epbt.final`.
 
     ``evaluator`` overrides ``[evaluator]`` fields for this run, as for :func:`~.host.start`.
 
@@ -124,6 +128,15 @@ def run_final(
     if not isinstance(repeats, int) or repeats < 1:
         raise TaylorGLOError(f"--repeats: must be a positive integer, got {repeats!r}")
     experiment = open_experiment(directory)
+    if experiment.config.kind == "epbt":
+        for flag, value in (("--params", params), ("--generation-best", generation_best),
+                            ("--from-pretrained", from_pretrained)):
+            if value:
+                raise TaylorGLOError(f"{flag}: not for an EPBT experiment, whose final replays its best member's "
+                                     "schedule; drop it")
+        from ..epbt.final import run_epbt_final
+
+        return run_epbt_final(directory, repeats, workers, save_models, pbt, progress, reporter, evaluator)
     config = experiment.config.with_evaluator(evaluator)
     root = experiment.directory
     with ExperimentLock(root), experiment.store() as store:

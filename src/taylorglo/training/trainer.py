@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -377,3 +378,60 @@ def evaluate_classes(
         sizes = torch.bincount(y, minlength=num_classes)[:num_classes].clamp(min=1)
         classes = (per_class.double() / sizes.double()).tolist()
     return correct.item() / n, total_loss.item() / n, classes
+
+
+@dataclass(frozen=True)
+class ScheduleStep:
+    """One stretch of a loss/hyperparameter schedule: steps ``[start, stop)`` trained with
+    ``loss`` (TaylorGLO params; None: cross-entropy), learning rate and weight decay, optionally
+    distilling from the network as it was at ``start`` (see :class:`Segment`)."""
+
+    start: int
+    stop: int
+    params: tuple[float, ...] | None
+    lr: float
+    weight_decay: float
+    distill_weight: float = 0.0
+    distill_temperature: float = 1.0
+    distill_steps: int = 0
+
+
+def train_schedule(
+    config: TrainConfig,
+    steps: Sequence[ScheduleStep],
+    seed: int = 0,
+    data: DataSplits | None = None,
+    keep_model: bool = False,
+) -> TrainResult:
+    """Train one fresh network through a schedule of losses and hyperparameters (an EPBT lineage
+    replayed from scratch): :func:`train` once per stretch, each continuing the last one's state.
+
+    Stretch ``k`` draws its batches from ``SeedSequence([seed, k])``. The result is the last
+    stretch's, with the histories joined, the times summed and the test set measured at the end; a
+    stretch that fails ends the run there, as ``failed``.
+    """
+    if not steps:
+        raise ValueError("steps: a schedule needs at least one stretch")
+    if data is None:
+        data = load_dataset(config.dataset, config.data_dir, config.data_fraction)
+    state: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = []
+    wall = step_time = 0.0
+    result: TrainResult | None = None
+    for k, s in enumerate(steps):
+        last = k == len(steps) - 1
+        run = config.replace(lr=s.lr, weight_decay=s.weight_decay, eval_test=config.eval_test and last)
+        segment = Segment(s.start, s.stop, state, s.distill_weight, s.distill_temperature, s.distill_steps)
+        stretch_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+        result = train(run, None if s.params is None else list(s.params), stretch_seed, data,
+                       keep_model=keep_model and last, segment=segment, keep_state=not last)
+        history += result.history
+        wall += result.wall_time
+        step_time += result.step_time
+        state = result.state
+        if not result.ok:
+            break
+    assert result is not None
+    result.history, result.wall_time, result.step_time, result.seed = history, wall, step_time, seed
+    result.state = None
+    return result
