@@ -261,3 +261,33 @@ def test_start_can_switch_an_experiment_to_ray_for_one_run(ray_cluster, tmp_path
     assert "finished" in out.stdout
     bad = cli("start", str(directory), "--evaluator", "local", "--address", "auto")
     assert bad.returncode == 2 and "--address" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_epbt_on_ray_matches_the_local_evaluator_and_ships_checkpoints(ray_cluster, tmp_path):
+    """EPBT's checkpoints travel as bytes: a Ray worker reads its starting state from the job and
+    sends the state it reached back, so the databases *and* the networks equal a local run's."""
+    import torch
+
+    from taylorglo.training.checkpoint import load_state
+
+    epbt = merged({k: v for k, v in SMALL.items() if k != "search"}, kind="epbt", training={"steps": 300},
+                  epbt={"population": 4, "ready_steps": 100, "distillation": {"steps": 20},
+                        "novelty_pulsation": {"cycle": 2}})
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    init_experiment(local, write_config(tmp_path / "local.toml", epbt))
+    init_experiment(remote, write_config(tmp_path / "ray.toml", merged(epbt, evaluator=RAY)))
+    start(local)
+    assert start(remote)["state"] == "finished"
+    assert _rows(remote) == _rows(local)
+    with sqlite3.connect(local / "experiment.sqlite") as a, sqlite3.connect(remote / "experiment.sqlite") as b:
+        query = "SELECT * FROM members ORDER BY generation, idx"
+        assert a.execute(query).fetchall() == b.execute(query).fetchall()
+    metrics = _metrics(remote)
+    for (g, i), m in metrics.items():
+        assert m["checkpoint"] == str(remote / f"checkpoints/g{g:04d}-m{i:03d}.pt")
+        assert not m["_worker"].endswith(f":{os.getpid()}")
+    names = sorted(p.name for p in (local / "checkpoints").iterdir())
+    assert names == sorted(p.name for p in (remote / "checkpoints").iterdir()) and len(names) == 4
+    for name in names:
+        x, y = load_state(local / "checkpoints" / name)["model"], load_state(remote / "checkpoints" / name)["model"]
+        assert all(torch.equal(x[k], y[k]) for k in x)
