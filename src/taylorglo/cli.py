@@ -287,6 +287,9 @@ def getinvocation(source: str, candidate: str | None, params: str | None, full: 
 
     from_dir = Path(source).is_dir()
     config = open_experiment(source).config if from_dir else ExperimentConfig.load(source)
+    if config.kind == "epbt":
+        raise TaylorGLOError("CONFIG|DIR: an EPBT member continues a checkpoint, which `taylorglo train` cannot; "
+                             "see members.csv and best.json, or replay the best schedule with `taylorglo final`")
     generation, index = 0, 0
     if candidate is not None:
         g, sep, i = candidate.partition(":")

@@ -146,25 +146,30 @@ class MnistCNN(nn.Module):
     the reference ran with (PyTorch's default would change the starting point the losses were
     evolved against). Pooling floors like TF's 'valid' pooling, so the flatten size is
     ``64 * (H//4) * (W//4)``: 3136 on 28×28, 256 on 8×8.
+
+    ``width`` scales every layer (0.25: 8 and 16 channels, fc256), for the "small CNN" of quick
+    experiments and CPU benchmarks; 1 is the paper's network.
     """
 
-    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.4):
+    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.4,
+                 width: float = 1.0):
         super().__init__()
         channels = input_shape[0]
+        c1, c2, fc = (max(1, int(round(v * width))) for v in (32, 64, 1024))
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 32, 5, padding=2),
+            nn.Conv2d(channels, c1, 5, padding=2),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 5, padding=2),
+            nn.Conv2d(c1, c2, 5, padding=2),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(_feature_dim(self.features, input_shape), 1024),
+            nn.Linear(_feature_dim(self.features, input_shape), fc),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
-            nn.Linear(1024, num_classes),
+            nn.Linear(fc, num_classes),
         )
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -482,6 +487,10 @@ def _pos_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
+def _pos_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
 def _nonneg_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
@@ -524,7 +533,8 @@ def _build_builtin(
         return MLP(input_shape, num_classes, **options)
 
     if key in ("mnist-cnn", "mnistcnn", "mnist"):
-        _check_options(field, "mnist-cnn", options, {"dropout": _prob}, {"dropout": _PROB_HINT})
+        _check_options(field, "mnist-cnn", options, {"dropout": _prob, "width": _pos_number},
+                       {"dropout": _PROB_HINT, "width": "a positive number (1: the paper's network)"})
         if h < 4 or w < 4:
             raise TaylorGLOError(f"{field}: mnist-cnn needs inputs of at least 4x4 (got {h}x{w})")
         return MnistCNN(input_shape, num_classes, **options)
