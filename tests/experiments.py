@@ -70,3 +70,31 @@ def cli(*args: str, check: bool = False, **kwargs: Any) -> subprocess.CompletedP
     if check and result.returncode != 0:
         raise AssertionError(f"taylorglo {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result
+
+
+def start_and_kill_9(directory: Path, generation: int = 1, on_poll: Any = None) -> tuple[int, dict[str, int] | None]:
+    """``taylorglo start DIR`` in a subprocess, killed with SIGKILL as soon as ``generation`` has at
+    least one recorded and one pending row (inside that generation). ``on_poll()`` runs at every
+    poll. Returns the exit code (``-SIGKILL`` when the kill landed) and the last status counts."""
+    import signal
+    import sqlite3
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "taylorglo", "start", str(directory)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    state = None
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+        if on_poll is not None:
+            on_poll()
+        try:
+            state = {s: n for s, n in sqlite3.connect(Path(directory) / "experiment.sqlite").execute(
+                "SELECT status, COUNT(*) FROM candidates WHERE generation = ? GROUP BY status", (generation,))}
+        except sqlite3.Error:
+            continue
+        if state.get("evaluated", 0) >= 1 and state.get("pending", 0) >= 1:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait()
+    return proc.returncode, state

@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 
-from experiments import SMALL, cli, merged, write_config
+from experiments import SMALL, cli, merged, start_and_kill_9, write_config
 from taylorglo.epbt.report import lineage, schedule_of
 from taylorglo.experiment import Store, init_experiment, start, status
 from taylorglo.training.checkpoint import load_network, load_state
@@ -130,26 +127,15 @@ def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path
     cli("start", str(tmp_path / "straight"), check=True)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "taylorglo", "start", str(killed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    state = None
-    checkpoints_seen = 0
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
+    seen = [0]
+
+    def count_checkpoints() -> None:  # never more than population x 2 on disk
         if (killed / "checkpoints").is_dir():
-            checkpoints_seen = max(checkpoints_seen, sum(1 for p in (killed / "checkpoints").iterdir()
-                                                         if p.suffix == ".pt"))
-        try:
-            state = {s: n for s, n in sqlite3.connect(killed / "experiment.sqlite").execute(
-                "SELECT status, COUNT(*) FROM candidates WHERE generation = 1 GROUP BY status")}
-        except sqlite3.Error:
-            continue
-        if state.get("evaluated", 0) >= 1 and state.get("pending", 0) >= 1:
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, f"run ended before the kill (generation 1: {state})"
+            seen[0] = max(seen[0], sum(1 for p in (killed / "checkpoints").iterdir() if p.suffix == ".pt"))
+
+    returncode, state = start_and_kill_9(killed, on_poll=count_checkpoints)
+    checkpoints_seen = seen[0]
+    assert returncode == -signal.SIGKILL, f"run ended before the kill (generation 1: {state})"
     assert status(killed)["state"] == "stopped"
     partial_candidates, partial_members = _rows(killed)
     assert any(row[4] == "pending" for row in partial_candidates)

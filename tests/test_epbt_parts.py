@@ -10,7 +10,7 @@ import torch
 from experiments import SMALL, merged
 from taylorglo import TaylorGLOLoss, invariant_holds
 from taylorglo.epbt.config import EPBTConfig
-from taylorglo.epbt.population import Genes, cross_entropy_like, initial_genes, mutate
+from taylorglo.epbt.population import cross_entropy_like, initial_genes, mutate
 from taylorglo.epbt.selection import (is_novelty_step, novelty_pulse, novelty_select, ranking, select,
                                       tournament, truncation)
 from taylorglo.errors import TaylorGLOError

@@ -14,10 +14,11 @@ def test_example_configs_all_validate():
     from pathlib import Path
 
     examples = sorted((Path(__file__).parent.parent / "examples").glob("*.toml"))
-    assert {p.stem for p in examples} >= {"digits", "mnist", "mnist-10pct", "cifar10-allcnnc", "cifar10-resnet20"}
+    assert {p.stem for p in examples} >= {"digits", "mnist", "mnist-10pct", "cifar10-allcnnc", "cifar10-resnet20",
+                                          "epbt-digits"}
     for path in examples:
         config = ExperimentConfig.load(path)
-        assert config.kind == "taylorglo"
+        assert config.kind == ("epbt" if path.stem.startswith("epbt") else "taylorglo")
 
 
 def test_mnist_example_has_the_spec_settings():

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from experiments import SMALL, cli, merged, write_config
+from experiments import SMALL, cli, merged, start_and_kill_9, write_config
 from taylorglo.errors import TaylorGLOError
 from taylorglo.evaluators import Job, LocalEvaluator, evaluate_job
 from taylorglo.experiment import ExperimentConfig, Store, init_experiment, start, status
@@ -110,22 +110,8 @@ def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path
     cli("start", str(tmp_path / "straight"), check=True)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "taylorglo", "start", str(killed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    state = None
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-        try:
-            state = {s: n for s, n in sqlite3.connect(killed / "experiment.sqlite").execute(
-                "SELECT status, COUNT(*) FROM candidates WHERE generation = 1 GROUP BY status")}
-        except sqlite3.Error:
-            continue
-        if state.get("evaluated", 0) >= 1 and state.get("pending", 0) >= 1:
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, f"search ended before the kill (generation 1: {state})"
+    returncode, state = start_and_kill_9(killed)
+    assert returncode == -signal.SIGKILL, f"search ended before the kill (generation 1: {state})"
     assert status(killed)["state"] == "stopped"
     partial = _rows(killed)
     assert any(row[4] == "pending" for row in partial)

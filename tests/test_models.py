@@ -79,6 +79,9 @@ def test_exact_counts_of_reference_implementations() -> None:
     assert n_params(build_model("resnet56", CIFAR, 10)) == 853_018
     assert n_params(build_model("wrn-16-8", CIFAR, 10)) == 10_961_370
     assert n_params(build_model("mnist-cnn", (1, 28, 28), 10)) == 3_274_634
+    # width scales every layer: 8/16 channels and fc256 at a quarter.
+    small = build_model("mnist-cnn", (1, 28, 28), 10, width=0.25)
+    assert n_params(small) == (25 * 8 + 8) + (25 * 8 * 16 + 16) + (784 * 256 + 256) + (256 * 10 + 10)
 
 
 def test_mlp_options() -> None:

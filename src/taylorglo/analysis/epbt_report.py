@@ -52,7 +52,6 @@ def write_epbt_report(directory: str | os.PathLike[str], out_dir: str | os.PathL
     with experiment.store() as store:
         candidates = store.candidates()
         members = store.members()
-        generations = store.generations()
         best = best_member(store)
         schedule = schedule_of(store, best[0].generation, best[0].index) if best else []
     if not any(c.status != "pending" for c in candidates):

@@ -18,10 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import TaylorGLOError
-from ..experiment.final import CROSS_ENTROPY_LABEL
-
-#: The plain-PBT baseline of an EPBT experiment's final (see :mod:`taylorglo.epbt.final`).
-PBT_LABEL = "pbt"
+from ..experiment.final import CROSS_ENTROPY_LABEL, PBT_LABEL
 from ..experiment.host import open_experiment, status
 from ..experiment.store import FinalLoss, FinalRun, Store
 from ..loss import format_formula

@@ -14,16 +14,12 @@ from typing import Any
 from ..errors import TaylorGLOError
 from ..invariant import RULES
 from ..loss import SUPPORTED_ORDERS, num_params
-from ..training.config import _is_number
+from ..training.config import _is_int, _is_number
 
 EXPLOITS = ("truncation", "tournament")
 GENES = ("loss", "lr", "weight_decay")
 BEHAVIOURS = ("class_accuracy", "genome")
 INITIAL_HYPERPARAMETERS = ("config", "random")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from ..errors import TaylorGLOError, one_line
 from ..invariant import RULES
 from ..loss import SUPPORTED_ORDERS, num_params
 from ..plugins import is_plugin_ref
-from ..training.config import TrainConfig, _is_number
+from ..training.config import TrainConfig, _is_int, _is_number
 from ..training.data import DATASET_NAMES
 from ..training.models import build_model
 
@@ -32,10 +32,6 @@ FUTURE_KINDS = ("oneshot",)
 EVALUATORS = ("local", "ray")
 SEED_MODES = ("generation", "candidate")
 FITNESSES = ("accuracy", "fgsm")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass

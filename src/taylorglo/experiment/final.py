@@ -36,6 +36,8 @@ from .store import Candidate, FinalLoss, FinalRun, Store
 
 FINAL_DIR = "final"
 CROSS_ENTROPY_LABEL = "cross-entropy"
+#: The plain-PBT baseline of an EPBT experiment's final (see :mod:`taylorglo.epbt.final`).
+PBT_LABEL = "pbt"
 #: Mixed into the seed sequence so final seeds never coincide with the search's training seeds.
 _FINAL_SEED_TAG = 0x46494E41
 

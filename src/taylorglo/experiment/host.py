@@ -412,6 +412,7 @@ class _Log:
                   detail=True)
 
     def generation(self, p: SearchProgress, g: Any) -> None:
+        sigma = "" if p.kind == "epbt" else f" sigma {g.sigma:.3g}"
         self.info(f"generation {g.generation} ({g.generation + 1} of {p.generations_total}) done: best {g.best_fitness:.4f} "
-                  f"mean {g.mean_fitness:.4f} min {g.min_fitness:.4f} sigma {g.sigma:.3g}; "
+                  f"mean {g.mean_fitness:.4f} min {g.min_fitness:.4f}{sigma}; "
                   f"overall: {p.counts_text()}; best {p.best_text()}; ETA {p.eta_text()}")

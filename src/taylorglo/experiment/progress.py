@@ -31,12 +31,14 @@ class SearchProgress:
     trained_seconds: float = 0.0
     trained_runs: int = 0
     started_at: float = field(default_factory=time.time)
+    #: "taylorglo" (candidates of a CMA-ES search) or "epbt" (members' training segments).
+    kind: str = "taylorglo"
 
     @classmethod
     def from_store(cls, store: Store, config: Any, workers: int,
                    generations: int | None = None) -> "SearchProgress":
         """Progress so far; ``generations`` overrides the config's count (EPBT's comes from the data)."""
-        progress = cls(generations or config.search.generations, config.population, workers)
+        progress = cls(generations or config.search.generations, config.population, workers, kind=config.kind)
         counts = store.counts()
         for key in progress.counts:
             progress.counts[key] = counts[key]
@@ -94,6 +96,8 @@ class SearchProgress:
 
     def counts_text(self) -> str:
         c = self.counts
+        if self.kind == "epbt":
+            return f"{self.done}/{self.total} member segments ({c['evaluated']} trained, {c['failed']} failed)"
         return (f"{self.done}/{self.total} candidates ({c['evaluated']} evaluated, "
                 f"{c['rejected-invariant']} rejected by the invariant, {c['failed']} failed, {c['aborted']} aborted)")
 
@@ -145,7 +149,7 @@ class LiveReporter(Reporter):
 
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                              TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=self.console)
-        self._all = self._bar.add_task("search", total=progress.total, info="")
+        self._all = self._bar.add_task("EPBT" if progress.kind == "epbt" else "search", total=progress.total, info="")
         self._gen = self._bar.add_task("generation", total=progress.population, info="")
         self._bar.start()
         self.update(progress)
