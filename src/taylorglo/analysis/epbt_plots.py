@@ -80,12 +80,13 @@ def plot_lineage(path: str | os.PathLike[str], members: Sequence[Any], fitness: 
 
 
 def plot_schedule(path: str | os.PathLike[str], schedule: Sequence[dict[str, Any]], title: str = "") -> None:
-    """The final best member's schedule. Top: its loss at successive segments, as the slope
-    −∂f/∂y for the target (solid) and a non-target class (dashed), coloured from early (light) to
-    late (dark); cross-entropy-trained lineages say so. Bottom: learning rate and weight decay
-    per segment (steps on x)."""
-    fig = Figure(figsize=(10, 7.5), layout="constrained")
-    top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1.6, 1]})
+    """The final best member's schedule. Top: its loss at successive segments, the per-class
+    contribution −f(x, y) (left) and its slope −∂f/∂y (right), for the target (solid) and a
+    non-target class (dashed), coloured from early (light) to late (dark); cross-entropy-trained
+    lineages say so. Bottom: learning rate and weight decay per segment (steps on x)."""
+    fig = Figure(figsize=(11, 8), layout="constrained")
+    axes = fig.subplot_mosaic([["value", "slope"], ["hyper", "hyper"]], height_ratios=[1.5, 1])
+    value_ax, top, bottom = axes["value"], axes["slope"], axes["hyper"]
     y = loss_grid()
     cmap = colormaps["viridis"]
     # Consecutive segments with the same loss (a member that continued) are one curve.
@@ -96,28 +97,33 @@ def plot_schedule(path: str | os.PathLike[str], schedule: Sequence[dict[str, Any
         else:
             runs.append((seg.get("params"), seg["start_step"], seg["stop_step"]))
     n = max(1, len(runs) - 1)
-    drawn = []
+    drawn: dict[int, list[np.ndarray]] = {0: [], 1: []}
     for k, (params, start, stop) in enumerate(runs):
         if not params:
             continue
         curves = taylorglo_curves(params, y)
         colour = cmap(0.9 - 0.8 * k / n)
         label = f"steps {start}–{stop}"
-        top.plot(y, curves["target"][1], color=colour, linewidth=1.8, label=label)
-        top.plot(y, curves["non_target"][1], color=colour, linewidth=1.2, linestyle="--")
-        drawn += [curves["target"][1], curves["non_target"][1]]
-    if drawn:
-        top.set_ylim(*_limits(drawn))
-        top.legend(fontsize=7, ncol=2, loc="best", title="solid: target, dashed: non-target", title_fontsize=7)
-    else:
-        top.text(0.5, 0.5, "cross-entropy throughout (plain PBT)", ha="center", va="center",
-                 transform=top.transAxes)
-    top.axhline(0, color="black", linewidth=0.6)
-    top.set_xlim(0, 1)
-    top.set_xlabel("prediction y (softmax output of the class)")
-    top.set_ylabel("slope  −∂f/∂y")
-    top.grid(True, alpha=0.3)
-    top.set_title("Loss-function schedule of the final best member")
+        for row, ax in ((0, value_ax), (1, top)):
+            ax.plot(y, curves["target"][row], color=colour, linewidth=1.8, label=label)
+            ax.plot(y, curves["non_target"][row], color=colour, linewidth=1.2, linestyle="--")
+            drawn[row] += [curves["target"][row], curves["non_target"][row]]
+    for row, ax, ylabel in ((0, value_ax, "per-class loss  −f(x, y)"), (1, top, "slope  −∂f/∂y")):
+        if drawn[row]:
+            ax.set_ylim(*_limits(drawn[row]))
+        else:
+            ax.text(0.5, 0.5, "cross-entropy throughout (plain PBT)", ha="center", va="center",
+                    transform=ax.transAxes)
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("prediction y (softmax output of the class)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+    if drawn[0]:
+        value_ax.legend(fontsize=7, ncol=2, loc="best", title="solid: target, dashed: non-target",
+                        title_fontsize=7)
+    value_ax.set_title("Loss-function schedule: f(x, y) per stretch")
+    top.set_title("… and its slope")
 
     edges = [s["start_step"] for s in schedule] + ([schedule[-1]["stop_step"]] if schedule else [])
     lr = [s["lr"] for s in schedule]

@@ -36,9 +36,10 @@ _CAPTIONS = {
     "lineage.png": "Who continued whom. Each column is a generation, each row a member slot; an edge joins a member "
                    "to the network it started from. Orange: an exploit copy (a weaker member took a fitter one's "
                    "network and a mutated copy of its genes); purple: a copy made by novelty pulsation.",
-    "schedule.png": "The loss-function schedule that EPBT discovered: the slope −∂f/∂y of the final best member's "
-                    "loss for the target class (solid) and a non-target class (dashed) during each stretch of "
-                    "training, early (light) to late (dark); below, its learning rate and weight decay. "
+    "schedule.png": "The loss-function schedule that EPBT discovered: the final best member's per-class loss "
+                    "−f(x, y) and its slope −∂f/∂y for the target class (solid) and a non-target class (dashed) "
+                    "during each stretch of training, early (light) to late (dark); below, its learning rate and "
+                    "weight decay. A TaylorGLO loss is defined up to a constant: compare shapes and slopes. "
                     "`taylorglo final` replays this schedule from scratch.",
 }
 
