@@ -162,7 +162,8 @@ class LiveReporter(Reporter):
                          info=f"best {progress.best_text()}  ETA {progress.eta_text()}")
         self._bar.update(self._gen, completed=progress.generation_done,
                          description=f"generation {progress.generation + 1}/{progress.generations_total}",
-                         info=f"evaluated {c['evaluated']}  rejected {c['rejected-invariant']}  "
+                         info=f"trained {c['evaluated']}  failed {c['failed']}" if progress.kind == "epbt" else
+                              f"evaluated {c['evaluated']}  rejected {c['rejected-invariant']}  "
                               f"failed {c['failed'] + c['aborted']}")
 
     def log(self, line: str, detail: bool = False) -> None:
