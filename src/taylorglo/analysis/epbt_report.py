@@ -12,15 +12,13 @@ experiment), with what EPBT is about:
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import time
 from pathlib import Path
 from typing import Sequence
 
 from ..atomic import write_atomic
-from ..epbt.report import BEST_MODEL, best_member, schedule_of
+from ..epbt.report import BEST_MODEL, best_member, generations_csv, members_csv, schedule_of
 from ..errors import TaylorGLOError, one_line
 from ..experiment.host import open_experiment, status
 from ..experiment.store import Candidate, Member
@@ -75,9 +73,8 @@ def write_epbt_report(directory: str | os.PathLike[str], out_dir: str | os.PathL
     epbt_plots.plot_lineage(out / "lineage.png", members, {k: _fitness(v) for k, v in results.items()}, highlight)
     title = "" if best is None else f"member {best[0].generation}:{best[0].index}, validation accuracy {_fmt(best[0].fitness)}"
     epbt_plots.plot_schedule(out / "schedule.png", schedule, title)
-    write_atomic(out / "members.csv", (experiment.directory / "members.csv").read_text()
-                 if (experiment.directory / "members.csv").is_file() else "")
-    write_atomic(out / "generations.csv", _generations_csv(members, results))
+    write_atomic(out / "members.csv", members_csv(members, results))
+    write_atomic(out / "generations.csv", generations_csv(members, results))
 
     from .evidence import evidence_sections
 
@@ -104,23 +101,6 @@ def _fitness(c: Candidate | None) -> float | None:
     if c is None or c.status == "pending":
         return None
     return c.fitness or 0.0
-
-
-def _generations_csv(members: Sequence[Member], results: dict[tuple[int, int], Candidate]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["generation", "start_step", "stop_step", "best_fitness", "mean_fitness", "min_fitness",
-                     "trained", "failed", "pending", "exploits", "novelty_copies", "invariant_redraws"])
-    for g in sorted({m.generation for m in members}):
-        ms = [m for m in members if m.generation == g]
-        rs = [results[(g, m.index)] for m in ms]
-        scores = [r.fitness or 0.0 for r in rs if r.status != "pending"]
-        writer.writerow([g, ms[0].start_step, ms[0].stop_step, max(scores, default=None),
-                         sum(scores) / len(scores) if scores else None, min(scores, default=None),
-                         sum(r.status == "evaluated" for r in rs), sum(r.status == "failed" for r in rs),
-                         sum(r.status == "pending" for r in rs), sum(m.action == "exploit" for m in ms),
-                         sum(m.action == "novelty" for m in ms), sum(m.redraws for m in ms)])
-    return out.getvalue()
 
 
 def _experiment_section(config, directory: Path) -> Section:

@@ -36,6 +36,7 @@ from ..experiment.progress import Reporter
 from ..experiment.store import FinalLoss, FinalRun, Store
 from ..training.trainer import ScheduleStep
 from .report import BEST_MODEL, best_member, schedule_of
+from .runner import member_stretch
 
 
 def schedule_label(generation: int, index: int) -> str:
@@ -44,15 +45,8 @@ def schedule_label(generation: int, index: int) -> str:
 
 def replay_steps(schedule: Sequence[dict[str, Any]], config: Any) -> tuple[ScheduleStep, ...]:
     """A lineage's schedule (:func:`~.report.schedule_of`) as trainer stretches."""
-    d = config.epbt.distillation
-    out = []
-    for s in schedule:
-        distill = bool(s["distill"]) and d is not None
-        out.append(ScheduleStep(
-            start=s["start_step"], stop=s["stop_step"], params=None if not s["params"] else tuple(s["params"]),
-            lr=s["lr"], weight_decay=s["weight_decay"], distill_weight=d.weight if distill and d else 0.0,
-            distill_temperature=d.temperature if d else 1.0, distill_steps=d.steps if distill and d else 0))
-    return tuple(out)
+    return tuple(member_stretch(s["start_step"], s["stop_step"], s["params"], s["lr"], s["weight_decay"],
+                                bool(s["distill"]), config.epbt.distillation) for s in schedule)
 
 
 def pbt_config(config: Any, repeat: int) -> dict[str, Any]:

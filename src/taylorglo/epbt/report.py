@@ -13,7 +13,7 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..atomic import write_atomic
 from ..experiment.store import Candidate, Member, Store
@@ -89,6 +89,41 @@ def epbt_status(store: Store, config: Any) -> dict[str, Any]:
     return info
 
 
+def members_csv(members: Sequence[Member], results: dict[tuple[int, int], Candidate]) -> str:
+    """Every member of every generation: lineage, genes, result (``members.csv``)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["generation", "index", "parent", "action", "status", "fitness", "val_accuracy",
+                     "test_accuracy", "lr", "weight_decay", "start_step", "stop_step", "distill", "redraws",
+                     "wall_time", "worker", "reason", "params"])
+    for m in members:
+        c = results[(m.generation, m.index)]
+        writer.writerow([m.generation, m.index, m.parent, m.action, c.status, c.fitness, c.val_accuracy,
+                         (c.metrics or {}).get("test_accuracy"), m.lr, m.weight_decay, m.start_step,
+                         m.stop_step, int(m.distill), m.redraws, c.wall_time, c.worker, c.reason,
+                         " ".join(repr(p) for p in c.params)])
+    return out.getvalue()
+
+
+def generations_csv(members: Sequence[Member], results: dict[tuple[int, int], Candidate]) -> str:
+    """Per generation: its steps, fitness statistics (of recorded members), counts, exploit and
+    novelty copies, invariant redraws (``generations.csv``; an open generation has pending ones)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["generation", "start_step", "stop_step", "best_fitness", "mean_fitness", "min_fitness",
+                     "trained", "failed", "pending", "exploits", "novelty_copies", "invariant_redraws"])
+    for g in sorted({m.generation for m in members}):
+        ms = [m for m in members if m.generation == g]
+        rs = [results[(g, m.index)] for m in ms]
+        scores = [r.fitness or 0.0 for r in rs if r.status != "pending"]
+        writer.writerow([g, ms[0].start_step, ms[0].stop_step, max(scores, default=None),
+                         sum(scores) / len(scores) if scores else None, min(scores, default=None),
+                         sum(r.status == "evaluated" for r in rs), sum(r.status == "failed" for r in rs),
+                         sum(r.status == "pending" for r in rs), sum(m.action == "exploit" for m in ms),
+                         sum(m.action == "novelty" for m in ms), sum(m.redraws for m in ms)])
+    return out.getvalue()
+
+
 def export_epbt(directory: Path, store: Store, config: Any, final: bool = False) -> None:
     """Rewrite best.json (best member and its schedule), members.csv and generations.csv."""
     best = best_member(store)
@@ -100,26 +135,10 @@ def export_epbt(directory: Path, store: Store, config: Any, final: bool = False)
             "checkpoint": m.checkpoint, "final": final,
             "schedule": schedule_of(store, c.generation, c.index),
         }, indent=2) + "\n")
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["generation", "best_fitness", "mean_fitness", "min_fitness"])
-    for g in store.generations():
-        if g.closed:
-            writer.writerow([g.generation, g.best_fitness, g.mean_fitness, g.min_fitness])
-    write_atomic(directory / "generations.csv", out.getvalue())
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["generation", "index", "parent", "action", "status", "fitness", "val_accuracy",
-                     "test_accuracy", "lr", "weight_decay", "start_step", "stop_step", "distill", "redraws",
-                     "wall_time", "worker", "reason", "params"])
+    members = store.members()
     results = {(c.generation, c.index): c for c in store.candidates()}
-    for m in store.members():
-        c = results[(m.generation, m.index)]
-        writer.writerow([m.generation, m.index, m.parent, m.action, c.status, c.fitness, c.val_accuracy,
-                         (c.metrics or {}).get("test_accuracy"), m.lr, m.weight_decay, m.start_step,
-                         m.stop_step, int(m.distill), m.redraws, c.wall_time, c.worker, c.reason,
-                         " ".join(repr(p) for p in c.params)])
-    write_atomic(directory / "members.csv", out.getvalue())
+    write_atomic(directory / "generations.csv", generations_csv(members, results))
+    write_atomic(directory / "members.csv", members_csv(members, results))
 
 
 def save_best_network(directory: Path, store: Store, config: Any, data: Any) -> Path | None:

@@ -30,7 +30,8 @@ from ..errors import TaylorGLOError
 from ..evaluators.base import Evaluator, Job, SegmentSpec
 from ..experiment.store import Candidate, Member, Store
 from ..training.data import DataSplits
-from .config import EPBTConfig
+from ..training.trainer import ScheduleStep
+from .config import DistillationConfig, EPBTConfig
 from .population import Genes, genes_from, genome_vector, initial_genes, mutate
 from .selection import is_novelty_step, select
 
@@ -110,19 +111,24 @@ def plan_generation(store: Store, config: Any, generation: int, meta: dict[str, 
     return candidates, out
 
 
+def member_stretch(start: int, stop: int, params: Any, lr: float, weight_decay: float, distill: bool,
+                   distillation: DistillationConfig | None) -> ScheduleStep:
+    """A member's stretch of training as the trainer takes it: shared by the EPBT run itself and
+    ``final``'s replay of a lineage, so both train a stretch the same way."""
+    d = distillation if distill else None
+    return ScheduleStep(start=start, stop=stop, params=tuple(params) if params else None, lr=lr,
+                        weight_decay=weight_decay, distill_weight=d.weight if d else 0.0,
+                        distill_temperature=distillation.temperature if distillation else 1.0,
+                        distill_steps=d.steps if d else 0)
+
+
 def job_for(directory: Path, config: Any, candidate: Candidate, member: Member) -> Job:
     """The evaluator job that trains ``member``'s next segment."""
-    d = config.epbt.distillation
-    spec = SegmentSpec(
-        start=member.start_step, stop=member.stop_step, save_to=str(directory / member.checkpoint),
-        resume_from=None if member.resume_from is None else str(directory / member.resume_from),
-        lr=member.lr, weight_decay=member.weight_decay,
-        distill_weight=d.weight if member.distill and d else 0.0,
-        distill_temperature=d.temperature if d else 1.0,
-        distill_steps=d.steps if member.distill and d else 0,
-    )
-    params = tuple(candidate.params) if candidate.params else None
-    return Job(candidate.generation, candidate.index, params, candidate.seed, segment=spec)
+    stretch = member_stretch(member.start_step, member.stop_step, candidate.params, member.lr, member.weight_decay,
+                             member.distill, config.epbt.distillation)
+    spec = SegmentSpec(stretch, save_to=str(directory / member.checkpoint),
+                       resume_from=None if member.resume_from is None else str(directory / member.resume_from))
+    return Job(candidate.generation, candidate.index, stretch.params, candidate.seed, segment=spec)
 
 
 def prune_checkpoints(directory: Path, store: Store, generation: int, sources: bool = True) -> int:

@@ -29,19 +29,13 @@ from ..training.trainer import ScheduleStep, Segment, as_loss, train, train_sche
 
 @dataclass(frozen=True)
 class SegmentSpec:
-    """An EPBT member's next stretch of training: steps ``[start, stop)`` of the full schedule,
-    continuing the state in ``resume_from`` (None: a fresh network) and saving the state reached to
-    ``save_to``, with the member's own hyperparameters (None: the config's) and distillation."""
+    """An EPBT member's next stretch of training (its steps, loss, hyperparameters and
+    distillation), continuing the state in ``resume_from`` (None: a fresh network) and saving the
+    state reached to ``save_to``. The job's ``params`` are the stretch's."""
 
-    start: int
-    stop: int
+    stretch: ScheduleStep
     save_to: str
     resume_from: str | None = None
-    lr: float | None = None
-    weight_decay: float | None = None
-    distill_weight: float = 0.0
-    distill_temperature: float = 1.0
-    distill_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -194,14 +188,6 @@ def _segment(training: TrainConfig, spec: SegmentSpec | None,
     Only the segment that ends the schedule is measured on the test set."""
     if spec is None:
         return training, None
-    changes: dict[str, object] = {}
-    if spec.lr is not None:
-        changes["lr"] = spec.lr
-    if spec.weight_decay is not None:
-        changes["weight_decay"] = spec.weight_decay
     total = training.schedule(len(data.train_y)).total_steps
-    changes["eval_test"] = training.eval_test and spec.stop >= total
     state = load_state(spec.resume_from) if spec.resume_from else None
-    segment = Segment(spec.start, spec.stop, state, spec.distill_weight, spec.distill_temperature,
-                      spec.distill_steps)
-    return training.replace(**changes), segment
+    return spec.stretch.config_for(training, spec.stretch.stop >= total), spec.stretch.segment(state)

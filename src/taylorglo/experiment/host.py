@@ -236,7 +236,7 @@ def _run_epbt(directory: Path, store: Store, config: ExperimentConfig, runner: A
             progress.begin_generation(*value)
         elif event == "member":
             progress.record(value)
-            log.member(progress, value)
+            log.candidate(progress, value)
         else:
             export_epbt(directory, store, config)
             progress.end_generation()
@@ -292,22 +292,21 @@ def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """Where an experiment stands; only reads, so it is safe while ``start`` runs elsewhere."""
     experiment = open_experiment(directory)
     config = experiment.config
+    extra: dict[str, Any] = {}
     with experiment.store() as store:
         counts = store.counts()
         generations = store.generations()
-        best = store.best()
         totals = store.totals()
+        if config.kind == "epbt":  # the best member of the final population, its genes and schedule
+            from ..epbt.report import epbt_status
+
+            extra = epbt_status(store, config)
+            best = None
+        else:
+            best = store.best()
     completed = sum(1 for g in generations if g.closed)
     running = is_running(experiment.directory)
-    total = config.search.generations
-    extra: dict[str, Any] = {}
-    if config.kind == "epbt":
-        from ..epbt.report import epbt_status
-
-        with experiment.store() as store:
-            extra = epbt_status(store, config)
-        total = extra["generations_total"]
-        best = None
+    total = extra["generations_total"] if extra else config.search.generations
     if total is not None and completed >= total:
         state = "finished"
     elif running:
@@ -397,17 +396,15 @@ class _Log:
         self.reporter.log(line, detail)
 
     def candidate(self, p: SearchProgress, c: Candidate) -> None:
-        what = f"fitness {c.fitness:.4f}" if c.status == "evaluated" else f"{c.status} ({c.reason})"
-        wall = f" {c.wall_time:.1f}s" if c.wall_time is not None else ""
-        self.info(f"candidate {c.generation}:{c.index} {what}{wall} on {c.worker}; "
-                  f"{p.generation_done}/{p.population} of generation {c.generation} done; best {p.best_text()}", detail=True)
-
-    def member(self, p: SearchProgress, c: Candidate) -> None:
+        """One recorded result: a search's candidate, or (with its hyperparameters) an EPBT member's stretch."""
         what = f"fitness {c.fitness:.4f}" if c.status == "evaluated" else f"{c.status} ({c.reason})"
         m = c.metrics or {}
-        hyper = f"lr {m['lr']:.3g} wd {m['weight_decay']:.3g}" if "lr" in m else ""
+        noun, hyper = "candidate", ""
+        if p.kind == "epbt":
+            noun = "member"
+            hyper = f" lr {m['lr']:.3g} wd {m['weight_decay']:.3g}" if "lr" in m else ""
         wall = f" {c.wall_time:.1f}s" if c.wall_time is not None else ""
-        self.info(f"member {c.generation}:{c.index} {what} {hyper}{wall} on {c.worker}; "
+        self.info(f"{noun} {c.generation}:{c.index} {what}{hyper}{wall} on {c.worker}; "
                   f"{p.generation_done}/{p.population} of generation {c.generation} done; best {p.best_text()}",
                   detail=True)
 

@@ -35,6 +35,7 @@ from torch import nn
 
 from ..errors import TaylorGLOError, one_line
 from ..plugins import is_plugin_ref, resolve_plugin
+from .config import _is_number
 
 __all__ = ["MODEL_NAMES", "Normalize", "build_model"]
 
@@ -488,7 +489,7 @@ def _pos_int(v: Any) -> bool:
 
 
 def _pos_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    return _is_number(v) and v > 0
 
 
 def _nonneg_int(v: Any) -> bool:

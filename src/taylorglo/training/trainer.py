@@ -395,6 +395,16 @@ class ScheduleStep:
     distill_temperature: float = 1.0
     distill_steps: int = 0
 
+    def config_for(self, config: TrainConfig, eval_test: bool) -> TrainConfig:
+        """``config`` with this stretch's hyperparameters; the test set measured at its end only
+        when ``eval_test`` (and the config measures it at all)."""
+        return config.replace(lr=self.lr, weight_decay=self.weight_decay, eval_test=config.eval_test and eval_test)
+
+    def segment(self, state: dict[str, Any] | None) -> Segment:
+        """The :class:`Segment` that trains this stretch on from ``state``."""
+        return Segment(self.start, self.stop, state, self.distill_weight, self.distill_temperature,
+                       self.distill_steps)
+
 
 def train_schedule(
     config: TrainConfig,
@@ -420,11 +430,9 @@ def train_schedule(
     result: TrainResult | None = None
     for k, s in enumerate(steps):
         last = k == len(steps) - 1
-        run = config.replace(lr=s.lr, weight_decay=s.weight_decay, eval_test=config.eval_test and last)
-        segment = Segment(s.start, s.stop, state, s.distill_weight, s.distill_temperature, s.distill_steps)
         stretch_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
-        result = train(run, None if s.params is None else list(s.params), stretch_seed, data,
-                       keep_model=keep_model and last, segment=segment, keep_state=not last)
+        result = train(s.config_for(config, last), None if s.params is None else list(s.params), stretch_seed, data,
+                       keep_model=keep_model and last, segment=s.segment(state), keep_state=not last)
         history += result.history
         wall += result.wall_time
         step_time += result.step_time
