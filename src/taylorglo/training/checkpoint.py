@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..atomic import atomic_file
 from ..errors import TaylorGLOError
 from .data import DataSplits
 from .models import Normalize, build_model
@@ -39,9 +40,8 @@ def save_network(model: nn.Module, path: str | os.PathLike[str], *, model_name: 
         "meta": meta,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as fh:
+        torch.save(payload, fh)
     return path
 
 
@@ -70,9 +70,8 @@ def save_state(state: dict[str, Any], path: str | os.PathLike[str], **meta: Any)
     ``path`` atomically, with ``meta`` (genes, lineage) beside it for people who open the file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": STATE_FORMAT, "meta": meta, **state}, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as fh:
+        torch.save({"format": STATE_FORMAT, "meta": meta, **state}, fh)
     return path
 
 
