@@ -20,9 +20,10 @@ it wherever those are free, and it trains candidate after candidate for the whol
   resumes from the store like with the local evaluator (in-flight candidates were never recorded,
   so they are simply submitted again).
 
-Networks that ``final`` keeps are saved by the worker to a temporary file, sent back as bytes and
-written by the driver, so they land in the experiment directory even when the worker ran on
-another machine.
+Files a job reads or writes (:meth:`Job.reads`/:meth:`Job.writes`: the networks ``final`` keeps,
+EPBT's checkpoints) travel as bytes: the driver sends what the job reads, the worker runs it in a
+temporary directory and sends back what it wrote, and the driver writes that into the experiment
+directory. Workers on other machines need no shared filesystem.
 
 Ray is optional (``pip install 'taylorglo[ray]'``); it is imported only when this evaluator is used.
 """
