@@ -122,6 +122,29 @@ def test_final_resumes_and_extends_without_rerunning(finaled, tmp_path):
     assert len(rows) == 6 and all(r[3] == "finished" for r in rows)
 
 
+def test_retry_failed_reruns_only_the_failed_repeats(finaled, tmp_path):
+    directory = tmp_path / "run"
+    shutil.copytree(finaled, directory)
+    before = {(r[0], r[1]): r for r in _final_rows(directory)}
+    # What the local evaluator records when a worker dies three times under a run.
+    with sqlite3.connect(directory / "experiment.sqlite") as db:
+        db.execute("UPDATE final_runs SET status = 'failed', reason = 'worker process died 3 times', "
+                   "test_accuracy = NULL WHERE repeat = 1 AND loss_id = 1")
+    shown = cli("compare", str(directory), check=True)
+    assert "1 runs failed" in shown.stdout and "--retry-failed" in shown.stdout
+    cli("final", str(directory), "--repeats", "2", "--workers", "1", check=True)  # without the flag: kept failed
+    assert sum(r[3] == "failed" for r in _final_rows(directory)) == 1
+    result = cli("final", str(directory), "--repeats", "2", "--workers", "1", "--retry-failed", check=True)
+    assert "--retry-failed" not in result.stdout
+    after = {(r[0], r[1]): r for r in _final_rows(directory)}
+    assert all(r[3] == "finished" for r in after.values())
+    for key, row in after.items():
+        if row[1] == 1 and key[0] == "cross-entropy":
+            assert row[5] != before[key][5] and row[4] == before[key][4]  # re-run, same seed, same accuracy
+        else:
+            assert row == before[key]  # kept
+
+
 def test_generation_best_and_params(searched, tmp_path):
     directory = tmp_path / "run"
     shutil.copytree(searched, directory)

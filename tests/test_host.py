@@ -183,6 +183,13 @@ def test_nan_candidates_are_failed_results_not_crashes(tmp_path):
                                                            Job(0, 1, (1e30,) * 8, 0)])}
     assert results[0].status == "evaluated" and results[0].fitness == good.fitness
     assert results[1].status == "failed"
+    # Each worker reports its start-up timings once, with its first result, failed or not.
+    startups = [r.metrics["worker_startup"] for r in results.values() if "worker_startup" in (r.metrics or {})]
+    workers = {r.worker for r in results.values() if r.worker}
+    assert len(startups) == len(workers) >= 1
+    for marks in startups:
+        assert set(marks) == {"process_start", "warm_up", "data_load"}
+        assert 0 < marks["process_start"] < 120 and marks["data_load"] >= 0
 
     # A whole search whose every candidate diverges still runs to its end.
     blowup = merged(SMALL, search={"mean": [1e30] * 8, "sigma": 1.0, "invariant": "off", "generations": 2,

@@ -36,6 +36,16 @@ def test_cross_entropy_learns_digits(digits):
     assert [h["step"] for h in result.history] == list(range(50, 501, 50))
 
 
+def test_times_split_training_steps_from_evaluation(digits):
+    with_test = train(cfg(steps=100), "cross-entropy", seed=0, data=digits)
+    without = train(cfg(steps=100, eval_test=False), "cross-entropy", seed=0, data=digits)
+    for result in (with_test, without):
+        assert result.step_time > 0 and result.eval_time > 0
+        assert result.step_time + result.eval_time <= result.wall_time
+        assert result.to_dict()["eval_time"] == result.eval_time
+    assert without.test_accuracy is None and with_test.test_accuracy is not None
+
+
 def test_taylorglo_loss_learns_digits(digits):
     result = train(cfg(), TaylorGLOLoss(PUSH_TARGET), seed=0, data=digits)
     assert result.status == "ok" and result.val_accuracy > 0.5  # chance is 0.1

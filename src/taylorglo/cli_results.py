@@ -57,10 +57,12 @@ def _interruptible(action: Any, resume: str) -> Any:
               help="Continue each candidate's partial-schedule run to the full schedule instead of starting afresh.")
 @click.option("--no-save-models", is_flag=True, help="Do not keep the trained networks (robustness needs them).")
 @click.option("--no-pbt", is_flag=True, help="EPBT experiments: skip the plain-PBT baseline (population x the cost).")
+@click.option("--retry-failed", is_flag=True,
+              help="Run again the repeats recorded as failed (a worker that died); finished ones are kept.")
 @evaluator_options
 @click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
 def final(directory: str, repeats: int, generation_best: bool, params: str | None, workers: int | None,
-          from_pretrained: bool, no_save_models: bool, no_pbt: bool, evaluator_kind: str | None,
+          from_pretrained: bool, no_save_models: bool, no_pbt: bool, retry_failed: bool, evaluator_kind: str | None,
           address: str | None, plain: bool) -> None:
     """Train the best loss AND cross-entropy on the full schedule, REPEATS times each (same seeds),
     on the test set; resumable. For EPBT: the best member's schedule replayed, cross-entropy and
@@ -78,7 +80,8 @@ def final(directory: str, repeats: int, generation_best: bool, params: str | Non
         return run_final(directory, repeats=repeats, generation_best=generation_best, params=values,
                          workers=workers, save_models=not no_save_models, from_pretrained=from_pretrained,
                          progress=progress, reporter=reporter,
-                         evaluator=evaluator_overrides(evaluator_kind, address), pbt=not no_pbt)
+                         evaluator=evaluator_overrides(evaluator_kind, address), pbt=not no_pbt,
+                         retry_failed=retry_failed)
 
     if live:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
@@ -105,6 +108,10 @@ def _print_compare(directory: str) -> dict[str, Any]:
         click.echo(f"{c['a']} vs {c['b']}: difference {_t(c['difference'])}; Student t {_t(c['student_t'])} "
                    f"p {_p(c['student_p'])}; Welch t {_t(c['welch_t'])} p {_p(c['welch_p'])}; "
                    f"Cohen's d {_t(c['cohens_d'])}")
+    failed = sum(s["failed"] for s in result["losses"])
+    if failed:
+        click.echo(f"{failed} runs failed (reasons: taylorglo final's log, DIR/host.log); if a machine failed rather "
+                   f"than the loss, `taylorglo final {directory} --retry-failed` runs them again")
     return result
 
 

@@ -68,9 +68,10 @@ def run_epbt_final(
     progress: FinalProgress | None = None,
     reporter: Reporter | None = None,
     evaluator: dict[str, Any] | None = None,
+    retry_failed: bool = False,
 ) -> list[FinalLoss]:
     """Replay the best member's schedule, cross-entropy and (``pbt``) plain PBT ``repeats`` times."""
-    from ..experiment.final import _job
+    from ..experiment.final import _job, retried_text
 
     if not isinstance(repeats, int) or repeats < 1:
         raise TaylorGLOError(f"--repeats: must be a positive integer, got {repeats!r}")
@@ -96,10 +97,11 @@ def run_epbt_final(
         if pbt:
             plan.append((PBT_LABEL, None, "plain PBT: cross-entropy, hyperparameters evolved, same population"))
         losses = []
+        retried = 0
         for label, params, source in plan:
             loss = store.add_final_loss(label, params, source, c.generation if label.startswith("epbt") else None,
                                         c.index if label.startswith("epbt") else None)
-            store.plan_final_runs(loss.id, seeds)
+            retried += store.plan_final_runs(loss.id, seeds, retry_failed)
             losses.append(loss)
         by_id = {loss.id: loss for loss in losses}
         wanted = [run for run in store.final_runs() if run.loss_id in by_id and run.repeat < repeats]
@@ -107,7 +109,7 @@ def run_epbt_final(
         done = len(wanted) - len(todo)
         log.info(f"final: {config.name}: EPBT schedule of {c.generation}:{c.index} ({len(steps)} stretches), "
                  f"cross-entropy{' and plain PBT' if pbt else ''} x {repeats} repeats; {done} runs recorded, "
-                 f"{len(todo)} to run")
+                 f"{len(todo)} to run" + retried_text(retried))
 
         def record(run: FinalRun) -> None:
             nonlocal done

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from ..errors import TaylorGLOError, one_line
 from ..experiment.store import Candidate
@@ -105,6 +106,57 @@ class Evaluator(ABC):
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class WorkerStartup:
+    """What every worker (a local process, a Ray actor) does once before its first job, timed.
+
+    Loads the dataset (unless ``data`` arrived with the worker) and pays PyTorch's one-off costs, so
+    that a candidate's recorded time is its own. The timings go out once, in the metrics of the
+    worker's first result (``worker_startup``): ``process_start`` (from ``requested_at``, the
+    driver's clock when it asked for the worker, to this code running: interpreter start, imports,
+    receiving the arguments; meaningful where both clocks agree), ``warm_up`` and ``data_load``, in
+    seconds. That is how ``benchmarks/throughput.py`` tells start-up from training, and how a
+    user sees why a search's first candidates take longer.
+    """
+
+    def __init__(self, training: dict[str, Any], threads: int, requested_at: float | None,
+                 data: DataSplits | None = None) -> None:
+        entered = time.time()
+        import torch
+
+        torch.set_num_threads(threads)
+        t = time.perf_counter()
+        # The first optimizer built in a process lazily imports torch._dynamo (~1 s); pay it here,
+        # not inside the first candidate's recorded wall time.
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        warm_up = time.perf_counter() - t
+        self.training = TrainConfig(**training)
+        t = time.perf_counter()
+        self.data: DataSplits | BaseException | None = data
+        if data is None:
+            try:
+                self.data = load_dataset(self.training.dataset, self.training.data_dir, self.training.data_fraction,
+                                         field="training.dataset")
+            except Exception as exc:  # reported with the first job, as a configuration error
+                self.data = exc
+        self.marks: dict[str, float] | None = {
+            "process_start": max(0.0, entered - requested_at) if requested_at is not None else 0.0,
+            "warm_up": warm_up, "data_load": time.perf_counter() - t,
+        }
+
+    def run(self, job: "Job") -> Candidate:
+        """:func:`evaluate_job` on this worker's data (raising the dataset's error, if loading failed)."""
+        if isinstance(self.data, BaseException):
+            raise self.data
+        return self.report(evaluate_job(self.training, job, self.data))
+
+    def report(self, result: Candidate) -> Candidate:
+        """Attach the start-up timings to the worker's first result."""
+        if self.marks is not None:
+            result.metrics = {**(result.metrics or {}), "worker_startup": self.marks}
+            self.marks = None
+        return result
 
 
 def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None) -> Candidate:

@@ -27,11 +27,10 @@ from typing import Any, Iterator, Sequence
 
 from ..experiment.store import Candidate
 from ..training.config import TrainConfig
-from .base import Evaluator, Job, evaluate_job
+from .base import Evaluator, Job, WorkerStartup
 
-# Worker-process globals, set once by _init_worker.
-_TRAINING: TrainConfig | None = None
-_DATA: Any = None
+# The worker process's state, set once by _init_worker.
+_WORKER: WorkerStartup | None = None
 
 
 def cpu_count() -> int:
@@ -53,29 +52,15 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(0)
 
 
-def _init_worker(training: dict[str, Any], threads: int, parent_pid: int) -> None:
-    global _TRAINING, _DATA
-    import torch
-
-    from ..training.data import load_dataset
-
+def _init_worker(training: dict[str, Any], threads: int, parent_pid: int, requested_at: float) -> None:
+    global _WORKER
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    torch.set_num_threads(threads)
-    # The first optimizer built in a process lazily imports torch._dynamo (~1 s); pay it here, at
-    # start-up, not inside the first candidate's recorded wall time.
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    _TRAINING = TrainConfig(**training)
-    try:
-        _DATA = load_dataset(_TRAINING.dataset, _TRAINING.data_dir, _TRAINING.data_fraction, field="training.dataset")
-    except Exception as exc:  # reported with the first job, as a configuration error
-        _DATA = exc
+    _WORKER = WorkerStartup(training, threads, requested_at)
 
 
 def _run_job(job: Job) -> Candidate:
-    if isinstance(_DATA, BaseException):
-        raise _DATA
-    assert _TRAINING is not None
-    return evaluate_job(_TRAINING, job, _DATA)
+    assert _WORKER is not None
+    return _WORKER.run(job)
 
 
 class LocalEvaluator(Evaluator):
@@ -95,7 +80,7 @@ class LocalEvaluator(Evaluator):
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(self.training.to_dict(), self.threads, os.getpid()),
+                initargs=(self.training.to_dict(), self.threads, os.getpid(), time.time()),
             )
         return self._pool
 

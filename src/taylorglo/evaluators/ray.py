@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import sys
 import tempfile
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -43,7 +44,7 @@ from ..experiment.config import EvaluatorConfig, memory_bytes
 from ..experiment.store import Candidate
 from ..training.config import TrainConfig
 from ..training.data import DataSplits
-from .base import Evaluator, Job, evaluate_job, worker_name
+from .base import Evaluator, Job, WorkerStartup, worker_name
 
 INSTALL_HINT = "pip install 'taylorglo[ray]'"
 
@@ -61,22 +62,10 @@ class TrainingWorker:
     """One worker's state: the training config and the dataset, loaded once. Made a Ray actor class
     by :meth:`RayEvaluator._actor_class`; kept a plain class so it can be tested without Ray."""
 
-    def __init__(self, training: dict[str, Any], threads: int, data: DataSplits | None) -> None:
-        import torch
-
-        torch.set_num_threads(threads)
-        # As in the local workers: pay torch._dynamo's lazy import here, not in a candidate's time.
-        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-        self.training = TrainConfig(**training)
-        self.data: DataSplits | BaseException | None = data
-        if self.data is None:
-            from ..training.data import load_dataset
-
-            try:
-                self.data = load_dataset(self.training.dataset, self.training.data_dir, self.training.data_fraction,
-                                         field="training.dataset")
-            except Exception as exc:  # reported with the first job, as a configuration error
-                self.data = exc
+    def __init__(self, training: dict[str, Any], threads: int, data: DataSplits | None,
+                 requested_at: float | None = None) -> None:
+        self.worker = WorkerStartup(training, threads, requested_at, data)
+        self.training = self.worker.training
 
     def ready(self) -> str:
         """Where this worker runs (``host:pid``); answering means it is up and holds its resources."""
@@ -86,16 +75,14 @@ class TrainingWorker:
         """:func:`evaluate_job` on this node's disk: the files the job reads arrive as ``inputs``
         (bytes by driver path), and the files it writes go back the same way, so workers need no
         shared filesystem with the driver."""
-        if isinstance(self.data, BaseException):
-            raise self.data
         if not job.reads() and not job.writes():
-            return evaluate_job(self.training, job, self.data), {}
+            return self.worker.run(job), {}
         with tempfile.TemporaryDirectory(prefix="taylorglo-") as tmp:
             paths = {path: str(Path(tmp) / f"{i}-{Path(path).name}")
                      for i, path in enumerate([*job.reads(), *job.writes()])}
             for path, blob in (inputs or {}).items():
                 Path(paths[path]).write_bytes(blob)
-            result = evaluate_job(self.training, job.relocated(paths), self.data)
+            result = self.worker.run(job.relocated(paths))
             outputs = {path: Path(paths[path]).read_bytes() for path in job.writes() if Path(paths[path]).is_file()}
         back = {local: path for path, local in paths.items()}
         if result.metrics:
@@ -170,7 +157,7 @@ class RayEvaluator(Evaluator):
         print(f"warning: {message}; waiting for the cluster to grow", file=sys.stderr)
 
     def _spawn(self) -> None:
-        actor = self._actor_cls.remote(self.training.to_dict(), self.threads, self._data_ref)
+        actor = self._actor_cls.remote(self.training.to_dict(), self.threads, self._data_ref, time.time())
         self._starting[actor.ready.remote()] = actor
 
     def _discard(self, actor: Any) -> None:

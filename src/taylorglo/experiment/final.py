@@ -109,6 +109,7 @@ def run_final(
     reporter: Reporter | None = None,
     evaluator: dict[str, Any] | None = None,
     pbt: bool = True,
+    retry_failed: bool = False,
 ) -> list[FinalLoss]:
     """Train the chosen losses and cross-entropy ``repeats`` times each on the full schedule.
 
@@ -116,6 +117,7 @@ def run_final(
     and (``pbt``) plain PBT: see :mod:`taylorglo.epbt.final`.
 
     ``evaluator`` overrides ``[evaluator]`` fields for this run, as for :func:`~.host.start`.
+    ``retry_failed`` runs again the repeats recorded as failed (see :meth:`.Store.plan_final_runs`).
 
     Returns the final losses that took part (cross-entropy first). Runs already recorded are
     kept, not re-run. ``progress(run, loss, done, total)`` is called after each recorded run.
@@ -138,7 +140,8 @@ def run_final(
                                      "schedule; drop it")
         from ..epbt.final import run_epbt_final
 
-        return run_epbt_final(directory, repeats, workers, save_models, pbt, progress, reporter, evaluator)
+        return run_epbt_final(directory, repeats, workers, save_models, pbt, progress, reporter, evaluator,
+                              retry_failed)
     config = experiment.config.with_evaluator(evaluator)
     root = experiment.directory
     with ExperimentLock(root), experiment.store() as store:
@@ -152,10 +155,11 @@ def run_final(
             choices = [choices[0]] + [_pretrained(c) for c in choices[1:]]
         seeds = [final_seed(config.seed, r) for r in range(repeats)]
         losses = []
+        retried = 0
         for choice in choices:
             loss = store.add_final_loss(choice.label, choice.params, choice.source, choice.generation, choice.index,
                                         pretrained=from_pretrained and choice.params is not None)
-            store.plan_final_runs(loss.id, seeds)
+            retried += store.plan_final_runs(loss.id, seeds, retry_failed)
             losses.append(loss)
         by_id = {loss.id: loss for loss in losses}
         wanted = [run for run in store.final_runs() if run.loss_id in by_id and run.repeat < repeats]
@@ -164,7 +168,7 @@ def run_final(
         todo.sort(key=lambda run: (run.repeat, run.loss_id))
         done = len(wanted) - len(todo)
         log.info(f"final: {config.name}: {len(losses)} losses x {repeats} repeats on the full schedule; "
-                 f"{done} runs already recorded, {len(todo)} to run")
+                 f"{done} runs already recorded, {len(todo)} to run" + retried_text(retried))
         if todo:
             pretrain = _pretrain_points(store, config, [loss for loss in losses if loss.pretrained])
             jobs = [_job(run, by_id[run.loss_id], root, save_models, pretrain.get(run.loss_id)) for run in todo]
@@ -179,6 +183,10 @@ def run_final(
                             progress(run, loss, done, len(wanted))
         log.info(f"final: {config.name}: {done} of {len(wanted)} runs recorded")
     return losses
+
+
+def retried_text(retried: int) -> str:
+    return f" ({retried} failed ones again)" if retried else ""
 
 
 def _pretrained(choice: FinalChoice) -> FinalChoice:

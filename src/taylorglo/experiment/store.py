@@ -439,12 +439,22 @@ class Store:
     def final_losses(self) -> list[FinalLoss]:
         return [self._final_loss(r) for r in self._db.execute("SELECT * FROM final_losses ORDER BY id")]
 
-    def plan_final_runs(self, loss_id: int, seeds: Sequence[int]) -> None:
-        """Make sure repeats ``0 .. len(seeds)-1`` of a final loss exist (new ones ``pending``)."""
+    def plan_final_runs(self, loss_id: int, seeds: Sequence[int], retry_failed: bool = False) -> int:
+        """Make sure repeats ``0 .. len(seeds)-1`` of a final loss exist (new ones ``pending``).
+
+        ``retry_failed`` also sets those of them that ended ``failed`` or ``aborted`` back to
+        ``pending``, forgetting their result (a worker that died, a job lost with a node: a failure
+        of the machine, not of the loss, should not stay in the comparison). Returns how many."""
         with self.transaction() as db:
             for repeat, seed in enumerate(seeds):
                 db.execute("INSERT OR IGNORE INTO final_runs (loss_id, repeat, seed, status) VALUES (?, ?, ?, 'pending')",
                            (loss_id, repeat, seed))
+            if not retry_failed:
+                return 0
+            cleared = ", ".join(f"{c} = NULL" for c in _FINAL_RUN_COLUMNS.split(", ")[4:])
+            cur = db.execute(f"UPDATE final_runs SET status = 'pending', {cleared} WHERE loss_id = ? AND repeat < ? "
+                             "AND status NOT IN ('pending', 'finished')", (loss_id, len(seeds)))
+            return cur.rowcount
 
     def record_final(self, run: FinalRun) -> bool:
         """Store a finished final run; False (nothing written) if it was already recorded."""

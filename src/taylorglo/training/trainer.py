@@ -61,6 +61,9 @@ class TrainResult:
     #: Seconds spent inside training steps (forward, backward, optimiser; all attempts), the
     #: share of ``wall_time`` that is useful work: what the host's overhead benchmark measures.
     step_time: float = 0.0
+    #: Seconds spent measuring the network (validation, test and early-abort passes; all attempts):
+    #: with ``step_time``, what tells a slow evaluation from slow training.
+    eval_time: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     #: Validation accuracy of each class (EPBT's behaviour descriptor for novelty selection).
     val_class_accuracy: list[float] | None = None
@@ -166,18 +169,19 @@ def train(
 
     started = time.perf_counter()
     result: TrainResult | None = None
-    step_time = 0.0
+    step_time = eval_time = 0.0
     for attempt in range(1 if segment is not None else config.attempts):
         attempt_seed = seed + attempt * RETRY_SEED_STRIDE
         result = _attempt(config, schedule, loss_fn, data, device, attempt_seed, progress, keep_model, reseed,
                           segment, keep_state)
         result.attempts = attempt + 1
         step_time += result.step_time
+        eval_time += result.eval_time
         if result.status != "aborted":
             break
     assert result is not None
     result.wall_time = time.perf_counter() - started
-    result.step_time = step_time
+    result.step_time, result.eval_time = step_time, eval_time
     return result
 
 
@@ -237,7 +241,8 @@ def _attempt(
                    val: tuple[float, float] | None = None) -> TrainResult:
             """Measure the network on validation (unless ``val`` already holds that) and, for a
             finished run, test data."""
-            loop_time = time.perf_counter() - loop_started - eval_time
+            finish_started = time.perf_counter()
+            loop_time = finish_started - loop_started - eval_time
             class_acc = None
             if val is None:
                 val_acc, val_loss, class_acc = evaluate_classes(model, data.val_x, data.val_y, loss_fn,
@@ -255,7 +260,8 @@ def _attempt(
                 status=status, reason=reason, val_accuracy=val_acc, val_loss=val_loss, test_accuracy=test_acc,
                 test_loss=test_loss, train_accuracy=train_acc, train_loss=train_loss, steps=steps,
                 total_steps=schedule.total_steps, attempts=1, seed=seed, wall_time=0.0,
-                step_time=loop_time, history=history, val_class_accuracy=class_acc,
+                step_time=loop_time, eval_time=eval_time + time.perf_counter() - finish_started,
+                history=history, val_class_accuracy=class_acc,
                 model=model if keep_model else None,
                 state=_state(steps, model, optimizer) if keep_state else None,
             )
@@ -426,7 +432,7 @@ def train_schedule(
         data = load_dataset(config.dataset, config.data_dir, config.data_fraction)
     state: dict[str, Any] | None = None
     history: list[dict[str, Any]] = []
-    wall = step_time = 0.0
+    wall = step_time = eval_time = 0.0
     result: TrainResult | None = None
     for k, s in enumerate(steps):
         last = k == len(steps) - 1
@@ -436,10 +442,12 @@ def train_schedule(
         history += result.history
         wall += result.wall_time
         step_time += result.step_time
+        eval_time += result.eval_time
         state = result.state
         if not result.ok:
             break
     assert result is not None
     result.history, result.wall_time, result.step_time, result.seed = history, wall, step_time, seed
+    result.eval_time = eval_time
     result.state = None
     return result
