@@ -13,7 +13,10 @@ invariant, the SQLite store) for each dataset and evaluator asked for, and split
   interpreter, imports), *torch warm-up*, *data loading*, and the rest until its first candidate
   begins (receiving the job; for Ray, connecting to the cluster and scheduling the actor);
 * **generation barrier**: a worker done with its share of a generation waits for the slowest
-  candidate of that generation (CMA-ES's ``tell`` needs them all);
+  candidate of that generation (CMA-ES's ``tell`` needs them all). The local evaluator lends those
+  idle cores to the generation's last trainings (``LocalEvaluator.tail_threads``); a run on
+  ``t`` threads where a worker has ``b`` fills ``t / b`` slots, and the borrowed slots count as
+  training ("of which on cores lent ...") instead of barrier;
 * **host between generations / between candidates**: the driver's work while workers wait
   (``tell``, the store, the CSV/JSON export, ``ask``, the invariant, dispatch; results in flight);
 * **host set-up** (lock, loading the data, checking the model) before the first generation opens,
@@ -128,7 +131,7 @@ def _overlap(a: float, b: float, c: float, d: float) -> float:
     return max(0.0, min(b, d) - max(a, c))
 
 
-def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, workers: int,
+def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, workers: int, base_threads: int,
              host: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:
     """Split ``(t1 − t0) × workers`` slot-seconds into the rows of the module docstring."""
     trained = [c for c in candidates if c.wall_time is not None and c.finished_at is not None and c.worker]
@@ -145,6 +148,7 @@ def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, worker
     out["host tail"] = (t1 - last_result) * workers
     out["worker never used"] = (last_result - opened0) * max(0, workers - len(by_worker))
     busy: dict[str, list[tuple[float, float]]] = {}
+    lent = lent_steps = 0.0
     for name, runs in by_worker.items():
         runs.sort(key=lambda c: c.finished_at)
         busy[name] = [(c.finished_at - c.wall_time, c.finished_at) for c in runs]
@@ -157,11 +161,17 @@ def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, worker
             out[key] += value
         out["worker start-up: rest, until its first job"] += start_up - sum(parts.values())
         for c in runs:
+            # A generation's last trainings may run on the cores of workers idle at the barrier
+            # (LocalEvaluator.tail_threads): such a run fills threads / base slots, and the
+            # slots it borrowed are taken off the barrier below.
+            scale = (c.metrics or {}).get("threads", base_threads) / base_threads
             step = c.step_time or 0.0
             evaluation = (c.metrics or {}).get("eval_time", 0.0)
-            out["training steps"] += step
-            out["evaluation (validation pass)"] += evaluation
-            out["model build, rest of train()"] += c.wall_time - step - evaluation
+            out["training steps"] += step * scale
+            out["evaluation (validation pass)"] += evaluation * scale
+            out["model build, rest of train()"] += (c.wall_time - step - evaluation) * scale
+            lent += (scale - 1) * c.wall_time
+            lent_steps += (scale - 1) * step
         for prev, nxt in zip(runs, runs[1:]):
             gap = (nxt.finished_at - nxt.wall_time) - prev.finished_at
             if nxt.generation == prev.generation:
@@ -171,6 +181,7 @@ def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, worker
                 out["generation barrier"] += barrier
                 out["host between generations"] += gap - barrier
         out["generation barrier"] += last_result - runs[-1].finished_at  # the final generation's
+    out["generation barrier"] -= lent
     total = (t1 - t0) * workers
     out["unaccounted"] = total - sum(out.values())
 
@@ -189,7 +200,7 @@ def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, worker
         per_gen[c.generation] += 1
     host_seconds = {label: sum(b - a for a, b in intervals) for label, intervals in host.items()}
     return {"parts": dict(out), "total": total, "per_gen": dict(per_gen), "idle": idle, "host": host_seconds,
-            "trained": len(trained), "workers_used": len(by_worker)}
+            "trained": len(trained), "workers_used": len(by_worker), "lent_steps": lent_steps}
 
 
 ROWS = [
@@ -214,6 +225,9 @@ def print_table(name: str, wall: float, workers: int, tl: dict[str, Any]) -> Non
             continue
         share = value / total
         print(f"  {key:<46} {value:8.2f} {share:7.1%}  {'#' * max(0, round(share * 50))}")
+        if key == "training steps" and tl["lent_steps"]:
+            print(f"    of which on cores lent by workers idle at the barrier {tl['lent_steps']:8.2f} "
+                  f"{tl['lent_steps'] / total:7.1%}")
     for label in sorted(tl["idle"]):
         print(f"    idle slots while the host ran {label:<30} {tl['idle'][label]:8.2f} {tl['idle'][label] / total:7.1%}"
               f"  (host thread: {tl['host'][label]:.2f} s)")
@@ -268,6 +282,7 @@ def _own_cpu() -> float:
 
 
 def run_search(dataset: str, evaluator: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    from taylorglo.evaluators.local import threads_per_worker
     from taylorglo.experiment import init_experiment, open_experiment, start
 
     path = root / f"{dataset}-{evaluator}.json"
@@ -284,7 +299,8 @@ def run_search(dataset: str, evaluator: str, args: argparse.Namespace, root: Pat
     busy = meter.report("machine during the search") if evaluator == "local" else ""
     with open_experiment(directory).store() as store:
         opened0 = store.generation(0).opened_at
-        tl = timeline(store.candidates(), opened0, t0, t1, args.workers, timer.intervals)
+        tl = timeline(store.candidates(), opened0, t0, t1, args.workers, threads_per_worker(args.workers),
+                      timer.intervals)
     name = f"{dataset} / {evaluator}"
     print_table(name, t1 - t0, args.workers, tl)
     counts = result["candidates"]

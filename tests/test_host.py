@@ -17,6 +17,7 @@ from taylorglo.errors import TaylorGLOError
 from taylorglo.evaluators import Job, LocalEvaluator, evaluate_job
 from taylorglo.experiment import ExperimentConfig, Store, init_experiment, start, status
 from taylorglo.experiment.lock import ExperimentLock, is_running
+from taylorglo.training import TrainConfig
 
 # A slower variant for the kill test: ~0.3 s per candidate, so a kill lands inside a generation.
 SLOW = merged(SMALL, training={"steps": 12000}, search={"generations": 3, "partial_fraction": 0.05})
@@ -99,8 +100,34 @@ def test_getinvocation_reproduces_a_recorded_candidate(finished):
                   check=True).stdout.strip()
     argv = command.split()
     assert argv[:2] == ["taylorglo", "train"]
+    assert argv[argv.index("--threads") + 1] == str(cand.metrics["threads"])
     run = cli(*argv[1:], "--json", check=True)
-    assert json.loads(run.stdout)["val_accuracy"] == pytest.approx(cand.fitness, abs=0.02)
+    assert json.loads(run.stdout)["val_accuracy"] == cand.fitness  # same seed, same threads: bit-exact
+
+
+def test_a_generations_last_trainings_get_the_idle_cores(finished):
+    """An odd number of trainings on 2 workers: the last one runs on both cores, by a plan that
+    depends only on the generation (so a resumed generation keeps it)."""
+    evaluator = LocalEvaluator(TrainConfig(), workers=2, threads=1)
+    assert evaluator.tail_threads(7) == [None] * 6 + [2]
+    assert evaluator.tail_threads(8) == [None] * 8
+    assert evaluator.tail_threads(1) == [2]
+    assert LocalEvaluator(TrainConfig(), workers=3, threads=1).tail_threads(7) == [None] * 6 + [3]
+    assert LocalEvaluator(TrainConfig(), workers=3, threads=1).tail_threads(8) == [None] * 8  # 3 // 2 = 1
+    assert LocalEvaluator(TrainConfig(), workers=2, threads=2).tail_threads(3) == [None, None, 4]
+    assert LocalEvaluator(TrainConfig(threads=1), workers=2).tail_threads(3) == [None] * 3  # pinned by the user
+    # Through a real search: the workers ran each candidate with the planned threads.
+    directory, _ = finished
+    with Store(directory / "experiment.sqlite") as store:
+        candidates = store.candidates()
+    pool = LocalEvaluator(ExperimentConfig.from_dict(SMALL).candidate_training(), workers=2)
+    boosted = 0
+    for generation in range(SMALL["search"]["generations"]):
+        trained = [c for c in candidates if c.generation == generation and c.status != "rejected-invariant"]
+        plan = [t or pool.threads for t in pool.tail_threads(len(trained))]
+        assert [c.metrics["threads"] for c in trained] == plan
+        boosted += sum(t > pool.threads for t in plan)
+    assert boosted >= 1  # this seeded search has generations with an odd number of trainings
 
 
 def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path):

@@ -299,6 +299,7 @@ def getinvocation(source: str, candidate: str | None, params: str | None, full: 
     if index >= config.search.population or generation >= config.search.generations:
         raise TaylorGLOError(f"--candidate: {generation}:{index} is outside {config.search.generations} "
                              f"generations x {config.search.population} candidates")
+    threads = None
     if params is not None:
         values = _parse_floats(params, "--params")
     elif from_dir:
@@ -309,13 +310,15 @@ def getinvocation(source: str, candidate: str | None, params: str | None, full: 
         if not rows:
             raise TaylorGLOError(f"--candidate: generation {generation} has not been asked yet")
         values = rows[0].params
+        threads = None if full else (rows[0].metrics or {}).get("threads")
     elif generation == 0:
         values = first_candidates(config)[index]
     else:
         raise TaylorGLOError("--candidate: only generation 0 is known before a search runs; "
                              "pass an experiment DIR or --params")
     training = config.training if full else config.candidate_training()
-    click.echo(train_command(training, values, candidate_seed(config.seed, generation, index, config.search.seeds)))
+    click.echo(train_command(training, values, candidate_seed(config.seed, generation, index, config.search.seeds),
+                             threads))
 
 
 def _parse_model_options(pairs: tuple[str, ...]) -> dict[str, Any]:

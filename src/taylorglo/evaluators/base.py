@@ -62,6 +62,8 @@ class Job:
     #: Train through this loss/hyperparameter schedule instead of one loss (an EPBT lineage
     #: replayed by ``final``); ``params`` is then the schedule's last loss, the network's own.
     schedule: tuple[ScheduleStep, ...] | None = None
+    #: Torch threads for this job instead of the worker's own (see :meth:`Evaluator.tail_threads`).
+    threads: int | None = None
 
     def reads(self) -> list[str]:
         """Files the job reads: an evaluator whose workers do not share this disk ships them."""
@@ -94,6 +96,19 @@ class Evaluator(ABC):
         (missing dataset, bad plug-in) raises :class:`TaylorGLOError`; a bad *candidate* is a
         ``failed`` result, never an exception."""
 
+    def tail_threads(self, n: int) -> list[int | None]:
+        """Threads for each of a generation's ``n`` trainings, in dispatch order (None: the
+        worker's own). A generation ends at a barrier: when ``n`` is not a multiple of the
+        workers, the last ``k = n mod workers`` trainings run while the other workers have
+        nothing left to do. An evaluator whose workers share cores gives those last ones the
+        idle cores (:class:`~.local.LocalEvaluator`); by default nothing changes.
+
+        A training's result depends on its thread count (floating-point sums split differently),
+        so this is a pure function of ``n``: the host plans it over the *whole* generation, and
+        a generation resumed after a crash gives every candidate the threads it would have had.
+        """
+        return [None] * n
+
     def close(self) -> None:
         """Release workers. Idempotent."""
 
@@ -125,6 +140,7 @@ class WorkerStartup:
         entered = time.time()
         import torch
 
+        self.threads = threads
         torch.set_num_threads(threads)
         t = time.perf_counter()
         # The first optimizer built in a process lazily imports torch._dynamo (~1 s); pay it here,
@@ -146,10 +162,20 @@ class WorkerStartup:
         }
 
     def run(self, job: "Job") -> Candidate:
-        """:func:`evaluate_job` on this worker's data (raising the dataset's error, if loading failed)."""
+        """:func:`evaluate_job` on this worker's data (raising the dataset's error, if loading
+        failed), with the job's threads if it has its own; the threads used go in its metrics."""
+        import torch
+
         if isinstance(self.data, BaseException):
             raise self.data
-        return self.report(evaluate_job(self.training, job, self.data))
+        threads = job.threads or self.threads
+        torch.set_num_threads(threads)
+        try:
+            result = evaluate_job(self.training, job, self.data)
+        finally:
+            torch.set_num_threads(self.threads)
+        result.metrics = {**(result.metrics or {}), "threads": threads}
+        return self.report(result)
 
     def report(self, result: Candidate) -> Candidate:
         """Attach the start-up timings to the worker's first result."""

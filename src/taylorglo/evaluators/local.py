@@ -74,6 +74,18 @@ class LocalEvaluator(Evaluator):
         self.threads = training.threads or threads or threads_per_worker(self.workers)
         self._pool: ProcessPoolExecutor | None = None
 
+    def tail_threads(self, n: int) -> list[int | None]:
+        """The last ``n mod workers`` trainings of a generation share the pool's cores among them
+        (see :meth:`.Evaluator.tail_threads`): on 2 cores, the last of an odd number of trainings
+        runs on 2 threads (about 1.6x faster for ``mnist-cnn``) instead of leaving a core idle."""
+        k = n % self.workers
+        if self.training.threads is not None:  # the user pinned the threads of every training
+            return [None] * n
+        boost = (self.workers * self.threads) // k if k else 0
+        if boost <= self.threads:
+            return [None] * n
+        return [None] * (n - k) + [boost] * k
+
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(

@@ -189,7 +189,7 @@ def start(
                     break
                 progress.begin_generation(generation, candidates, fresh)
                 reporter.update(progress)
-                jobs = [_job(c, config.candidate_fgsm_epsilon) for c in candidates if c.status == "pending"]
+                jobs = _jobs(candidates, config.candidate_fgsm_epsilon, runner)
                 for result in runner.evaluate(jobs):
                     if store.record(result):
                         progress.record(result)
@@ -282,10 +282,15 @@ def _next_generation(
     return search, generation, candidates, True
 
 
-def _job(c: Candidate, fgsm_epsilon: float | None) -> Any:
+def _jobs(candidates: list[Candidate], fgsm_epsilon: float | None, runner: Any) -> list[Any]:
+    """The jobs of a generation's pending candidates. Threads are planned over every candidate
+    that trains, recorded or not, so a resumed generation gets the plan it started with."""
     from ..evaluators.base import Job
 
-    return Job(c.generation, c.index, tuple(c.params), c.seed, fgsm_epsilon=fgsm_epsilon)
+    trained = [c for c in candidates if c.status != "rejected-invariant"]
+    threads = dict(zip((c.index for c in trained), runner.tail_threads(len(trained))))
+    return [Job(c.generation, c.index, tuple(c.params), c.seed, fgsm_epsilon=fgsm_epsilon, threads=threads[c.index])
+            for c in candidates if c.status == "pending"]
 
 
 def status(directory: str | os.PathLike[str]) -> dict[str, Any]:

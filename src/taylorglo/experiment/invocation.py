@@ -19,8 +19,11 @@ from ..training.config import TrainConfig
 _SKIPPED = {"eval_test", "threads"}
 
 
-def train_argv(training: TrainConfig, params: Sequence[float] | None, seed: int) -> list[str]:
-    """argv of ``taylorglo train`` for ``training`` with ``params`` (None: cross-entropy)."""
+def train_argv(training: TrainConfig, params: Sequence[float] | None, seed: int,
+               threads: int | None = None) -> list[str]:
+    """argv of ``taylorglo train`` for ``training`` with ``params`` (None: cross-entropy).
+    ``threads``: the torch threads a recorded candidate trained with, which the floating-point
+    result depends on (``--threads``), for a bit-exact reproduction."""
     defaults = TrainConfig()
     argv = ["taylorglo", "train"]
     for name, value in training.to_dict().items():
@@ -44,12 +47,15 @@ def train_argv(training: TrainConfig, params: Sequence[float] | None, seed: int)
         argv[4:4] = ["--model", training.model]
     loss = "cross-entropy" if params is None else "taylorglo:" + ",".join(repr(float(p)) for p in params)
     argv += ["--loss", loss, "--seed", str(seed)]
+    if threads is not None:
+        argv += ["--threads", str(threads)]
     return argv
 
 
-def train_command(training: TrainConfig, params: Sequence[float] | None, seed: int) -> str:
+def train_command(training: TrainConfig, params: Sequence[float] | None, seed: int,
+                  threads: int | None = None) -> str:
     """:func:`train_argv` as one shell-quoted line."""
-    return shlex.join(train_argv(training, params, seed))
+    return shlex.join(train_argv(training, params, seed, threads))
 
 
 def _num(value: Any) -> str:
