@@ -131,6 +131,12 @@ def _overlap(a: float, b: float, c: float, d: float) -> float:
     return max(0.0, min(b, d) - max(a, c))
 
 
+def _idle(busy: list[tuple[float, float]], a: float, b: float, last_result: float) -> float:
+    """Seconds of ``[a, b]`` a worker with these busy intervals (sorted) was up and not training."""
+    active = _overlap(a, b, busy[0][0], last_result)
+    return max(0.0, active - sum(_overlap(a, b, s, e) for s, e in busy))
+
+
 def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, workers: int, base_threads: int,
              host: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:
     """Split ``(t1 − t0) × workers`` slot-seconds into the rows of the module docstring."""
@@ -148,10 +154,11 @@ def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, worker
     out["host tail"] = (t1 - last_result) * workers
     out["worker never used"] = (last_result - opened0) * max(0, workers - len(by_worker))
     busy: dict[str, list[tuple[float, float]]] = {}
-    lent = lent_steps = 0.0
     for name, runs in by_worker.items():
         runs.sort(key=lambda c: c.finished_at)
         busy[name] = [(c.finished_at - c.wall_time, c.finished_at) for c in runs]
+    lent = lent_steps = 0.0
+    for name, runs in by_worker.items():
         start_up = busy[name][0][0] - opened0
         marks = next((c.metrics["worker_startup"] for c in runs if "worker_startup" in (c.metrics or {})), {})
         parts = {"worker start-up: process start, imports": marks.get("process_start", 0.0),
@@ -161,17 +168,24 @@ def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, worker
             out[key] += value
         out["worker start-up: rest, until its first job"] += start_up - sum(parts.values())
         for c in runs:
-            # A generation's last trainings may run on the cores of workers idle at the barrier
-            # (LocalEvaluator.tail_threads): such a run fills threads / base slots, and the
-            # slots it borrowed are taken off the barrier below.
-            scale = (c.metrics or {}).get("threads", base_threads) / base_threads
             step = c.step_time or 0.0
             evaluation = (c.metrics or {}).get("eval_time", 0.0)
-            out["training steps"] += step * scale
-            out["evaluation (validation pass)"] += evaluation * scale
-            out["model build, rest of train()"] += (c.wall_time - step - evaluation) * scale
-            lent += (scale - 1) * c.wall_time
-            lent_steps += (scale - 1) * step
+            # A generation's last trainings may run on the cores of workers idle at the barrier
+            # (LocalEvaluator.tail_threads). What such a run borrowed is the other workers' idle
+            # time while it ran (at most threads / base − 1 slots): counted as this run's, in
+            # proportion to its own rows, and taken off the barrier below.
+            scale = (c.metrics or {}).get("threads", base_threads) / base_threads
+            borrowed = 0.0
+            if scale > 1:
+                begin, end = c.finished_at - c.wall_time, c.finished_at
+                others = sum(_idle(intervals, begin, end, last_result) for w, intervals in busy.items() if w != name)
+                borrowed = min((scale - 1) * c.wall_time, others)
+            extra = 1 + borrowed / c.wall_time if c.wall_time else 1.0
+            out["training steps"] += step * extra
+            out["evaluation (validation pass)"] += evaluation * extra
+            out["model build, rest of train()"] += (c.wall_time - step - evaluation) * extra
+            lent += borrowed
+            lent_steps += step * (extra - 1)
         for prev, nxt in zip(runs, runs[1:]):
             gap = (nxt.finished_at - nxt.wall_time) - prev.finished_at
             if nxt.generation == prev.generation:
@@ -191,8 +205,7 @@ def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, worker
         slots = 0.0
         for a, b in intervals:
             for runs in busy.values():
-                active = _overlap(a, b, runs[0][0], last_result)
-                slots += max(0.0, active - sum(_overlap(a, b, s, e) for s, e in runs))
+                slots += _idle(runs, a, b, last_result)
             slots += _overlap(a, b, opened0, last_result) * max(0, workers - len(busy))
         idle[label] = slots
     per_gen: dict[int, int] = defaultdict(int)
