@@ -98,3 +98,22 @@ def start_and_kill_9(directory: Path, generation: int = 1, on_poll: Any = None) 
             break
     proc.wait()
     return proc.returncode, state
+
+
+def straight_and_killed(root: Path, config: dict[str, Any], on_poll: Any = None) -> tuple[Path, Path]:
+    """Two experiments made from ``config`` under ``root``: ``straight`` run to its end, and
+    ``killed`` started and killed with SIGKILL inside generation 1 (:func:`start_and_kill_9`),
+    which must have landed and left it ``stopped``. For the resume-matches-uninterrupted tests."""
+    import signal
+
+    from taylorglo.experiment import init_experiment, status
+
+    path = write_config(root / "slow.toml", config)
+    straight, killed = root / "straight", root / "killed"
+    for directory in (straight, killed):
+        init_experiment(directory, path)
+    cli("start", str(straight), check=True)
+    returncode, state = start_and_kill_9(killed, on_poll=on_poll)
+    assert returncode == -signal.SIGKILL, f"run ended before the kill (generation 1: {state})"
+    assert status(killed)["state"] == "stopped"
+    return straight, killed

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 
 import pytest
 import torch
 
-from experiments import SMALL, cli, merged, start_and_kill_9, write_config
+from experiments import SMALL, cli, merged, straight_and_killed, write_config
 from taylorglo.epbt.report import lineage, schedule_of
 from taylorglo.experiment import Store, init_experiment, start, status
 from taylorglo.training.checkpoint import load_network, load_state
@@ -121,11 +120,6 @@ def test_plain_pbt_trains_cross_entropy_and_evolves_hyperparameters_only(tmp_pat
 
 
 def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path):
-    path = write_config(tmp_path / "slow.toml", SLOW)
-    for name in ("straight", "killed"):
-        init_experiment(tmp_path / name, path)
-    cli("start", str(tmp_path / "straight"), check=True)
-
     killed = tmp_path / "killed"
     seen = [0]
 
@@ -133,16 +127,14 @@ def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path
         if (killed / "checkpoints").is_dir():
             seen[0] = max(seen[0], sum(1 for p in (killed / "checkpoints").iterdir() if p.suffix == ".pt"))
 
-    returncode, state = start_and_kill_9(killed, on_poll=count_checkpoints)
+    straight, _ = straight_and_killed(tmp_path, SLOW, on_poll=count_checkpoints)
     checkpoints_seen = seen[0]
-    assert returncode == -signal.SIGKILL, f"run ended before the kill (generation 1: {state})"
-    assert status(killed)["state"] == "stopped"
     partial_candidates, partial_members = _rows(killed)
     assert any(row[4] == "pending" for row in partial_candidates)
     assert 4 <= checkpoints_seen <= 2 * 4
 
     cli("start", str(killed), check=True)
-    (resumed_c, resumed_m), (straight_c, straight_m) = _rows(killed), _rows(tmp_path / "straight")
+    (resumed_c, resumed_m), (straight_c, straight_m) = _rows(killed), _rows(straight)
     # No step lost or duplicated: every (generation, member) once, with contiguous steps.
     assert len(resumed_c) == len(straight_c) == 16
     assert resumed_m == straight_m
@@ -151,8 +143,8 @@ def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path
             assert before in resumed_c  # recorded before the kill, not re-run
     assert resumed_c == straight_c
     # The networks themselves are identical.
-    for name in sorted(p.name for p in (tmp_path / "straight" / "checkpoints").iterdir()):
-        a = load_state(tmp_path / "straight" / "checkpoints" / name)["model"]
+    for name in sorted(p.name for p in (straight / "checkpoints").iterdir()):
+        a = load_state(straight / "checkpoints" / name)["model"]
         b = load_state(killed / "checkpoints" / name)["model"]
         assert all(torch.equal(a[k], b[k]) for k in a)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import time
 
 import pytest
 
-from experiments import SMALL, cli, merged, start_and_kill_9, write_config
+from experiments import SMALL, cli, merged, straight_and_killed, write_config
 from taylorglo.errors import TaylorGLOError
 from taylorglo.evaluators import Job, LocalEvaluator, evaluate_job
 from taylorglo.experiment import ExperimentConfig, Store, init_experiment, start, status
@@ -131,15 +130,7 @@ def test_a_generations_last_trainings_get_the_idle_cores(finished):
 
 
 def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path):
-    path = write_config(tmp_path / "slow.toml", SLOW)
-    for name in ("straight", "killed"):
-        init_experiment(tmp_path / name, path)
-    cli("start", str(tmp_path / "straight"), check=True)
-
-    killed = tmp_path / "killed"
-    returncode, state = start_and_kill_9(killed)
-    assert returncode == -signal.SIGKILL, f"search ended before the kill (generation 1: {state})"
-    assert status(killed)["state"] == "stopped"
+    uninterrupted, killed = straight_and_killed(tmp_path, SLOW)
     partial = _rows(killed)
     assert any(row[4] == "pending" for row in partial)
     # Orphaned workers notice their parent died and exit within a couple of seconds.
@@ -149,7 +140,7 @@ def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path
     assert workers and not [pid for pid in workers if _alive(pid)]
 
     cli("start", str(killed), check=True)
-    resumed, straight = _rows(killed), _rows(tmp_path / "straight")
+    resumed, straight = _rows(killed), _rows(uninterrupted)
     # Nothing lost or duplicated, and results recorded before the kill were not re-run.
     assert len(resumed) == len(straight) == SLOW["search"]["population"] * SLOW["search"]["generations"]
     assert {row[:2] for row in resumed} == {row[:2] for row in straight}
@@ -157,7 +148,7 @@ def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path
         if before[4] != "pending":
             assert before in resumed
     assert resumed == straight
-    assert status(killed)["best"] == status(tmp_path / "straight")["best"]
+    assert status(killed)["best"] == status(uninterrupted)["best"]
 
 
 def _alive(pid: int) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from experiments import SMALL, cli, merged, write_config
-from taylorglo.evaluators.base import Job, evaluate_job
+from taylorglo.evaluators.base import Job
 from taylorglo.experiment import init_experiment, start, status
 from taylorglo.experiment.config import ExperimentConfig
 

@@ -123,12 +123,12 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class WorkerStartup:
-    """What every worker (a local process, a Ray actor) does once before its first job, timed.
+class WorkerState:
+    """What every worker (a local process, a Ray actor) holds for its whole life, and runs jobs on.
 
-    Loads the dataset (unless ``data`` arrived with the worker) and pays PyTorch's one-off costs, so
-    that a candidate's recorded time is its own. The timings go out once, in the metrics of the
-    worker's first result (``worker_startup``): ``process_start`` (from ``requested_at``, the
+    Made once, before the first job, and timed: it loads the dataset (unless ``data`` arrived with
+    the worker) and pays PyTorch's one-off costs, so that a candidate's recorded time is its own.
+    The timings go out once, in the metrics of the worker's first result (``worker_startup``): ``process_start`` (from ``requested_at``, the
     driver's clock when it asked for the worker, to this code running: interpreter start, imports,
     receiving the arguments; meaningful where both clocks agree), ``warm_up`` and ``data_load``, in
     seconds. That is how ``benchmarks/throughput.py`` tells start-up from training, and how a
@@ -175,12 +175,8 @@ class WorkerStartup:
         finally:
             torch.set_num_threads(self.threads)
         result.metrics = {**(result.metrics or {}), "threads": threads}
-        return self.report(result)
-
-    def report(self, result: Candidate) -> Candidate:
-        """Attach the start-up timings to the worker's first result."""
-        if self.marks is not None:
-            result.metrics = {**(result.metrics or {}), "worker_startup": self.marks}
+        if self.marks is not None:  # the start-up timings go out with the worker's first result
+            result.metrics["worker_startup"] = self.marks
             self.marks = None
         return result
 

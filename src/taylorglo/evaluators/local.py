@@ -27,10 +27,10 @@ from typing import Any, Iterator, Sequence
 
 from ..experiment.store import Candidate
 from ..training.config import TrainConfig
-from .base import Evaluator, Job, WorkerStartup
+from .base import Evaluator, Job, WorkerState
 
 # The worker process's state, set once by _init_worker.
-_WORKER: WorkerStartup | None = None
+_WORKER: WorkerState | None = None
 
 
 def cpu_count() -> int:
@@ -55,7 +55,7 @@ def _watch_parent(parent_pid: int) -> None:
 def _init_worker(training: dict[str, Any], threads: int, parent_pid: int, requested_at: float) -> None:
     global _WORKER
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    _WORKER = WorkerStartup(training, threads, requested_at)
+    _WORKER = WorkerState(training, threads, requested_at)
 
 
 def _run_job(job: Job) -> Candidate:
@@ -79,9 +79,9 @@ class LocalEvaluator(Evaluator):
         (see :meth:`.Evaluator.tail_threads`): on 2 cores, the last of an odd number of trainings
         runs on 2 threads (about 1.6x faster for ``mnist-cnn``) instead of leaving a core idle."""
         k = n % self.workers
-        if self.training.threads is not None:  # the user pinned the threads of every training
+        if k == 0 or self.training.threads is not None:  # no barrier, or the user pinned the threads
             return [None] * n
-        boost = (self.workers * self.threads) // k if k else 0
+        boost = (self.workers * self.threads) // k
         if boost <= self.threads:
             return [None] * n
         return [None] * (n - k) + [boost] * k

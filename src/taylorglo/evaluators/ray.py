@@ -44,7 +44,7 @@ from ..experiment.config import EvaluatorConfig, memory_bytes
 from ..experiment.store import Candidate
 from ..training.config import TrainConfig
 from ..training.data import DataSplits
-from .base import Evaluator, Job, WorkerStartup, worker_name
+from .base import Evaluator, Job, WorkerState, worker_name
 
 INSTALL_HINT = "pip install 'taylorglo[ray]'"
 
@@ -64,8 +64,7 @@ class TrainingWorker:
 
     def __init__(self, training: dict[str, Any], threads: int, data: DataSplits | None,
                  requested_at: float | None = None) -> None:
-        self.worker = WorkerStartup(training, threads, requested_at, data)
-        self.training = self.worker.training
+        self.worker = WorkerState(training, threads, requested_at, data)
 
     def ready(self) -> str:
         """Where this worker runs (``host:pid``); answering means it is up and holds its resources."""
