@@ -13,8 +13,9 @@ invariant, the SQLite store) for each dataset and evaluator asked for, and split
   interpreter, imports), *torch warm-up*, *data loading*, and the rest until its first candidate
   begins (receiving the job; for Ray, connecting to the cluster and scheduling the actor);
 * **generation barrier**: a worker done with its share of a generation waits for the slowest
-  candidate of that generation (CMA-ES's ``tell`` needs them all). The local evaluator lends those
-  idle cores to the generation's last trainings (``LocalEvaluator.tail_threads``); a run on
+  candidate of that generation (CMA-ES's ``tell`` needs them all). The evaluators lend those idle
+  cores to the generation's last trainings (``Evaluator.tail_threads``: the local pool, and Ray
+  when all its actors share one node); a run on
   ``t`` threads where a worker has ``b`` fills ``t / b`` slots, and the borrowed slots count as
   training ("of which on cores lent ...") instead of barrier;
 * **host between generations / between candidates**: the driver's work while workers wait
@@ -38,10 +39,13 @@ them out, which is what a search of hours converges to.
 Run it on an idle machine (for the local searches, the load of other processes is measured from
 ``/proc/stat`` and printed, with a warning above 5% of the cores):
 
-    python benchmarks/throughput.py --data-dir ../shared/data/mnist              # ~9 min on 2 cores
-    python benchmarks/throughput.py --datasets digits --evaluators local --quick  # ~30 s
+    python benchmarks/throughput.py --data-dir ../shared/data/mnist              # ~20 min on 2 cores
+    python benchmarks/throughput.py --datasets digits --evaluators local --quick  # ~1 min
 
-The last line holds the figures: the training share of every search run.
+Baseline, measured in the same run: each search runs a second time with ``[training] threads``
+pinned to the worker's own, so no core is lent; the last line gives wall(lent) / wall(pinned).
+
+The last line holds the figures: the training share of every search run, and those wall ratios.
 """
 
 from __future__ import annotations
@@ -58,8 +62,9 @@ from typing import Any, Callable
 TARGET = 0.9
 
 
-def config(dataset: str, evaluator: str, args: argparse.Namespace) -> dict[str, Any]:
-    """The search benchmarked for ``dataset`` (see the module docstring for the sizes)."""
+def config(dataset: str, evaluator: str, args: argparse.Namespace, pinned: bool = False) -> dict[str, Any]:
+    """The search benchmarked for ``dataset`` (see the module docstring for the sizes); ``pinned``:
+    every training on its worker's own threads (``[training] threads``), so no core is lent."""
     if dataset == "digits":
         steps = 1000 if args.quick else 4000
         training = {"dataset": "digits", "model": "mlp", "steps": steps * 10, "batch_size": 64, "lr": 0.01}
@@ -71,6 +76,10 @@ def config(dataset: str, evaluator: str, args: argparse.Namespace) -> dict[str, 
                     "batch_size": 100, "lr": 0.01, "momentum": 0.9}
         search = {"population": 6 if args.quick else 12, "generations": 2 if args.quick else 4,
                   "partial_fraction": 0.2}
+    if pinned:
+        from taylorglo.evaluators.local import threads_per_worker
+
+        training["threads"] = threads_per_worker(args.workers)
     return {"name": f"throughput-{dataset}-{evaluator}", "kind": "taylorglo", "seed": args.seed,
             "training": training,
             "search": {"order": 3, "sigma": 1.2, "invariant": "reference", "seeds": "generation", **search},
@@ -171,7 +180,7 @@ def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, worker
             step = c.step_time or 0.0
             evaluation = (c.metrics or {}).get("eval_time", 0.0)
             # A generation's last trainings may run on the cores of workers idle at the barrier
-            # (LocalEvaluator.tail_threads). What such a run borrowed is the other workers' idle
+            # (Evaluator.tail_threads). What such a run borrowed is the other workers' idle
             # time while it ran (at most threads / base − 1 slots): counted as this run's, in
             # proportion to its own rows, and taken off the barrier below.
             scale = (c.metrics or {}).get("threads", base_threads) / base_threads
@@ -294,12 +303,13 @@ def _own_cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def run_search(dataset: str, evaluator: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
+def run_search(dataset: str, evaluator: str, args: argparse.Namespace, root: Path,
+               pinned: bool = False) -> dict[str, Any]:
     from taylorglo.evaluators.local import threads_per_worker
     from taylorglo.experiment import init_experiment, open_experiment, start
 
-    path = root / f"{dataset}-{evaluator}.json"
-    path.write_text(json.dumps(config(dataset, evaluator, args)), encoding="utf-8")
+    path = root / f"{dataset}-{evaluator}{'-pinned' if pinned else ''}.json"
+    path.write_text(json.dumps(config(dataset, evaluator, args, pinned)), encoding="utf-8")
     directory = root / path.stem
     init_experiment(directory, path)
     meter = CpuMeter()
@@ -314,7 +324,7 @@ def run_search(dataset: str, evaluator: str, args: argparse.Namespace, root: Pat
         opened0 = store.generation(0).opened_at
         tl = timeline(store.candidates(), opened0, t0, t1, args.workers, threads_per_worker(args.workers),
                       timer.intervals)
-    name = f"{dataset} / {evaluator}"
+    name = f"{dataset} / {evaluator}" + (" / threads pinned (baseline: no core lent)" if pinned else "")
     print_table(name, t1 - t0, args.workers, tl)
     counts = result["candidates"]
     print(f"  candidates: {counts['total']}, {counts['rejected_invariant']} rejected by the invariant; "
@@ -324,7 +334,7 @@ def run_search(dataset: str, evaluator: str, args: argparse.Namespace, root: Pat
     parts, total = tl["parts"], tl["total"]
     one_off = sum(parts.get(k, 0.0) for k in ONE_OFF)
     return {"name": name, "share": parts["training steps"] / total,
-            "steady": parts["training steps"] / (total - one_off)}
+            "steady": parts["training steps"] / (total - one_off), "wall": t1 - t0}
 
 
 def main() -> None:
@@ -335,6 +345,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny searches; one-off costs dominate: not the figure")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the second run of each search with its threads pinned (the wall-time baseline)")
     args = parser.parse_args()
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     evaluators = [e.strip() for e in args.evaluators.split(",") if e.strip()]
@@ -347,15 +359,21 @@ def main() -> None:
 
     print(f"{args.workers} workers x {threads_per_worker(args.workers)} thread(s) on {cpu_count()} cores; "
           f"searches: {', '.join(f'{d}/{e}' for d in datasets for e in evaluators)}", flush=True)
-    results = []
+    results, ratios = [], []
     with tempfile.TemporaryDirectory(prefix="taylorglo-throughput-") as tmp:
         for dataset in datasets:
             for evaluator in evaluators:
                 results.append(run_search(dataset, evaluator, args, Path(tmp)))
+                if not args.no_baseline:
+                    pinned = run_search(dataset, evaluator, args, Path(tmp), pinned=True)
+                    ratios.append(f"{dataset}/{evaluator} {results[-1]['wall'] / pinned['wall']:.3f} "
+                                  f"(share {pinned['share']:.3f})")
     print()
     print("training share of wall x workers (steady state, one-off start-up left out): "
           + "; ".join(f"{r['name']} {r['share']:.3f} ({r['steady']:.3f})" for r in results)
-          + f"  (target >= {TARGET} on MNIST)")
+          + f"  (target >= {TARGET} on MNIST)"
+          + ("; wall with idle cores lent / wall with threads pinned, same run: " + "; ".join(ratios)
+             if ratios else ""))
 
 
 if __name__ == "__main__":

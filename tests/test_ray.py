@@ -20,6 +20,7 @@ from experiments import SMALL, cli, merged, write_config
 from taylorglo.evaluators.base import Job
 from taylorglo.experiment import init_experiment, start, status
 from taylorglo.experiment.config import ExperimentConfig
+from taylorglo.training.config import TrainConfig
 
 ray = pytest.importorskip("ray", reason="the Ray evaluator's tests need ray: pip install -e '.[test]'")
 
@@ -103,6 +104,11 @@ def test_ray_search_writes_the_same_database_as_the_local_evaluator(ray_cluster,
     result = start(remote)
     assert result["state"] == "finished"
     assert _rows(remote) == _rows(local)
+    # The same thread plan: on this one-node cluster, a generation's last of an odd number of
+    # trainings runs on both actors' cores, like on the local pool (the seeded search has some).
+    threads = {key: m["threads"] for key, m in _metrics(remote).items() if "threads" in m}
+    assert threads == {key: m["threads"] for key, m in _metrics(local).items() if "threads" in m}
+    assert 2 in threads.values()
     # The trainings really ran in Ray worker processes, not in this one.
     workers = {m["_worker"] for m in _metrics(remote).values() if m["_worker"]}
     assert workers and all(not w.endswith(f":{os.getpid()}") for w in workers)
@@ -110,6 +116,19 @@ def test_ray_search_writes_the_same_database_as_the_local_evaluator(ray_cluster,
     # two: jobs go only to actors that are up, and on a loaded machine the second one can come up
     # after this tiny search's ~1 s of training is over.)
     assert 1 <= len(workers) <= 2
+
+
+def test_a_generations_last_trainings_get_the_idle_actors_cores_on_one_node(ray_cluster):
+    """The local evaluator's plan where all actors share one node (this 2-CPU instance); a third
+    actor could not run at once, so it counts as two; pinned threads are left alone."""
+    ray_config = ExperimentConfig.from_dict(merged(SMALL, evaluator=RAY)).evaluator
+    for workers in (2, 3):
+        with RayEvaluator(TrainConfig(), ray_config, workers=workers) as evaluator:
+            assert evaluator.tail_threads(7) == [None] * 6 + [2]
+            assert evaluator.tail_threads(8) == [None] * 8
+            assert evaluator.tail_threads(0) == []
+    with RayEvaluator(TrainConfig(threads=1), ray_config, workers=2) as evaluator:
+        assert evaluator.tail_threads(7) == [None] * 7
 
 
 def test_results_stream_back_as_each_finishes(ray_cluster):

@@ -123,6 +123,17 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def lend_idle_cores(n: int, workers: int, cores: int, threads: int) -> list[int | None]:
+    """The plan :meth:`Evaluator.tail_threads` describes, for ``workers`` workers of ``threads``
+    threads each sharing ``cores`` cores: the last ``k = n mod workers`` trainings split the
+    cores among them (``cores // k`` threads each), where that is more than their own."""
+    k = n % workers
+    boost = cores // k if k else 0
+    if boost <= threads:
+        return [None] * n
+    return [None] * (n - k) + [boost] * k
+
+
 class WorkerState:
     """What every worker (a local process, a Ray actor) holds for its whole life, and runs jobs on.
 

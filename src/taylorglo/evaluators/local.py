@@ -27,7 +27,7 @@ from typing import Any, Iterator, Sequence
 
 from ..experiment.store import Candidate
 from ..training.config import TrainConfig
-from .base import Evaluator, Job, WorkerState
+from .base import Evaluator, Job, WorkerState, lend_idle_cores
 
 # The worker process's state, set once by _init_worker.
 _WORKER: WorkerState | None = None
@@ -78,13 +78,9 @@ class LocalEvaluator(Evaluator):
         """The last ``n mod workers`` trainings of a generation share the pool's cores among them
         (see :meth:`.Evaluator.tail_threads`): on 2 cores, the last of an odd number of trainings
         runs on 2 threads (about 1.6x faster for ``mnist-cnn``) instead of leaving a core idle."""
-        k = n % self.workers
-        if k == 0 or self.training.threads is not None:  # no barrier, or the user pinned the threads
+        if self.training.threads is not None:  # the user pinned the threads
             return [None] * n
-        boost = (self.workers * self.threads) // k
-        if boost <= self.threads:
-            return [None] * n
-        return [None] * (n - k) + [boost] * k
+        return lend_idle_cores(n, self.workers, self.workers * self.threads, self.threads)
 
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
