@@ -69,6 +69,8 @@ BAD = [
     ({"evaluator": {"kind": "ray", "retries": -1}}, "evaluator.retries: must be an integer >= 0"),
     ({"evaluator": {"kind": "ray", "address": ""}}, "evaluator.address: must be a string such as 'auto'"),
     ({"evaluator": {"kind": "ray", "ship_data": "yes"}}, "evaluator.ship_data: must be true or false"),
+    ({"evaluator": {"lend_idle_cores": "yes"}}, "evaluator.lend_idle_cores: must be \"auto\", true or false"),
+    ({"evaluator": {"lend_idle_cores": 1}}, "evaluator.lend_idle_cores: must be \"auto\", true or false"),
     ({"kind": "oneshot"}, "kind: 'oneshot' experiments are not supported yet"),
     ({"seed": -3}, "seed: must be an integer >= 0"),
     ({"colour": "blue"}, "colour: unknown field"),

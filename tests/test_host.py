@@ -13,13 +13,15 @@ import pytest
 
 from experiments import SMALL, cli, merged, straight_and_killed, write_config
 from taylorglo.errors import TaylorGLOError
-from taylorglo.evaluators import Job, LocalEvaluator, evaluate_job
+from taylorglo.evaluators import Job, LocalEvaluator, evaluate_job, lending
 from taylorglo.experiment import ExperimentConfig, Store, init_experiment, start, status
 from taylorglo.experiment.lock import ExperimentLock, is_running
-from taylorglo.training import TrainConfig
+from taylorglo.training import TrainConfig, load_dataset
 
 # A slower variant for the kill test: ~0.3 s per candidate, so a kill lands inside a generation.
-SLOW = merged(SMALL, training={"steps": 12000}, search={"generations": 3, "partial_fraction": 0.05})
+# Lending forced on: the resumed generations must replay the lent threads too.
+SLOW = merged(SMALL, training={"steps": 12000}, search={"generations": 3, "partial_fraction": 0.05},
+              evaluator={"lend_idle_cores": True})
 
 
 def _rows(directory):
@@ -115,18 +117,35 @@ def test_a_generations_last_trainings_get_the_idle_cores(finished):
     assert LocalEvaluator(TrainConfig(), workers=3, threads=1).tail_threads(8) == [None] * 8  # 3 // 2 = 1
     assert LocalEvaluator(TrainConfig(), workers=2, threads=2).tail_threads(3) == [None, None, 4]
     assert LocalEvaluator(TrainConfig(threads=1), workers=2).tail_threads(3) == [None] * 3  # pinned by the user
-    # Through a real search: the workers ran each candidate with the planned threads.
+    assert LocalEvaluator(TrainConfig(), workers=1).tail_threads(3) == [None] * 3  # nothing to lend
+    lending_off = LocalEvaluator(TrainConfig(), workers=2, threads=1)
+    lending_off.lend = False
+    assert lending_off.tail_threads(7) == [None] * 7
+
+
+def test_start_measures_once_whether_lending_pays_and_keeps_to_it(finished):
+    """By default ("auto") the host times a step of the network on 1 and on 2 threads, records
+    the speed-up and the decision in the store and the log, and the workers follow it."""
     directory, _ = finished
     with Store(directory / "experiment.sqlite") as store:
         candidates = store.candidates()
+        decision = store.get_meta(lending.META_KEY)
+    assert decision["mode"] == "auto" and (decision["workers"], decision["threads"], decision["cores"]) == (2, 1, 2)
+    assert 0.3 < decision["speedup"] < 3 and decision["lend"] == (decision["speedup"] >= lending.MIN_SPEEDUP)
+    assert lending.describe(decision) in (directory / "host.log").read_text()
     pool = LocalEvaluator(ExperimentConfig.from_dict(SMALL).candidate_training(), workers=2)
-    boosted = 0
+    pool.lend = decision["lend"]
     for generation in range(SMALL["search"]["generations"]):
         trained = [c for c in candidates if c.generation == generation and c.status != "rejected-invariant"]
         plan = [t or pool.threads for t in pool.tail_threads(len(trained))]
         assert [c.metrics["threads"] for c in trained] == plan
-        boosted += sum(t > pool.threads for t in plan)
-    assert boosted >= 1  # this seeded search has generations with an odd number of trainings
+    # A later start keeps the recorded decision (no new measurement), and a forced mode wins.
+    layout = lending.Lending(2, 1, 2)
+    data = load_dataset("digits")
+    assert lending.decide("auto", layout, decision, TrainConfig(), data) is decision
+    assert lending.decide(False, layout, decision, TrainConfig(), data)["lend"] is False
+    remeasured = lending.decide("auto", lending.Lending(2, 2, 4), decision, TrainConfig(), data)
+    assert remeasured["cores"] == 4 and remeasured["speedup"] > 0
 
 
 def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path):
@@ -149,6 +168,10 @@ def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path
             assert before in resumed
     assert resumed == straight
     assert status(killed)["best"] == status(uninterrupted)["best"]
+    # ... with a generation's last trainings on lent cores, in both runs alike.
+    threads = sqlite3.connect(killed / "experiment.sqlite").execute(
+        "SELECT json_extract(metrics, '$.threads') FROM candidates WHERE status = 'evaluated'").fetchall()
+    assert (2,) in threads
 
 
 def _alive(pid: int) -> bool:

@@ -97,10 +97,11 @@ def _busy_training_worker(timeout: float = 60.0) -> int:
 
 def test_ray_search_writes_the_same_database_as_the_local_evaluator(ray_cluster, tmp_path):
     local = tmp_path / "local"
-    init_experiment(local, write_config(tmp_path / "local.toml", SMALL))
+    lend = {"lend_idle_cores": True}  # measured, the digits MLP would not lend; this checks the plan
+    init_experiment(local, write_config(tmp_path / "local.toml", merged(SMALL, evaluator=lend)))
     start(local)
     remote = tmp_path / "ray"
-    init_experiment(remote, write_config(tmp_path / "ray.toml", merged(SMALL, evaluator=RAY)))
+    init_experiment(remote, write_config(tmp_path / "ray.toml", merged(SMALL, evaluator={**RAY, **lend})))
     result = start(remote)
     assert result["state"] == "finished"
     assert _rows(remote) == _rows(local)

@@ -26,6 +26,7 @@ from ..loss import loss_spec
 from ..training.checkpoint import load_state, save_network, save_state
 from ..training.data import DataSplits, load_dataset
 from ..training.trainer import ScheduleStep, Segment, as_loss, train, train_schedule
+from .lending import Lending
 
 
 @dataclass(frozen=True)
@@ -96,18 +97,30 @@ class Evaluator(ABC):
         (missing dataset, bad plug-in) raises :class:`TaylorGLOError`; a bad *candidate* is a
         ``failed`` result, never an exception."""
 
+    #: Whether :meth:`tail_threads` lends idle cores where :meth:`lending` allows it. ``start``
+    #: sets it per experiment from ``[evaluator] lend_idle_cores`` and, by default, from a
+    #: measurement stored in the experiment (see :mod:`.lending`).
+    lend: bool = True
+
+    def lending(self) -> "Lending | None":
+        """The workers, threads and shared cores this evaluator could lend at a generation's
+        barrier (see :meth:`tail_threads`); None where it cannot (the default)."""
+        return None
+
     def tail_threads(self, n: int) -> list[int | None]:
         """Threads for each of a generation's ``n`` trainings, in dispatch order (None: the
         worker's own). A generation ends at a barrier: when ``n`` is not a multiple of the
         workers, the last ``k = n mod workers`` trainings run while the other workers have
-        nothing left to do. An evaluator whose workers share cores gives those last ones the
-        idle cores (:class:`~.local.LocalEvaluator`); by default nothing changes.
+        nothing left to do. An evaluator whose workers share cores (:meth:`lending`) gives
+        those last ones the idle cores, if :attr:`lend`.
 
         A training's result depends on its thread count (floating-point sums split differently),
-        so this is a pure function of ``n``: the host plans it over the *whole* generation, and
-        a generation resumed after a crash gives every candidate the threads it would have had.
+        so this is a pure function of ``n`` and the decision: the host plans it over the *whole*
+        generation, and a generation resumed after a crash gives every candidate the threads it
+        would have had.
         """
-        return [None] * n
+        lending = self.lending() if self.lend and n else None
+        return lending.plan(n) if lending is not None else [None] * n
 
     def close(self) -> None:
         """Release workers. Idempotent."""
@@ -122,16 +135,6 @@ class Evaluator(ABC):
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
-
-def lend_idle_cores(n: int, workers: int, cores: int, threads: int) -> list[int | None]:
-    """The plan :meth:`Evaluator.tail_threads` describes, for ``workers`` workers of ``threads``
-    threads each sharing ``cores`` cores: the last ``k = n mod workers`` trainings split the
-    cores among them (``cores // k`` threads each), where that is more than their own."""
-    k = n % workers
-    boost = cores // k if k else 0
-    if boost <= threads:
-        return [None] * n
-    return [None] * (n - k) + [boost] * k
 
 
 class WorkerState:

@@ -27,7 +27,9 @@ from typing import Any, Iterator, Sequence
 
 from ..experiment.store import Candidate
 from ..training.config import TrainConfig
-from .base import Evaluator, Job, WorkerState, lend_idle_cores
+from ..training.trainer import resolve_device
+from .base import Evaluator, Job, WorkerState
+from .lending import Lending
 
 # The worker process's state, set once by _init_worker.
 _WORKER: WorkerState | None = None
@@ -74,13 +76,13 @@ class LocalEvaluator(Evaluator):
         self.threads = training.threads or threads or threads_per_worker(self.workers)
         self._pool: ProcessPoolExecutor | None = None
 
-    def tail_threads(self, n: int) -> list[int | None]:
-        """The last ``n mod workers`` trainings of a generation share the pool's cores among them
-        (see :meth:`.Evaluator.tail_threads`): on 2 cores, the last of an odd number of trainings
-        runs on 2 threads (about 1.6x faster for ``mnist-cnn``) instead of leaving a core idle."""
-        if self.training.threads is not None:  # the user pinned the threads
-            return [None] * n
-        return lend_idle_cores(n, self.workers, self.workers * self.threads, self.threads)
+    def lending(self) -> Lending | None:
+        """The pool's workers share this machine's cores: on 2 cores, the last of an odd number
+        of trainings can run on 2 threads instead of leaving a core idle. Not where the user
+        pinned ``training.threads``, nor on a GPU (where CPU threads hardly matter)."""
+        if self.training.threads is not None or self.workers < 2 or resolve_device(self.training.device).type != "cpu":
+            return None
+        return Lending(self.workers, self.threads, self.workers * self.threads)
 
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:

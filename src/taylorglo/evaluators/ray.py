@@ -44,7 +44,8 @@ from ..experiment.config import EvaluatorConfig, memory_bytes
 from ..experiment.store import Candidate
 from ..training.config import TrainConfig
 from ..training.data import DataSplits
-from .base import Evaluator, Job, WorkerState, lend_idle_cores, worker_name
+from .base import Evaluator, Job, WorkerState, worker_name
+from .lending import Lending
 
 INSTALL_HINT = "pip install 'taylorglo[ray]'"
 
@@ -172,22 +173,23 @@ class RayEvaluator(Evaluator):
 
     # -- the interface ----------------------------------------------------------------------------
 
-    def tail_threads(self, n: int) -> list[int | None]:
+    def lending(self) -> Lending | None:
         """On a cluster of one node (the private instance ``start`` makes by default, or ``ray
-        start --head`` on one machine), the plan of the local evaluator: the last ``n mod workers``
-        trainings of a generation use the cores their idle fellow actors reserved. Across nodes,
-        those cores are on other machines, so nothing is lent. Nothing either when the user pinned
-        ``training.threads``."""
-        if n == 0 or self.training.threads is not None:
-            return [None] * n
+        start --head`` on one machine) the actors share its cores, as the local pool's workers
+        do. Across nodes the idle actors' cores are on other machines, so nothing is lent; nor
+        where the user pinned ``training.threads`` or candidates use GPUs."""
+        if self.training.threads is not None or self.config.gpus_per_candidate:
+            return None
         self._connect()
         nodes = [node for node in self.ray.nodes() if node.get("Alive")]
-        per_actor = self.config.cpus_per_candidate
         if len(nodes) != 1:
-            return [None] * n
+            return None
+        per_actor = self.config.cpus_per_candidate
         node_cpus = float(nodes[0].get("Resources", {}).get("CPU", 0.0))
         workers = max(1, min(self.workers, int(node_cpus // per_actor)))  # the actors that run at once
-        return lend_idle_cores(n, workers, int(workers * per_actor), self.threads)
+        if workers < 2:
+            return None
+        return Lending(workers, self.threads, int(workers * per_actor))
 
     def evaluate(self, jobs: Sequence[Job]) -> Iterator[Candidate]:
         if not jobs:

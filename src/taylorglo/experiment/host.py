@@ -182,6 +182,7 @@ def start(
             log.info(f"start: {config.name}: {config.search.generations} generations x "
                      f"{config.search.population} candidates, {runner.workers} {config.evaluator.kind} workers, "
                      f"{data.summary()}; resuming at generation {progress.generation}")
+            _decide_lending(store, config, runner, data, log)
             reporter.begin(progress)
             while True:
                 search, generation, candidates, fresh = _next_generation(store, config, data.num_classes)
@@ -280,6 +281,23 @@ def _next_generation(
                                         reason=f"fails the {rule} invariant for {num_classes} classes"))
     store.open_generation(generation, search.state(), candidates)
     return search, generation, candidates, True
+
+
+def _decide_lending(store: Store, config: ExperimentConfig, runner: Any, data: DataSplits, log: "_Log") -> None:
+    """Whether the evaluator lends idle cores at a generation's barrier, for this whole ``start``:
+    measured once per experiment and recorded (see :mod:`taylorglo.evaluators.lending`), so a
+    resumed generation is planned exactly as it was first."""
+    from ..evaluators.lending import META_KEY, decide, describe
+
+    lending = runner.lending()
+    if lending is None:
+        return
+    recorded = store.get_meta(META_KEY)
+    decision = decide(config.evaluator.lend_idle_cores, lending, recorded, config.candidate_training(), data)
+    if decision != recorded:
+        store.set_meta(META_KEY, decision)
+    runner.lend = decision["lend"]
+    log.info(describe(decision))
 
 
 def _jobs(candidates: list[Candidate], fgsm_epsilon: float | None, runner: Any) -> list[Any]:
