@@ -15,12 +15,14 @@ invariant, the SQLite store) for each dataset and evaluator asked for, and split
 * **generation barrier**: a worker done with its share of a generation waits for the slowest
   candidate of that generation (CMA-ES's ``tell`` needs them all). The evaluators lend those idle
   cores to the generation's last trainings (``Evaluator.tail_threads``: the local pool, and Ray
-  when all its actors share one node); a run on
+  when all its actors share one node) where the host measured that the network trains faster on
+  more threads (``taylorglo.evaluators.lending``: MNIST's CNN yes, the digits MLP no); a run on
   ``t`` threads where a worker has ``b`` fills ``t / b`` slots, and the borrowed slots count as
   training ("of which on cores lent ...") instead of barrier;
 * **host between generations / between candidates**: the driver's work while workers wait
   (``tell``, the store, the CSV/JSON export, ``ask``, the invariant, dispatch; results in flight);
-* **host set-up** (lock, loading the data, checking the model) before the first generation opens,
+* **host set-up** (lock, loading the data, checking the model, timing the network on 1 and on
+  all threads to decide on lending) before the first generation opens,
   and **host tail** after the last result (export, status, shutting the workers down).
 
 The driver's own time in **database writes** (every ``BEGIN IMMEDIATE … COMMIT``), the **export**
@@ -359,9 +361,15 @@ def main() -> None:
 
     print(f"{args.workers} workers x {threads_per_worker(args.workers)} thread(s) on {cpu_count()} cores; "
           f"searches: {', '.join(f'{d}/{e}' for d in datasets for e in evaluators)}", flush=True)
+    from taylorglo.training.data import load_dataset
+
     results, ratios = [], []
     with tempfile.TemporaryDirectory(prefix="taylorglo-throughput-") as tmp:
         for dataset in datasets:
+            # The host caches a loaded dataset in-process: load it before any search is timed, or
+            # the first one run would pay for it and the pinned baseline after it would not.
+            training = config(dataset, "local", args)["training"]
+            load_dataset(training["dataset"], training.get("data_dir"), training.get("data_fraction", 1.0))
             for evaluator in evaluators:
                 results.append(run_search(dataset, evaluator, args, Path(tmp)))
                 if not args.no_baseline:

@@ -9,7 +9,7 @@ Whether that helps depends on the network. ``mnist-cnn`` runs a step about 1.6 t
 threads than on 1, and lending took the barrier of a 2-core MNIST search from 7% of its wall time
 to under 1%. The digits MLP's matrices are too small for a second thread to help, while a
 2-thread run that starts before the other worker has finished makes the two compete for the
-cores: the same search got 3 to 7% slower. So by default (``[evaluator] lend_idle_cores =
+cores: a digits search with lending forced on took about 2% longer. So by default (``[evaluator] lend_idle_cores =
 "auto"``) the host measures once, on this machine, how much faster a training step of the
 experiment's network runs on the lent threads (:func:`thread_speedup`), lends only from
 :data:`MIN_SPEEDUP` up, and stores the measurement and the decision in the experiment's
@@ -63,7 +63,7 @@ def lend_idle_cores(n: int, workers: int, cores: int, threads: int) -> list[int 
     return [None] * (n - k) + [boost] * k
 
 
-def step_seconds(training: TrainConfig, data: DataSplits, threads: int, seconds: float = 0.25) -> float:
+def step_seconds(training: TrainConfig, data: DataSplits, threads: int, seconds: float = 0.15) -> float:
     """Seconds per training step (forward, cross-entropy, backward, SGD) of ``training``'s network
     on ``threads`` torch threads: the median of as many steps as fit in ``seconds`` (at least 5),
     after two untimed ones."""
@@ -96,7 +96,7 @@ def step_seconds(training: TrainConfig, data: DataSplits, threads: int, seconds:
 
 
 def thread_speedup(training: TrainConfig, data: DataSplits, threads: int, boost: int,
-                   seconds: float = 0.25) -> float:
+                   seconds: float = 0.15) -> float:
     """How many times faster a step runs on ``boost`` threads than on ``threads``: measured twice
     each, alternating, taking each side's faster measurement (the least disturbed)."""
     own = lent = float("inf")
