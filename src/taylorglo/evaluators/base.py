@@ -136,7 +136,6 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-
 class WorkerState:
     """What every worker (a local process, a Ray actor) holds for its whole life, and runs jobs on.
 
