@@ -64,9 +64,9 @@ def lend_idle_cores(n: int, workers: int, cores: int, threads: int) -> list[int 
 
 
 def step_seconds(training: TrainConfig, data: DataSplits, threads: int, seconds: float = 0.15) -> float:
-    """Seconds per training step (forward, cross-entropy, backward, SGD) of ``training``'s network
-    on ``threads`` torch threads: the median of as many steps as fit in ``seconds`` (at least 5),
-    after two untimed ones."""
+    """Seconds per training step (forward, cross-entropy, backward, an SGD update) of
+    ``training``'s network on ``threads`` torch threads: the median of as many steps as fit in
+    ``seconds`` (at least 5), after two untimed ones."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -75,7 +75,7 @@ def step_seconds(training: TrainConfig, data: DataSplits, threads: int, seconds:
             torch.manual_seed(0)
             net = build_model(training.model, data.input_shape, data.num_classes, **training.model_options)
             model = torch.nn.Sequential(Normalize(data.mean, data.std), net).to(device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=training.momentum)
+        params = [p for p in model.parameters() if p.requires_grad]
         loss_fn = as_loss(None)
         batch = min(training.batch_size, len(data.train_y))
         xb, yb = to_float(data.train_x[:batch]).to(device), data.train_y[:batch].to(device)
@@ -83,9 +83,10 @@ def step_seconds(training: TrainConfig, data: DataSplits, threads: int, seconds:
         started = time.perf_counter()
         for i in range(1000):
             t = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
+            model.zero_grad(set_to_none=True)
             loss_fn(model(xb), yb).backward()
-            optimizer.step()
+            with torch.no_grad():  # plain SGD by hand: torch.optim's first use in a process costs ~1 s
+                torch._foreach_add_(params, [p.grad for p in params], alpha=-1e-4)
             if i >= 2:
                 times.append(time.perf_counter() - t)
                 if len(times) >= 5 and time.perf_counter() - started >= seconds:
