@@ -144,18 +144,15 @@ def export_epbt(directory: Path, store: Store, config: Any, final: bool = False)
 def save_best_network(directory: Path, store: Store, config: Any, data: Any) -> Path | None:
     """Write the final best member's network to ``DIR/models/epbt-best.pt`` (the format
     ``taylorglo robustness`` and :func:`~taylorglo.training.checkpoint.load_network` read)."""
-    from torch import nn
-
     from ..training.checkpoint import load_state, save_network
-    from ..training.models import Normalize, build_model
+    from ..training.trainer import build_network
 
     best = best_member(store)
     if best is None:
         return None
     c, m = best
     state = load_state(directory / m.checkpoint)
-    net = build_model(config.training.model, data.input_shape, data.num_classes, **config.training.model_options)
-    model = nn.Sequential(Normalize(data.mean, data.std), net)
+    model = build_network(config.training, data)
     model.load_state_dict(state["model"])
     return save_network(model, directory / BEST_MODEL, model_name=config.training.model,
                         model_options=config.training.model_options, data=data, loss=loss_spec(c.params or None),

@@ -28,8 +28,7 @@ import torch
 from ..training.augment import to_float
 from ..training.config import TrainConfig
 from ..training.data import DataSplits
-from ..training.models import Normalize, build_model
-from ..training.trainer import as_loss, resolve_device
+from ..training.trainer import as_loss, build_network, resolve_device
 
 #: Lend only where a step on the lent threads runs at least this many times faster than on a
 #: worker's own (lending costs something while the lent run overlaps the others' last trainings).
@@ -73,8 +72,7 @@ def step_seconds(training: TrainConfig, data: DataSplits, threads: int, seconds:
         device = resolve_device(training.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            net = build_model(training.model, data.input_shape, data.num_classes, **training.model_options)
-            model = torch.nn.Sequential(Normalize(data.mean, data.std), net).to(device)
+            model = build_network(training, data).to(device)
         params = [p for p in model.parameters() if p.requires_grad]
         loss_fn = as_loss(None)
         batch = min(training.batch_size, len(data.train_y))

@@ -125,6 +125,13 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temper
                     reduction="batchmean", log_target=True) * (t * t)
 
 
+def build_network(config: TrainConfig, data: DataSplits) -> nn.Module:
+    """The network :func:`train` trains: ``config``'s model behind a :class:`Normalize` layer with
+    the data's statistics, so it takes raw pixels (the form ``save_network`` writes)."""
+    net = build_model(config.model, data.input_shape, data.num_classes, **config.model_options)
+    return nn.Sequential(Normalize(data.mean, data.std), net)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -205,8 +212,7 @@ def _attempt(
         cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()]
     with torch.random.fork_rng(devices=cuda_ids):
         torch.manual_seed(seed)
-        net = build_model(config.model, data.input_shape, data.num_classes, **config.model_options)
-        model = nn.Sequential(Normalize(data.mean, data.std), net).to(device)
+        model = build_network(config, data).to(device)
         generator = torch.Generator(device=device).manual_seed(seed)
         first, stop = (segment.start, segment.stop) if segment is not None else (0, schedule.run_steps)
         optimizer = torch.optim.SGD(
