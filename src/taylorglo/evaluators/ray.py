@@ -111,6 +111,7 @@ class RayEvaluator(Evaluator):
         self._starting: dict[Any, Any] = {}  # ready() ref -> actor
         self._names: dict[Any, str] = {}  # actor -> host:pid
         self._startup_deaths = 0
+        self._lending: Lending | None = None  # what one node's actors share; fixed at connection
 
     # -- Ray and actors -------------------------------------------------------------------------
 
@@ -130,6 +131,7 @@ class RayEvaluator(Evaluator):
                                      f"{one_line(exc)}; start one with `ray start --head`") from None
             self._owns_ray = True
         self._check_resources()
+        self._lending = self._one_node_lending()
         options: dict[str, Any] = {"num_cpus": self.config.cpus_per_candidate, "max_restarts": 0,
                                    "max_task_retries": 0}
         if self.config.gpus_per_candidate:
@@ -177,10 +179,14 @@ class RayEvaluator(Evaluator):
         """On a cluster of one node (the private instance ``start`` makes by default, or ``ray
         start --head`` on one machine) the actors share its cores, as the local pool's workers
         do. Across nodes the idle actors' cores are on other machines, so nothing is lent; nor
-        where the user pinned ``training.threads`` or candidates use GPUs."""
+        where the user pinned ``training.threads`` or candidates use GPUs. Read from the cluster
+        once, when connecting, so every generation of a ``start`` is planned alike."""
         if self.training.threads is not None or self.config.gpus_per_candidate:
             return None
         self._connect()
+        return self._lending
+
+    def _one_node_lending(self) -> Lending | None:
         nodes = [node for node in self.ray.nodes() if node.get("Alive")]
         if len(nodes) != 1:
             return None
