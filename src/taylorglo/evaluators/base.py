@@ -141,10 +141,10 @@ class WorkerState:
 
     Made once, before the first job, and timed: it loads the dataset (unless ``data`` arrived with
     the worker) and pays PyTorch's one-off costs, so that a candidate's recorded time is its own.
-    The timings go out once, in the metrics of the worker's first result (``worker_startup``): ``process_start`` (from ``requested_at``, the
-    driver's clock when it asked for the worker, to this code running: interpreter start, imports,
-    receiving the arguments; meaningful where both clocks agree), ``warm_up`` and ``data_load``, in
-    seconds. That is how ``benchmarks/throughput.py`` tells start-up from training, and how a
+    The timings go out once, in the metrics of the worker's first result (``worker_startup``):
+    ``process_start`` (from ``requested_at``, the driver's clock when it asked for the worker, to
+    this code running: interpreter start, imports, receiving the arguments; meaningful where both
+    clocks agree), ``warm_up`` and ``data_load``, in seconds. That is how ``benchmarks/throughput.py`` tells start-up from training, and how a
     user sees why a search's first candidates take longer.
     """
 

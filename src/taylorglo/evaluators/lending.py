@@ -9,8 +9,8 @@ Whether that helps depends on the network. ``mnist-cnn`` runs a step about 1.6 t
 threads than on 1, and lending took the barrier of a 2-core MNIST search from 7% of its wall time
 to under 1%. The digits MLP's matrices are too small for a second thread to help, while a
 2-thread run that starts before the other worker has finished makes the two compete for the
-cores: a digits search with lending forced on took about 2% longer. So by default (``[evaluator] lend_idle_cores =
-"auto"``) the host measures once, on this machine, how much faster a training step of the
+cores: a digits search with lending forced on took about 2% longer. So by default
+(``[evaluator] lend_idle_cores = "auto"``) the host measures once, on this machine, how much faster a training step of the
 experiment's network runs on the lent threads (:func:`thread_speedup`), lends only from
 :data:`MIN_SPEEDUP` up, and stores the measurement and the decision in the experiment's
 database: every later ``start`` plans the same way, which is what keeps a resumed generation's
