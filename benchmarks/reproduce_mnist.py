@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report = write_report(args.out)
     from taylorglo.experiment import open_experiment
 
-    with open_experiment(args.out).store() as store:  # compute time, also over earlier (resumed) invocations
+    with open_experiment(args.out).reader() as store:  # compute time, also over earlier (resumed) invocations
         search_time = sum(g.closed_at - g.opened_at for g in store.generations() if g.closed_at is not None)
         runs = [r for r in store.final_runs() if r.wall_time is not None]
         final_time = sum(r.wall_time for r in runs) / max(1, args.workers)

@@ -322,7 +322,7 @@ def run_search(dataset: str, evaluator: str, args: argparse.Namespace, root: Pat
     # Ray's workers are children of its raylet, not of this process: the meter would count their
     # training as "other processes". Only a local search is checked for a busy machine.
     busy = meter.report("machine during the search") if evaluator == "local" else ""
-    with open_experiment(directory).store() as store:
+    with open_experiment(directory).reader() as store:
         opened0 = store.generation(0).opened_at
         tl = timeline(store.candidates(), opened0, t0, t1, args.workers, threads_per_worker(args.workers),
                       timer.intervals)

@@ -72,6 +72,27 @@ def cli(*args: str, check: bool = False, **kwargs: Any) -> subprocess.CompletedP
     return result
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``taylorglo ARGS`` through the CLI's own entry point, in this process (no interpreter and
+    torch start-up per call): exit code, stdout and stderr as a user would see them."""
+    import contextlib
+    import io
+
+    from taylorglo.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv, sys.argv = sys.argv, ["taylorglo", *args]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess(["taylorglo", *args], code, out.getvalue(), err.getvalue())
+
+
 def start_and_kill_9(directory: Path, generation: int = 1, on_poll: Any = None) -> tuple[int, dict[str, int] | None]:
     """``taylorglo start DIR`` in a subprocess, killed with SIGKILL as soon as ``generation`` has at
     least one recorded and one pending row (inside that generation). ``on_poll()`` runs at every

@@ -272,6 +272,17 @@ cli.add_command(status, name="check")
 
 
 @cli.command()
+@click.argument("directory", metavar="DIR")
+@click.argument("destination", metavar="DEST")
+def backup(directory: str, destination: str) -> None:
+    """Copy experiment DIR to the new directory DEST, consistently, even while `start` runs."""
+    from .experiment.backup import backup_experiment
+
+    target = backup_experiment(directory, destination)
+    click.echo(f"backed up {directory} to {target} (resume or read it there like the original)")
+
+
+@cli.command()
 @click.argument("source", metavar="CONFIG|DIR")
 @click.option("--candidate", default=None, metavar="G:I",
               help="Candidate I of generation G (default 0:0: the first one the search asks).")
@@ -305,7 +316,7 @@ def getinvocation(source: str, candidate: str | None, params: str | None, full: 
     elif from_dir:
         from .experiment.store import Store
 
-        with Store(Path(source) / Store.FILENAME) as store:
+        with Store(Path(source) / Store.FILENAME, readonly=True) as store:
             rows = [c for c in store.candidates(generation) if c.index == index]
         if not rows:
             raise TaylorGLOError(f"--candidate: generation {generation} has not been asked yet")
@@ -355,11 +366,23 @@ from . import cli_results  # noqa: E402,F401  (registers its commands on `cli`)
 
 
 def main() -> None:
-    """Entry point: turn user errors into one line and exit status 2."""
+    """Entry point: turn user errors, and failures of the machine around us (a full disk, a
+    read-only directory, a damaged database), into one line and exit status 2."""
+    import sqlite3
+
+    from .errors import os_error_line, one_line
+
     try:
         cli.main(standalone_mode=False)
     except TaylorGLOError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        click.echo(f"error: {os_error_line(exc)}", err=True)
+        sys.exit(2)
+    except sqlite3.DatabaseError as exc:
+        click.echo(f"error: an experiment's store: {one_line(exc)}; if it is damaged, restore it from a backup "
+                   "(`taylorglo backup` makes one)", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

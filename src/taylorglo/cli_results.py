@@ -192,7 +192,7 @@ def log_command(directory: str, generation: int, index: int, as_json: bool) -> N
     from .loss import format_formula
 
     experiment = open_experiment(directory)
-    with experiment.store() as store:
+    with experiment.reader() as store:
         rows = [c for c in store.candidates(generation) if c.index == index]
     if not rows:
         raise TaylorGLOError(f"GENERATION INDEX: {directory} has no candidate {generation}:{index}; "

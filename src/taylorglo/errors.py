@@ -19,6 +19,26 @@ class DatasetNotFoundError(TaylorGLOError):
     """A dataset's files are neither on disk nor downloadable."""
 
 
+class StoreDamagedError(TaylorGLOError):
+    """An experiment's SQLite file is empty, not SQLite, or fails its integrity check; nothing
+    is written to it (writing into a damaged file can only make it worse)."""
+
+
 def one_line(value: Any) -> str:
     """An exception (or reason) squeezed onto one line, for one-line user errors."""
     return " ".join(str(value).split()) or type(value).__name__
+
+
+def os_error_line(exc: OSError) -> str:
+    """What a failed file operation means for the user, in one line naming the file: a full disk
+    and a read-only place are the environment's doing, and what is recorded is kept."""
+    import errno
+
+    where = f"{exc.filename}: " if exc.filename else ""
+    why = exc.strerror or one_line(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f"{where}{why}; free some space and run the command again (everything recorded so far is kept)"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"{where}{why}: this command needs to write there; run it where you may write "
+                "(`taylorglo backup DIR DEST` copies an experiment)")
+    return f"{where}{why}"

@@ -123,6 +123,12 @@ class CMAESSearch:
         self._es.tell([np.asarray(x, dtype=float) for x in solutions], objectives)
         self._asked = None
 
+    def summary(self) -> dict[str, Any]:
+        """The state a reader needs, as plain data (stored beside :meth:`state` so that reading an
+        experiment never unpickles): the mean, σ and the covariance matrix C."""
+        return {"mean": self.mean, "sigma": self.sigma,
+                "C": [[float(v) for v in row] for row in np.asarray(self._es.C)]}
+
     def __setstate__(self, state: dict) -> None:
         """Unpickling: re-key pycma's solution archives for *this* process (see :func:`_rekey`)."""
         self.__dict__.update(state)

@@ -48,7 +48,7 @@ def write_epbt_report(directory: str | os.PathLike[str], out_dir: str | os.PathL
     experiment = open_experiment(directory)
     config = experiment.config
     info = status(experiment.directory)
-    with experiment.store() as store:
+    with experiment.reader() as store:
         candidates = store.candidates()
         members = store.members()
         best = best_member(store)

@@ -48,7 +48,6 @@ from ..experiment.host import open_experiment
 from ..experiment.lock import is_running
 from ..experiment.store import STATUSES, Candidate, Generation, Store
 from ..loss import format_formula, loss_spec, order_for_length, taylor_terms, to_paper_layout
-from ..search import CMAESSearch
 from . import plots
 
 FIGURES = ("fitness.png", "cmaes.png", "loss.png")
@@ -151,7 +150,7 @@ def load_report_data(directory: str | os.PathLike[str]) -> ReportData:
     experiment = open_experiment(directory)
     config = experiment.config
     running = is_running(experiment.directory)
-    with experiment.store() as store:
+    with experiment.reader() as store:
         generation_rows = {g.generation: g for g in store.generations()}
         candidates = store.candidates()
         if not any(c.status != "pending" for c in candidates):
@@ -164,7 +163,7 @@ def load_report_data(directory: str | os.PathLike[str]) -> ReportData:
             raise TaylorGLOError(
                 f"DIR: {where!r} has no evaluated candidates yet; run `taylorglo start {where}` first"
             )
-        search_path = _search_path(store, generation_rows)
+        search_path = _search_path(generation_rows)
 
     by_generation: dict[int, list[Candidate]] = {}
     for c in candidates:
@@ -191,23 +190,22 @@ def load_report_data(directory: str | os.PathLike[str]) -> ReportData:
     )
 
 
-def _search_path(store: Store, rows: dict[int, Generation]) -> list[tuple[int, float, list[float]]]:
+def _search_path(rows: dict[int, Generation]) -> list[tuple[int, float, list[float]]]:
     """The initial CMA-ES state, then the state after each closed generation's ``tell``.
 
     The initial one is generation 0's state as asked: ``ask`` moves neither the mean nor σ, so it
-    is the (σ₀, mean₀) the search started from.
+    is the (σ₀, mean₀) the search started from. Read from the plain-data summaries the host
+    stores beside each state, never from the pickled state itself (reading must not run code
+    from an experiment someone shared); generations of an older store that no ``start`` has
+    filled in yet are left out.
     """
     path: list[tuple[int, float, list[float]]] = []
     for g in sorted(rows):
-        full = store.generation(g)
-        if full is None:
-            continue
-        if g == 0:
-            search = CMAESSearch.from_state(full.asked_state)
-            path.append((0, search.sigma, search.mean))
-        if full.told_state is not None:
-            search = CMAESSearch.from_state(full.told_state)
-            path.append((g + 1, search.sigma, search.mean))
+        row = rows[g]
+        if g == 0 and row.asked_summary is not None:
+            path.append((0, float(row.asked_summary["sigma"]), [float(v) for v in row.asked_summary["mean"]]))
+        if row.told_summary is not None:
+            path.append((g + 1, float(row.told_summary["sigma"]), [float(v) for v in row.told_summary["mean"]]))
     return path
 
 

@@ -94,7 +94,7 @@ def loss_summary(loss: FinalLoss, runs: Sequence[FinalRun]) -> dict[str, Any]:
 def compare(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """Every final loss of an experiment, each TaylorGLO loss tested against cross-entropy."""
     experiment = open_experiment(directory)
-    with experiment.store() as store:
+    with experiment.reader() as store:
         losses = store.final_losses()
         runs = store.final_runs()
     if not losses or not any(r.status != "pending" for r in runs):

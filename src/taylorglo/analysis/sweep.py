@@ -50,7 +50,7 @@ def robustness_sweep(
     experiment = open_experiment(directory)
     config = experiment.config
     root = experiment.directory
-    with experiment.store() as store:
+    with experiment.reader() as store:
         losses = store.final_losses()
         runs = store.final_runs()
     if labels:

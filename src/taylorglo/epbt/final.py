@@ -149,7 +149,7 @@ def _pbt_run(root: Path, config: Any, run: FinalRun, workers: int | None, report
     sub = folder / f"repeat-{run.repeat}"
     init_experiment(sub, config_path, exist_ok=True)
     result = start(sub, workers=workers, reporter=reporter, evaluator=evaluator)
-    with Store(sub / Store.FILENAME) as store:
+    with Store(sub / Store.FILENAME, readonly=True) as store:
         wall = store.totals()["wall_time"]
     best = result["best"]
     if best is None:

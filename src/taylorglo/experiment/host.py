@@ -60,7 +60,12 @@ class Experiment:
         return self.directory / Store.FILENAME
 
     def store(self) -> Store:
+        """The store for writing (``start``, ``final``): a damaged one is refused unwritten."""
         return Store(self.store_path)
+
+    def reader(self) -> Store:
+        """The store for reading only (``status``, ``analyze``, ...): never written, not even migrated."""
+        return Store(self.store_path, readonly=True)
 
 
 def init_experiment(
@@ -103,7 +108,7 @@ def open_experiment(directory: str | os.PathLike[str]) -> Experiment:
             f"DIR: {str(directory)!r} is not an experiment directory (no {Store.FILENAME}); "
             "create one with `taylorglo init DIR CONFIG`"
         )
-    with Store(path) as store:
+    with Store(path, readonly=True) as store:
         data = store.get_meta("config")
     return Experiment(directory, ExperimentConfig.from_dict(data))
 
@@ -182,6 +187,7 @@ def start(
             log.info(f"start: {config.name}: {config.search.generations} generations x "
                      f"{config.search.population} candidates, {runner.workers} {config.evaluator.kind} workers, "
                      f"{data.summary()}; resuming at generation {progress.generation}")
+            _fill_summaries(store)
             _decide_lending(store, config, runner, data, log)
             reporter.begin(progress)
             while True:
@@ -201,7 +207,7 @@ def start(
                 if still:  # cannot happen unless an evaluator drops jobs; never tell a partial generation
                     raise RuntimeError(f"generation {generation}: candidates {still} were not evaluated")
                 search.tell([c.params for c in rows], [c.fitness or 0.0 for c in rows])
-                store.close_generation(generation, search.state(), search.sigma)
+                store.close_generation(generation, search.state(), search.sigma, search.summary())
                 export(experiment.directory, store, config)
                 progress.end_generation()
                 log.generation(progress, store.generation(generation))
@@ -279,8 +285,17 @@ def _next_generation(
         else:
             candidates.append(Candidate(generation, index, params, seed, "rejected-invariant", fitness=0.0,
                                         reason=f"fails the {rule} invariant for {num_classes} classes"))
-    store.open_generation(generation, search.state(), candidates)
+    store.open_generation(generation, search.state(), candidates, asked_summary=search.summary())
     return search, generation, candidates, True
+
+
+def _fill_summaries(store: Store) -> None:
+    """Give generations an older version recorded the plain-data summaries readers use. The
+    pickles are this experiment's own, which ``start`` unpickles anyway to resume."""
+    for g in store.missing_summaries():
+        asked = CMAESSearch.from_state(g.asked_state).summary()
+        told = CMAESSearch.from_state(g.told_state).summary() if g.told_state else None
+        store.set_summaries(g.generation, asked, told)
 
 
 def _decide_lending(store: Store, config: ExperimentConfig, runner: Any, data: DataSplits, log: "_Log") -> None:
@@ -316,7 +331,7 @@ def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
     experiment = open_experiment(directory)
     config = experiment.config
     extra: dict[str, Any] = {}
-    with experiment.store() as store:
+    with experiment.reader() as store:
         counts = store.counts()
         generations = store.generations()
         totals = store.totals()

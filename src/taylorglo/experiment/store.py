@@ -10,7 +10,14 @@ What a crash may cost is decided here. Three kinds of write, each one transactio
 * :meth:`Store.close_generation` — the state after ``tell`` and the generation's statistics.
 
 A ``kill -9`` therefore loses at most the evaluations in flight. The database runs in WAL mode,
-so ``taylorglo status`` reads a consistent snapshot while ``start`` writes.
+so ``taylorglo status`` reads a consistent snapshot while ``start`` writes; the WAL is
+checkpointed into the main file after every generation and final run, so that file alone (a copy
+taken mid-run, a backup that missed the ``-wal``) holds everything up to then.
+
+Opening is where damage is caught. A writer (``start``, ``final``) runs SQLite's ``quick_check``
+first and refuses a damaged file with one line, writing nothing; a reader (``status``, ``analyze``)
+opens the file read-only (an archived copy on a read-only disk without its ``-wal``/``-shm``
+included) and never migrates it in place: an older schema is upgraded in a private in-memory copy.
 """
 
 from __future__ import annotations
@@ -19,12 +26,17 @@ import json
 import math
 import sqlite3
 import time
+import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-SCHEMA_VERSION = 3
+from ..errors import StoreDamagedError, TaylorGLOError, one_line
+
+SCHEMA_VERSION = 4
+#: The first 16 bytes of every SQLite 3 database file.
+_HEADER = b"SQLite format 3\x00"
 
 #: Final statuses of a candidate; "pending" means asked, not yet evaluated.
 STATUSES = ("evaluated", "rejected-invariant", "failed", "aborted")
@@ -40,7 +52,9 @@ CREATE TABLE IF NOT EXISTS generations (
     sigma        REAL,
     best_fitness REAL,
     mean_fitness REAL,
-    min_fitness  REAL
+    min_fitness  REAL,
+    asked_summary TEXT,
+    told_summary  TEXT
 );
 CREATE TABLE IF NOT EXISTS candidates (
     generation     INTEGER NOT NULL REFERENCES generations(generation),
@@ -120,6 +134,15 @@ CREATE TABLE IF NOT EXISTS members (
 """
 
 
+# Version 4: the CMA-ES state as plain data (JSON: mean, sigma, covariance) beside its pickle, after
+# ask and after tell, so that reading an experiment never unpickles anything. Added to older stores
+# by a writer; the host fills them in from the pickles it trusts (its own, to resume).
+_SUMMARY_COLUMNS = ("asked_summary", "told_summary")
+
+_GENERATION_COLUMNS = ("generation, asked_state, told_state, opened_at, closed_at, sigma, best_fitness, "
+                       "mean_fitness, min_fitness, asked_summary, told_summary")
+
+
 @dataclass
 class Member:
     """One row of ``members``: EPBT member ``index`` during ``generation``.
@@ -185,10 +208,21 @@ class Generation:
     best_fitness: float | None
     mean_fitness: float | None
     min_fitness: float | None
+    #: The search state after ``ask`` / after ``tell`` as plain data (``mean``, ``sigma``, ``C``),
+    #: for readers; None where the kind keeps none or an older store has not been filled in.
+    asked_summary: dict[str, Any] | None = None
+    told_summary: dict[str, Any] | None = None
 
     @property
     def closed(self) -> bool:
         return self.told_state is not None
+
+    @staticmethod
+    def from_row(row: Sequence[Any]) -> "Generation":
+        values = list(row)
+        for i in (9, 10):
+            values[i] = None if values[i] is None else json.loads(values[i])
+        return Generation(*values)
 
 
 @dataclass
@@ -244,6 +278,81 @@ _CANDIDATE_COLUMNS = (
 )
 
 
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def check_file(path: Path) -> None:
+    """Refuse, in one line, a store file that is missing, empty or not SQLite at all (before
+    SQLite, which would happily turn an empty file into a new database)."""
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(_HEADER))
+    except OSError as exc:
+        raise TaylorGLOError(f"{path}: cannot read the experiment's store: {one_line(exc)}") from None
+    if not header:
+        raise StoreDamagedError(f"{path}: the store is empty (0 bytes), so this experiment's record is gone; "
+                                "restore it from a backup (`taylorglo backup` makes one)")
+    if header != _HEADER:
+        raise StoreDamagedError(f"{path}: not an SQLite database (overwritten or truncated?); "
+                                "restore it from a backup (`taylorglo backup` makes one)")
+
+
+def _verify(db: sqlite3.Connection, path: Path) -> None:
+    """SQLite's ``quick_check`` (every page, every index's shape); raises on any finding."""
+    rows = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
+    if rows != ["ok"]:
+        raise StoreDamagedError(
+            f"{path}: the store is damaged (integrity check: {one_line('; '.join(rows[:3]))}); nothing was "
+            f"written to it. Restore it from a backup, or salvage it with `sqlite3 {path} .recover`")
+
+
+def store_error(path: Path, exc: sqlite3.DatabaseError) -> TaylorGLOError:
+    """A one-line error for what SQLite said about ``path``."""
+    text = one_line(exc)
+    if isinstance(exc, StoreDamagedError):
+        return exc
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return TaylorGLOError(f"{path.parent}: cannot write the experiment here ({text}); it is read-only: "
+                              f"copy it somewhere writable (`taylorglo backup {path.parent} DEST`) and run there")
+    if "disk is full" in text or "disk I/O" in text:
+        return TaylorGLOError(f"{path}: {text}; free some space and run the command again (what is "
+                              "recorded is kept)")
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return StoreDamagedError(f"{path}: the store is damaged ({text}); nothing was written to it. "
+                                 f"Restore it from a backup, or salvage it with `sqlite3 {path} .recover`")
+    return TaylorGLOError(f"{path}: {text}")
+
+
+def _schema_version(db: sqlite3.Connection) -> int:
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 1
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring the schema to :data:`SCHEMA_VERSION` (a no-op on a current store)."""
+    if _schema_version(db) >= SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in (_SCHEMA + _FINAL_SCHEMA + _EPBT_SCHEMA).split(";"):
+            if statement.strip():
+                db.execute(statement)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(generations)")}
+        for name in _SUMMARY_COLUMNS:
+            if name not in columns:
+                db.execute(f"ALTER TABLE generations ADD COLUMN {name} TEXT")
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 def _finite(value: Any) -> Any:
     """SQLite stores NaN as NULL; keep the numbers JSON and SQL agree on."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -252,31 +361,73 @@ def _finite(value: Any) -> Any:
 
 
 class Store:
-    """The SQLite file of one experiment (``DIR/experiment.sqlite``)."""
+    """The SQLite file of one experiment (``DIR/experiment.sqlite``).
+
+    ``readonly`` opens it for reading only (every command that does not train): nothing is ever
+    written to the file, its schema is not migrated in place, and a copy on a read-only disk opens
+    too. A writer refuses a damaged file (:class:`~taylorglo.errors.StoreDamagedError`) before it
+    writes anything.
+    """
 
     FILENAME = "experiment.sqlite"
 
-    def __init__(self, path: str | Path, create: bool = False) -> None:
+    def __init__(self, path: str | Path, create: bool = False, readonly: bool = False) -> None:
         self.path = Path(path)
-        if not create and not self.path.is_file():
-            raise FileNotFoundError(self.path)
+        self.readonly = readonly
+        if not create:
+            check_file(self.path)
+        try:
+            self._db = self._open_reader() if readonly else self._open_writer(create)
+        except sqlite3.DatabaseError as exc:
+            raise store_error(self.path, exc) from None
+
+    def _open_writer(self, create: bool) -> sqlite3.Connection:
         # Autocommit mode; every write below is an explicit BEGIN IMMEDIATE ... COMMIT.
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL would already survive a killed process; FULL also survives a power cut, for one
-        # fsync per result, which is nothing next to a training run.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        current = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'members'").fetchone()
-        if create or not current:
-            with self.transaction() as db:
-                for statement in (_SCHEMA + _FINAL_SCHEMA + _EPBT_SCHEMA).split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            if not create:
+                _verify(db, self.path)
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL would already survive a killed process; FULL also survives a power cut, for one
+            # fsync per result, which is nothing next to a training run.
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            _migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_reader(self) -> sqlite3.Connection:
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        db = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=60, isolation_level=None)
+        try:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            # A WAL-mode copy without its -shm, in a place this process cannot write (an archive,
+            # a read-only mount): nothing can be writing it, so it is read as immutable.
+            db.close()
+            db = sqlite3.connect(uri + "?immutable=1", uri=True, isolation_level=None)
+        try:
+            _verify(db, self.path)
+            if _schema_version(db) < SCHEMA_VERSION:
+                # Written by an earlier version: upgrade a private copy, never the file itself.
+                memory = sqlite3.connect(":memory:", isolation_level=None)
+                db.backup(memory)
+                db.close()
+                db = memory
+                _migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
+        if not self.readonly:
+            try:  # a clean stop leaves the main file complete (and the -wal empty)
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.DatabaseError:
+                pass
         self._db.close()
 
     def __enter__(self) -> "Store":
@@ -287,13 +438,36 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write, all or nothing; what SQLite refuses (a full disk, a read-only file) leaves
+        the store as it was and arrives as one line naming the file."""
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise store_error(self.path, exc) from None
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds into the main file, so that the main file alone is current
+        (``start`` calls it after each generation, ``final`` after each run). Passive: it never
+        waits for a reader, and whatever a reader holds back goes with the next one."""
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def backup(self, destination: str | Path) -> None:
+        """A consistent copy of the whole store at ``destination`` (SQLite's online backup, safe
+        while ``start`` writes)."""
+        target = sqlite3.connect(destination, isolation_level=None)
+        try:
+            self._db.backup(target)
+            target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        finally:
+            target.close()
 
     # -- meta ----------------------------------------------------------------------------------
 
@@ -308,13 +482,13 @@ class Store:
     # -- generations ---------------------------------------------------------------------------
 
     def open_generation(self, generation: int, asked_state: bytes, candidates: Sequence[Candidate],
-                        members: Sequence[Member] = ()) -> None:
+                        members: Sequence[Member] = (), asked_summary: dict[str, Any] | None = None) -> None:
         """Record an asked generation and all its candidates (and EPBT members) at once."""
         now = time.time()
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO generations (generation, asked_state, opened_at) VALUES (?, ?, ?)",
-                (generation, asked_state, now),
+                "INSERT INTO generations (generation, asked_state, opened_at, asked_summary) VALUES (?, ?, ?, ?)",
+                (generation, asked_state, now, _json(asked_summary)),
             )
             for c in candidates:
                 db.execute(
@@ -326,34 +500,53 @@ class Store:
                            (m.generation, m.index, m.parent, m.action, m.lr, m.weight_decay, m.start_step,
                             m.stop_step, m.resume_from, m.checkpoint, int(m.distill), m.redraws))
 
-    def close_generation(self, generation: int, told_state: bytes, sigma: float) -> None:
+    def close_generation(self, generation: int, told_state: bytes, sigma: float,
+                         told_summary: dict[str, Any] | None = None) -> None:
         with self.transaction() as db:
             # The statistics come from the rows in the same transaction that closes the generation.
             cur = db.execute(
-                "UPDATE generations SET told_state = ?, closed_at = ?, sigma = ?, "
+                "UPDATE generations SET told_state = ?, closed_at = ?, sigma = ?, told_summary = ?, "
                 "(best_fitness, mean_fitness, min_fitness) = (SELECT MAX(COALESCE(fitness, 0)), "
                 "AVG(COALESCE(fitness, 0)), MIN(COALESCE(fitness, 0)) FROM candidates WHERE generation = ?) "
                 "WHERE generation = ? AND told_state IS NULL",
-                (told_state, time.time(), sigma, generation, generation),
+                (told_state, time.time(), sigma, _json(told_summary), generation, generation),
             )
             if cur.rowcount != 1:
                 raise RuntimeError(f"generation {generation} is not open")
+        self.checkpoint()
 
     def generation(self, generation: int) -> Generation | None:
-        row = self._db.execute("SELECT * FROM generations WHERE generation = ?", (generation,)).fetchone()
-        return None if row is None else Generation(*row)
+        row = self._db.execute(f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE generation = ?",
+                               (generation,)).fetchone()
+        return None if row is None else Generation.from_row(row)
 
     def latest_generation(self) -> Generation | None:
-        row = self._db.execute("SELECT * FROM generations ORDER BY generation DESC LIMIT 1").fetchone()
-        return None if row is None else Generation(*row)
+        row = self._db.execute(f"SELECT {_GENERATION_COLUMNS} FROM generations ORDER BY generation DESC LIMIT 1"
+                               ).fetchone()
+        return None if row is None else Generation.from_row(row)
 
     def generations(self) -> list[Generation]:
         """All generations without their (large) search states."""
         rows = self._db.execute(
             "SELECT generation, x'', CASE WHEN told_state IS NULL THEN NULL ELSE x'' END, opened_at, closed_at, "
-            "sigma, best_fitness, mean_fitness, min_fitness FROM generations ORDER BY generation"
+            "sigma, best_fitness, mean_fitness, min_fitness, asked_summary, told_summary "
+            "FROM generations ORDER BY generation"
         ).fetchall()
-        return [Generation(*row) for row in rows]
+        return [Generation.from_row(row) for row in rows]
+
+    def missing_summaries(self) -> list[Generation]:
+        """Generations (with their states) whose plain-data summaries an older version did not
+        write; the host fills them in with :meth:`set_summaries`."""
+        rows = self._db.execute(
+            f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE asked_summary IS NULL "
+            "OR (told_state IS NOT NULL AND told_summary IS NULL) ORDER BY generation").fetchall()
+        return [Generation.from_row(row) for row in rows]
+
+    def set_summaries(self, generation: int, asked: dict[str, Any] | None, told: dict[str, Any] | None) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE generations SET asked_summary = COALESCE(asked_summary, ?), "
+                       "told_summary = COALESCE(told_summary, ?) WHERE generation = ?",
+                       (_json(asked), _json(told), generation))
 
     def members(self, generation: int | None = None) -> list[Member]:
         """EPBT lineage rows (all, or one generation's), by generation and index."""
@@ -469,7 +662,8 @@ class Store:
                  None if run.metrics is None else json.dumps(run.metrics, allow_nan=True),
                  run.loss_id, run.repeat),
             )
-            return cur.rowcount == 1
+        self.checkpoint()  # a final run is minutes to hours of work: the main file holds it at once
+        return cur.rowcount == 1
 
     def final_runs(self, loss_id: int | None = None) -> list[FinalRun]:
         sql = f"SELECT {_FINAL_RUN_COLUMNS} FROM final_runs"
