@@ -1,0 +1,96 @@
+"""Experiments written by the previous version (schema 3, ``tests/fixtures/v3``) open, report,
+resume and extend; reading them leaves them as they were."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from experiments import cli, run_cli
+from taylorglo.experiment import Store, init_experiment, status
+from taylorglo.experiment.store import SCHEMA_VERSION
+
+FIXTURES = Path(__file__).parent / "fixtures" / "v3"
+
+
+def _copy(name: str, target: Path) -> Path:
+    return Path(shutil.copytree(FIXTURES / name, target / name))
+
+
+def _version(directory: Path) -> int:
+    with sqlite3.connect(directory / "experiment.sqlite") as db:
+        version = int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+    db.close()
+    return version
+
+
+def _rows(directory: Path) -> list[tuple]:
+    with sqlite3.connect(directory / "experiment.sqlite") as db:
+        rows = db.execute("SELECT generation, idx, params, seed, status, fitness, val_accuracy, attempts, "
+                          "json_extract(metrics, '$.threads') FROM candidates ORDER BY generation, idx").fetchall()
+    db.close()
+    return rows
+
+
+def test_a_killed_v3_search_reports_unchanged_then_resumes_to_the_uninterrupted_result(tmp_path):
+    run = _copy("v3-search-killed", tmp_path)
+    assert _version(run) == 3
+    before = (run / "experiment.sqlite").read_bytes()
+    st = status(run)
+    assert st["state"] == "stopped" and st["generations_completed"] == 1 and st["candidates"]["pending"] > 0
+    for args in (("status",), ("log", "0", "1"), ("analyze", "--out", str(tmp_path / "report"))):
+        result = run_cli(args[0], str(run), *args[1:])
+        assert result.returncode == 0, result.stderr
+    assert (run / "experiment.sqlite").read_bytes() == before and _version(run) == 3
+
+    cli("start", str(run), check=True)
+    assert _version(run) == SCHEMA_VERSION
+    with Store(run / "experiment.sqlite", readonly=True) as store:
+        generations = store.generations()
+        assert all(g.asked_summary is not None and g.told_summary is not None for g in generations)
+    # The same config run from scratch by this version gives exactly the same candidates.
+    straight = tmp_path / "straight"
+    init_experiment(straight, run / "config.toml")
+    cli("start", str(straight), check=True)
+    assert _rows(run) == _rows(straight)
+    assert status(run)["best"] == status(straight)["best"]
+
+
+def test_a_v3_final_compares_and_extends(tmp_path):
+    run = _copy("v3-final", tmp_path)
+    before = (run / "experiment.sqlite").read_bytes()
+    result = run_cli("compare", str(run), "--json")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    losses = {s["label"]: s for s in json.loads(result.stdout)["losses"]}
+    assert set(losses) == {"cross-entropy", "candidate-1:3"} and all(s["finished"] == 2 for s in losses.values())
+    assert run_cli("robustness", str(run), "--eps", "0.1").returncode == 0
+    assert (run / "experiment.sqlite").read_bytes() == before
+    # A third repeat per loss is added; the two recorded ones are kept as they were.
+    cli("final", str(run), "--repeats", "3", check=True)
+    after = {s["label"]: s for s in json.loads(run_cli("compare", str(run), "--json").stdout)["losses"]}
+    for label, summary in losses.items():
+        assert after[label]["finished"] == 3
+        assert after[label]["accuracies"][:2] == summary["accuracies"]
+
+
+@pytest.mark.parametrize("command", ["status", "analyze"])
+def test_a_killed_v3_epbt_run_reads_without_change(tmp_path, command):
+    run = _copy("v3-epbt-killed", tmp_path)
+    before = (run / "experiment.sqlite").read_bytes()
+    args = ("--out", str(tmp_path / "report")) if command == "analyze" else ()
+    result = run_cli(command, str(run), *args)
+    assert result.returncode == 0, result.stderr
+    assert (run / "experiment.sqlite").read_bytes() == before
+
+
+def test_a_killed_v3_epbt_run_resumes_to_its_end(tmp_path):
+    run = _copy("v3-epbt-killed", tmp_path)
+    cli("start", str(run), check=True)
+    st = status(run)
+    assert st["state"] == "finished" and st["candidates"]["pending"] == 0
+    assert _version(run) == SCHEMA_VERSION
