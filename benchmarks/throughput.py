@@ -14,7 +14,7 @@ invariant, the SQLite store) for each dataset and evaluator asked for, and split
   begins (receiving the job; for Ray, connecting to the cluster and scheduling the actor);
 * **generation barrier**: a worker done with its share of a generation waits for the slowest
   candidate of that generation (CMA-ES's ``tell`` needs them all). The evaluators lend those idle
-  cores to the generation's last trainings (``Evaluator.tail_threads``: the local pool, and Ray
+  cores to the generation's last trainings (``taylorglo.experiment.threads``: the local pool, and Ray
   when all its actors share one node) where the host measured that the network trains faster on
   more threads (``taylorglo.evaluators.lending``: MNIST's CNN yes, the digits MLP no); a run on
   ``t`` threads where a worker has ``b`` fills ``t / b`` slots, and the borrowed slots count as
@@ -182,7 +182,7 @@ def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, worker
             step = c.step_time or 0.0
             evaluation = (c.metrics or {}).get("eval_time", 0.0)
             # A generation's last trainings may run on the cores of workers idle at the barrier
-            # (Evaluator.tail_threads). What such a run borrowed is the other workers' idle
+            # (taylorglo.experiment.threads). What such a run borrowed is the other workers' idle
             # time while it ran (at most threads / base − 1 slots): counted as this run's, in
             # proportion to its own rows, and taken off the barrier below.
             scale = (c.metrics or {}).get("threads", base_threads) / base_threads

@@ -93,15 +93,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(["taylorglo", *args], code, out.getvalue(), err.getvalue())
 
 
-def start_and_kill_9(directory: Path, generation: int = 1, on_poll: Any = None) -> tuple[int, dict[str, int] | None]:
-    """``taylorglo start DIR`` in a subprocess, killed with SIGKILL as soon as ``generation`` has at
-    least one recorded and one pending row (inside that generation). ``on_poll()`` runs at every
-    poll. Returns the exit code (``-SIGKILL`` when the kill landed) and the last status counts."""
+def kill_9_when(args: list[str], directory: Path, ready: Any, on_poll: Any = None) -> tuple[int, Any]:
+    """``taylorglo ARGS`` in a subprocess, killed with SIGKILL as soon as ``ready(db)`` (a
+    connection to ``DIR/experiment.sqlite``) returns something true. ``on_poll()`` runs at every
+    poll. Returns the exit code (``-SIGKILL`` when the kill landed) and ``ready``'s last answer."""
     import signal
     import sqlite3
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "taylorglo", "start", str(directory)],
+    proc = subprocess.Popen([sys.executable, "-m", "taylorglo", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     state = None
@@ -110,15 +110,33 @@ def start_and_kill_9(directory: Path, generation: int = 1, on_poll: Any = None) 
         if on_poll is not None:
             on_poll()
         try:
-            state = {s: n for s, n in sqlite3.connect(Path(directory) / "experiment.sqlite").execute(
-                "SELECT status, COUNT(*) FROM candidates WHERE generation = ? GROUP BY status", (generation,))}
+            db = sqlite3.connect(f"file:{Path(directory) / 'experiment.sqlite'}?mode=ro", uri=True)
+            try:
+                state = ready(db)
+            finally:
+                db.close()
         except sqlite3.Error:
             continue
-        if state.get("evaluated", 0) >= 1 and state.get("pending", 0) >= 1:
+        if state:
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait()
     return proc.returncode, state
+
+
+def start_and_kill_9(directory: Path, generation: int = 1, on_poll: Any = None) -> tuple[int, dict[str, int] | None]:
+    """``taylorglo start DIR``, killed with SIGKILL as soon as ``generation`` has at least one
+    recorded and one pending row (inside that generation); see :func:`kill_9_when`."""
+    counts: dict[str, int] = {}
+
+    def inside(db: Any) -> bool:
+        counts.clear()
+        counts.update(db.execute("SELECT status, COUNT(*) FROM candidates WHERE generation = ? GROUP BY status",
+                                 (generation,)).fetchall())
+        return counts.get("evaluated", 0) >= 1 and counts.get("pending", 0) >= 1
+
+    returncode, _ = kill_9_when(["start", str(directory)], directory, inside, on_poll)
+    return returncode, dict(counts)
 
 
 def straight_and_killed(root: Path, config: dict[str, Any], on_poll: Any = None) -> tuple[Path, Path]:

@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 from scipy import stats
 
-from experiments import SMALL, cli, merged, write_config
+from experiments import SMALL, cli, kill_9_when, merged, write_config
 from taylorglo.analysis.stats import collate, compare, describe, ttests
 from taylorglo.errors import TaylorGLOError
 from taylorglo.experiment import init_experiment, start
@@ -290,3 +290,31 @@ def test_analyze_adds_final_and_robustness_sections(finaled, tmp_path):
             image.verify()
     lines = (directory / "report" / "final.csv").read_text().strip().splitlines()
     assert len(lines) == 1 + 4  # header + 2 losses x 2 repeats
+
+
+def test_kill_9_of_final_during_its_last_run_resumes_to_the_identical_result(tmp_path):
+    """The last run, resumed alone (a pool of one worker, which would have had both cores),
+    trains on the threads the experiment recorded, so it ends exactly as uninterrupted."""
+    slow = merged(SMALL, training={"steps": 3000}, search={"population": 4, "generations": 1, "partial_fraction": 0.05})
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    init_experiment(straight, write_config(tmp_path / "slow.toml", slow))
+    start(straight)
+    shutil.copytree(straight, killed)
+    cli("final", str(straight), "--repeats", "2", check=True)
+
+    def last_run_in_flight(db):
+        rows = db.execute("SELECT status, COUNT(*) FROM final_runs GROUP BY status").fetchall()
+        return dict(rows).get("pending") == 1 and sum(n for _, n in rows) == 4
+
+    # One worker, so that the last run starts alone and the kill lands well inside it.
+    returncode, _ = kill_9_when(["final", str(killed), "--repeats", "2", "--workers", "1"], killed,
+                                last_run_in_flight)
+    assert returncode == -9, "final ended before the kill"
+    result = cli("final", str(killed), "--repeats", "2", check=True)
+    assert "1 to run" in (killed / "host.log").read_text()
+    with sqlite3.connect(killed / "experiment.sqlite") as db:
+        threads = [t for (t,) in db.execute("SELECT json_extract(metrics, '$.threads') FROM final_runs")]
+    assert threads == [1, 1, 1, 1]
+    assert "every training keeps the 1 torch threads recorded" in result.stderr
+    keep = lambda rows: [r[:5] for r in rows]  # noqa: E731  (finished_at differs, model paths are DIR-relative)
+    assert keep(_final_rows(killed)) == keep(_final_rows(straight))

@@ -109,43 +109,41 @@ def test_getinvocation_reproduces_a_recorded_candidate(finished):
 def test_a_generations_last_trainings_get_the_idle_cores(finished):
     """An odd number of trainings on 2 workers: the last one runs on both cores, by a plan that
     depends only on the generation (so a resumed generation keeps it)."""
-    evaluator = LocalEvaluator(TrainConfig(), workers=2, threads=1)
-    assert evaluator.tail_threads(7) == [None] * 6 + [2]
-    assert evaluator.tail_threads(8) == [None] * 8
-    assert evaluator.tail_threads(1) == [2]
-    assert LocalEvaluator(TrainConfig(), workers=3, threads=1).tail_threads(7) == [None] * 6 + [3]
-    assert LocalEvaluator(TrainConfig(), workers=3, threads=1).tail_threads(8) == [None] * 8  # 3 // 2 = 1
-    assert LocalEvaluator(TrainConfig(), workers=2, threads=2).tail_threads(3) == [None, None, 4]
-    assert LocalEvaluator(TrainConfig(threads=1), workers=2).tail_threads(3) == [None] * 3  # pinned by the user
-    assert LocalEvaluator(TrainConfig(), workers=1).tail_threads(3) == [None] * 3  # nothing to lend
-    lending_off = LocalEvaluator(TrainConfig(), workers=2, threads=1)
-    lending_off.lend = False
-    assert lending_off.tail_threads(7) == [None] * 7
+    assert LocalEvaluator(TrainConfig(), workers=2, threads=1).lending() == lending.Lending(2, 1, 2)
+    plan = lending.Lending(2, 1, 2).plan
+    assert plan(7) == [None] * 6 + [2]
+    assert plan(8) == [None] * 8
+    assert plan(1) == [2]
+    assert lending.Lending(3, 1, 3).plan(7) == [None] * 6 + [3]
+    assert lending.Lending(3, 1, 3).plan(8) == [None] * 8  # 3 // 2 = 1
+    assert LocalEvaluator(TrainConfig(), workers=2, threads=2).lending().plan(3) == [None, None, 4]
+    assert LocalEvaluator(TrainConfig(threads=1), workers=2).lending() is None  # pinned by the user
+    assert LocalEvaluator(TrainConfig(), workers=1).lending() is None  # nothing to lend
+    # Without lending, the layout is the workers' own threads.
+    assert LocalEvaluator(TrainConfig(), workers=1, threads=2).layout() == lending.Lending(1, 2, 2)
 
 
 def test_start_measures_once_whether_lending_pays_and_keeps_to_it(finished):
-    """By default ("auto") the host times a step of the network on 1 and on 2 threads, records
-    the speed-up and the decision in the store and the log, and the workers follow it."""
+    """By default ("auto") the first start times a step of the network on 1 and on 2 threads,
+    records the speed-up, the decision and the layout in the store and the log, and every
+    candidate's threads follow the recorded plan."""
     directory, _ = finished
     with Store(directory / "experiment.sqlite") as store:
         candidates = store.candidates()
         decision = store.get_meta(lending.META_KEY)
+        layout = store.get_meta("layout")
     assert decision["mode"] == "auto" and (decision["workers"], decision["threads"], decision["cores"]) == (2, 1, 2)
-    assert 0.3 < decision["speedup"] < 3 and decision["lend"] == (decision["speedup"] >= lending.MIN_SPEEDUP)
+    assert layout == {"workers": 2, "threads": 1, "cores": 2}
+    assert decision["speedup"] > 0 and decision["lend"] == (decision["speedup"] >= lending.MIN_SPEEDUP)
     assert lending.describe(decision) in (directory / "host.log").read_text()
-    pool = LocalEvaluator(ExperimentConfig.from_dict(SMALL).candidate_training(), workers=2)
-    pool.lend = decision["lend"]
     for generation in range(SMALL["search"]["generations"]):
         trained = [c for c in candidates if c.generation == generation and c.status != "rejected-invariant"]
-        plan = [t or pool.threads for t in pool.tail_threads(len(trained))]
-        assert [c.metrics["threads"] for c in trained] == plan
-    # A later start keeps the recorded decision (no new measurement), and a forced mode wins.
-    layout = lending.Lending(2, 1, 2)
+        plan = lending.Lending(2, 1, 2).plan(len(trained)) if decision["lend"] else [None] * len(trained)
+        assert [c.metrics["threads"] for c in trained] == [t or 1 for t in plan]
+    # A forced mode decides without measuring.
     data = load_dataset("digits")
-    assert lending.decide("auto", layout, decision, TrainConfig(), data) is decision
-    assert lending.decide(False, layout, decision, TrainConfig(), data)["lend"] is False
-    remeasured = lending.decide("auto", lending.Lending(2, 2, 4), decision, TrainConfig(), data)
-    assert remeasured["cores"] == 4 and remeasured["speedup"] > 0
+    assert lending.decide(False, lending.Lending(2, 1, 2), TrainConfig(), data) == {
+        "mode": False, "workers": 2, "threads": 1, "cores": 2, "lend": False}
 
 
 def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path):
@@ -158,7 +156,9 @@ def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path
     time.sleep(3)
     assert workers and not [pid for pid in workers if _alive(pid)]
 
-    cli("start", str(killed), check=True)
+    # Resumed with another number of workers: the candidates keep the recorded threads.
+    result = cli("start", str(killed), "--workers", "1", check=True)
+    assert "every training keeps the 1 torch threads recorded" in result.stderr
     resumed, straight = _rows(killed), _rows(uninterrupted)
     # Nothing lost or duplicated, and results recorded before the kill were not re-run.
     assert len(resumed) == len(straight) == SLOW["search"]["population"] * SLOW["search"]["generations"]

@@ -18,6 +18,7 @@ import pytest
 
 from experiments import SMALL, cli, merged, write_config
 from taylorglo.evaluators.base import Job
+from taylorglo.evaluators.lending import Lending
 from taylorglo.experiment import init_experiment, start, status
 from taylorglo.experiment.config import ExperimentConfig
 from taylorglo.training.config import TrainConfig
@@ -125,11 +126,12 @@ def test_a_generations_last_trainings_get_the_idle_actors_cores_on_one_node(ray_
     ray_config = ExperimentConfig.from_dict(merged(SMALL, evaluator=RAY)).evaluator
     for workers in (2, 3):
         with RayEvaluator(TrainConfig(), ray_config, workers=workers) as evaluator:
-            assert evaluator.tail_threads(7) == [None] * 6 + [2]
-            assert evaluator.tail_threads(8) == [None] * 8
-            assert evaluator.tail_threads(0) == []
+            assert evaluator.lending() == Lending(2, 1, 2)
+            assert evaluator.lending().plan(7) == [None] * 6 + [2]
+            assert evaluator.lending().plan(8) == [None] * 8
+            assert evaluator.lending().plan(0) == []
     with RayEvaluator(TrainConfig(threads=1), ray_config, workers=2) as evaluator:
-        assert evaluator.tail_threads(7) == [None] * 7
+        assert evaluator.lending() is None
 
 
 def test_results_stream_back_as_each_finishes(ray_cluster):

@@ -34,6 +34,7 @@ from ..experiment.host import LOG_FILE, _Log, make_evaluator, open_experiment
 from ..experiment.lock import ExperimentLock
 from ..experiment.progress import Reporter
 from ..experiment.store import FinalLoss, FinalRun, Store
+from ..experiment.threads import final_threads
 from ..training.trainer import ScheduleStep
 from .report import BEST_MODEL, best_member, schedule_of
 from .runner import member_stretch
@@ -128,7 +129,8 @@ def run_epbt_final(
                     job = dataclasses.replace(job, schedule=steps)
                 jobs.append(job)
             with make_evaluator(config, config.final_training(), workers, len(jobs)) as runner:
-                for result in runner.evaluate(jobs):
+                threads = final_threads(store, runner, log.info)
+                for result in runner.evaluate([dataclasses.replace(job, threads=threads) for job in jobs]):
                     record(_final_run(result, root))
         for run in todo:
             if by_id[run.loss_id].label == PBT_LABEL:

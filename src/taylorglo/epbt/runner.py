@@ -19,6 +19,8 @@ that the plan starts from survive, so at most ``population × 2`` exist at any t
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 from pathlib import Path
@@ -151,8 +153,9 @@ def prune_checkpoints(directory: Path, store: Store, generation: int, sources: b
 
 
 def run_generations(directory: Path, store: Store, config: Any, runner: Evaluator, data: DataSplits,
-                    meta: dict[str, int]) -> Iterator[tuple[str, Any]]:
-    """Run (or resume) every remaining generation; yield events for the host to log and show:
+                    meta: dict[str, int], threads: int | None = None) -> Iterator[tuple[str, Any]]:
+    """Run (or resume) every remaining generation, each segment on ``threads`` torch threads (the
+    experiment's recorded layout); yield events for the host to log and show:
     ``("begin", (generation, candidates, fresh))``, ``("member", candidate)``, ``("end", generation)``."""
     (directory / CHECKPOINTS).mkdir(exist_ok=True)
     while True:
@@ -174,7 +177,8 @@ def run_generations(directory: Path, store: Store, config: Any, runner: Evaluato
         candidates = store.candidates(generation)
         members = store.members(generation)
         yield "begin", (generation, candidates, fresh)
-        jobs = [job_for(directory, config, c, m) for c, m in zip(candidates, members) if c.status == "pending"]
+        jobs = [dataclasses.replace(job_for(directory, config, c, m), threads=threads)
+                for c, m in zip(candidates, members) if c.status == "pending"]
         for result in runner.evaluate(jobs):
             if store.record(result):
                 yield "member", result

@@ -63,7 +63,8 @@ class Job:
     #: Train through this loss/hyperparameter schedule instead of one loss (an EPBT lineage
     #: replayed by ``final``); ``params`` is then the schedule's last loss, the network's own.
     schedule: tuple[ScheduleStep, ...] | None = None
-    #: Torch threads for this job instead of the worker's own (see :meth:`Evaluator.tail_threads`).
+    #: Torch threads for this job instead of the worker's own: the host sets them from the
+    #: experiment's recorded layout, so that a result never depends on who runs it.
     threads: int | None = None
 
     def reads(self) -> list[str]:
@@ -97,30 +98,21 @@ class Evaluator(ABC):
         (missing dataset, bad plug-in) raises :class:`TaylorGLOError`; a bad *candidate* is a
         ``failed`` result, never an exception."""
 
-    #: Whether :meth:`tail_threads` lends idle cores where :meth:`lending` allows it. ``start``
-    #: sets it per experiment from ``[evaluator] lend_idle_cores`` and, by default, from a
-    #: measurement stored in the experiment (see :mod:`.lending`).
-    lend: bool = True
+    #: Torch threads a training gets on this evaluator by default (jobs may carry their own).
+    threads: int = 1
 
     def lending(self) -> "Lending | None":
         """The workers, threads and shared cores this evaluator could lend at a generation's
-        barrier (see :meth:`tail_threads`); None where it cannot (the default)."""
+        barrier (:meth:`Lending.plan`: when ``n`` trainings are not a multiple of the workers,
+        the last ``n mod workers`` run while the other workers have nothing left to do, and
+        can get their cores); None where its workers share no cores (the default)."""
         return None
 
-    def tail_threads(self, n: int) -> list[int | None]:
-        """Threads for each of a generation's ``n`` trainings, in dispatch order (None: the
-        worker's own). A generation ends at a barrier: when ``n`` is not a multiple of the
-        workers, the last ``k = n mod workers`` trainings run while the other workers have
-        nothing left to do. An evaluator whose workers share cores (:meth:`lending`) gives
-        those last ones the idle cores, if :attr:`lend`.
-
-        A training's result depends on its thread count (floating-point sums split differently),
-        so this is a pure function of ``n`` and the decision: the host plans it over the *whole*
-        generation, and a generation resumed after a crash gives every candidate the threads it
-        would have had.
-        """
-        lending = self.lending() if self.lend and n else None
-        return lending.plan(n) if lending is not None else [None] * n
+    def layout(self) -> Lending:
+        """How this evaluator would train now: workers at once, threads each, cores they span.
+        An experiment records the layout of its first run and keeps to it
+        (:mod:`taylorglo.experiment.threads`)."""
+        return self.lending() or Lending(self.workers, self.threads, self.workers * self.threads)
 
     def close(self) -> None:
         """Release workers. Idempotent."""

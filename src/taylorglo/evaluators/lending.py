@@ -13,8 +13,9 @@ cores: a digits search with lending forced on took about 2% longer. So by defaul
 (``[evaluator] lend_idle_cores = "auto"``) the host measures once, on this machine, how much faster a training step of the
 experiment's network runs on the lent threads (:func:`thread_speedup`), lends only from
 :data:`MIN_SPEEDUP` up, and stores the measurement and the decision in the experiment's
-database: every later ``start`` plans the same way, which is what keeps a resumed generation's
-results identical (a result depends on the threads it ran with).
+database: every later ``start`` plans the same way (:mod:`taylorglo.experiment.threads`), which
+is what keeps a resumed generation's results identical (a result depends on the threads it ran
+with).
 """
 
 from __future__ import annotations
@@ -105,15 +106,12 @@ def thread_speedup(training: TrainConfig, data: DataSplits, threads: int, boost:
     return own / lent
 
 
-def decide(mode: bool | str, lending: Lending, recorded: dict[str, Any] | None, training: TrainConfig,
-           data: DataSplits) -> dict[str, Any]:
-    """The decision for this ``start``: ``mode`` true or false forces it; ``"auto"`` keeps the
-    ``recorded`` one when it was made for the same workers, threads and cores, and measures
-    otherwise. Returns what to record (``lend``, ``speedup`` where measured, the layout)."""
+def decide(mode: bool | str, lending: Lending, training: TrainConfig, data: DataSplits) -> dict[str, Any]:
+    """The decision to record for an experiment: ``mode`` true or false forces it; ``"auto"``
+    measures (:func:`thread_speedup`) and lends from :data:`MIN_SPEEDUP` up. Returns what to record
+    (``lend``, ``speedup`` where measured, the layout); the host records it once and keeps it."""
     layout = {"workers": lending.workers, "threads": lending.threads, "cores": lending.cores}
     if mode is not True and mode is not False:  # "auto"
-        if recorded and recorded.get("mode") == "auto" and all(recorded.get(k) == v for k, v in layout.items()):
-            return recorded
         speedup = thread_speedup(training, data, lending.threads, lending.cores)
         return {"mode": "auto", **layout, "speedup": round(speedup, 3), "lend": speedup >= MIN_SPEEDUP}
     return {"mode": mode, **layout, "lend": mode}

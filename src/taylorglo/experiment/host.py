@@ -27,7 +27,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -43,6 +43,7 @@ from .config import ExperimentConfig
 from .lock import ExperimentLock, is_running
 from .progress import Reporter, SearchProgress
 from .store import Candidate, Store
+from .threads import recorded_layout, search_plan
 
 CONFIG_COPY = "config"
 LOG_FILE = "host.log"
@@ -188,7 +189,8 @@ def start(
                      f"{config.search.population} candidates, {runner.workers} {config.evaluator.kind} workers, "
                      f"{data.summary()}; resuming at generation {progress.generation}")
             _fill_summaries(store)
-            _decide_lending(store, config, runner, data, log)
+            plan = search_plan(store, config.evaluator.lend_idle_cores, runner, config.candidate_training(), data,
+                               log.info)
             reporter.begin(progress)
             while True:
                 search, generation, candidates, fresh = _next_generation(store, config, data.num_classes)
@@ -196,7 +198,7 @@ def start(
                     break
                 progress.begin_generation(generation, candidates, fresh)
                 reporter.update(progress)
-                jobs = _jobs(candidates, config.candidate_fgsm_epsilon, runner)
+                jobs = _jobs(candidates, config.candidate_fgsm_epsilon, plan)
                 for result in runner.evaluate(jobs):
                     if store.record(result):
                         progress.record(result)
@@ -237,8 +239,9 @@ def _run_epbt(directory: Path, store: Store, config: ExperimentConfig, runner: A
     log.info(f"start: {config.name}: EPBT, {e.population} members, {meta['generations']} generations of "
              f"{meta['ready_steps']} steps ({meta['total_steps']} in all), {runner.workers} "
              f"{config.evaluator.kind} workers, {data.summary()}; resuming at generation {progress.generation}")
+    threads = recorded_layout(store, runner, log.info)["threads"]
     reporter.begin(progress)
-    for event, value in run_generations(directory, store, config, runner, data, meta):
+    for event, value in run_generations(directory, store, config, runner, data, meta, threads):
         if event == "begin":
             progress.begin_generation(*value)
         elif event == "member":
@@ -298,30 +301,13 @@ def _fill_summaries(store: Store) -> None:
         store.set_summaries(g.generation, asked, told)
 
 
-def _decide_lending(store: Store, config: ExperimentConfig, runner: Any, data: DataSplits, log: "_Log") -> None:
-    """Whether the evaluator lends idle cores at a generation's barrier, for this whole ``start``:
-    measured once per experiment and recorded (see :mod:`taylorglo.evaluators.lending`), so a
-    resumed generation is planned exactly as it was first."""
-    from ..evaluators.lending import META_KEY, decide, describe
-
-    lending = runner.lending()
-    if lending is None:
-        return
-    recorded = store.get_meta(META_KEY)
-    decision = decide(config.evaluator.lend_idle_cores, lending, recorded, config.candidate_training(), data)
-    if decision != recorded:
-        store.set_meta(META_KEY, decision)
-    runner.lend = decision["lend"]
-    log.info(describe(decision))
-
-
-def _jobs(candidates: list[Candidate], fgsm_epsilon: float | None, runner: Any) -> list[Any]:
+def _jobs(candidates: list[Candidate], fgsm_epsilon: float | None, plan: Callable[[int], list[int]]) -> list[Any]:
     """The jobs of a generation's pending candidates. Threads are planned over every candidate
     that trains, recorded or not, so a resumed generation gets the plan it started with."""
     from ..evaluators.base import Job
 
     trained = [c for c in candidates if c.status != "rejected-invariant"]
-    threads = dict(zip((c.index for c in trained), runner.tail_threads(len(trained))))
+    threads = dict(zip((c.index for c in trained), plan(len(trained))))
     return [Job(c.generation, c.index, tuple(c.params), c.seed, fgsm_epsilon=fgsm_epsilon, threads=threads[c.index])
             for c in candidates if c.status == "pending"]
 
