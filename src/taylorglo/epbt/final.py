@@ -129,6 +129,7 @@ def run_epbt_final(
                     job = dataclasses.replace(job, schedule=steps)
                 jobs.append(job)
             with make_evaluator(config, config.final_training(), workers, len(jobs)) as runner:
+                runner.log = log.info
                 threads = final_threads(store, runner, log.info)
                 for result in runner.evaluate([dataclasses.replace(job, threads=threads) for job in jobs]):
                     record(_final_run(result, root))

@@ -17,7 +17,7 @@ import socket
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import TaylorGLOError, one_line
 from ..experiment.store import Candidate
@@ -100,6 +100,13 @@ class Evaluator(ABC):
 
     #: Torch threads a training gets on this evaluator by default (jobs may carry their own).
     threads: int = 1
+    #: Where the evaluator reports what the host's log should say (a worker that died, and the
+    #: job it held); ``start`` and ``final`` point it at ``host.log``.
+    log: Callable[[str], None] | None = None
+
+    def note(self, line: str) -> None:
+        if self.log is not None:
+            self.log(line)
 
     def lending(self) -> "Lending | None":
         """The workers, threads and shared cores this evaluator could lend at a generation's

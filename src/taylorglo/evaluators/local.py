@@ -2,15 +2,18 @@
 
 Each worker is a fresh ``spawn`` ed process (never ``fork``: forking a process that has started
 PyTorch's thread pools can deadlock) that loads the dataset *once*, at start-up, and then trains
-candidate after candidate on it. Threads per worker are chosen so that workers × threads = cores,
-which keeps two workers on two cores from fighting over them.
+candidate after candidate on it, one at a time, over a pipe of its own. Threads per worker are
+chosen so that workers × threads = cores, which keeps two workers on two cores from fighting over
+them.
 
 Failure handling, for runs that last days:
 
 * A candidate that diverges is a ``failed`` result (see :func:`.base.evaluate_job`).
-* A worker that dies (killed by the OOM killer, a segfault in a native library) breaks the pool;
-  the pool is rebuilt and the unfinished jobs are run again, up to :attr:`LocalEvaluator.crash_retries`
-  times each, after which a job is recorded as ``failed`` with the reason.
+* A worker that dies (killed by the OOM killer, a segfault in a native library, ``kill -9``) is
+  replaced, and since each worker holds exactly one job, only *that* job is charged: it is run
+  again, up to ``retries`` times, and then recorded as ``failed`` with the reason. Every death is
+  reported (pid, exit code or signal, the job it held) to the host's log, and a re-run job
+  carries its count in its metrics (``worker_deaths``).
 * A worker whose parent dies (``kill -9`` of ``taylorglo start``) notices within a second and
   exits, so no orphan keeps training for nobody.
 """
@@ -19,20 +22,19 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections import deque
+from multiprocessing.connection import Connection, wait
 from typing import Any, Iterator, Sequence
 
+from ..errors import TaylorGLOError, one_line
 from ..experiment.store import Candidate
 from ..training.config import TrainConfig
 from ..training.trainer import resolve_device
 from .base import Evaluator, Job, WorkerState
 from .lending import Lending
-
-# The worker process's state, set once by _init_worker.
-_WORKER: WorkerState | None = None
 
 
 def cpu_count() -> int:
@@ -54,27 +56,89 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(0)
 
 
-def _init_worker(training: dict[str, Any], threads: int, parent_pid: int, requested_at: float) -> None:
-    global _WORKER
+def _worker_main(conn: Connection, training: dict[str, Any], threads: int, parent_pid: int,
+                 requested_at: float) -> None:
+    """A worker's life: start up once, then train each job the pipe brings until it brings None.
+    A configuration problem (:class:`TaylorGLOError`, the dataset failing to load) goes back as
+    an error for the host to raise; a candidate's own failure is a ``failed`` result."""
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    _WORKER = WorkerState(training, threads, requested_at)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the host's to handle; it ends us
+    try:
+        state: WorkerState | None = WorkerState(training, threads, requested_at)
+        failure = None
+    except Exception as exc:  # told with the first job, in one line, instead of a traceback
+        state, failure = None, TaylorGLOError(f"evaluator: a worker process could not start: "
+                                              f"{type(exc).__name__}: {one_line(exc)}")
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        if state is None:
+            conn.send(("error", failure))
+            continue
+        try:
+            conn.send(("result", state.run(job)))
+        except TaylorGLOError as exc:
+            conn.send(("error", TaylorGLOError(str(exc))))
+        except Exception as exc:  # the dataset failed to load: the configuration, not a candidate
+            conn.send(("error", TaylorGLOError(f"training.dataset: {type(exc).__name__}: {one_line(exc)}")))
 
 
-def _run_job(job: Job) -> Candidate:
-    assert _WORKER is not None
-    return _WORKER.run(job)
+class _Worker:
+    """One worker process, its end of the pipe, and the job it holds (None: idle)."""
+
+    def __init__(self, context: Any, args: tuple[Any, ...]) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(child, *args), daemon=True)
+        self.process.start()
+        child.close()
+        self.job: Job | None = None
+
+    def give(self, job: Job) -> None:
+        self.job = job
+        self.conn.send(job)
+
+    def death(self) -> str:
+        """How the process ended, in words."""
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exited with code {code}"
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process.is_alive():
+            if kill:
+                self.process.kill()
+            else:
+                try:
+                    self.conn.send(None)
+                except OSError:
+                    self.process.kill()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
 
 
 class LocalEvaluator(Evaluator):
     """A pool of ``workers`` processes, started on first use and kept for the whole search."""
 
-    crash_retries = 2
-
-    def __init__(self, training: TrainConfig, workers: int | None = None, threads: int | None = None) -> None:
+    def __init__(self, training: TrainConfig, workers: int | None = None, threads: int | None = None,
+                 retries: int = 2) -> None:
         self.training = training
         self.workers = max(1, workers or cpu_count())
         self.threads = training.threads or threads or threads_per_worker(self.workers)
-        self._pool: ProcessPoolExecutor | None = None
+        #: Re-runs of a job whose worker died, before it is recorded as failed.
+        self.retries = retries
+        self._pool: list[_Worker] = []
+        self._context = multiprocessing.get_context("spawn")
 
     def lending(self) -> Lending | None:
         """The pool's workers share this machine's cores: on 2 cores, the last of an odd number
@@ -84,61 +148,84 @@ class LocalEvaluator(Evaluator):
             return None
         return Lending(self.workers, self.threads, self.workers * self.threads)
 
-    def _start(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(self.training.to_dict(), self.threads, os.getpid(), time.time()),
-            )
-        return self._pool
+    def _grow(self, wanted: int) -> None:
+        """Start workers until there are ``wanted`` (at most :attr:`workers`)."""
+        while len(self._pool) < min(self.workers, wanted):
+            self._pool.append(_Worker(self._context, (self.training.to_dict(), self.threads, os.getpid(),
+                                                      time.time())))
 
     def evaluate(self, jobs: Sequence[Job]) -> Iterator[Candidate]:
-        crashes: dict[Job, int] = {}
-        todo = list(jobs)
-        while todo:
-            pool = self._start()
-            futures: dict[Future[Candidate], Job] = {pool.submit(_run_job, job): job for job in todo}
-            todo = []
-            broken = False
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = futures[future]
+        todo = deque(jobs)
+        deaths: dict[Job, int] = {}
+        while todo or any(w.job is not None for w in self._pool):
+            self._grow(len(todo) + sum(w.job is not None for w in self._pool))
+            for worker in self._pool:
+                if worker.job is None and todo:
                     try:
-                        result = future.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        crashes[job] = crashes.get(job, 0) + 1
-                        if crashes[job] > self.crash_retries:
-                            yield _crashed(job, crashes[job])
-                        else:
-                            todo.append(job)
-                        continue
-                    yield result
-            if broken:
-                self._kill()
-        return
+                        worker.give(todo.popleft())
+                    except OSError:  # its pipe broke: it died; the job goes back below
+                        pass
+            busy = [w.conn for w in self._pool if w.job is not None]
+            ready = set(wait(busy + [w.process.sentinel for w in self._pool]))
+            for worker in list(self._pool):
+                if worker.conn not in ready and worker.process.sentinel not in ready:
+                    continue
+                message = _receive(worker)
+                if message is not None:
+                    kind, value = message
+                    if kind == "error":
+                        raise value
+                    job, worker.job = worker.job, None
+                    if job is not None and deaths.get(job):
+                        value.metrics = {**(value.metrics or {}), "worker_deaths": deaths[job]}
+                    yield value
+                    continue
+                if worker.process.is_alive():
+                    continue
+                job = self._bury(worker)
+                if job is None:
+                    continue
+                deaths[job] = deaths.get(job, 0) + 1
+                if deaths[job] > self.retries:
+                    yield _crashed(job, deaths[job], self.retries, worker)
+                else:
+                    todo.appendleft(job)
 
-    def _kill(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        # Terminate rather than wait: a worker may be minutes into a job nobody will read.
-        for process in list(getattr(pool, "_processes", {}).values()):
-            if process.is_alive():
-                process.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
+    def _bury(self, worker: "_Worker") -> Job | None:
+        """A worker found dead: report it, remove it (a new one starts when needed) and return
+        the job it held, the only one its death is charged to."""
+        self._pool.remove(worker)
+        worker.stop(kill=True)
+        job = worker.job
+        held = "while idle" if job is None else f"while training job {job.generation}:{job.index}"
+        self.note(f"worker process {worker.process.pid} {worker.death()} {held}" +
+                  ("" if job is None else "; it is run again on a new worker"))
+        return job
 
     def close(self) -> None:
-        self._kill()
+        """Stop the workers: idle ones are told to exit, busy ones (a job nobody will read) killed."""
+        pool, self._pool = self._pool, []
+        for worker in pool:
+            worker.stop(kill=worker.job is not None)
 
 
-def _crashed(job: Job, crashes: int) -> Candidate:
+def _receive(worker: "_Worker") -> tuple[str, Any] | None:
+    """The message waiting on ``worker`` 's pipe, or None (nothing, or the pipe closed by its death)."""
+    try:
+        if worker.job is not None and worker.conn.poll():
+            return worker.conn.recv()
+    except (EOFError, OSError):
+        worker.process.join(timeout=5)
+    return None
+
+
+def _crashed(job: Job, deaths: int, retries: int, worker: "_Worker") -> Candidate:
+    how = worker.death()
+    hint = " (out of memory?)" if "SIGKILL" in how else ""
     return Candidate(
         generation=job.generation, index=job.index, params=list(job.params or []), seed=job.seed,
         status="failed", fitness=0.0,
-        reason=f"worker process died {crashes} times while this candidate was running (out of memory?)",
+        reason=(f"its worker process died {deaths} times while training it, the last one (pid "
+                f"{worker.process.pid}) {how}{hint}; evaluator.retries = {retries}"),
+        metrics={"worker_deaths": deaths},
     )

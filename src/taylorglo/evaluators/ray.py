@@ -230,6 +230,9 @@ class RayEvaluator(Evaluator):
                 name = self._names.get(actor, "?")
                 self._replace(actor)
                 reruns[job] = reruns.get(job, 0) + 1
+                self.note(f"Ray worker {name} lost while training job {job.generation}:{job.index} "
+                          f"({type(exc).__name__}); " + ("it is run again on another worker"
+                                                         if reruns[job] <= self.config.retries else "recorded as failed"))
                 if reruns[job] > self.config.retries:
                     yield _failed(job, f"Ray worker lost while training this candidate, {reruns[job]} time(s) "
                                        f"(evaluator.retries = {self.config.retries}); last on {name}: "

@@ -116,8 +116,8 @@ class EvaluatorConfig:
     memory: int | str | None = None
     #: Ray only: at most this many evaluations at once, i.e. workers (actors) kept alive.
     max_in_flight: int | None = None
-    #: Ray only: how often a candidate whose worker or node died is run again elsewhere before it
-    #: is recorded as failed.
+    #: How often a candidate whose worker process (or Ray node) died is run again on another
+    #: before it is recorded as failed; only the job that worker held is charged.
     retries: int = 2
     #: Ray only: load the dataset once on the driver and hand it to the workers through Ray's
     #: object store (nodes need no copy of the data); false: every worker reads it from its own

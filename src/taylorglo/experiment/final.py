@@ -175,6 +175,7 @@ def run_final(
             pretrain = _pretrain_points(store, config, [loss for loss in losses if loss.pretrained])
             jobs = [_job(run, by_id[run.loss_id], root, save_models, pretrain.get(run.loss_id)) for run in todo]
             with make_evaluator(config, config.final_training(), workers, len(jobs)) as evaluator:
+                evaluator.log = log.info
                 threads = final_threads(store, evaluator, log.info)
                 jobs = [dataclasses.replace(job, threads=threads) for job in jobs]
                 for result in evaluator.evaluate(jobs):

@@ -140,7 +140,7 @@ def make_evaluator(config: ExperimentConfig, training: TrainConfig, workers: int
         from ..evaluators.local import LocalEvaluator, cpu_count
 
         n = workers or e.workers
-        return LocalEvaluator(training, workers=max(1, min(n or cpu_count(), most)))
+        return LocalEvaluator(training, workers=max(1, min(n or cpu_count(), most)), retries=e.retries)
     if e.kind == "ray":
         from ..evaluators.ray import RayEvaluator
 
@@ -184,6 +184,7 @@ def start(
             return result
         with experiment.store() as store, make_evaluator(
                 config, config.candidate_training(), workers, config.search.population, data) as runner:
+            runner.log = log.info
             progress = SearchProgress.from_store(store, config, runner.workers)
             log.info(f"start: {config.name}: {config.search.generations} generations x "
                      f"{config.search.population} candidates, {runner.workers} {config.evaluator.kind} workers, "
@@ -226,6 +227,7 @@ def _run_epbt(directory: Path, store: Store, config: ExperimentConfig, runner: A
     from ..epbt.runner import plan_meta, run_generations
     from ..epbt.report import export_epbt, save_best_network
 
+    runner.log = log.info
     meta = plan_meta(config, data)
     recorded = store.get_meta("epbt_plan")
     if recorded is not None and recorded != meta:
