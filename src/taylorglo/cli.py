@@ -106,8 +106,12 @@ def invariant(params: str, classes: int, as_json: bool) -> None:
         loss = TaylorGLOLoss(_parse_floats(params, "PARAMS"))
     except ValueError as exc:
         raise TaylorGLOError(str(exc)) from None
-    left, right = invariant_margins(loss.params, classes)
-    g1, g0 = slope(loss.params, 1.0, 1.0 / classes), slope(loss.params, 0.0, 1.0 / classes)
+    try:
+        left, right = invariant_margins(loss.params, classes)
+        g1, g0 = slope(loss.params, 1.0, 1.0 / classes), slope(loss.params, 0.0, 1.0 / classes)
+    except OverflowError:
+        raise TaylorGLOError("PARAMS: the loss polynomial overflows float64 at y = 1/n; values this large "
+                             "can be neither checked nor trained") from None
     out = {
         "params": loss.params, "classes": classes,
         "reference": invariant_holds(loss.params, classes, "reference"),
@@ -175,24 +179,37 @@ def evaluator_overrides(kind: str | None, address: str | None) -> dict[str, Any]
 @click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
 def start(directory: str, workers: int | None, evaluator_kind: str | None, address: str | None, plain: bool) -> None:
     """Run the search in DIR to its end; after any crash or kill, run it again to resume."""
-    import signal
-
     from .experiment import start as run_search
     from .experiment.progress import LiveReporter, PlainReporter
 
     if workers is not None and workers < 1:
         raise TaylorGLOError(f"--workers: must be a positive integer, got {workers}")
-    # SIGTERM (from `kill`, a scheduler, systemd) takes the same clean path as Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     reporter = LiveReporter() if sys.stderr.isatty() and not plain else PlainReporter()
-    try:
-        result = run_search(directory, workers=workers, reporter=reporter,
-                            evaluator=evaluator_overrides(evaluator_kind, address))
-    except KeyboardInterrupt:
-        raise TaylorGLOError(
-            f"interrupted; every finished evaluation is saved, run `taylorglo start {directory}` to resume"
-        ) from None
+    result = interruptible(lambda: run_search(directory, workers=workers, reporter=reporter,
+                                              evaluator=evaluator_overrides(evaluator_kind, address)),
+                           f"taylorglo start {directory}")
     _print_summary(directory, result)
+
+
+def interruptible(action: Any, resume: str) -> Any:
+    """Run ``action()``; Ctrl-C or SIGTERM (from `kill`, a scheduler, systemd) ends it cleanly
+    with one line saying how to go on, and exit status 130 or 143."""
+    import signal
+
+    from .errors import Interrupted
+
+    received = {"code": 130}
+
+    def on_sigterm(*_: Any) -> None:
+        received["code"] = 143
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        return action()
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; everything finished is saved, run `{resume}` to go on",
+                          received["code"]) from None
 
 
 def _print_summary(directory: str, result: dict[str, Any]) -> None:
@@ -376,7 +393,7 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except TaylorGLOError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(getattr(exc, "exit_code", 2))
     except OSError as exc:
         click.echo(f"error: {os_error_line(exc)}", err=True)
         sys.exit(2)
@@ -387,6 +404,10 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # one line too, with where to look
+        command = exc.ctx.command_path if exc.ctx is not None else "taylorglo"
+        click.echo(f"error: {one_line(exc.format_message())} (see `{command} --help`)", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -5,13 +5,12 @@ parse, call the library, print."""
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from typing import Any, Sequence
 
 import click
 
-from .cli import _parse_floats, cli, evaluator_options, evaluator_overrides
+from .cli import _parse_floats, cli, evaluator_options, evaluator_overrides, interruptible
 from .errors import TaylorGLOError
 
 
@@ -36,15 +35,6 @@ def _p(value: float | None) -> str:
 
 def _t(value: float | None) -> str:
     return "-" if value is None else f"{value:+.3f}"
-
-
-def _interruptible(action: Any, resume: str) -> Any:
-    """Run ``action()``; Ctrl-C or SIGTERM ends with one line saying how to go on."""
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        return action()
-    except KeyboardInterrupt:
-        raise TaylorGLOError(f"interrupted; every finished run is saved, run `{resume}` to go on") from None
 
 
 @cli.command()
@@ -89,10 +79,10 @@ def final(directory: str, repeats: int, generation_best: bool, params: str | Non
         with Progress("final runs", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                       transient=True) as bar:
             task = bar.add_task("final", total=None)
-            _interruptible(lambda: run(lambda run_, loss, done, total: bar.update(task, completed=done, total=total)),
+            interruptible(lambda: run(lambda run_, loss, done, total: bar.update(task, completed=done, total=total)),
                            f"taylorglo final {directory} --repeats {repeats}")
     else:
-        _interruptible(lambda: run(None), f"taylorglo final {directory} --repeats {repeats}")
+        interruptible(lambda: run(None), f"taylorglo final {directory} --repeats {repeats}")
     _print_compare(directory)
 
 
@@ -107,7 +97,7 @@ def _print_compare(directory: str) -> dict[str, Any]:
     for c in result["comparisons"]:
         click.echo(f"{c['a']} vs {c['b']}: difference {_t(c['difference'])}; Student t {_t(c['student_t'])} "
                    f"p {_p(c['student_p'])}; Welch t {_t(c['welch_t'])} p {_p(c['welch_p'])}; "
-                   f"Cohen's d {_t(c['cohens_d'])}")
+                   f"Cohen's d {_t(c['cohens_d'])}" + (f" ({c['note']})" if c.get("note") else ""))
     failed = sum(s["failed"] for s in result["losses"])
     if failed:
         click.echo(f"{failed} runs failed (reasons: taylorglo final's log, DIR/host.log); if a machine failed rather "
@@ -146,7 +136,8 @@ def ttest(dir_a: str, dir_b: str, label_a: str | None, label_b: str | None, as_j
             for side in (result["a"], result["b"])]
     click.echo(_table(["experiment", "loss", "n", "test accuracy (mean ± std)"], rows))
     click.echo(f"difference {_t(result['difference'])}; Student t {_t(result['student_t'])} p {_p(result['student_p'])}; "
-               f"Welch t {_t(result['welch_t'])} p {_p(result['welch_p'])}; Cohen's d {_t(result['cohens_d'])}")
+               f"Welch t {_t(result['welch_t'])} p {_p(result['welch_p'])}; Cohen's d {_t(result['cohens_d'])}"
+               + (f" ({result['note']})" if result.get("note") else ""))
 
 
 @cli.command()
@@ -249,6 +240,10 @@ def robustness(directory: str, eps_text: str, labels: tuple[str, ...], attack_lo
     through = "each network's own loss" if attack_loss == "own" else "cross-entropy"
     click.echo(f"{result['name']}: test accuracy under FGSM through {through} (mean ± std over repeats)")
     click.echo(_table(["loss", "n"] + [f"eps {e:g}" for e in eps], rows))
+    for label, count in result["missing_networks"].items():
+        cost = "; no p-values against cross-entropy" if label == "cross-entropy" else ""
+        click.echo(f"note: {label}: {count} finished run(s) have no saved network, left out{cost} "
+                   "(`taylorglo final` without --no-save-models keeps them)")
     click.echo(f"written: {directory}/robustness.json, {directory}/robustness.csv")
 
 

@@ -19,6 +19,15 @@ class DatasetNotFoundError(TaylorGLOError):
     """A dataset's files are neither on disk nor downloadable."""
 
 
+class Interrupted(TaylorGLOError):
+    """Ctrl-C (exit status 130) or SIGTERM (143) stopped a command cleanly; everything finished
+    is saved. The shell's conventional codes, so schedulers and scripts tell it from bad input (2)."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class StoreDamagedError(TaylorGLOError):
     """An experiment's SQLite file is empty, not SQLite, or fails its integrity check; nothing
     is written to it (writing into a damaged file can only make it worse)."""

@@ -47,10 +47,17 @@ def slope(params: Sequence[float], x: float, y: float) -> float:
     return sum(c * X**i * j * Y ** (j - 1) for c, (i, j) in zip(values[:-2], taylor_terms(order)))
 
 
+def _classes(num_classes: int) -> int:
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise TaylorGLOError(f"num_classes: must be 2 or more, got {num_classes}")
+    return num_classes
+
+
 def invariant_margins(params: Sequence[float], num_classes: int) -> tuple[float, float]:
-    """``(left, right)`` of the reference rule; the candidate passes when ``left >= right``."""
+    """``(left, right)`` of the reference rule; the candidate passes when ``left >= right``.
+    Raises ``OverflowError`` for a polynomial beyond float64."""
     values, order = check_params(params)
-    n = num_classes
+    n = _classes(num_classes)
     if order == 3:
         return _closed_form_order3(values, n)
     g1, g0 = slope(values, 1.0, 1.0 / n), slope(values, 0.0, 1.0 / n)
@@ -59,14 +66,16 @@ def invariant_margins(params: Sequence[float], num_classes: int) -> tuple[float,
 
 def invariant_holds(params: Sequence[float], num_classes: int, rule: str = "reference") -> bool:
     """Whether a TaylorGLO parameter vector is worth training (SPEC §5)."""
-    if num_classes < 2:
-        raise TaylorGLOError(f"num_classes: must be 2 or more, got {num_classes}")
+    _classes(num_classes)
     if rule == "off":
         return True
-    if rule == "reference":
-        left, right = invariant_margins(params, num_classes)
-        return left >= right
-    if rule == "gradient":
+    if rule not in RULES:
+        raise TaylorGLOError(f"invariant: must be one of {', '.join(RULES)}, got {rule!r}")
+    try:
+        if rule == "reference":
+            left, right = invariant_margins(params, num_classes)
+            return left >= right
         n = num_classes
         return slope(params, 1.0, 1.0 / n) > slope(params, 0.0, 1.0 / n)
-    raise TaylorGLOError(f"invariant: must be one of {', '.join(RULES)}, got {rule!r}")
+    except (OverflowError, ValueError):  # a polynomial beyond float64 (or non-finite) trains nothing
+        return False

@@ -24,7 +24,7 @@ from ..experiment.host import open_experiment, status
 from ..experiment.store import Candidate, Member
 from ..loss import format_formula, loss_spec
 from . import epbt_plots
-from .report import _CSP, _CSS, Section, _e, _fmt, _slug, _table
+from .report import _CSP, _CSS, Section, _e, _fmt, _slug, _table, report_directory
 
 FIGURES = ("population.png", "lineage.png", "schedule.png")
 _CAPTIONS = {
@@ -56,11 +56,7 @@ def write_epbt_report(directory: str | os.PathLike[str], out_dir: str | os.PathL
     if not any(c.status != "pending" for c in candidates):
         raise TaylorGLOError(f"DIR: {str(experiment.directory)!r} has no trained member yet; run "
                              f"`taylorglo start {experiment.directory}` first")
-    out = Path(out_dir) if out_dir is not None else experiment.directory / "report"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TaylorGLOError(f"OUT: cannot create the report directory {str(out)!r}: {one_line(exc)}") from None
+    out = report_directory(Path(out_dir) if out_dir is not None else experiment.directory / "report")
 
     results = {(c.generation, c.index): c for c in candidates}
     gens = sorted({m.generation for m in members})

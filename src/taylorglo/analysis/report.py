@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
-from ..atomic import write_atomic
+from ..atomic import remove_stale_temporaries, write_atomic
 from ..errors import TaylorGLOError, one_line
 from ..experiment.config import ExperimentConfig
 from ..experiment.host import open_experiment
@@ -293,6 +293,16 @@ def _draw_figures(data: ReportData, out: Path) -> None:
     plots.plot_loss(out / "loss.png", None if best is None else best.params, title=title)
 
 
+def report_directory(out: Path) -> Path:
+    """``out``, created if need be, without the half-written files of an ``analyze`` killed there."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TaylorGLOError(f"OUT: cannot create the report directory {str(out)!r}: {one_line(exc)}") from None
+    remove_stale_temporaries(out)
+    return out
+
+
 def write_report(
     directory: str | os.PathLike[str],
     out_dir: str | os.PathLike[str] | None = None,
@@ -312,11 +322,7 @@ def write_report(
 
         return write_epbt_report(directory, out_dir, extra_sections)
     data = load_report_data(directory)
-    out = Path(out_dir) if out_dir is not None else data.directory / "report"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TaylorGLOError(f"OUT: cannot create the report directory {str(out)!r}: {one_line(exc)}") from None
+    out = report_directory(Path(out_dir) if out_dir is not None else data.directory / "report")
     _draw_figures(data, out)
     write_atomic(out / "candidates.csv", candidates_csv(data))
     write_atomic(out / "generations.csv", generations_csv(data))

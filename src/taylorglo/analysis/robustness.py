@@ -155,7 +155,7 @@ def parse_epsilons(text: str, field: str = "--eps") -> list[float]:
     """Parse ``"0.05,0.1"`` into ``[0.05, 0.1]`` for the CLI and configs.
 
     Every mistake is a one-line :class:`TaylorGLOError` that names ``field`` and says what to write
-    instead, because the CLI prints exactly that line. Values must be finite and >= 0 (ε is a
+    instead, because the CLI prints exactly that line. Values must be in [0, 1] (ε is a
     distance in pixel units); empty pieces (``"0.1,"``) are ignored, but at least one value is needed.
     """
     example = "give comma-separated values like 0.05,0.1"
@@ -172,6 +172,9 @@ def parse_epsilons(text: str, field: str = "--eps") -> list[float]:
             raise TaylorGLOError(f"{field}: {piece!r} is not a finite number; {example}")
         if value < 0:
             raise TaylorGLOError(f"{field}: {piece!r} is negative; epsilons must be >= 0, {example}")
+        if value > 1:
+            raise TaylorGLOError(f"{field}: {piece!r} is larger than 1, the whole pixel range (images are in "
+                                 f"[0, 1]); {example}")
         values.append(value)
     if not values:
         raise TaylorGLOError(f"{field}: no epsilon given; {example}")

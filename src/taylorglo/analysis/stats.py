@@ -41,8 +41,8 @@ def describe(values: Sequence[float]) -> dict[str, Any]:
 def ttests(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     """Two-tailed Student and Welch t-tests of ``a`` against ``b``, and Cohen's d (a − b).
 
-    Values are None where they are undefined: fewer than two runs on a side, or (Student/Cohen)
-    zero variance on both sides.
+    Values are None where they are undefined: fewer than two runs on a side, or zero variance on
+    both sides (then ``note`` says so, rather than a p of 0).
     """
     from scipy import stats
 
@@ -52,6 +52,10 @@ def ttests(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     if x.size and y.size:
         out["difference"] = float(x.mean() - y.mean())
     if x.size < 2 or y.size < 2:
+        return out
+    if np.ptp(x) == 0 and np.ptp(y) == 0:
+        # Every run the same on both sides: t is infinite (or 0/0) and its p-value meaningless.
+        out["note"] = "no variance within either sample: the t-tests are undefined; run more repeats"
         return out
     for name, equal_var in (("student", True), ("welch", False)):
         with warnings.catch_warnings():  # near-identical samples: scipy warns, the result stands

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import TaylorGLOError
 from ..invariant import RULES
-from ..loss import SUPPORTED_ORDERS, num_params
+from ..loss import MAX_MAGNITUDE, SUPPORTED_ORDERS, num_params
 from ..training.config import _is_int, _is_number
 
 EXPLOITS = ("truncation", "tournament")
@@ -184,8 +184,8 @@ class EPBTConfig:
             raise bad("exploit", f"must be one of {', '.join(map(repr, EXPLOITS))}, got {self.exploit!r}")
         if not (_is_number(self.fraction) and 0 < self.fraction <= 0.5):
             raise bad("fraction", f"must be a number in (0, 0.5], got {self.fraction!r}")
-        if not (_is_number(self.mutate_sigma) and self.mutate_sigma >= 0):
-            raise bad("mutate_sigma", f"must be a number >= 0, got {self.mutate_sigma!r}")
+        if not (_is_number(self.mutate_sigma) and 0 <= self.mutate_sigma <= MAX_MAGNITUDE):
+            raise bad("mutate_sigma", f"must be a number from 0 to {MAX_MAGNITUDE:g}, got {self.mutate_sigma!r}")
         if not (isinstance(self.perturb, list) and self.perturb and all(_is_number(v) and v > 0 for v in self.perturb)):
             raise bad("perturb", f"must be a list of positive factors such as [0.8, 1.2], got {self.perturb!r}")
         if not (_is_number(self.resample_probability) and 0 <= self.resample_probability <= 1):
@@ -207,8 +207,8 @@ class EPBTConfig:
         elif self.initial_loss not in ("random", "cross-entropy"):
             raise bad("initial_loss", f"must be \"random\", \"cross-entropy\" or a list of {n} numbers, "
                                       f"got {self.initial_loss!r}")
-        if not (_is_number(self.initial_sigma) and self.initial_sigma > 0):
-            raise bad("initial_sigma", f"must be a positive number, got {self.initial_sigma!r}")
+        if not (_is_number(self.initial_sigma) and 0 < self.initial_sigma <= MAX_MAGNITUDE):
+            raise bad("initial_sigma", f"must be a positive number up to {MAX_MAGNITUDE:g}, got {self.initial_sigma!r}")
         if self.initial_hyperparameters not in INITIAL_HYPERPARAMETERS:
             raise bad("initial_hyperparameters", f"must be one of {', '.join(map(repr, INITIAL_HYPERPARAMETERS))}, "
                                                  f"got {self.initial_hyperparameters!r}")

@@ -21,7 +21,7 @@ from typing import Any
 from ..epbt.config import EPBTConfig
 from ..errors import TaylorGLOError, one_line
 from ..invariant import RULES
-from ..loss import SUPPORTED_ORDERS, num_params
+from ..loss import MAX_MAGNITUDE, SUPPORTED_ORDERS, num_params
 from ..plugins import is_plugin_ref
 from ..training.config import TrainConfig, _is_int, _is_number
 from ..training.data import DATASET_NAMES
@@ -32,6 +32,8 @@ FUTURE_KINDS = ("oneshot",)
 EVALUATORS = ("local", "ray")
 SEED_MODES = ("generation", "candidate")
 FITNESSES = ("accuracy", "fgsm")
+#: The largest seed: numpy's and CMA-ES's generators take 32-bit seeds.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -75,8 +77,9 @@ class SearchConfig:
             raise bad("order", f"must be one of {', '.join(map(str, SUPPORTED_ORDERS))}, got {self.order!r}")
         if not _is_int(self.population) or self.population < 2:
             raise bad("population", f"must be an integer >= 2 (CMA-ES needs at least two candidates), got {self.population!r}")
-        if not (_is_number(self.sigma) and self.sigma > 0):
-            raise bad("sigma", f"must be a positive number, got {self.sigma!r}")
+        if not (_is_number(self.sigma) and 0 < self.sigma <= MAX_MAGNITUDE):
+            raise bad("sigma", f"must be a positive number up to {MAX_MAGNITUDE:g} (larger steps sample parameters "
+                               f"that overflow), got {self.sigma!r}")
         if not _is_int(self.generations) or self.generations < 1:
             raise bad("generations", f"must be a positive integer, got {self.generations!r}")
         if not (_is_number(self.partial_fraction) and 0 < self.partial_fraction <= 1):
@@ -91,8 +94,10 @@ class SearchConfig:
             raise bad("fgsm_epsilon", f"must be a number in (0, 1] (pixel units), got {self.fgsm_epsilon!r}")
         if self.mean is not None:
             n = num_params(self.order)
-            if not isinstance(self.mean, list) or len(self.mean) != n or not all(_is_number(v) for v in self.mean):
-                raise bad("mean", f"must be a list of {n} numbers (order {self.order}), got {self.mean!r}")
+            if not isinstance(self.mean, list) or len(self.mean) != n or not all(
+                    _is_number(v) and abs(v) <= MAX_MAGNITUDE for v in self.mean):
+                raise bad("mean", f"must be a list of {n} numbers (order {self.order}), each of size at most "
+                                  f"{MAX_MAGNITUDE:g}, got {self.mean!r}")
         return self
 
 
@@ -256,8 +261,9 @@ class ExperimentConfig:
         if kind not in KINDS:
             raise TaylorGLOError(f"kind: must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")
         seed = data.get("seed", 0)
-        if not _is_int(seed) or seed < 0:
-            raise TaylorGLOError(f"seed: must be an integer >= 0, got {seed!r}")
+        if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+            raise TaylorGLOError(f"seed: must be an integer from 0 to 2**32 - 1 = {MAX_SEED} (what the random "
+                                 f"generators take), got {seed!r}")
 
         training_table = _table(data, "training")
         if training_table.get("partial_fraction", 1.0) != 1.0:

@@ -31,15 +31,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..atomic import write_atomic
+from ..atomic import remove_stale_temporaries, write_atomic
 from ..errors import TaylorGLOError
 from ..invariant import invariant_holds
 from ..loss import format_formula, num_params
 from ..search import CMAESSearch
 from ..training.data import DataSplits, load_dataset
 from ..training.config import TrainConfig
-from ..training.models import build_model
-from .config import ExperimentConfig
+from ..training.trainer import check_network, resolve_device
+from .config import ExperimentConfig, read_config_file
 from .lock import ExperimentLock, is_running
 from .progress import Reporter, SearchProgress
 from .store import Candidate, Store
@@ -99,6 +99,22 @@ def init_experiment(
         shutil.rmtree(directory, ignore_errors=True)
         raise
     return Experiment(directory, config)
+
+
+def _warn_if_config_edited(experiment: Experiment, log: "_Log") -> None:
+    """An experiment runs the config it was created with (recorded in its store); an edit of
+    ``DIR/config.*`` afterwards changes nothing, which a user who made one must be told."""
+    for path in sorted(experiment.directory.glob(CONFIG_COPY + ".*")):
+        try:
+            edited = ExperimentConfig.from_dict(read_config_file(path), default_name=experiment.config.name)
+        except TaylorGLOError as exc:
+            edited, why = None, f" and is no longer valid ({exc})"
+        else:
+            why = ""
+        if edited != experiment.config:
+            log.info(f"warning: {path} was edited after `taylorglo init`{why}; the edit is ignored: an experiment "
+                     f"runs the config it was created with (in {Store.FILENAME}); to run the edited one, "
+                     f"`taylorglo init NEW_DIR {path}`")
 
 
 def open_experiment(directory: str | os.PathLike[str]) -> Experiment:
@@ -171,10 +187,12 @@ def start(
     reporter = reporter or Reporter()
     with ExperimentLock(experiment.directory):
         log = _Log(experiment.directory / LOG_FILE, reporter)
+        remove_stale_temporaries(experiment.directory)
+        _warn_if_config_edited(experiment, log)
         data = load_dataset(config.training.dataset, config.training.data_dir, config.training.data_fraction,
                             field="training.dataset")
-        build_model(config.training.model, data.input_shape, data.num_classes, field="training.model",
-                    **config.training.model_options)
+        check_network(config.candidate_training(), data)
+        resolve_device(config.training.device)
         if config.kind == "epbt":
             with experiment.store() as store, make_evaluator(
                     config, config.training, workers, config.population, data) as runner:

@@ -9,6 +9,7 @@ atomic: a crash leaves either the old file or the new one, never half of one.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_file
-from ..errors import TaylorGLOError
+from ..errors import TaylorGLOError, one_line
 from .data import DataSplits
 from .models import Normalize, build_model
 
@@ -50,13 +51,19 @@ def load_network(path: str | os.PathLike[str], device: str | torch.device = "cpu
     path = Path(path)
     if not path.is_file():
         raise TaylorGLOError(f"model: {str(path)!r} does not exist; run `taylorglo final DIR` to train and save networks")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = _load(path, "model", "network")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise TaylorGLOError(f"model: {str(path)!r} is not a network saved by taylorglo")
-    net = build_model(payload["model"], tuple(payload["input_shape"]), payload["num_classes"],
-                      **payload["model_options"])
-    model = nn.Sequential(Normalize(payload["mean"], payload["std"]), net)
-    model.load_state_dict(payload["state_dict"])
+    try:
+        net = build_model(payload["model"], tuple(payload["input_shape"]), payload["num_classes"],
+                          **payload["model_options"])
+        model = nn.Sequential(Normalize(payload["mean"], payload["std"]), net)
+        model.load_state_dict(payload["state_dict"])
+    except TaylorGLOError:
+        raise
+    except Exception as exc:  # a file that loads but does not hold what it says
+        raise TaylorGLOError(f"model: {str(path)!r} is damaged ({type(exc).__name__}: {one_line(exc)}); "
+                             "restore it from a backup or leave its loss out") from None
     model.to(device).eval()
     info = {k: v for k, v in payload.items() if k != "state_dict"}
     return model, info
@@ -81,7 +88,19 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise TaylorGLOError(f"checkpoint: {str(path)!r} does not exist (was the experiment directory moved "
                              "or pruned by hand?)")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = _load(path, "checkpoint", "training state")
     if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
         raise TaylorGLOError(f"checkpoint: {str(path)!r} is not a training state saved by taylorglo")
     return payload
+
+
+def _load(path: Path, field: str, what: str) -> Any:
+    """``torch.load`` with weights only (a saved file never runs code), any failure one line."""
+    try:
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of foreign files
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, overwritten, or a pickle that is more than weights
+        raise TaylorGLOError(f"{field}: {str(path)!r} cannot be read as a {what} saved by taylorglo "
+                             f"({type(exc).__name__}: {one_line(exc)}); it is damaged or foreign: restore it "
+                             "from a backup") from None

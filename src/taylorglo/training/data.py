@@ -249,6 +249,9 @@ def _splits_from_arrays(
     """Split the official training arrays into train/val and wrap everything as tensors."""
     train_x, train_y, test_x, test_y = raw
     for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
+        if np.ndim(x) != 4 or np.ndim(y) != 1:
+            raise TaylorGLOError(f"{name}: the {split} images have shape {np.shape(x)} and labels {np.shape(y)}, "
+                                 "not (N, C, H, W) and (N,); are the files swapped or corrupt?")
         if len(x) != len(y):
             raise TaylorGLOError(f"{name}: the {split} file has {len(x)} images but {len(y)} labels")
         if len(y) and (int(np.min(y)) < 0 or int(np.max(y)) >= num_classes):
@@ -393,7 +396,15 @@ def _load_builtin(name: str, dirs: list[Path], download: bool) -> DataSplits:
             f"{reason}; put the files in a folder and pass "
             f"--data-dir DIR (or set TAYLORGLO_DATA=DIR; a {name}/ subfolder also works)"
         )
-    return _splits_from_arrays(name, reader(), source.val_share, source.augment, source.stats)
+    try:
+        raw = reader()
+    except TaylorGLOError:
+        raise
+    except Exception as exc:  # a damaged file can fail in any parser's own way
+        raise TaylorGLOError(f"{name}: cannot read the dataset's files: {type(exc).__name__}: {one_line(exc)}; "
+                             "a file is damaged or not the dataset's: delete it (a missing file is downloaded "
+                             "again) or replace it") from None
+    return _splits_from_arrays(name, raw, source.val_share, source.augment, source.stats)
 
 
 def _locate_first(source: _Source, dirs: list[Path]) -> Callable[[], Raw] | None:

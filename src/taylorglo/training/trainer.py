@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import TaylorGLOError, one_line
 from ..loss import CROSS_ENTROPY, TaylorGLOLoss, parse_loss
 from .augment import augment_batch, to_float
 from .config import Schedule, TrainConfig
@@ -125,17 +126,50 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temper
                     reduction="batchmean", log_target=True) * (t * t)
 
 
-def build_network(config: TrainConfig, data: DataSplits) -> nn.Module:
+def build_network(config: TrainConfig, data: DataSplits, field: str = "model") -> nn.Module:
     """The network :func:`train` trains: ``config``'s model behind a :class:`Normalize` layer with
     the data's statistics, so it takes raw pixels (the form ``save_network`` writes)."""
-    net = build_model(config.model, data.input_shape, data.num_classes, **config.model_options)
+    net = build_model(config.model, data.input_shape, data.num_classes, field=field, **config.model_options)
     return nn.Sequential(Normalize(data.mean, data.std), net)
 
 
-def resolve_device(name: str) -> torch.device:
+def check_logits(logits: torch.Tensor, batch: int, num_classes: int, model: str, field: str = "model") -> None:
+    """A model must map a batch to ``(batch, num_classes)`` logits; anything else is the
+    configuration's fault, said in one line (not a shape error deep inside the loss)."""
+    if tuple(logits.shape) != (batch, num_classes):
+        raise TaylorGLOError(f"{field}: {model!r} returns outputs of shape {tuple(logits.shape)} for a batch of "
+                             f"{batch}, but the dataset has {num_classes} classes: it must return (batch, "
+                             f"{num_classes}) logits")
+
+
+def check_network(config: TrainConfig, data: DataSplits, field: str = "training.model") -> None:
+    """Build ``config``'s network and run two validation examples through it, so that a model
+    that does not fit the data fails before any training, in one line. Leaves the caller's RNG
+    as it was."""
+    with torch.random.fork_rng(devices=[]):
+        net = build_network(config, data, field).eval()
+    try:
+        with torch.no_grad():
+            logits = net(to_float(data.val_x[:2]))
+    except Exception as exc:  # the user's model cannot take these inputs
+        raise TaylorGLOError(f"{field}: {config.model!r} fails on the dataset's inputs of shape "
+                             f"{tuple(data.val_x.shape[1:])}: {type(exc).__name__}: {one_line(exc)}") from None
+    check_logits(logits, len(data.val_x[:2]), data.num_classes, config.model, field)
+
+
+def resolve_device(name: str, field: str = "training.device") -> torch.device:
+    """The device ``name`` names, refusing in one line one this machine does not have (every
+    candidate would fail on it, and the search would "finish" having trained nothing)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TaylorGLOError(f"{field}: {name!r} asked for, but this PyTorch sees no CUDA device "
+                                 f"(built with CUDA: {torch.backends.cuda.is_built()}); use \"cpu\" or \"auto\"")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise TaylorGLOError(f"{field}: {name!r}: this machine has {torch.cuda.device_count()} CUDA devices")
+    return device
 
 
 def train(
@@ -300,6 +334,8 @@ def _attempt(
                 xb = augment_batch(xb, generator, flip=augment, crop_padding=4 if augment else 0,
                                    cutout=cutout, fill=data.mean)
             logits = model(xb)
+            if step == first:
+                check_logits(logits, len(yb), data.num_classes, config.model)
             batch_loss = loss_fn(logits, yb)
             objective = batch_loss
             if teacher is not None and step < distill_until:
