@@ -249,3 +249,41 @@ def test_backup_of_a_running_search_is_a_consistent_experiment(tmp_path):
     cli("start", str(copy), check=True)
     assert status(copy)["best"] == status(run)["best"]
     _one_line_error(run_cli("backup", str(run), str(copy)), "DEST", "already exists")
+
+
+def _fill(disk: Path) -> Path:
+    """Fill the tmpfs at ``disk`` to the last byte."""
+    filler = disk / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)
+    return filler
+
+
+def test_a_full_disk_is_one_line_for_every_writer_and_loses_nothing(finished, tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("this machine does not let the test mount a small tmpfs (needs root)")
+    try:
+        run = _copy(finished, disk / "run")
+        config = write_config(disk / "tiny.toml", TINY)
+        fresh = init_experiment(disk / "fresh", config).directory
+        with sqlite3.connect(run / "experiment.sqlite") as db:
+            recorded = db.execute("SELECT * FROM final_runs ORDER BY loss_id, repeat").fetchall()
+        db.close()
+        filler = _fill(disk)
+        for args in (("init", str(disk / "new"), str(config)), ("start", str(fresh)),
+                     ("final", str(run), "--repeats", "3"), ("analyze", str(run)),
+                     ("backup", str(run), str(disk / "copy"))):
+            _one_line_error(run_cli(*args), "space")
+        assert not (disk / "new").exists() and not (disk / "copy").exists()
+        filler.unlink()
+        # With space again, everything goes on from where it was.
+        assert run_cli("final", str(run), "--repeats", "3").returncode == 0
+        with sqlite3.connect(run / "experiment.sqlite") as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            after = db.execute("SELECT * FROM final_runs ORDER BY loss_id, repeat").fetchall()
+        db.close()
+        assert all(row in after for row in recorded) and len(after) == len(recorded) + 2
+        assert run_cli("start", str(fresh)).returncode == 0 and status(fresh)["state"] == "finished"
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -81,12 +81,16 @@ class ExperimentLock:
                 f"{self.directory}: another `taylorglo start` or `final` is already running on this experiment{who}; "
                 "wait for it or stop it first (`taylorglo status` shows progress)"
             ) from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-        file_fd = fds[-1]
-        os.ftruncate(file_fd, 0)
-        os.write(file_fd, json.dumps(info).encode())
-        os.fsync(file_fd)
         self._fds = fds
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        try:
+            file_fd = fds[-1]
+            os.ftruncate(file_fd, 0)
+            os.write(file_fd, json.dumps(info).encode())
+            os.fsync(file_fd)
+        except BaseException:  # a full disk: nothing can run, and the lock must not outlive the attempt
+            self.release()
+            raise
         return self
 
     def release(self) -> None:
