@@ -179,7 +179,7 @@ def test_a_killed_analyze_leaves_no_temporaries_behind(finaled, tmp_path):
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupted_start_stops_cleanly_with_the_signals_exit_code(tmp_path, sig, code):
-    slow = merged(SMALL, training={"steps": 12000}, search={"generations": 2, "partial_fraction": 0.05})
+    slow = merged(SMALL, training={"steps": 12000}, search={"generations": 1, "partial_fraction": 0.05})
     directory = init_experiment(tmp_path / "run", write_config(tmp_path / "c.toml", slow)).directory
     proc = subprocess.Popen([sys.executable, "-m", "taylorglo", "start", str(directory)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

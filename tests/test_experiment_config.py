@@ -72,7 +72,7 @@ BAD = [
     ({"evaluator": {"lend_idle_cores": "yes"}}, "evaluator.lend_idle_cores: must be \"auto\", true or false"),
     ({"evaluator": {"lend_idle_cores": 1}}, "evaluator.lend_idle_cores: must be \"auto\", true or false"),
     ({"kind": "oneshot"}, "kind: 'oneshot' experiments are not supported yet"),
-    ({"seed": -3}, "seed: must be an integer >= 0"),
+    ({"seed": -3}, "seed: must be an integer from 0 to 2**32 - 1"),
     ({"colour": "blue"}, "colour: unknown field"),
 ]
 
