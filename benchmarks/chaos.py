@@ -17,7 +17,7 @@ when a row recorded before the harm was missing or different afterwards, and *du
 one result was recorded twice (counted from ``host.log``, where every ``start`` and ``final``
 appends one line per recorded result).
 
-    python benchmarks/chaos.py                      # 30 trials, about 10 minutes on 2 cores
+    python benchmarks/chaos.py                      # 30 trials, about 35 minutes on 2 cores
     python benchmarks/chaos.py --trials 60 --seed 1 --kinds search,final
 """
 
@@ -114,12 +114,14 @@ def prepare(kind: str, root: Path) -> tuple[Path, list[str]]:
     return directory, ["start", str(directory)]
 
 
-def reference(kind: str, scratch: Path) -> dict[tuple[str, int, int], tuple[Any, ...]]:
+def reference(kind: str, scratch: Path) -> tuple[dict[tuple[str, int, int], tuple[Any, ...]], float]:
+    """The uninterrupted run's results, and how long its command took (the harm's time range)."""
     root = Path(tempfile.mkdtemp(prefix=f"ref-{kind}-", dir=scratch))
     directory, command = prepare(kind, root)
+    started = time.perf_counter()
     result = run(*command)
     assert result.returncode == 0, result.stderr
-    return rows(directory)
+    return rows(directory), time.perf_counter() - started
 
 
 def mount_tmpfs(path: Path, size: str) -> bool:
@@ -204,9 +206,7 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="taylorglo-chaos-"))
     expected, durations = {}, {}
     for kind in dict.fromkeys("search" if k in ("worker", "disk") else k for k in kinds):
-        started = time.perf_counter()
-        expected[kind] = reference(kind, scratch)
-        durations[kind] = time.perf_counter() - started
+        expected[kind], durations[kind] = reference(kind, scratch)
         print(f"reference {kind}: {len(expected[kind])} results in {durations[kind]:.1f} s", flush=True)
     results = []
     for n in range(args.trials):
