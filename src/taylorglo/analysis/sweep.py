@@ -60,13 +60,16 @@ def robustness_sweep(
             raise TaylorGLOError(f"--loss: no final loss {unknown[0]!r} in {root}; final losses: {known}")
         losses = [loss for loss in losses if loss.label in labels]
     eps = [0.0] + [float(e) for e in epsilons if float(e) != 0.0]
-    finished = [(loss, run) for loss in losses for run in runs if run.loss_id == loss.id and run.status == "finished"]
-    work = [(loss, run) for loss, run in finished if run.model_path and (root / run.model_path).is_file()]
-    # Runs without a network (--no-save-models, or files removed) are left out, and said so.
-    missing: dict[str, int] = {}
-    for loss, run in finished:
-        if (loss, run) not in work:
-            missing[loss.label] = missing.get(loss.label, 0) + 1
+    work = []
+    missing: dict[str, int] = {}  # finished runs without a network (--no-save-models, files removed): said so
+    for loss in losses:
+        for run in runs:
+            if run.loss_id != loss.id or run.status != "finished":
+                continue
+            if run.model_path and (root / run.model_path).is_file():
+                work.append((loss, run))
+            else:
+                missing[loss.label] = missing.get(loss.label, 0) + 1
     if not work:
         raise TaylorGLOError(
             f"DIR: {str(root)!r} has no saved final networks; run `taylorglo final {root}` first "

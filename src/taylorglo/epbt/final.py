@@ -34,7 +34,7 @@ from ..experiment.host import LOG_FILE, _Log, make_evaluator, open_experiment
 from ..experiment.lock import ExperimentLock
 from ..experiment.progress import Reporter
 from ..experiment.store import FinalLoss, FinalRun, Store
-from ..experiment.threads import final_threads
+from ..experiment.threads import final_jobs
 from ..training.trainer import ScheduleStep
 from .report import BEST_MODEL, best_member, schedule_of
 from .runner import member_stretch
@@ -128,10 +128,8 @@ def run_epbt_final(
                 if by_id[run.loss_id].label != CROSS_ENTROPY_LABEL:
                     job = dataclasses.replace(job, schedule=steps)
                 jobs.append(job)
-            with make_evaluator(config, config.final_training(), workers, len(jobs)) as runner:
-                runner.log = log.info
-                threads = final_threads(store, runner, log.info)
-                for result in runner.evaluate([dataclasses.replace(job, threads=threads) for job in jobs]):
+            with make_evaluator(config, config.final_training(), workers, len(jobs), log.info) as runner:
+                for result in runner.evaluate(final_jobs(store, runner, jobs, log.info)):
                     record(_final_run(result, root))
         for run in todo:
             if by_id[run.loss_id].label == PBT_LABEL:

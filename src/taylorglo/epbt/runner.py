@@ -20,7 +20,6 @@ that the plan starts from survive, so at most ``population × 2`` exist at any t
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import math
 from pathlib import Path

@@ -19,7 +19,6 @@ same way. :func:`run_final` does that:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from .host import LOG_FILE, _Log, make_evaluator, open_experiment
 from .lock import ExperimentLock
 from .progress import Reporter
 from .store import Candidate, FinalLoss, FinalRun, Store
-from .threads import final_threads
+from .threads import final_jobs
 
 FINAL_DIR = "final"
 CROSS_ENTROPY_LABEL = "cross-entropy"
@@ -174,11 +173,8 @@ def run_final(
         if todo:
             pretrain = _pretrain_points(store, config, [loss for loss in losses if loss.pretrained])
             jobs = [_job(run, by_id[run.loss_id], root, save_models, pretrain.get(run.loss_id)) for run in todo]
-            with make_evaluator(config, config.final_training(), workers, len(jobs)) as evaluator:
-                evaluator.log = log.info
-                threads = final_threads(store, evaluator, log.info)
-                jobs = [dataclasses.replace(job, threads=threads) for job in jobs]
-                for result in evaluator.evaluate(jobs):
+            with make_evaluator(config, config.final_training(), workers, len(jobs), log.info) as evaluator:
+                for result in evaluator.evaluate(final_jobs(store, evaluator, jobs, log.info)):
                     run = _final_run(result, root)
                     if store.record_final(run):
                         done += 1

@@ -147,10 +147,18 @@ def _new_search(config: ExperimentConfig) -> CMAESSearch:
 
 
 def make_evaluator(config: ExperimentConfig, training: TrainConfig, workers: int | None, most: int,
-                   data: DataSplits | None = None) -> Any:
+                   log: Callable[[str], None], data: DataSplits | None = None) -> Any:
     """The evaluator ``config`` asks for, training with ``training``; never more than ``most``
     workers (more than there are jobs at once would only idle). Shared by the search and ``final``.
-    ``data``, the dataset the driver has loaded, is handed to evaluators that can reuse it."""
+    ``log`` receives what the evaluator reports (a worker that died); ``data``, the dataset the
+    driver has loaded, is handed to evaluators that can reuse it."""
+    evaluator = _evaluator(config, training, workers, most, data)
+    evaluator.log = log
+    return evaluator
+
+
+def _evaluator(config: ExperimentConfig, training: TrainConfig, workers: int | None, most: int,
+               data: DataSplits | None) -> Any:
     e = config.evaluator
     if e.kind == "local":
         from ..evaluators.local import LocalEvaluator, cpu_count
@@ -195,14 +203,13 @@ def start(
         resolve_device(config.training.device)
         if config.kind == "epbt":
             with experiment.store() as store, make_evaluator(
-                    config, config.training, workers, config.population, data) as runner:
+                    config, config.training, workers, config.population, log.info, data) as runner:
                 _run_epbt(experiment.directory, store, config, runner, data, log, reporter)
             result = status(experiment.directory)
             log.info(f"finished: best member {_best_text(result)}")
             return result
         with experiment.store() as store, make_evaluator(
-                config, config.candidate_training(), workers, config.search.population, data) as runner:
-            runner.log = log.info
+                config, config.candidate_training(), workers, config.search.population, log.info, data) as runner:
             progress = SearchProgress.from_store(store, config, runner.workers)
             log.info(f"start: {config.name}: {config.search.generations} generations x "
                      f"{config.search.population} candidates, {runner.workers} {config.evaluator.kind} workers, "
@@ -245,7 +252,6 @@ def _run_epbt(directory: Path, store: Store, config: ExperimentConfig, runner: A
     from ..epbt.runner import plan_meta, run_generations
     from ..epbt.report import export_epbt, save_best_network
 
-    runner.log = log.info
     meta = plan_meta(config, data)
     recorded = store.get_meta("epbt_plan")
     if recorded is not None and recorded != meta:

@@ -15,10 +15,11 @@ with.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any, Callable
 
-from ..evaluators.base import Evaluator
+from ..evaluators.base import Evaluator, Job
 from ..evaluators.lending import Lending, decide, describe
 from ..evaluators.lending import META_KEY as LENDING_KEY
 from ..training.data import DataSplits
@@ -66,11 +67,12 @@ def recorded_layout(store: Store, runner: Evaluator, log: Callable[[str], None])
     return recorded
 
 
-def final_threads(store: Store, runner: Evaluator, log: Callable[[str], None]) -> int:
-    """Threads of every ``final`` run of the experiment (its search's, unless an earlier version
-    recorded final runs with others)."""
+def final_jobs(store: Store, runner: Evaluator, jobs: list[Job], log: Callable[[str], None]) -> list[Job]:
+    """``jobs`` (``final`` runs) with the threads every final run of the experiment trains on:
+    its search's, unless an earlier version recorded final runs with others."""
     layout = recorded_layout(store, runner, log)
-    return int(layout.get("final_threads", layout["threads"]))
+    threads = int(layout.get("final_threads", layout["threads"]))
+    return [dataclasses.replace(job, threads=threads) for job in jobs]
 
 
 def search_plan(store: Store, lend_mode: bool | str, runner: Evaluator, training: Any, data: DataSplits,
