@@ -93,6 +93,20 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(["taylorglo", *args], code, out.getvalue(), err.getvalue())
 
 
+def eventually(condition: Any, timeout: float = 120.0) -> bool:
+    """Whether ``condition()`` becomes true within ``timeout`` seconds (polled). For what must
+    happen *at some point* (an orphaned worker exits): a deadline generous enough that a loaded
+    machine meets it, so no test depends on how fast the machine is."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def kill_9_when(args: list[str], directory: Path, ready: Any, on_poll: Any = None) -> tuple[int, Any]:
     """``taylorglo ARGS`` in a subprocess, killed with SIGKILL as soon as ``ready(db)`` (a
     connection to ``DIR/experiment.sqlite``) returns something true. ``on_poll()`` runs at every

@@ -283,6 +283,8 @@ def status(directory: str, as_json: bool) -> None:
         click.echo(f"  generation {g['generation']:>3}: best {g['best']:.4f}  mean {g['mean']:.4f}  "
                    f"min {g['min']:.4f}{sigma}")
     _print_summary(directory, result)
+    for note in result.get("notes", []):
+        click.echo(f"note: {note}")
 
 
 cli.add_command(status, name="check")

@@ -39,10 +39,13 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from ..atomic import remove_stale_temporaries, write_atomic
 from ..errors import TaylorGLOError, one_line
+from ..evaluators.lending import META_KEY as LENDING_KEY
+from ..evaluators.lending import depends_on_timing
+from ..evaluators.lending import describe as describe_lending
 from ..experiment.config import ExperimentConfig
 from ..experiment.host import open_experiment
 from ..experiment.lock import is_running
@@ -100,6 +103,8 @@ class ReportData:
     #: CMA-ES states over the search: (generations told, σ, mean); the first is the initial one.
     search_path: list[tuple[int, float, list[float]]]
     generated_at: float
+    #: The recorded decision on lending idle cores (None before the first start).
+    lending: dict[str, Any] | None = None
 
     @property
     def completed(self) -> int:
@@ -164,6 +169,7 @@ def load_report_data(directory: str | os.PathLike[str]) -> ReportData:
                 f"DIR: {where!r} has no evaluated candidates yet; run `taylorglo start {where}` first"
             )
         search_path = _search_path(generation_rows)
+        lending = store.get_meta(LENDING_KEY)
 
     by_generation: dict[int, list[Candidate]] = {}
     for c in candidates:
@@ -186,7 +192,7 @@ def load_report_data(directory: str | os.PathLike[str]) -> ReportData:
     return ReportData(
         directory=experiment.directory, config=config, state=state,
         pid=running.get("pid") if running else None, candidates=candidates, generations=generations,
-        counts=counts, best=best, search_path=search_path, generated_at=time.time(),
+        counts=counts, best=best, search_path=search_path, generated_at=time.time(), lending=lending,
     )
 
 
@@ -384,6 +390,11 @@ def _experiment_section(data: ReportData) -> Section:
         ("seeds", _e(f"seed {c.seed}, one training seed per {s.seeds}")),
         ("evaluator", _e(f"{c.evaluator.kind}, {c.evaluator.workers or 'auto'} workers")),
     ]
+    if data.lending is not None and data.lending.get("mode") != "unavailable":
+        line = _e(describe_lending(data.lending))
+        if depends_on_timing(data.lending):
+            line = f'<strong id="timing-note">{line}</strong>'
+        rows.append(("idle cores", line))
     return Section("experiment", "Experiment", _table(rows))
 
 

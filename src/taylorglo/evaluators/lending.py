@@ -5,37 +5,42 @@ barrier: when its ``n`` trainings are not a multiple of the ``w`` workers, the l
 ``k = n mod w`` run while the other workers have nothing to do. An evaluator whose workers share
 one machine's cores can give those last trainings the idle cores (:func:`lend_idle_cores`).
 
-Whether that helps depends on the network. ``mnist-cnn`` runs a step about 1.6 times faster on 2
-threads than on 1, and lending took the barrier of a 2-core MNIST search from 7% of its wall time
-to under 1%. The digits MLP's matrices are too small for a second thread to help, while a
-2-thread run that starts before the other worker has finished makes the two compete for the
-cores: a digits search with lending forced on took about 2% longer. So by default
-(``[evaluator] lend_idle_cores = "auto"``) the host measures once, on this machine, how much faster a training step of the
-experiment's network runs on the lent threads (:func:`thread_speedup`), lends only from
-:data:`MIN_SPEEDUP` up, and stores the measurement and the decision in the experiment's
-database: every later ``start`` plans the same way (:mod:`taylorglo.experiment.threads`), which
-is what keeps a resumed generation's results identical (a result depends on the threads it ran
-with).
+Whether that helps depends on the network: a second thread splits a step's matrix products, which
+pays for a convolutional network and not for a small MLP, whose 2-thread run only competes with the
+other worker's last training. A candidate's result depends on its thread count, so the decision
+decides results, and it must not depend on how busy the machine happens to be when an experiment
+starts. So by default (``[evaluator] lend_idle_cores = "auto"``) it follows a rule on a count
+taken from the network's shapes (:func:`taylorglo.training.cost.step_macs`): lend where a training
+step does at least :data:`MIN_STEP_MACS` multiply-accumulates. The threshold sits between the
+built-in networks that measured faster on more threads and those that did not
+(``benchmarks/lending.py``; the README keeps its table). ``true`` or ``false`` decide instead;
+``"measure"`` (opt-in) times a few steps on 1 and on all threads and lends from
+:data:`MIN_SPEEDUP` up, so results then depend on the machine's load at the first ``start``:
+``status`` and the report say so. The decision is recorded in the experiment's database once;
+every later ``start`` plans the same way (:mod:`taylorglo.experiment.threads`).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a decision is made, not where one is read (status)
+    from ..training.config import TrainConfig
+    from ..training.data import DataSplits
 
-from ..training.augment import to_float
-from ..training.config import TrainConfig
-from ..training.data import DataSplits
-from ..training.trainer import as_loss, build_network, resolve_device
-
-#: Lend only where a step on the lent threads runs at least this many times faster than on a
-#: worker's own (lending costs something while the lent run overlaps the others' last trainings).
+#: Lend where a training step does at least this many multiply-accumulates (``"auto"``).
+MIN_STEP_MACS = 10_000_000
+#: Lend where a step on the lent threads runs at least this many times faster than on a worker's
+#: own (``"measure"`` only).
 MIN_SPEEDUP = 1.3
-#: The store's ``meta`` key holding the measurement and the decision.
+#: The modes ``[evaluator] lend_idle_cores`` takes.
+MODES = ("auto", "measure", True, False)
+#: The store's ``meta`` key holding the decision.
 META_KEY = "lending"
+#: What a recorded decision says about results that depend on a timing (``status``, the report).
+TIMING_NOTE = ("results depend on a timing: whether idle cores were lent was measured on this machine at the "
+               "first start, so a fresh run of the same config may differ (see the README's Reproducibility)")
 
 
 @dataclass(frozen=True)
@@ -63,65 +68,64 @@ def lend_idle_cores(n: int, workers: int, cores: int, threads: int) -> list[int 
     return [None] * (n - k) + [boost] * k
 
 
-def step_seconds(training: TrainConfig, data: DataSplits, threads: int, seconds: float = 0.15) -> float:
-    """Seconds per training step (forward, cross-entropy, backward, an SGD update) of
-    ``training``'s network on ``threads`` torch threads: the median of as many steps as fit in
-    ``seconds`` (at least 5), after two untimed ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        device = resolve_device(training.device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = build_network(training, data).to(device)
-        params = [p for p in model.parameters() if p.requires_grad]
-        loss_fn = as_loss(None)
-        batch = min(training.batch_size, len(data.train_y))
-        xb, yb = to_float(data.train_x[:batch]).to(device), data.train_y[:batch].to(device)
-        times: list[float] = []
-        started = time.perf_counter()
-        for i in range(1000):
-            t = time.perf_counter()
-            model.zero_grad(set_to_none=True)
-            loss_fn(model(xb), yb).backward()
-            with torch.no_grad():  # plain SGD by hand: torch.optim's first use in a process costs ~1 s
-                torch._foreach_add_(params, [p.grad for p in params], alpha=-1e-4)
-            if i >= 2:
-                times.append(time.perf_counter() - t)
-                if len(times) >= 5 and time.perf_counter() - started >= seconds:
-                    break
-        return sorted(times)[len(times) // 2]
-    finally:
-        torch.set_num_threads(before)
+Measure = Callable[["TrainConfig", "DataSplits", int, int], float]
 
 
-def thread_speedup(training: TrainConfig, data: DataSplits, threads: int, boost: int,
-                   seconds: float = 0.15) -> float:
-    """How many times faster a step runs on ``boost`` threads than on ``threads``: measured twice
-    each, alternating, taking each side's faster measurement (the least disturbed)."""
-    own = lent = float("inf")
-    for _ in range(2):
-        own = min(own, step_seconds(training, data, threads, seconds))
-        lent = min(lent, step_seconds(training, data, boost, seconds))
-    return own / lent
-
-
-def decide(mode: bool | str, lending: Lending, training: TrainConfig, data: DataSplits) -> dict[str, Any]:
-    """The decision to record for an experiment: ``mode`` true or false forces it; ``"auto"``
-    measures (:func:`thread_speedup`) and lends from :data:`MIN_SPEEDUP` up. Returns what to record
-    (``lend``, ``speedup`` where measured, the layout); the host records it once and keeps it."""
+def decide(mode: bool | str, lending: Lending, training: "TrainConfig", data: "DataSplits",
+           measure: Measure | None = None) -> dict[str, Any]:
+    """The decision to record for an experiment: ``true`` or ``false`` forces it; ``"auto"``
+    lends where a step does at least :data:`MIN_STEP_MACS` multiply-accumulates (a count, the
+    same on any machine at any load); ``"measure"`` calls ``measure(training, data, threads,
+    cores)`` (a timing, by default :func:`~taylorglo.training.step_timing.thread_speedup`; tests
+    pass their own) and lends from
+    :data:`MIN_SPEEDUP` up. Returns what to record; the host records it once and keeps it."""
     layout = {"workers": lending.workers, "threads": lending.threads, "cores": lending.cores}
-    if mode is not True and mode is not False:  # "auto"
-        speedup = thread_speedup(training, data, lending.threads, lending.cores)
-        return {"mode": "auto", **layout, "speedup": round(speedup, 3), "lend": speedup >= MIN_SPEEDUP}
-    return {"mode": mode, **layout, "lend": mode}
+    if mode == "auto":
+        from ..training.cost import network_macs
+
+        macs = network_macs(training, data)
+        return {"mode": "auto", **layout, "step_macs": macs, "min_step_macs": MIN_STEP_MACS,
+                "lend": macs >= MIN_STEP_MACS}
+    if mode == "measure":
+        if measure is None:
+            from ..training.step_timing import thread_speedup as measure
+        speedup = measure(training, data, lending.threads, lending.cores)
+        return {"mode": "measure", **layout, "speedup": round(speedup, 3), "min_speedup": MIN_SPEEDUP,
+                "lend": speedup >= MIN_SPEEDUP}
+    if mode is True or mode is False:
+        return {"mode": mode, **layout, "lend": mode}
+    raise ValueError(f"lend_idle_cores: unknown mode {mode!r}")
+
+
+def upgrade(decision: dict[str, Any]) -> dict[str, Any]:
+    """A decision as this version records it. Before the ``"auto"`` rule counted, ``"auto"``
+    meant a measurement: such a record (it has a ``speedup`` and no ``step_macs``) is that of
+    ``"measure"``, kept as it was decided, so the experiment resumes with the same plan."""
+    if decision.get("mode") == "auto" and "speedup" in decision and "step_macs" not in decision:
+        return {**decision, "mode": "measure", "min_speedup": decision.get("min_speedup", MIN_SPEEDUP),
+                "recorded_as": "auto"}
+    return decision
+
+
+def depends_on_timing(decision: dict[str, Any] | None) -> bool:
+    """Whether results of the experiment that recorded ``decision`` depend on a timing."""
+    return decision is not None and upgrade(decision).get("mode") == "measure"
 
 
 def describe(decision: dict[str, Any]) -> str:
-    """One line for the host's log."""
+    """One line for the host's log (and ``status``)."""
+    decision = upgrade(decision)
     verdict = "lent" if decision["lend"] else "not lent"
-    if decision.get("mode") != "auto":
-        return f"idle cores at a generation's barrier: {verdict} (evaluator.lend_idle_cores = {str(decision['mode']).lower()})"
-    return (f"idle cores at a generation's barrier: {verdict}: a step on {decision['cores']} threads runs "
-            f"{decision['speedup']:.2f}x as fast as on {decision['threads']} (lent from {MIN_SPEEDUP}x; "
-            f"evaluator.lend_idle_cores = true/false decides instead)")
+    mode = decision.get("mode")
+    head = f"idle cores at a generation's barrier: {verdict}"
+    if mode == "unavailable":
+        return f"{head} (the evaluator has no cores to lend)"
+    if mode == "auto":
+        return (f"{head}: a training step does {decision['step_macs']:.3g} multiply-accumulates (lent from "
+                f"{decision['min_step_macs']:.3g}; evaluator.lend_idle_cores = true/false decides instead)")
+    if mode == "measure":
+        how = ("measured by an earlier taylorglo's \"auto\"" if decision.get("recorded_as") == "auto"
+               else "evaluator.lend_idle_cores = \"measure\"")
+        return (f"{head}: a step on {decision['cores']} threads ran {decision['speedup']:.2f}x as fast as on "
+                f"{decision['threads']} (lent from {decision['min_speedup']}x; {how}); {TIMING_NOTE}")
+    return f"{head} (evaluator.lend_idle_cores = {str(mode).lower()})"

@@ -129,9 +129,9 @@ class EvaluatorConfig:
     #: node's data directory or download cache.
     ship_data: bool = True
     #: Give a generation's last trainings the cores of workers idle at its barrier (where the
-    #: workers share one machine): "auto" measures once per experiment whether the network
-    #: trains faster on more threads (see :mod:`taylorglo.evaluators.lending`); true / false
-    #: decide instead.
+    #: workers share one machine): "auto" lends where the network's training step does enough
+    #: multiply-accumulates, counted from its shapes (see :mod:`taylorglo.evaluators.lending`);
+    #: true / false decide instead; "measure" times it once (results then depend on the load).
     lend_idle_cores: bool | str = "auto"
 
     def validate(self, prefix: str = "evaluator.") -> "EvaluatorConfig":
@@ -156,8 +156,8 @@ class EvaluatorConfig:
             raise bad("retries", f"must be an integer >= 0, got {self.retries!r}")
         if not isinstance(self.ship_data, bool):
             raise bad("ship_data", f"must be true or false, got {self.ship_data!r}")
-        if not (isinstance(self.lend_idle_cores, bool) or self.lend_idle_cores == "auto"):
-            raise bad("lend_idle_cores", f'must be "auto", true or false, got {self.lend_idle_cores!r}')
+        if not (isinstance(self.lend_idle_cores, bool) or self.lend_idle_cores in ("auto", "measure")):
+            raise bad("lend_idle_cores", f'must be "auto", "measure", true or false, got {self.lend_idle_cores!r}')
         if self.kind != "ray":
             defaults = EvaluatorConfig()
             for name in RAY_ONLY:

@@ -33,6 +33,9 @@ import numpy as np
 
 from ..atomic import remove_stale_temporaries, write_atomic
 from ..errors import TaylorGLOError
+from ..evaluators.lending import META_KEY as LENDING_KEY
+from ..evaluators.lending import TIMING_NOTE, depends_on_timing, upgrade
+from ..evaluators.lending import describe as describe_lending
 from ..invariant import invariant_holds
 from ..loss import format_formula, num_params
 from ..search import CMAESSearch
@@ -347,6 +350,7 @@ def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
         counts = store.counts()
         generations = store.generations()
         totals = store.totals()
+        lending = store.get_meta(LENDING_KEY)
         if config.kind == "epbt":  # the best member of the final population, its genes and schedule
             from ..epbt.report import epbt_status
 
@@ -399,6 +403,10 @@ def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
         "training_time": totals["wall_time"],
         "step_time": totals["step_time"],
         "store": str(experiment.store_path),
+        # Whether idle cores are lent to a generation's last trainings, as recorded at the first start.
+        "lending": None if lending is None else {**upgrade(lending), "line": describe_lending(lending)},
+        # What a reader of the results should know: here, whether they depend on a timing.
+        "notes": [TIMING_NOTE] if depends_on_timing(lending) else [],
         **extra,
     }
 

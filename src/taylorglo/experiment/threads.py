@@ -10,7 +10,8 @@ now differs, the host says so in one line and keeps the record.
 
 The search's core lending (:mod:`taylorglo.evaluators.lending`) plans over the recorded layout
 too, and its decision is recorded once, so a generation resumed anywhere gets the plan it began
-with.
+with; by default that decision is a rule on the network's shapes, so a fresh run of the same
+config on the same machine makes it the same way however busy the machine is.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections import Counter
 from typing import Any, Callable
 
 from ..evaluators.base import Evaluator, Job
-from ..evaluators.lending import Lending, decide, describe
+from ..evaluators.lending import Lending, decide, describe, upgrade
 from ..evaluators.lending import META_KEY as LENDING_KEY
 from ..training.data import DataSplits
 from .store import Store
@@ -82,11 +83,15 @@ def search_plan(store: Store, lend_mode: bool | str, runner: Evaluator, training
     per experiment, recorded; see :mod:`taylorglo.evaluators.lending`)."""
     layout = recorded_layout(store, runner, log)
     lending = Lending(layout["workers"], layout["threads"], layout["cores"])
-    decision = store.get_meta(LENDING_KEY)
-    if decision is None:  # the first start decides, for good
+    recorded = store.get_meta(LENDING_KEY)
+    if recorded is None:  # the first start decides, for good
         decision = ({"mode": "unavailable", "lend": False} if runner.lending() is None
                     else decide(lend_mode, lending, training, data))
         store.set_meta(LENDING_KEY, decision)
+    else:  # an earlier version's record says what it decided in this version's words
+        decision = upgrade(recorded)
+        if decision != recorded:
+            store.set_meta(LENDING_KEY, decision)
     if decision.get("mode") != "unavailable":
         log(describe(decision))
     lend = bool(decision["lend"])
