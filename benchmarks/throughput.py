@@ -15,14 +15,15 @@ invariant, the SQLite store) for each dataset and evaluator asked for, and split
 * **generation barrier**: a worker done with its share of a generation waits for the slowest
   candidate of that generation (CMA-ES's ``tell`` needs them all). The evaluators lend those idle
   cores to the generation's last trainings (``taylorglo.experiment.threads``: the local pool, and Ray
-  when all its actors share one node) where the host measured that the network trains faster on
-  more threads (``taylorglo.evaluators.lending``: MNIST's CNN yes, the digits MLP no); a run on
+  when all its actors share one node) where the network's count of multiply-accumulates per step
+  says it trains faster on more threads (``taylorglo.evaluators.lending``: MNIST's CNN yes, the
+  digits MLP no); a run on
   ``t`` threads where a worker has ``b`` fills ``t / b`` slots, and the borrowed slots count as
   training ("of which on cores lent ...") instead of barrier;
 * **host between generations / between candidates**: the driver's work while workers wait
   (``tell``, the store, the CSV/JSON export, ``ask``, the invariant, dispatch; results in flight);
-* **host set-up** (lock, loading the data, checking the model, timing the network on 1 and on
-  all threads to decide on lending) before the first generation opens,
+* **host set-up** (lock, loading the data, checking the model, counting its multiply-accumulates
+  to decide on lending) before the first generation opens,
   and **host tail** after the last result (export, status, shutting the workers down).
 
 The driver's own time in **database writes** (every ``BEGIN IMMEDIATE … COMMIT``), the **export**
