@@ -68,7 +68,7 @@ def run_population(root: Path, args: argparse.Namespace, pbt: bool) -> dict[str,
 
 def run_cross_entropy(args: argparse.Namespace) -> dict[str, Any]:
     from taylorglo.evaluators import Job, LocalEvaluator
-    from taylorglo.experiment.host import candidate_seed
+    from taylorglo.seeds import candidate_seed
     from taylorglo.training import TrainConfig
 
     train = TrainConfig.from_dict(training(args))

@@ -62,9 +62,16 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
+def plugin_env() -> dict[str, str]:
+    """The environment of a ``taylorglo`` subprocess: this one's, with the tests' plug-ins
+    (``tests/gated_model.py``, ``tests/dying_model.py``) importable, output unbuffered."""
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
+
+
 def cli(*args: str, check: bool = False, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run ``python -m taylorglo ARGS`` as a user would (a separate process)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = plugin_env()
     result = subprocess.run([sys.executable, "-m", "taylorglo", *args], capture_output=True, text=True,
                             env=env, timeout=600, **kwargs)
     if check and result.returncode != 0:

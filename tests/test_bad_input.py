@@ -3,7 +3,6 @@ recorded lost; and the smaller promises around it (the lock, edited configs, int
 
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
 import signal
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from datafiles import make_mnist
-from experiments import SMALL, cli, merged, run_cli, write_config
+from experiments import SMALL, cli, merged, plugin_env, run_cli, write_config
 from taylorglo.analysis.stats import ttests
 from taylorglo.experiment import init_experiment, start, status
 from taylorglo.experiment.lock import ExperimentLock, is_running
@@ -179,21 +178,27 @@ def test_a_killed_analyze_leaves_no_temporaries_behind(finaled, tmp_path):
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupted_start_stops_cleanly_with_the_signals_exit_code(tmp_path, sig, code):
-    slow = merged(SMALL, training={"steps": 12000}, search={"generations": 1, "partial_fraction": 0.05})
-    directory = init_experiment(tmp_path / "run", write_config(tmp_path / "c.toml", slow)).directory
+    """The signal lands mid-generation by construction, not by timing: every training but the
+    first waits at a gate (``tests/gated_model.py``) that opens only after the interrupt."""
+    gate = tmp_path / "gate"
+    gated = merged(SMALL, training={"model": "gated_model:model", "model_options": {"gate": str(gate)}},
+                   search={"generations": 1, "invariant": "off"})
+    directory = init_experiment(tmp_path / "run", write_config(tmp_path / "c.toml", gated)).directory
     proc = subprocess.Popen([sys.executable, "-m", "taylorglo", "start", str(directory)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=plugin_env())
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
         with sqlite3.connect(f"file:{directory / 'experiment.sqlite'}?mode=ro", uri=True) as db:
             if db.execute("SELECT COUNT(*) FROM candidates WHERE status = 'evaluated'").fetchone()[0]:
                 break
         db.close()
+    assert proc.poll() is None, proc.communicate()[1]
     os.kill(proc.pid, sig)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == code, stderr
     one_line(subprocess.CompletedProcess([], proc.returncode, "", stderr), "interrupted", code=code)
-    assert status(directory)["candidates"]["evaluated"] >= 1
+    assert status(directory)["candidates"]["evaluated"] == 1 and status(directory)["candidates"]["pending"] == 5
+    gate.touch()
     cli("start", str(directory), check=True)
     assert status(directory)["state"] == "finished"

@@ -6,6 +6,7 @@ import json
 import shutil
 import sqlite3
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -100,6 +101,22 @@ def test_ttests_match_scipy_and_handle_small_samples():
     assert out["cohens_d"] == pytest.approx((sum(a) / 4 - sum(b) / 3) / pooled)
     assert ttests([0.9], [0.8, 0.7])["welch_p"] is None  # one run: no test, no crash
     assert describe([0.5])["std"] is None and describe([])["n"] == 0
+
+
+def test_ttests_agree_with_scipy_stats_on_many_samples():
+    """The t-tests are computed without importing scipy.stats (so `compare` starts at once): they
+    must give what scipy.stats.ttest_ind gives, on samples of every shape a final produces."""
+    rng = np.random.default_rng(0)
+    samples = [(rng.normal(0.9, s, n).tolist(), rng.normal(0.9 + d, t, m).tolist())
+               for n, m, s, t, d in [(2, 2, 0.01, 0.02, 0.0), (3, 10, 0.001, 0.05, 0.01), (10, 10, 0.01, 0.01, 0.003),
+                                     (5, 4, 0.02, 0.001, -0.02), (30, 25, 0.005, 0.006, 0.001)]]
+    samples.append(([0.9, 0.9, 0.9], [0.8, 0.81, 0.79]))  # one side without variance
+    for a, b in samples:
+        out = ttests(a, b)
+        for name, equal_var in (("student", True), ("welch", False)):
+            expected = stats.ttest_ind(a, b, equal_var=equal_var)
+            assert out[f"{name}_t"] == pytest.approx(float(expected.statistic), rel=1e-10)
+            assert out[f"{name}_p"] == pytest.approx(float(expected.pvalue), rel=1e-9, abs=1e-300)
 
 
 def test_final_resumes_and_extends_without_rerunning(finaled, tmp_path):

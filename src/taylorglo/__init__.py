@@ -11,57 +11,60 @@ untrainable parameter vectors before any training; ``train`` trains a fresh netw
 returns its metrics; ``init_experiment`` / ``start`` / ``status`` run a crash-safe CMA-ES search
 over TaylorGLO losses in a directory, as ``taylorglo init|start|status`` do; ``run_final``,
 ``compare``, ``robustness_sweep`` and ``write_report`` are ``taylorglo final|compare|robustness|analyze``.
-The last four are imported on first use: they pull in scipy and matplotlib, which a search's
-worker processes (which import this package) never need.
+Every name is imported on first use (:mod:`taylorglo.lazy`): reading an experiment needs neither
+torch nor scipy nor matplotlib, and a search's worker processes never need the last two.
 """
 
-import importlib
-from typing import Any
+from __future__ import annotations
 
-from .errors import TaylorGLOError
-from .invariant import invariant_holds
-from .loss import TaylorGLOLoss, format_formula, from_paper_layout, num_params, to_paper_layout
-from .training import TrainConfig, TrainResult, build_model, load_dataset, train
-from .search import CMAESSearch
-from .experiment import ExperimentConfig, init_experiment, start, status
+from typing import TYPE_CHECKING
+
+from .lazy import exports
 
 __version__ = "0.1.0"
 
-#: Names imported on first access (module, attribute): see the module docstring.
-_LAZY = {
-    "run_final": ("taylorglo.experiment.final", "run_final"),
-    "compare": ("taylorglo.analysis.stats", "compare"),
-    "robustness_sweep": ("taylorglo.analysis.sweep", "robustness_sweep"),
-    "write_report": ("taylorglo.analysis.report", "write_report"),
+#: Each name and the module it lives in.
+_EXPORTS = {
+    "TaylorGLOError": ".errors",
+    "invariant_holds": ".invariant",
+    "TaylorGLOLoss": ".loss",
+    "format_formula": ".polynomial",
+    "from_paper_layout": ".polynomial",
+    "num_params": ".polynomial",
+    "to_paper_layout": ".polynomial",
+    "TrainConfig": ".training.config",
+    "TrainResult": ".training.trainer",
+    "build_model": ".training.models",
+    "load_dataset": ".training.data",
+    "train": ".training.trainer",
+    "CMAESSearch": ".search",
+    "ExperimentConfig": ".experiment.config",
+    "init_experiment": ".experiment.host",
+    "start": ".experiment.host",
+    "status": ".experiment.reading",
+    "run_final": ".experiment.final",
+    "compare": ".analysis.stats",
+    "robustness_sweep": ".analysis.sweep",
+    "write_report": ".analysis.report",
 }
 
+__getattr__, __dir__ = exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module, attribute = _LAZY[name]
-        value = getattr(importlib.import_module(module), attribute)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'taylorglo' has no attribute {name!r}")
-
-__all__ = [
-    "CMAESSearch",
-    "ExperimentConfig",
-    "init_experiment",
-    "start",
-    "status",
-    "TaylorGLOError",
-    "TaylorGLOLoss",
-    "TrainConfig",
-    "TrainResult",
-    "format_formula",
-    "from_paper_layout",
-    "invariant_holds",
-    "load_dataset",
-    "build_model",
-    "num_params",
-    "to_paper_layout",
-    "train",
-    *_LAZY,
-]
-
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from .analysis.report import write_report
+    from .analysis.stats import compare
+    from .analysis.sweep import robustness_sweep
+    from .errors import TaylorGLOError
+    from .experiment.config import ExperimentConfig
+    from .experiment.final import run_final
+    from .experiment.host import init_experiment, start
+    from .experiment.reading import status
+    from .invariant import invariant_holds
+    from .loss import TaylorGLOLoss
+    from .polynomial import format_formula, from_paper_layout, num_params, to_paper_layout
+    from .search import CMAESSearch
+    from .training.config import TrainConfig
+    from .training.data import load_dataset
+    from .training.models import build_model
+    from .training.trainer import TrainResult, train

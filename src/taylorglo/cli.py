@@ -100,28 +100,28 @@ def train(loss_spec: str, lr_decay: str, seed: int, as_json: bool, model_option:
 def invariant(params: str, classes: int, as_json: bool) -> None:
     """Check the trainability invariant (SPEC §5) of P0,...,P7 under both rules."""
     from .invariant import invariant_holds, invariant_margins, slope
-    from .loss import TaylorGLOLoss
+    from .polynomial import check_params, describe_loss
 
     try:
-        loss = TaylorGLOLoss(_parse_floats(params, "PARAMS"))
+        values, _ = check_params(_parse_floats(params, "PARAMS"))
     except ValueError as exc:
         raise TaylorGLOError(str(exc)) from None
     try:
-        left, right = invariant_margins(loss.params, classes)
-        g1, g0 = slope(loss.params, 1.0, 1.0 / classes), slope(loss.params, 0.0, 1.0 / classes)
+        left, right = invariant_margins(values, classes)
+        g1, g0 = slope(values, 1.0, 1.0 / classes), slope(values, 0.0, 1.0 / classes)
     except OverflowError:
         raise TaylorGLOError("PARAMS: the loss polynomial overflows float64 at y = 1/n; values this large "
                              "can be neither checked nor trained") from None
     out = {
-        "params": loss.params, "classes": classes,
-        "reference": invariant_holds(loss.params, classes, "reference"),
-        "gradient": invariant_holds(loss.params, classes, "gradient"),
+        "params": values, "classes": classes,
+        "reference": invariant_holds(values, classes, "reference"),
+        "gradient": invariant_holds(values, classes, "gradient"),
         "left": left, "right": right, "target_slope": g1, "non_target_slope": g0,
     }
     if as_json:
         click.echo(json.dumps(out))
         return
-    click.echo(str(loss))
+    click.echo(describe_loss(values))
     verdict = {True: "holds", False: "FAILS"}
     click.echo(f"reference rule (left >= right): {verdict[out['reference']]}  left={left:.6g} right={right:.6g}")
     click.echo(f"gradient rule  (g1 > g0 at y=1/n): {verdict[out['gradient']]}  g1={g1:.6g} g0={g0:.6g}")
@@ -312,11 +312,12 @@ def getinvocation(source: str, candidate: str | None, params: str | None, full: 
     from pathlib import Path
 
     from .experiment import ExperimentConfig, open_experiment
-    from .experiment.host import candidate_seed, first_candidates
     from .experiment.invocation import train_command
+    from .seeds import candidate_seed
 
     from_dir = Path(source).is_dir()
-    config = open_experiment(source).config if from_dir else ExperimentConfig.load(source)
+    # A config file's network is not built here: the printed `taylorglo train` checks it when it runs.
+    config = open_experiment(source).config if from_dir else ExperimentConfig.load(source, check_network=False)
     if config.kind == "epbt":
         raise TaylorGLOError("CONFIG|DIR: an EPBT member continues a checkpoint, which `taylorglo train` cannot; "
                              "see members.csv and best.json, or replay the best schedule with `taylorglo final`")
@@ -342,7 +343,7 @@ def getinvocation(source: str, candidate: str | None, params: str | None, full: 
         values = rows[0].params
         threads = None if full else (rows[0].metrics or {}).get("threads")
     elif generation == 0:
-        values = first_candidates(config)[index]
+        values = config.search.new_search(config.seed).ask()[index]  # CMA-ES (pycma), not torch
     else:
         raise TaylorGLOError("--candidate: only generation 0 is known before a search runs; "
                              "pass an experiment DIR or --params")

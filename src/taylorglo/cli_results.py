@@ -180,7 +180,7 @@ def collate(root: str, as_json: bool, csv_path: str | None) -> None:
 def log_command(directory: str, generation: int, index: int, as_json: bool) -> None:
     """Print the training log of candidate INDEX of GENERATION."""
     from .experiment import open_experiment
-    from .loss import format_formula
+    from .polynomial import format_formula
 
     experiment = open_experiment(directory)
     with experiment.reader() as store:

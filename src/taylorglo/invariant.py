@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from .errors import TaylorGLOError
-from .loss import check_params, taylor_terms
+from .polynomial import check_params, taylor_terms
 
 RULES = ("reference", "gradient", "off")
 

@@ -19,10 +19,10 @@ from typing import Sequence
 
 from ..atomic import write_atomic
 from ..epbt.report import BEST_MODEL, best_member, generations_csv, members_csv, schedule_of
-from ..errors import TaylorGLOError, one_line
-from ..experiment.host import open_experiment, status
+from ..errors import TaylorGLOError
+from ..experiment.reading import open_experiment, status
 from ..experiment.store import Candidate, Member
-from ..loss import format_formula, loss_spec
+from ..polynomial import format_formula, loss_spec
 from . import epbt_plots
 from .report import _CSP, _CSS, Section, _e, _fmt, _slug, _table, report_directory
 

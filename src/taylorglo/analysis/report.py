@@ -47,10 +47,10 @@ from ..evaluators.lending import META_KEY as LENDING_KEY
 from ..evaluators.lending import depends_on_timing
 from ..evaluators.lending import describe as describe_lending
 from ..experiment.config import ExperimentConfig
-from ..experiment.host import open_experiment
+from ..experiment.reading import open_experiment
 from ..experiment.lock import is_running
 from ..experiment.store import STATUSES, Candidate, Generation, Store
-from ..loss import format_formula, loss_spec, order_for_length, taylor_terms, to_paper_layout
+from ..polynomial import format_formula, loss_spec, order_for_length, taylor_terms, to_paper_layout
 from . import plots
 
 FIGURES = ("fitness.png", "cmaes.png", "loss.png")

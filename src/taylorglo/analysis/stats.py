@@ -2,7 +2,8 @@
 
 The numbers a paper's table needs (SPEC §4): for each loss the test accuracy over repeated
 full-schedule runs as mean ± sample std, and for a TaylorGLO loss against cross-entropy the
-two-tailed Student (equal variances) and Welch (unequal variances) t-tests from ``scipy.stats``,
+two-tailed Student (equal variances) and Welch (unequal variances) t-tests (as ``scipy.stats.ttest_ind``
+computes them; the tests check that they agree),
 with Cohen's d (pooled std) as the effect size. Only runs that finished count; a failed run is
 reported beside the numbers, never averaged in as 0 (that would mix "diverged" into "accurate").
 """
@@ -11,17 +12,15 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import TaylorGLOError
-from ..experiment.final import CROSS_ENTROPY_LABEL, PBT_LABEL
-from ..experiment.host import open_experiment, status
-from ..experiment.store import FinalLoss, FinalRun, Store
-from ..loss import format_formula
+from ..experiment.reading import open_experiment, status
+from ..experiment.store import CROSS_ENTROPY_LABEL, PBT_LABEL, FinalLoss, FinalRun, Store
+from ..polynomial import format_formula
 
 
 def describe(values: Sequence[float]) -> dict[str, Any]:
@@ -44,8 +43,6 @@ def ttests(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     Values are None where they are undefined: fewer than two runs on a side, or zero variance on
     both sides (then ``note`` says so, rather than a p of 0).
     """
-    from scipy import stats
-
     out: dict[str, Any] = {"student_t": None, "student_p": None, "welch_t": None, "welch_p": None,
                            "cohens_d": None, "difference": None}
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
@@ -57,15 +54,43 @@ def ttests(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
         # Every run the same on both sides: t is infinite (or 0/0) and its p-value meaningless.
         out["note"] = "no variance within either sample: the t-tests are undefined; run more repeats"
         return out
-    for name, equal_var in (("student", True), ("welch", False)):
-        with warnings.catch_warnings():  # near-identical samples: scipy warns, the result stands
-            warnings.simplefilter("ignore", RuntimeWarning)
-            result = stats.ttest_ind(x, y, equal_var=equal_var)
-        out[f"{name}_t"], out[f"{name}_p"] = _number(result.statistic), _number(result.pvalue)
+    for name, (t, df) in (("student", _student(x, y)), ("welch", _welch(x, y))):
+        out[f"{name}_t"], out[f"{name}_p"] = _number(t), _number(_two_tailed_p(t, df))
     pooled = math.sqrt(((x.size - 1) * x.var(ddof=1) + (y.size - 1) * y.var(ddof=1)) / (x.size + y.size - 2))
     if pooled > 0:
         out["cohens_d"] = float((x.mean() - y.mean()) / pooled)
     return out
+
+
+def _student(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Student's t (pooled variance) and its degrees of freedom."""
+    df = x.size + y.size - 2
+    pooled = ((x.size - 1) * x.var(ddof=1) + (y.size - 1) * y.var(ddof=1)) / df
+    return _ratio(x.mean() - y.mean(), math.sqrt(pooled * (1 / x.size + 1 / y.size))), float(df)
+
+
+def _welch(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Welch's t (separate variances) and its Welch–Satterthwaite degrees of freedom."""
+    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    df = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
+    return _ratio(x.mean() - y.mean(), math.sqrt(vx + vy)), float(df)
+
+
+def _ratio(difference: float, scale: float) -> float:
+    if scale == 0:
+        return math.copysign(math.inf, difference) if difference else math.nan
+    return float(difference / scale)
+
+
+def _two_tailed_p(t: float, df: float) -> float:
+    """P(|T| >= |t|) for Student's t distribution with ``df`` degrees of freedom. From
+    ``scipy.special.stdtr``, the distribution function ``scipy.stats.ttest_ind`` uses too, without
+    importing ``scipy.stats`` (over a second), so that ``compare`` answers at once."""
+    from scipy.special import stdtr
+
+    if math.isnan(t):
+        return math.nan
+    return float(2 * stdtr(df, -abs(t)))
 
 
 def _number(value: Any) -> float | None:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 from ..errors import TaylorGLOError
 from ..experiment.final import CROSS_ENTROPY_LABEL
 from ..atomic import write_atomic
-from ..experiment.host import open_experiment
+from ..experiment.reading import open_experiment
 from ..training.checkpoint import load_network
 from ..training.data import load_dataset
 from ..training.trainer import as_loss

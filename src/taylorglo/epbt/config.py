@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import TaylorGLOError
 from ..invariant import RULES
-from ..loss import MAX_MAGNITUDE, SUPPORTED_ORDERS, num_params
+from ..polynomial import MAX_MAGNITUDE, SUPPORTED_ORDERS, num_params
 from ..training.config import _is_int, _is_number
 
 EXPLOITS = ("truncation", "tournament")

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..invariant import invariant_holds
-from ..loss import num_params, taylor_terms
+from ..polynomial import num_params, taylor_terms
 from ..training.config import TrainConfig
 from .config import EPBTConfig
 

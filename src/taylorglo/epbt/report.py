@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from ..atomic import write_atomic
 from ..experiment.store import Candidate, Member, Store
-from ..loss import format_formula, loss_spec
+from ..polynomial import format_formula, loss_spec
 
 BEST_MODEL = "models/epbt-best.pt"
 

@@ -28,6 +28,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import TaylorGLOError
+from ..seeds import derived_seed
 from ..evaluators.base import Evaluator, Job, SegmentSpec
 from ..experiment.store import Candidate, Member, Store
 from ..training.data import DataSplits
@@ -51,7 +52,7 @@ def plan_meta(config: Any, data: DataSplits) -> dict[str, int]:
 
 def member_seed(seed: int, generation: int, index: int) -> int:
     """The training seed of member ``index``'s segment in ``generation``."""
-    return int(np.random.SeedSequence([seed, generation, index]).generate_state(1)[0])
+    return derived_seed(seed, generation, index)
 
 
 def checkpoint_name(generation: int, index: int) -> str:

@@ -1,6 +1,19 @@
-"""Where candidates are trained: one interface (:class:`Evaluator`), local processes or Ray."""
+"""Where candidates are trained: one interface (:class:`Evaluator`), local processes or Ray.
 
-from .base import Evaluator, Job, evaluate_job
-from .local import LocalEvaluator
+Names are imported on first use (:mod:`taylorglo.lazy`): :mod:`.lending`'s record is read by
+``status`` without torch."""
 
-__all__ = ["Evaluator", "Job", "LocalEvaluator", "evaluate_job"]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..lazy import exports
+
+_EXPORTS = {"Evaluator": ".base", "Job": ".base", "evaluate_job": ".base", "LocalEvaluator": ".local"}
+
+__getattr__, __dir__ = exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .base import Evaluator, Job, evaluate_job
+    from .local import LocalEvaluator

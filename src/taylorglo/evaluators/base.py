@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 from ..errors import TaylorGLOError, one_line
 from ..experiment.store import Candidate
 from ..training.config import TrainConfig
-from ..loss import loss_spec
+from ..polynomial import loss_spec
 from ..training.checkpoint import load_state, save_network, save_state
 from ..training.data import DataSplits, load_dataset
 from ..training.trainer import ScheduleStep, Segment, as_loss, train, train_schedule

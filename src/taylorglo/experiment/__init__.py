@@ -1,17 +1,31 @@
-"""The experiment host: config files, the SQLite store, init / start / status."""
+"""The experiment host: config files, the SQLite store, init / start / status.
 
-from .config import EvaluatorConfig, ExperimentConfig, SearchConfig
-from .host import init_experiment, open_experiment, start, status
-from .store import Candidate, Store
+Names are imported on first use (:mod:`taylorglo.lazy`): reading an experiment
+(:mod:`.reading`) needs neither torch nor the search."""
 
-__all__ = [
-    "Candidate",
-    "EvaluatorConfig",
-    "ExperimentConfig",
-    "SearchConfig",
-    "Store",
-    "init_experiment",
-    "open_experiment",
-    "start",
-    "status",
-]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..lazy import exports
+
+_EXPORTS = {
+    "Candidate": ".store",
+    "EvaluatorConfig": ".config",
+    "ExperimentConfig": ".config",
+    "SearchConfig": ".config",
+    "Store": ".store",
+    "init_experiment": ".host",
+    "open_experiment": ".reading",
+    "start": ".host",
+    "status": ".reading",
+}
+
+__getattr__, __dir__ = exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .config import EvaluatorConfig, ExperimentConfig, SearchConfig
+    from .host import init_experiment, start
+    from .reading import open_experiment, status
+    from .store import Candidate, Store

@@ -32,7 +32,7 @@ def backup_experiment(directory: str | os.PathLike[str], destination: str | os.P
     The copy is an experiment of its own: ``status``, ``analyze`` and ``start`` (to resume it
     there) work on it. ``directory`` is only read.
     """
-    from .host import open_experiment
+    from .reading import open_experiment
 
     source = open_experiment(directory).directory
     target = Path(destination)

@@ -16,16 +16,18 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..epbt.config import EPBTConfig
 from ..errors import TaylorGLOError, one_line
 from ..invariant import RULES
-from ..loss import MAX_MAGNITUDE, SUPPORTED_ORDERS, num_params
+from ..polynomial import MAX_MAGNITUDE, SUPPORTED_ORDERS, num_params
 from ..plugins import is_plugin_ref
 from ..training.config import TrainConfig, _is_int, _is_number
-from ..training.data import DATASET_NAMES
-from ..training.models import build_model
+from ..training.names import DATASET_NAMES
+
+if TYPE_CHECKING:
+    from ..search import CMAESSearch
 
 KINDS = ("taylorglo", "epbt")
 FUTURE_KINDS = ("oneshot",)
@@ -68,6 +70,13 @@ class SearchConfig:
         if self.fitness == "fgsm":
             return f"validation accuracy under FGSM (eps {self.fgsm_epsilon:g})"
         return "validation accuracy"
+
+    def new_search(self, seed: int) -> "CMAESSearch":
+        """The CMA-ES search this table describes, before its first ``ask`` (deterministic: a
+        function of the table and ``seed``)."""
+        from ..search import CMAESSearch
+
+        return CMAESSearch(num_params(self.order), self.population, self.sigma, seed=seed, mean=self.mean)
 
     def validate(self, prefix: str = "search.") -> "SearchConfig":
         def bad(name: str, why: str) -> TaylorGLOError:
@@ -244,8 +253,10 @@ class ExperimentConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: Any, default_name: str = "experiment") -> "ExperimentConfig":
-        """Validate a parsed config; the first problem is raised as one line naming its field."""
+    def from_dict(cls, data: Any, default_name: str = "experiment", check_network: bool = True) -> "ExperimentConfig":
+        """Validate a parsed config; the first problem is raised as one line naming its field.
+        ``check_network=False`` skips building the network on a nominal input (for the config an
+        experiment's store holds, checked in full when it was recorded)."""
         if not isinstance(data, dict):
             raise TaylorGLOError("config: the file must hold a table of fields (name, kind, seed, [training], ...)")
         known = {"name", "kind", "seed", "training", "search", "evaluator", "epbt"}
@@ -275,7 +286,7 @@ class ExperimentConfig:
             training = TrainConfig.from_dict(training_table, prefix="training.")
         except TypeError as exc:  # a wrongly typed value that the dataclass itself rejected
             raise TaylorGLOError(f"training: {one_line(exc)}") from None
-        _check_dataset_and_model(training)
+        _check_dataset_and_model(training, check_network)
         search = _from_table(SearchConfig, _table(data, "search"), "search.").validate()
         epbt = None
         if kind == "epbt":
@@ -294,9 +305,9 @@ class ExperimentConfig:
                    epbt=epbt)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "ExperimentConfig":
+    def load(cls, path: str | os.PathLike[str], check_network: bool = True) -> "ExperimentConfig":
         """Read and validate a ``.toml``, ``.json``, ``.yaml`` or ``.yml`` file."""
-        return cls.from_dict(read_config_file(path), default_name=Path(path).stem)
+        return cls.from_dict(read_config_file(path), default_name=Path(path).stem, check_network=check_network)
 
 
 def read_config_file(path: str | os.PathLike[str]) -> Any:
@@ -339,8 +350,10 @@ def _from_table(cls: type, table: dict[str, Any], prefix: str) -> Any:
     return cls(**table)
 
 
-def _check_dataset_and_model(training: TrainConfig) -> None:
-    """Names only (no data is read at init): built-in names or ``module:function`` plug-ins."""
+def _check_dataset_and_model(training: TrainConfig, check_network: bool) -> None:
+    """Names only (no data is read at init): built-in names or ``module:function`` plug-ins, and
+    a built-in network built once on a nominal input where ``check_network`` (not for a config an
+    experiment recorded, whose network was built when it was: reading must not import torch)."""
     if not isinstance(training.dataset, str) or not (
         training.dataset in DATASET_NAMES or is_plugin_ref(training.dataset)
     ):
@@ -350,9 +363,11 @@ def _check_dataset_and_model(training: TrainConfig) -> None:
         )
     if not isinstance(training.model, str):
         raise TaylorGLOError(f"training.model: must be a string, got {training.model!r}")
-    if not is_plugin_ref(training.model):
+    if not is_plugin_ref(training.model) and check_network:
         # Building the network on a nominal input checks the name and its options in milliseconds;
         # the real input shape is checked again when the dataset is loaded at `start`.
         shape = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28)}.get(
             training.dataset, (3, 32, 32))
+        from ..training.models import build_model  # torch: only where a config is first checked
+
         build_model(training.model, shape, 10, field="training.model", **training.model_options)

@@ -25,20 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 
 from ..errors import TaylorGLOError
-from ..loss import check_params, loss_spec
+from ..polynomial import check_params, loss_spec
+from ..seeds import derived_seed
 from .host import LOG_FILE, _Log, make_evaluator, open_experiment
 from .lock import ExperimentLock
 from .progress import Reporter
-from .store import Candidate, FinalLoss, FinalRun, Store
+from .store import CROSS_ENTROPY_LABEL, PBT_LABEL, Candidate, FinalLoss, FinalRun, Store  # noqa: F401
 from .threads import final_jobs
 
 FINAL_DIR = "final"
-CROSS_ENTROPY_LABEL = "cross-entropy"
-#: The plain-PBT baseline of an EPBT experiment's final (see :mod:`taylorglo.epbt.final`).
-PBT_LABEL = "pbt"
 #: Mixed into the seed sequence so final seeds never coincide with the search's training seeds.
 _FINAL_SEED_TAG = 0x46494E41
 
@@ -56,7 +53,7 @@ class FinalChoice:
 
 def final_seed(seed: int, repeat: int) -> int:
     """The training seed of repeat ``repeat``, the same for every loss of an experiment."""
-    return int(np.random.SeedSequence([seed, _FINAL_SEED_TAG, repeat]).generate_state(1)[0])
+    return derived_seed(seed, _FINAL_SEED_TAG, repeat)
 
 
 def candidate_label(generation: int, index: int) -> str:

@@ -25,51 +25,28 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 from ..atomic import remove_stale_temporaries, write_atomic
 from ..errors import TaylorGLOError
-from ..evaluators.lending import META_KEY as LENDING_KEY
-from ..evaluators.lending import TIMING_NOTE, depends_on_timing, upgrade
-from ..evaluators.lending import describe as describe_lending
 from ..invariant import invariant_holds
-from ..loss import format_formula, num_params
+from ..polynomial import format_formula
 from ..search import CMAESSearch
 from ..training.data import DataSplits, load_dataset
 from ..training.config import TrainConfig
 from ..training.trainer import check_network, resolve_device
 from .config import ExperimentConfig, read_config_file
-from .lock import ExperimentLock, is_running
+from .lock import ExperimentLock
 from .progress import Reporter, SearchProgress
+from ..seeds import candidate_seed
+from .reading import Experiment, open_experiment, status
 from .store import Candidate, Store
 from .threads import recorded_layout, search_plan
 
 CONFIG_COPY = "config"
 LOG_FILE = "host.log"
-
-
-@dataclass
-class Experiment:
-    """An initialised experiment directory: its validated config and its store."""
-
-    directory: Path
-    config: ExperimentConfig
-
-    @property
-    def store_path(self) -> Path:
-        return self.directory / Store.FILENAME
-
-    def store(self) -> Store:
-        """The store for writing (``start``, ``final``): a damaged one is refused unwritten."""
-        return Store(self.store_path)
-
-    def reader(self) -> Store:
-        """The store for reading only (``status``, ``analyze``, ...): never written, not even migrated."""
-        return Store(self.store_path, readonly=True)
 
 
 def init_experiment(
@@ -118,35 +95,6 @@ def _warn_if_config_edited(experiment: Experiment, log: "_Log") -> None:
             log.info(f"warning: {path} was edited after `taylorglo init`{why}; the edit is ignored: an experiment "
                      f"runs the config it was created with (in {Store.FILENAME}); to run the edited one, "
                      f"`taylorglo init NEW_DIR {path}`")
-
-
-def open_experiment(directory: str | os.PathLike[str]) -> Experiment:
-    directory = Path(directory)
-    path = directory / Store.FILENAME
-    if not path.is_file():
-        raise TaylorGLOError(
-            f"DIR: {str(directory)!r} is not an experiment directory (no {Store.FILENAME}); "
-            "create one with `taylorglo init DIR CONFIG`"
-        )
-    with Store(path, readonly=True) as store:
-        data = store.get_meta("config")
-    return Experiment(directory, ExperimentConfig.from_dict(data))
-
-
-def candidate_seed(seed: int, generation: int, index: int, mode: str) -> int:
-    """The training seed of candidate ``index`` of ``generation`` (see ``SearchConfig.seeds``)."""
-    key = [seed, generation] if mode == "generation" else [seed, generation, index]
-    return int(np.random.SeedSequence(key).generate_state(1)[0])
-
-
-def first_candidates(config: ExperimentConfig) -> list[list[float]]:
-    """What generation 0 of ``config`` asks (deterministic: a function of the config alone)."""
-    return _new_search(config).ask()
-
-
-def _new_search(config: ExperimentConfig) -> CMAESSearch:
-    s = config.search
-    return CMAESSearch(num_params(s.order), s.population, s.sigma, seed=config.seed, mean=s.mean)
 
 
 def make_evaluator(config: ExperimentConfig, training: TrainConfig, workers: int | None, most: int,
@@ -307,7 +255,7 @@ def _next_generation(
     generation = 0 if latest is None else latest.generation + 1
     if generation >= config.search.generations:
         return None, generation, [], False
-    search = _new_search(config) if latest is None else CMAESSearch.from_state(latest.told_state or b"")
+    search = config.search.new_search(config.seed) if latest is None else CMAESSearch.from_state(latest.told_state or b"")
     rule = config.search.invariant
     candidates = []
     for index, params in enumerate(search.ask()):
@@ -339,76 +287,6 @@ def _jobs(candidates: list[Candidate], fgsm_epsilon: float | None, plan: Callabl
     threads = dict(zip((c.index for c in trained), plan(len(trained))))
     return [Job(c.generation, c.index, tuple(c.params), c.seed, fgsm_epsilon=fgsm_epsilon, threads=threads[c.index])
             for c in candidates if c.status == "pending"]
-
-
-def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """Where an experiment stands; only reads, so it is safe while ``start`` runs elsewhere."""
-    experiment = open_experiment(directory)
-    config = experiment.config
-    extra: dict[str, Any] = {}
-    with experiment.reader() as store:
-        counts = store.counts()
-        generations = store.generations()
-        totals = store.totals()
-        lending = store.get_meta(LENDING_KEY)
-        if config.kind == "epbt":  # the best member of the final population, its genes and schedule
-            from ..epbt.report import epbt_status
-
-            extra = epbt_status(store, config)
-            best = None
-        else:
-            best = store.best()
-    completed = sum(1 for g in generations if g.closed)
-    running = is_running(experiment.directory)
-    total = extra["generations_total"] if extra else config.search.generations
-    if total is not None and completed >= total:
-        state = "finished"
-    elif running:
-        state = "running"
-    elif generations:
-        state = "stopped"
-    else:
-        state = "not started"
-    recorded = {k: counts[k] for k in ("evaluated", "rejected-invariant", "failed", "aborted")}
-    return {
-        "name": config.name,
-        "directory": str(experiment.directory),
-        "kind": config.kind,
-        "state": state,
-        "pid": running.get("pid") if running else None,
-        "generations_completed": completed,
-        "generations_total": total,
-        "population": config.population,
-        "invariant": config.epbt.invariant if config.epbt else config.search.invariant,
-        "candidates": {
-            "evaluated": recorded["evaluated"],
-            "rejected_invariant": recorded["rejected-invariant"],
-            "failed": recorded["failed"],
-            "aborted": recorded["aborted"],
-            "pending": counts["pending"],
-            "total": sum(recorded.values()),
-        },
-        "best": None if best is None else {
-            "params": best.params,
-            "fitness": best.fitness,
-            "generation": best.generation,
-            "index": best.index,
-            "formula": format_formula(best.params),
-        },
-        "generations": [
-            {"generation": g.generation, "best": g.best_fitness, "mean": g.mean_fitness, "min": g.min_fitness,
-             "sigma": g.sigma}
-            for g in generations if g.closed
-        ],
-        "training_time": totals["wall_time"],
-        "step_time": totals["step_time"],
-        "store": str(experiment.store_path),
-        # Whether idle cores are lent to a generation's last trainings, as recorded at the first start.
-        "lending": None if lending is None else {**upgrade(lending), "line": describe_lending(lending)},
-        # What a reader of the results should know: here, whether they depend on a timing.
-        "notes": [TIMING_NOTE] if depends_on_timing(lending) else [],
-        **extra,
-    }
 
 
 def export(directory: Path, store: Store, config: ExperimentConfig) -> None:

@@ -225,6 +225,12 @@ class Generation:
         return Generation(*values)
 
 
+#: The label of the cross-entropy baseline among an experiment's final losses.
+CROSS_ENTROPY_LABEL = "cross-entropy"
+#: The plain-PBT baseline of an EPBT experiment's final (see :mod:`taylorglo.epbt.final`).
+PBT_LABEL = "pbt"
+
+
 @dataclass
 class FinalLoss:
     """A loss chosen for the final evaluation; ``params`` None is the cross-entropy baseline."""

@@ -44,7 +44,7 @@ __all__ = [
     "load_dataset",
 ]
 
-DATASET_NAMES: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "svhn")
+from .names import DATASET_NAMES  # noqa: E402
 
 SPLIT_SEED = 42
 

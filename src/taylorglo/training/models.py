@@ -39,20 +39,7 @@ from .config import _is_number
 
 __all__ = ["MODEL_NAMES", "Normalize", "build_model"]
 
-#: The built-in names as the SPEC's model table uses them; ``resnetN``, ``preresnetN`` and
-#: ``wrn-D-K`` also accept other valid depths/widths.
-MODEL_NAMES: tuple[str, ...] = (
-    "mlp",
-    "mnist-cnn",
-    "allcnnc",
-    "resnet20",
-    "resnet32",
-    "resnet56",
-    "preresnet20",
-    "wrn-16-8",
-    "wrn-28-5",
-    "alexnet",
-)
+from .names import MODEL_NAMES  # noqa: E402
 
 _PATTERN_HELP = "resnetN/preresnetN with (N-2)%6==0, wrn-D-K with (D-4)%6==0"
 

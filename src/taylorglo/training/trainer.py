@@ -21,13 +21,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ..errors import TaylorGLOError, one_line
 from ..loss import CROSS_ENTROPY, TaylorGLOLoss, parse_loss
+from ..seeds import derived_seed
 from .augment import augment_batch, to_float
 from .config import Schedule, TrainConfig
 from .data import DataSplits, load_dataset
@@ -478,7 +478,7 @@ def train_schedule(
     result: TrainResult | None = None
     for k, s in enumerate(steps):
         last = k == len(steps) - 1
-        stretch_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+        stretch_seed = derived_seed(seed, k)
         result = train(s.config_for(config, last), None if s.params is None else list(s.params), stretch_seed, data,
                        keep_model=keep_model and last, segment=s.segment(state), keep_state=not last)
         history += result.history

@@ -1,0 +1,83 @@
+"""Commands that only read import neither torch, matplotlib nor Ray, so they answer at once
+(issue 24). Each runs in a fresh interpreter, which then reports what it imported."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures" / "v3"
+HEAVY = ("torch", "matplotlib", "ray")
+
+PROBE = """
+import json, sys
+from taylorglo.cli import main
+report, *args = sys.argv[1:]
+sys.argv = ["taylorglo", *args]
+code = 0
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code or 0
+with open(report, "w") as fh:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, fh)
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """Two finished experiments with final runs (written by the previous version)."""
+    root = tmp_path_factory.mktemp("runs")
+    for name in ("a", "b"):
+        shutil.copytree(FIXTURES / "v3-final", root / name)
+    return root
+
+
+def _imports(tmp_path: Path, *args: str) -> tuple[int, set[str]]:
+    report = tmp_path / "modules.json"
+    done = subprocess.run([sys.executable, "-c", PROBE, str(report), *args], capture_output=True, text=True,
+                          timeout=120)
+    assert report.exists(), done.stderr
+    out = json.loads(report.read_text())
+    return out["code"], set(out["modules"])
+
+
+COMMANDS = [
+    ("--help",),
+    ("start", "--help"),
+    ("train", "--help"),
+    ("status", "{a}"),
+    ("status", "--json", "{a}"),
+    ("check", "{a}"),
+    ("compare", "{a}"),
+    ("compare", "--json", "{a}"),
+    ("ttest", "{a}", "{b}"),
+    ("collate", "{root}"),
+    ("log", "{a}", "1", "2"),
+    ("getinvocation", "{a}", "--candidate", "1:2"),
+    ("invariant", "1,1,1,1,1,1,1,1"),
+    ("invariant", "--json", "0,0,0,-1,0,0,0,0"),
+]
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
+def test_a_command_that_only_reads_imports_no_heavy_library(runs, tmp_path, args):
+    argv = [a.format(a=runs / "a", b=runs / "b", root=runs) for a in args]
+    code, modules = _imports(tmp_path, *argv)
+    assert code == 0
+    heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    assert not heavy, f"{' '.join(args)} imported {heavy[:5]}"
+
+
+def test_the_package_face_imports_on_first_use(tmp_path):
+    """``import taylorglo`` is free; a name pulls in only what it needs."""
+    code = ("import sys, taylorglo; assert 'torch' not in sys.modules; "
+            "taylorglo.format_formula([0.0] * 8); assert 'torch' not in sys.modules; "
+            "taylorglo.TaylorGLOLoss; assert 'torch' in sys.modules; "
+            "assert set(taylorglo.__all__) <= set(dir(taylorglo))")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
