@@ -62,6 +62,18 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
+def candidate_rows(directory: Path) -> list[tuple]:
+    """Every candidate of an experiment as a comparable tuple, read from its SQLite file: (generation,
+    index, params, seed, status, fitness, val_accuracy, val_loss, attempts, threads)."""
+    import sqlite3
+
+    with sqlite3.connect(Path(directory) / "experiment.sqlite") as db:
+        rows = db.execute("SELECT generation, idx, params, seed, status, fitness, val_accuracy, val_loss, attempts, "
+                          "json_extract(metrics, '$.threads') FROM candidates ORDER BY generation, idx").fetchall()
+    db.close()
+    return rows
+
+
 def plugin_env() -> dict[str, str]:
     """The environment of a ``taylorglo`` subprocess: this one's, with the tests' plug-ins
     (``tests/gated_model.py``, ``tests/dying_model.py``) importable, output unbuffered."""

@@ -184,8 +184,11 @@ def test_an_interrupted_start_stops_cleanly_with_the_signals_exit_code(tmp_path,
     gated = merged(SMALL, training={"model": "gated_model:model", "model_options": {"gate": str(gate)}},
                    search={"generations": 1, "invariant": "off"})
     directory = init_experiment(tmp_path / "run", write_config(tmp_path / "c.toml", gated)).directory
+    # Ctrl-C's default action, even where this test runs in a background job (which ignores SIGINT,
+    # and so would the child, as Unix passes an ignored signal on).
     proc = subprocess.Popen([sys.executable, "-m", "taylorglo", "start", str(directory)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=plugin_env())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=plugin_env(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 import tarfile
 import textwrap
 from pathlib import Path
@@ -55,6 +57,19 @@ def test_digits_splits_dtypes_and_determinism():
     assert "1197 train / 300 val / 300 test" in s.summary() and "\n" not in s.summary()
     moved = s.to("cpu")
     assert isinstance(moved, DataSplits) and moved.input_shape == (1, 8, 8)
+
+
+def test_digits_are_scikit_learns_read_without_importing_it():
+    """Read from scikit-learn's own file (importing the package costs a worker about a second):
+    the same arrays as load_digits, and scikit-learn stays out of the process."""
+    from sklearn.datasets import load_digits
+
+    images, labels = D._digits_arrays()
+    bunch = load_digits()
+    assert np.array_equal(images, bunch.images) and np.array_equal(labels, bunch.target)
+    code = ("import sys; from taylorglo.training.data import load_dataset; load_dataset('digits'); "
+            "assert 'sklearn' not in sys.modules, 'scikit-learn was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 # ---------------------------------------------------------------------------- IDX (mnist, fashion)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import cli, run_cli
+from experiments import candidate_rows, cli, run_cli
 from taylorglo.evaluators.lending import TIMING_NOTE
 from taylorglo.experiment import Store, init_experiment, status
 from taylorglo.experiment.store import SCHEMA_VERSION
@@ -29,14 +29,6 @@ def _version(directory: Path) -> int:
     return version
 
 
-def _rows(directory: Path) -> list[tuple]:
-    with sqlite3.connect(directory / "experiment.sqlite") as db:
-        rows = db.execute("SELECT generation, idx, params, seed, status, fitness, val_accuracy, attempts, "
-                          "json_extract(metrics, '$.threads') FROM candidates ORDER BY generation, idx").fetchall()
-    db.close()
-    return rows
-
-
 def _assert_same_search(resumed: list[tuple], straight: list[tuple]) -> None:
     """The same candidates, up to the last bits of the parameters: the fixture's pending
     generation was asked by CMA-ES on the installation that wrote it, and another numpy or BLAS
@@ -44,7 +36,7 @@ def _assert_same_search(resumed: list[tuple], straight: list[tuple]) -> None:
     statuses, attempts and threads are exact; fitnesses may differ by one validation example."""
     assert [r[:2] for r in resumed] == [r[:2] for r in straight]
     for a, b in zip(resumed, straight):
-        assert (a[3], a[4], a[7], a[8]) == (b[3], b[4], b[7], b[8]), (a, b)
+        assert (a[3], a[4], a[8], a[9]) == (b[3], b[4], b[8], b[9]), (a, b)
         assert json.loads(a[2]) == pytest.approx(json.loads(b[2]), rel=1e-9, abs=1e-12), (a, b)
         if a[5] is not None or b[5] is not None:
             assert abs(a[5] - b[5]) <= 1 / 299, (a, b)
@@ -70,7 +62,7 @@ def test_a_killed_v3_search_reports_unchanged_then_resumes_to_the_uninterrupted_
     straight = tmp_path / "straight"
     init_experiment(straight, run / "config.toml")
     cli("start", str(straight), check=True)
-    _assert_same_search(_rows(run), _rows(straight))
+    _assert_same_search(candidate_rows(run), candidate_rows(straight))
 
 
 def test_a_v3_final_compares_and_extends(tmp_path):
@@ -134,8 +126,8 @@ def test_an_earlier_versions_measured_auto_decision_is_kept_and_said_to_depend_o
     # Bit for bit what the fixture resumes to with its own record (lending forced on).
     forced = _copy("v3-search-killed", tmp_path / "forced")
     cli("start", str(forced), check=True)
-    assert _rows(run) == _rows(forced)
-    assert any(row[-1] == 2 for row in _rows(run))  # some candidates were lent a core
+    assert candidate_rows(run) == candidate_rows(forced)
+    assert any(row[-1] == 2 for row in candidate_rows(run))  # some candidates were lent a core
 
 
 def test_a_v3_final_says_its_lending_was_measured(tmp_path):

@@ -4,14 +4,12 @@ depends on a timing (issue 23; the README's Reproducibility section states the p
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
-from experiments import SMALL, cli, merged, write_config
+from experiments import SMALL, candidate_rows, cli, merged, write_config
 from taylorglo.evaluators import lending
 from taylorglo.experiment import Store, init_experiment
 
@@ -36,14 +34,6 @@ def cpu_load(processes: int) -> Iterator[None]:
             hog.wait()
 
 
-def _rows(directory: Path) -> list[tuple]:
-    with sqlite3.connect(directory / "experiment.sqlite") as db:
-        rows = db.execute("SELECT generation, idx, params, seed, status, fitness, val_accuracy, val_loss, steps, "
-                          "json_extract(metrics, '$.threads') FROM candidates ORDER BY generation, idx").fetchall()
-    db.close()
-    return rows
-
-
 def test_the_same_config_gives_the_same_candidates_quiet_and_beside_cpu_bound_load(tmp_path):
     config = write_config(tmp_path / "barrier.toml", BARRIER)
     quiet, loaded = tmp_path / "quiet", tmp_path / "loaded"
@@ -57,8 +47,8 @@ def test_the_same_config_gives_the_same_candidates_quiet_and_beside_cpu_bound_lo
         with Store(directory / "experiment.sqlite", readonly=True) as store:
             decisions.append(store.get_meta(lending.META_KEY))
     assert decisions[0] == decisions[1] and decisions[0]["mode"] == "auto" and decisions[0]["lend"]
-    rows = _rows(quiet)
+    rows = candidate_rows(quiet)
     assert len(rows) == 10 and all(row[4] == "evaluated" for row in rows)
     # Each generation's fifth training ran alone, on both cores: the idle core was lent.
     assert [row[-1] for row in rows] == [1, 1, 1, 1, 2] * 2
-    assert _rows(loaded) == rows
+    assert candidate_rows(loaded) == rows
