@@ -1,5 +1,5 @@
-"""Commands that only read import neither torch, matplotlib nor Ray, so they answer at once
-(issue 24). Each runs in a fresh interpreter, which then reports what it imported."""
+"""Commands that only read import neither torch, matplotlib, Ray nor scipy, so they answer at
+once (issue 24). Each runs in a fresh interpreter, which then reports what it imported."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "v3"
-HEAVY = ("torch", "matplotlib", "ray")
+HEAVY = ("torch", "matplotlib", "ray", "scipy")
 
 PROBE = """
 import json, sys
@@ -76,8 +76,12 @@ def test_a_command_that_only_reads_imports_no_heavy_library(runs, tmp_path, args
 
 def test_the_package_face_imports_on_first_use(tmp_path):
     """``import taylorglo`` is free; a name pulls in only what it needs."""
-    code = ("import sys, taylorglo; assert 'torch' not in sys.modules; "
-            "taylorglo.format_formula([0.0] * 8); assert 'torch' not in sys.modules; "
-            "taylorglo.TaylorGLOLoss; assert 'torch' in sys.modules; "
-            "assert set(taylorglo.__all__) <= set(dir(taylorglo))")
+    code = ("import sys, taylorglo; assert 'torch' not in sys.modules\n"
+            "taylorglo.format_formula([0.0] * 8); assert 'torch' not in sys.modules\n"
+            "taylorglo.TaylorGLOLoss; assert 'torch' in sys.modules\n"
+            "assert set(taylorglo.__all__) <= set(dir(taylorglo))\n"
+            "import importlib\n"
+            "for face in ('taylorglo', 'taylorglo.training', 'taylorglo.experiment', 'taylorglo.evaluators'):\n"
+            "    module = importlib.import_module(face)\n"
+            "    assert all(getattr(module, name) is not None for name in module.__all__), face")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from experiments import SMALL, cli, kill_9_when, merged, write_config
+from taylorglo.analysis import stats as stats_module
 from taylorglo.analysis.stats import collate, compare, describe, ttests
 from taylorglo.errors import TaylorGLOError
 from taylorglo.experiment import init_experiment, start
@@ -111,6 +112,9 @@ def test_ttests_agree_with_scipy_stats_on_many_samples():
                for n, m, s, t, d in [(2, 2, 0.01, 0.02, 0.0), (3, 10, 0.001, 0.05, 0.01), (10, 10, 0.01, 0.01, 0.003),
                                      (5, 4, 0.02, 0.001, -0.02), (30, 25, 0.005, 0.006, 0.001)]]
     samples.append(([0.9, 0.9, 0.9], [0.8, 0.81, 0.79]))  # one side without variance
+    for df in (1, 1.5, 2, 3, 4.7, 10, 25, 60, 200, 1e4):  # the distribution itself, tails included
+        for t in (0, 1e-6, 0.1, 0.5, 1, 2, 3, 5, 10, 30, 100, 1e3):
+            assert stats_module._two_tailed_p(t, df) == pytest.approx(2 * stats.t.sf(t, df), rel=1e-8, abs=1e-300)
     for a, b in samples:
         out = ttests(a, b)
         for name, equal_var in (("student", True), ("welch", False)):

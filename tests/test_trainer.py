@@ -182,7 +182,8 @@ def test_package_face_loads_the_evidence_names_on_first_use():
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported eagerly'\n"
         "from taylorglo import run_final, compare, robustness_sweep, write_report\n"
         "from taylorglo.analysis.report import write_report as w\n"
-        "assert w is write_report and set(taylorglo._LAZY) <= set(taylorglo.__all__)\n"
+        "assert w is write_report and set(taylorglo._EXPORTS) == set(taylorglo.__all__)\n"
+        "assert all(getattr(taylorglo, name) is not None for name in taylorglo.__all__)\n"
         "try:\n    taylorglo.nonexistent\nexcept AttributeError as e:\n    print('ok', e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

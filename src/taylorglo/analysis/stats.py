@@ -2,8 +2,8 @@
 
 The numbers a paper's table needs (SPEC §4): for each loss the test accuracy over repeated
 full-schedule runs as mean ± sample std, and for a TaylorGLO loss against cross-entropy the
-two-tailed Student (equal variances) and Welch (unequal variances) t-tests (as ``scipy.stats.ttest_ind``
-computes them; the tests check that they agree),
+two-tailed Student (equal variances) and Welch (unequal variances) t-tests (computed here as
+``scipy.stats.ttest_ind`` computes them, without importing scipy; the tests check they agree),
 with Cohen's d (pooled std) as the effect size. Only runs that finished count; a failed run is
 reported beside the numbers, never averaged in as 0 (that would mix "diverged" into "accurate").
 """
@@ -83,14 +83,47 @@ def _ratio(difference: float, scale: float) -> float:
 
 
 def _two_tailed_p(t: float, df: float) -> float:
-    """P(|T| >= |t|) for Student's t distribution with ``df`` degrees of freedom. From
-    ``scipy.special.stdtr``, the distribution function ``scipy.stats.ttest_ind`` uses too, without
-    importing ``scipy.stats`` (over a second), so that ``compare`` answers at once."""
-    from scipy.special import stdtr
-
+    """P(|T| >= |t|) for Student's t distribution with ``df`` degrees of freedom:
+    ``I_x(df/2, 1/2)`` at ``x = df / (df + t²)``, the regularized incomplete beta function that
+    ``scipy.stats.ttest_ind`` evaluates too (the tests check the two agree). Computed here, in a
+    few lines of Python, because importing scipy would make ``compare`` slow to answer."""
     if math.isnan(t):
         return math.nan
-    return float(2 * stdtr(df, -abs(t)))
+    if math.isinf(t):
+        return 0.0
+    return _incomplete_beta(df / 2, 0.5, df / (df + t * t), t * t / (df + t * t))
+
+
+def _incomplete_beta(a: float, b: float, x: float, y: float) -> float:
+    """The regularized incomplete beta function ``I_x(a, b)``, with ``y = 1 - x`` given exactly
+    (``1 - x`` in floating point loses it where x is near 1), by its continued fraction
+    (modified Lentz), taken on the side where it converges fast."""
+    if x <= 0.0:
+        return 0.0
+    if y <= 0.0:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y)
+    if x < (a + 1) / (a + b + 2):
+        return math.exp(log_front) * _beta_fraction(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _beta_fraction(b, a, y) / b
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    tiny, eps = 1e-300, 1e-16
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 10_000):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < eps:
+            break
+    return h
 
 
 def _number(value: Any) -> float | None:

@@ -1,4 +1,4 @@
-"""The experiment host (the reference's "Lossferatu"): init, start/resume, status.
+"""The experiment host (the reference's "Lossferatu"): init and start/resume (reading one: :mod:`.reading`).
 
 An experiment is a directory::
 
@@ -28,19 +28,18 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-
 from ..atomic import remove_stale_temporaries, write_atomic
 from ..errors import TaylorGLOError
 from ..invariant import invariant_holds
 from ..polynomial import format_formula
 from ..search import CMAESSearch
+from ..seeds import candidate_seed
 from ..training.data import DataSplits, load_dataset
 from ..training.config import TrainConfig
 from ..training.trainer import check_network, resolve_device
 from .config import ExperimentConfig, read_config_file
 from .lock import ExperimentLock
 from .progress import Reporter, SearchProgress
-from ..seeds import candidate_seed
 from .reading import Experiment, open_experiment, status
 from .store import Candidate, Store
 from .threads import recorded_layout, search_plan
@@ -255,7 +254,8 @@ def _next_generation(
     generation = 0 if latest is None else latest.generation + 1
     if generation >= config.search.generations:
         return None, generation, [], False
-    search = config.search.new_search(config.seed) if latest is None else CMAESSearch.from_state(latest.told_state or b"")
+    search = (config.search.new_search(config.seed) if latest is None
+              else CMAESSearch.from_state(latest.told_state or b""))
     rule = config.search.invariant
     candidates = []
     for index, params in enumerate(search.ask()):

@@ -42,8 +42,8 @@ class Experiment:
         return Store(self.store_path, readonly=True)
 
 
-
 def open_experiment(directory: str | os.PathLike[str]) -> Experiment:
+    """The experiment in ``directory``, with the config its store recorded (not the file beside it)."""
     directory = Path(directory)
     path = directory / Store.FILENAME
     if not path.is_file():
@@ -54,7 +54,6 @@ def open_experiment(directory: str | os.PathLike[str]) -> Experiment:
     with Store(path, readonly=True) as store:
         data = store.get_meta("config")
     return Experiment(directory, ExperimentConfig.from_dict(data, check_network=False))
-
 
 
 def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
