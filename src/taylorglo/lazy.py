@@ -2,8 +2,8 @@
 
 ``import taylorglo`` must cost nothing a command does not use: ``taylorglo status`` only reads a
 SQLite file and should start in a fraction of a second, while importing torch alone takes about a
-second. So the package faces (``taylorglo``, ``taylorglo.training``, ``taylorglo.experiment``)
-name their exports in a table, and :func:`exports` imports each one's module when the name is
+second. So the package faces (``taylorglo``, ``taylorglo.training``, ``taylorglo.experiment``,
+``taylorglo.evaluators``) name their exports in a table, and :func:`exports` imports each one's module when the name is
 first read (PEP 562), then caches it as an ordinary module attribute.
 """
 

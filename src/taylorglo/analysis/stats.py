@@ -54,18 +54,22 @@ def ttests(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
         # Every run the same on both sides: t is infinite (or 0/0) and its p-value meaningless.
         out["note"] = "no variance within either sample: the t-tests are undefined; run more repeats"
         return out
-    for name, (t, df) in (("student", _student(x, y)), ("welch", _welch(x, y))):
+    pooled = _pooled_variance(x, y)
+    for name, (t, df) in (("student", _student(x, y, pooled)), ("welch", _welch(x, y))):
         out[f"{name}_t"], out[f"{name}_p"] = _number(t), _number(_two_tailed_p(t, df))
-    pooled = math.sqrt(((x.size - 1) * x.var(ddof=1) + (y.size - 1) * y.var(ddof=1)) / (x.size + y.size - 2))
     if pooled > 0:
-        out["cohens_d"] = float((x.mean() - y.mean()) / pooled)
+        out["cohens_d"] = float((x.mean() - y.mean()) / math.sqrt(pooled))
     return out
 
 
-def _student(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Student's t (pooled variance) and its degrees of freedom."""
+def _pooled_variance(x: np.ndarray, y: np.ndarray) -> float:
+    """The two samples' pooled variance (Student's t and Cohen's d share it)."""
+    return float(((x.size - 1) * x.var(ddof=1) + (y.size - 1) * y.var(ddof=1)) / (x.size + y.size - 2))
+
+
+def _student(x: np.ndarray, y: np.ndarray, pooled: float) -> tuple[float, float]:
+    """Student's t (from the pooled variance) and its degrees of freedom."""
     df = x.size + y.size - 2
-    pooled = ((x.size - 1) * x.var(ddof=1) + (y.size - 1) * y.var(ddof=1)) / df
     return _ratio(x.mean() - y.mean(), math.sqrt(pooled * (1 / x.size + 1 / y.size))), float(df)
 
 

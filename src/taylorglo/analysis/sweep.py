@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import TaylorGLOError
-from ..experiment.final import CROSS_ENTROPY_LABEL
+from ..experiment.store import CROSS_ENTROPY_LABEL
 from ..atomic import write_atomic
 from ..experiment.reading import open_experiment
 from ..training.checkpoint import load_network

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import TaylorGLOError
-from ..experiment.final import (CROSS_ENTROPY_LABEL, FINAL_DIR, PBT_LABEL, FinalProgress, _final_run, _run_line,
+from ..experiment.final import (FINAL_DIR, FinalProgress, _final_run, _run_line,
                                 final_seed)
 from ..experiment.host import LOG_FILE, _Log, make_evaluator, open_experiment
 from ..experiment.lock import ExperimentLock
 from ..experiment.progress import Reporter
-from ..experiment.store import FinalLoss, FinalRun, Store
+from ..experiment.store import CROSS_ENTROPY_LABEL, PBT_LABEL, FinalLoss, FinalRun, Store
 from ..experiment.threads import final_jobs
 from ..training.trainer import ScheduleStep
 from .report import BEST_MODEL, best_member, schedule_of

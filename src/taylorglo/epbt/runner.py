@@ -28,9 +28,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import TaylorGLOError
-from ..seeds import derived_seed
 from ..evaluators.base import Evaluator, Job, SegmentSpec
 from ..experiment.store import Candidate, Member, Store
+from ..seeds import derived_seed
 from ..training.data import DataSplits
 from ..training.trainer import ScheduleStep
 from .config import DistillationConfig, EPBTConfig

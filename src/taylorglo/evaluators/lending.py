@@ -34,8 +34,6 @@ MIN_STEP_MACS = 10_000_000
 #: Lend where a step on the lent threads runs at least this many times faster than on a worker's
 #: own (``"measure"`` only).
 MIN_SPEEDUP = 1.3
-#: The modes ``[evaluator] lend_idle_cores`` takes.
-MODES = ("auto", "measure", True, False)
 #: The store's ``meta`` key holding the decision.
 META_KEY = "lending"
 #: What a recorded decision says about results that depend on a timing (``status``, the report).

@@ -25,14 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-
 from ..errors import TaylorGLOError
 from ..polynomial import check_params, loss_spec
 from ..seeds import derived_seed
 from .host import LOG_FILE, _Log, make_evaluator, open_experiment
 from .lock import ExperimentLock
 from .progress import Reporter
-from .store import CROSS_ENTROPY_LABEL, PBT_LABEL, Candidate, FinalLoss, FinalRun, Store  # noqa: F401
+from .store import CROSS_ENTROPY_LABEL, Candidate, FinalLoss, FinalRun, Store
 from .threads import final_jobs
 
 FINAL_DIR = "final"

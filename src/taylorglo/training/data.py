@@ -36,6 +36,7 @@ from ..errors import DatasetNotFoundError, TaylorGLOError, one_line
 from ..plugins import is_plugin_ref, resolve_plugin
 from .download import DownloadFailed, cache_dir, download_files, search_dirs
 from .formats import CIFAR_ARCHIVE, CIFAR_DIR, Raw, locate_cifar10, locate_idx, locate_svhn
+from .names import DATASET_NAMES
 
 __all__ = [
     "DATASET_NAMES",
@@ -43,8 +44,6 @@ __all__ = [
     "clear_cache",
     "load_dataset",
 ]
-
-from .names import DATASET_NAMES  # noqa: E402
 
 SPLIT_SEED = 42
 

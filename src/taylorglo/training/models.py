@@ -36,10 +36,9 @@ from torch import nn
 from ..errors import TaylorGLOError, one_line
 from ..plugins import is_plugin_ref, resolve_plugin
 from .config import _is_number
+from .names import MODEL_NAMES
 
 __all__ = ["MODEL_NAMES", "Normalize", "build_model"]
-
-from .names import MODEL_NAMES  # noqa: E402
 
 _PATTERN_HELP = "resnetN/preresnetN with (N-2)%6==0, wrn-D-K with (D-4)%6==0"
 
