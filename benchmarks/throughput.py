@@ -9,7 +9,7 @@ invariant, the SQLite store) for each dataset and evaluator asked for, and split
 * **evaluation**: their ``eval_time`` (the validation pass that gives the fitness);
 * **model build, rest of train()**: ``wall_time − step_time − eval_time`` of each candidate;
 * **worker start-up**, from the timings each worker reports with its first result
-  (:class:`taylorglo.evaluators.base.WorkerState`): *process start* (spawn or Ray actor start,
+  (:class:`taylorglo.evaluators.worker.WorkerState`): *process start* (spawn or Ray actor start,
   interpreter, imports), *torch warm-up*, *data loading*, and the rest until its first candidate
   begins (receiving the job; for Ray, connecting to the cluster and scheduling the actor);
 * **generation barrier**: a worker done with its share of a generation waits for the slowest

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "v3"
+EXAMPLE = Path(__file__).parent.parent / "examples" / "digits.toml"
 HEAVY = ("torch", "matplotlib", "ray", "scipy")
 
 PROBE = """
@@ -60,6 +61,7 @@ COMMANDS = [
     ("collate", "{root}"),
     ("log", "{a}", "1", "2"),
     ("getinvocation", "{a}", "--candidate", "1:2"),
+    ("getinvocation", "{config}"),
     ("invariant", "1,1,1,1,1,1,1,1"),
     ("invariant", "--json", "0,0,0,-1,0,0,0,0"),
 ]
@@ -67,7 +69,7 @@ COMMANDS = [
 
 @pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
 def test_a_command_that_only_reads_imports_no_heavy_library(runs, tmp_path, args):
-    argv = [a.format(a=runs / "a", b=runs / "b", root=runs) for a in args]
+    argv = [a.format(a=runs / "a", b=runs / "b", root=runs, config=EXAMPLE) for a in args]
     code, modules = _imports(tmp_path, *argv)
     assert code == 0
     heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
@@ -85,3 +87,27 @@ def test_the_package_face_imports_on_first_use(tmp_path):
             "    module = importlib.import_module(face)\n"
             "    assert all(getattr(module, name) is not None for name in module.__all__), face")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_a_search_host_imports_no_torch(tmp_path):
+    """``start`` of a search trains in its workers; the host itself never imports torch (nor
+    matplotlib or scipy), so the workers start at once and the first candidate trains as soon as
+    one of them is ready. A worker reports the data's classes and the network's cost instead."""
+    config = tmp_path / "small.json"
+    config.write_text(json.dumps({
+        "name": "light-host", "seed": 0,
+        "training": {"dataset": "digits", "model": "mlp", "steps": 200, "batch_size": 32,
+                     "model_options": {"hidden": 16}},
+        "search": {"population": 4, "generations": 2, "partial_fraction": 0.25},
+        "evaluator": {"workers": 2},
+    }))
+    directory = tmp_path / "exp"
+    subprocess.run([sys.executable, "-m", "taylorglo", "init", str(directory), str(config)], check=True,
+                   capture_output=True, timeout=120)
+    code, modules = _imports(tmp_path, "start", str(directory), "--plain")
+    assert code == 0
+    heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    assert not heavy, f"the host imported {heavy[:5]}"
+    status = json.loads(subprocess.run([sys.executable, "-m", "taylorglo", "status", "--json", str(directory)],
+                                       check=True, capture_output=True, text=True, timeout=120).stdout)
+    assert status["state"] == "finished" and status["candidates"]["total"] == 8

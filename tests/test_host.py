@@ -17,6 +17,7 @@ from taylorglo.experiment import ExperimentConfig, Store, init_experiment, start
 from taylorglo.experiment.lock import ExperimentLock, is_running
 from taylorglo.training import TrainConfig, load_dataset
 from taylorglo.training.cost import network_macs, step_macs
+from taylorglo.training.facts import probe
 from taylorglo.training.models import build_model
 
 # A slower variant for the kill test: ~0.3 s per candidate, so a kill lands inside a generation.
@@ -157,31 +158,33 @@ def test_the_count_lends_for_networks_that_split_across_threads():
     assert network_macs(TrainConfig(model="mlp", batch_size=64, model_options={"hidden": 1024}), digits) \
         >= lending.MIN_STEP_MACS
     assert step_macs(build_model("mnist-cnn", (1, 28, 28), 10), (1, 28, 28), 100) >= lending.MIN_STEP_MACS
-    decided = lending.decide("auto", lending.Lending(2, 1, 2), small, digits)
-    assert decided == lending.decide("auto", lending.Lending(2, 1, 2), small, digits) and not decided["lend"]
+    decided = lending.decide("auto", lending.Lending(2, 1, 2), network_macs(small, digits))
+    assert decided == lending.decide("auto", lending.Lending(2, 1, 2), network_macs(small, digits))
+    assert not decided["lend"] and decided["step_macs"] == network_macs(small, digits)
+    # The host reads the count from a worker: the same count.
+    assert probe(small, digits).step_macs == network_macs(small, digits)
 
 
 def test_a_measured_decision_uses_the_measurement_it_is_given_and_says_results_depend_on_it():
-    data = load_dataset("digits")
     lent = lending.Lending(2, 1, 2)
     calls = []
 
     def measured(speedup):
-        def measure(training, data, threads, cores):
+        def measure(threads, cores):
             calls.append((threads, cores))
             return speedup
         return measure
 
-    fast = lending.decide("measure", lent, TrainConfig(), data, measure=measured(1.6))
-    slow = lending.decide("measure", lent, TrainConfig(), data, measure=measured(1.1))
+    fast = lending.decide("measure", lent, 0, measure=measured(1.6))
+    slow = lending.decide("measure", lent, 0, measure=measured(1.1))
     assert calls == [(1, 2), (1, 2)]
     assert fast["lend"] and not slow["lend"] and fast["speedup"] == 1.6 and fast["min_speedup"] == lending.MIN_SPEEDUP
     assert lending.depends_on_timing(fast) and lending.TIMING_NOTE in lending.describe(fast)
     # Forced modes and the count do not depend on a timing.
-    assert lending.decide(False, lent, TrainConfig(), data) == {
+    assert lending.decide(False, lent, 10**9) == {
         "mode": False, "workers": 2, "threads": 1, "cores": 2, "lend": False}
-    assert not lending.depends_on_timing(lending.decide(True, lent, TrainConfig(), data))
-    assert not lending.depends_on_timing(lending.decide("auto", lent, TrainConfig(), data))
+    assert not lending.depends_on_timing(lending.decide(True, lent, 0))
+    assert not lending.depends_on_timing(lending.decide("auto", lent, 10**9))
     # An earlier version's "auto" was a measurement: read as one, decided as it was.
     old = {"mode": "auto", "workers": 2, "threads": 1, "cores": 2, "speedup": 1.65, "lend": True}
     assert lending.upgrade(old) == {**old, "mode": "measure", "min_speedup": lending.MIN_SPEEDUP,
@@ -288,7 +291,7 @@ def test_nan_candidates_are_failed_results_not_crashes(tmp_path):
     workers = {r.worker for r in results.values() if r.worker}
     assert len(startups) == len(workers) >= 1
     for marks in startups:
-        assert set(marks) == {"process_start", "warm_up", "data_load"}
+        assert set(marks) == {"process_start", "data_load"}
         assert 0 < marks["process_start"] < 120 and marks["data_load"] >= 0
 
     # A whole search whose every candidate diverges still runs to its end.

@@ -3,8 +3,13 @@ charged, every death is reported, and a re-run job ends as if nothing had happen
 
 from __future__ import annotations
 
+import pytest
+
+from taylorglo.errors import TaylorGLOError
 from taylorglo.evaluators import Job, LocalEvaluator
 from taylorglo.training import TrainConfig
+from taylorglo.training.data import load_dataset
+from taylorglo.training.facts import probe
 
 PARAMS = None  # cross-entropy: the jobs differ by seed alone
 KILL_SEED = 777
@@ -47,3 +52,19 @@ def test_a_job_whose_worker_died_once_ends_as_an_undisturbed_run(tmp_path):
     assert rerun.status == "evaluated" and rerun.metrics["worker_deaths"] == 1
     undisturbed, _ = _evaluate(_training(), [KILL_SEED], workers=1)
     assert rerun.fitness == undisturbed[0].fitness and rerun.val_loss == undisturbed[0].val_loss
+
+
+def test_a_worker_that_dies_while_the_host_asks_its_facts_fails_the_start_in_one_line():
+    """The host asks a worker for the data's facts before dispatching; a worker killed then (its
+    network's factory dies the first time it runs) is an error naming the process and its death,
+    not a hang."""
+    with LocalEvaluator(_training(kill_first_build=True), workers=2, threads=1) as pool:
+        with pytest.raises(TaylorGLOError, match=r"worker process \d+ killed by SIGKILL while it loaded the dataset"):
+            pool.facts()
+
+
+def test_facts_come_from_a_worker_and_match_the_hosts_own():
+    training = _training()
+    with LocalEvaluator(training, workers=2, threads=1) as pool:
+        assert pool.facts() == probe(training, load_dataset("digits"))
+        assert pool.facts() is pool.facts()  # asked once

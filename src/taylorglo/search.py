@@ -23,19 +23,38 @@ from __future__ import annotations
 
 import math
 import pickle
+import sys
 import warnings
 from typing import Any, Sequence
 
 import numpy as np
 
 
+#: What pycma imports at import time only to offer if present: ``matplotlib`` (its plotting
+#: helpers) and ``scipy.stats`` (one statistic of its surrogate models, which it also has in pure
+#: Python). An ask/tell search uses neither, and together they cost more than importing torch.
+_OPTIONAL = ("matplotlib", "scipy.stats")
+
+
 def _cma():
-    """pycma, imported on first use: it pulls in scipy.stats (~0.6 s), which worker processes that
-    only train candidates should not pay for."""
-    with warnings.catch_warnings():
-        # pycma warns at import when matplotlib is missing; plotting is not something we use.
-        warnings.simplefilter("ignore")
-        import cma
+    """pycma, imported on first use and without :data:`_OPTIONAL`, so that a search's host and
+    ``getinvocation`` start fast. Python refuses an import whose ``sys.modules`` entry is None;
+    pycma catches that ImportError and goes on without. The refusal lasts for this one import:
+    whatever imports them later (the report, pycma's own plotting) gets them."""
+    if "cma" in sys.modules:
+        return sys.modules["cma"]
+    blocked = [name for name in _OPTIONAL if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        with warnings.catch_warnings():
+            # pycma warns at import when matplotlib is missing; plotting is not something we use.
+            warnings.simplefilter("ignore")
+            import cma
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
     return cma
 
 

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 
 from ..lazy import exports
 
-_EXPORTS = {"Evaluator": ".base", "Job": ".base", "evaluate_job": ".base", "LocalEvaluator": ".local"}
+_EXPORTS = {"Evaluator": ".base", "Job": ".base", "evaluate_job": ".worker", "LocalEvaluator": ".local"}
 
 __getattr__, __dir__ = exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .base import Evaluator, Job, evaluate_job
+    from .base import Evaluator, Job
     from .local import LocalEvaluator
+    from .worker import evaluate_job

@@ -23,11 +23,7 @@ every later ``start`` plans the same way (:mod:`taylorglo.experiment.threads`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
-
-if TYPE_CHECKING:  # torch is imported where a decision is made, not where one is read (status)
-    from ..training.config import TrainConfig
-    from ..training.data import DataSplits
+from typing import Any, Callable
 
 #: Lend where a training step does at least this many multiply-accumulates (``"auto"``).
 MIN_STEP_MACS = 10_000_000
@@ -66,28 +62,22 @@ def lend_idle_cores(n: int, workers: int, cores: int, threads: int) -> list[int 
     return [None] * (n - k) + [boost] * k
 
 
-Measure = Callable[["TrainConfig", "DataSplits", int, int], float]
-
-
-def decide(mode: bool | str, lending: Lending, training: "TrainConfig", data: "DataSplits",
-           measure: Measure | None = None) -> dict[str, Any]:
+def decide(mode: bool | str, lending: Lending, step_macs: int,
+           measure: Callable[[int, int], float] | None = None) -> dict[str, Any]:
     """The decision to record for an experiment: ``true`` or ``false`` forces it; ``"auto"``
-    lends where a step does at least :data:`MIN_STEP_MACS` multiply-accumulates (a count, the
-    same on any machine at any load); ``"measure"`` calls ``measure(training, data, threads,
-    cores)`` (a timing, by default :func:`~taylorglo.training.step_timing.thread_speedup`; tests
-    pass their own) and lends from
-    :data:`MIN_SPEEDUP` up. Returns what to record; the host records it once and keeps it."""
+    lends where a step does at least :data:`MIN_STEP_MACS` multiply-accumulates (``step_macs``,
+    a count, the same on any machine at any load); ``"measure"`` calls ``measure(threads,
+    cores)``, the speed-up of a step on ``cores`` threads over one on ``threads`` (a timing: the
+    host passes :func:`~taylorglo.training.step_timing.thread_speedup`; tests pass their own), and
+    lends from :data:`MIN_SPEEDUP` up. Returns what to record; the host records it once and keeps it."""
     layout = {"workers": lending.workers, "threads": lending.threads, "cores": lending.cores}
     if mode == "auto":
-        from ..training.cost import network_macs
-
-        macs = network_macs(training, data)
-        return {"mode": "auto", **layout, "step_macs": macs, "min_step_macs": MIN_STEP_MACS,
-                "lend": macs >= MIN_STEP_MACS}
+        return {"mode": "auto", **layout, "step_macs": step_macs, "min_step_macs": MIN_STEP_MACS,
+                "lend": step_macs >= MIN_STEP_MACS}
     if mode == "measure":
         if measure is None:
-            from ..training.step_timing import thread_speedup as measure
-        speedup = measure(training, data, lending.threads, lending.cores)
+            raise ValueError("lend_idle_cores = \"measure\" needs a measurement")
+        speedup = measure(lending.threads, lending.cores)
         return {"mode": "measure", **layout, "speedup": round(speedup, 3), "min_speedup": MIN_SPEEDUP,
                 "lend": speedup >= MIN_SPEEDUP}
     if mode is True or mode is False:

@@ -8,7 +8,7 @@ them.
 
 Failure handling, for runs that last days:
 
-* A candidate that diverges is a ``failed`` result (see :func:`.base.evaluate_job`).
+* A candidate that diverges is a ``failed`` result (see :func:`.worker.evaluate_job`).
 * A worker that dies (killed by the OOM killer, a segfault in a native library, ``kill -9``) is
   replaced, and since each worker holds exactly one job, only *that* job is charged: it is run
   again, up to ``retries`` times, and then recorded as ``failed`` with the reason. Every death is
@@ -27,14 +27,20 @@ import threading
 import time
 from collections import deque
 from multiprocessing.connection import Connection, wait
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ..errors import TaylorGLOError, one_line
 from ..experiment.store import Candidate
 from ..training.config import TrainConfig
-from ..training.trainer import resolve_device
-from .base import Evaluator, Job, WorkerState
+from ..training.facts import TrainingFacts
+from .base import Evaluator, Job
 from .lending import Lending
+
+if TYPE_CHECKING:
+    from .worker import WorkerState
+
+#: What the host sends a worker to ask for its :class:`TrainingFacts` instead of a job.
+FACTS = "facts"
 
 
 def cpu_count() -> int:
@@ -58,12 +64,15 @@ def _watch_parent(parent_pid: int) -> None:
 
 def _worker_main(conn: Connection, training: dict[str, Any], threads: int, parent_pid: int,
                  requested_at: float) -> None:
-    """A worker's life: start up once, then train each job the pipe brings until it brings None.
-    A configuration problem (:class:`TaylorGLOError`, the dataset failing to load) goes back as
-    an error for the host to raise; a candidate's own failure is a ``failed`` result."""
+    """A worker's life: start up once, then train each job the pipe brings until it brings None
+    (or answer :data:`FACTS`). A configuration problem (:class:`TaylorGLOError`, the dataset
+    failing to load) goes back as an error for the host to raise; a candidate's own failure is a
+    ``failed`` result. Torch is imported here, not by this module, which the host imports."""
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the host's to handle; it ends us
     try:
+        from .worker import WorkerState
+
         state: WorkerState | None = WorkerState(training, threads, requested_at)
         failure = None
     except Exception as exc:  # told with the first job, in one line, instead of a traceback
@@ -80,7 +89,7 @@ def _worker_main(conn: Connection, training: dict[str, Any], threads: int, paren
             conn.send(("error", failure))
             continue
         try:
-            conn.send(("result", state.run(job)))
+            conn.send(("facts", state.facts()) if job == FACTS else ("result", state.run(job)))
         except TaylorGLOError as exc:
             conn.send(("error", TaylorGLOError(str(exc))))
         except Exception as exc:  # the dataset failed to load: the configuration, not a candidate
@@ -144,9 +153,26 @@ class LocalEvaluator(Evaluator):
         """The pool's workers share this machine's cores: on 2 cores, the last of an odd number
         of trainings can run on 2 threads instead of leaving a core idle. Not where the user
         pinned ``training.threads``, nor on a GPU (where CPU threads hardly matter)."""
-        if self.training.threads is not None or self.workers < 2 or resolve_device(self.training.device).type != "cpu":
+        if self.training.threads is not None or self.workers < 2 or self.facts().device != "cpu":
             return None
         return Lending(self.workers, self.threads, self.workers * self.threads)
+
+    def _probe(self) -> TrainingFacts:
+        """Asked of the first worker, which loads the data anyway; all the workers start now, so
+        they import torch while the host prepares the first generation."""
+        self._grow(self.workers)
+        worker = self._pool[0]
+        try:
+            worker.conn.send(FACTS)
+            kind, value = worker.conn.recv()
+        except (EOFError, OSError):
+            self._pool.remove(worker)
+            worker.stop(kill=True)
+            raise TaylorGLOError(f"evaluator: worker process {worker.process.pid} {worker.death()} while it "
+                                 "loaded the dataset and checked the network") from None
+        if kind == "error":
+            raise value
+        return value
 
     def _grow(self, wanted: int) -> None:
         """Start workers until there are ``wanted`` (at most :attr:`workers`)."""

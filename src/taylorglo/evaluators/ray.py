@@ -44,8 +44,10 @@ from ..experiment.config import EvaluatorConfig, memory_bytes
 from ..experiment.store import Candidate
 from ..training.config import TrainConfig
 from ..training.data import DataSplits
-from .base import Evaluator, Job, WorkerState, worker_name
+from ..training.facts import TrainingFacts, probe
+from .base import Evaluator, Job, worker_name
 from .lending import Lending
+from .worker import WorkerState
 
 INSTALL_HINT = "pip install 'taylorglo[ray]'"
 
@@ -174,6 +176,10 @@ class RayEvaluator(Evaluator):
         self._spawn()
 
     # -- the interface ----------------------------------------------------------------------------
+
+    def _probe(self) -> TrainingFacts:
+        """Found here, on the data the driver ships (or loads for the purpose)."""
+        return probe(self.training, self.data)
 
     def lending(self) -> Lending | None:
         """On a cluster of one node (the private instance ``start`` makes by default, or ``ray

@@ -113,7 +113,7 @@ class SearchConfig:
 @dataclass
 class EvaluatorConfig:
     """The ``[evaluator]`` table: where candidates train. Results never depend on it (every evaluator
-    runs the same :func:`~taylorglo.evaluators.base.evaluate_job`), so ``start --evaluator`` may
+    runs the same :func:`~taylorglo.evaluators.worker.evaluate_job`), so ``start --evaluator`` may
     override it for one run."""
 
     kind: str = "local"

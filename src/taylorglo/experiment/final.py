@@ -13,7 +13,7 @@ same way. :func:`run_final` does that:
   search's candidates: ``final`` cut short and run again re-runs only what is missing, and asking
   for more repeats later adds only the new ones.
 * Trainings run on the experiment's evaluator (local processes or Ray), through the same
-  :func:`~taylorglo.evaluators.base.evaluate_job` as the search.
+  :func:`~taylorglo.evaluators.worker.evaluate_job` as the search.
 * Every trained network is saved under ``DIR/final/`` for ``taylorglo robustness``.
 """
 

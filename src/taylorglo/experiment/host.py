@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..atomic import remove_stale_temporaries, write_atomic
 from ..errors import TaylorGLOError
@@ -34,15 +34,16 @@ from ..invariant import invariant_holds
 from ..polynomial import format_formula
 from ..search import CMAESSearch
 from ..seeds import candidate_seed
-from ..training.data import DataSplits, load_dataset
 from ..training.config import TrainConfig
-from ..training.trainer import check_network, resolve_device
 from .config import ExperimentConfig, read_config_file
 from .lock import ExperimentLock
 from .progress import Reporter, SearchProgress
 from .reading import Experiment, open_experiment, status
 from .store import Candidate, Store
 from .threads import recorded_layout, search_plan
+
+if TYPE_CHECKING:
+    from ..training.data import DataSplits
 
 CONFIG_COPY = "config"
 LOG_FILE = "host.log"
@@ -85,7 +86,9 @@ def _warn_if_config_edited(experiment: Experiment, log: "_Log") -> None:
     ``DIR/config.*`` afterwards changes nothing, which a user who made one must be told."""
     for path in sorted(experiment.directory.glob(CONFIG_COPY + ".*")):
         try:
-            edited = ExperimentConfig.from_dict(read_config_file(path), default_name=experiment.config.name)
+            # Compared, not run: the network is not built (that would import torch in the host).
+            edited = ExperimentConfig.from_dict(read_config_file(path), default_name=experiment.config.name,
+                                                check_network=False)
         except TaylorGLOError as exc:
             edited, why = None, f" and is no longer valid ({exc})"
         else:
@@ -97,7 +100,7 @@ def _warn_if_config_edited(experiment: Experiment, log: "_Log") -> None:
 
 
 def make_evaluator(config: ExperimentConfig, training: TrainConfig, workers: int | None, most: int,
-                   log: Callable[[str], None], data: DataSplits | None = None) -> Any:
+                   log: Callable[[str], None], data: "DataSplits | None" = None) -> Any:
     """The evaluator ``config`` asks for, training with ``training``; never more than ``most``
     workers (more than there are jobs at once would only idle). Shared by the search and ``final``.
     ``log`` receives what the evaluator reports (a worker that died); ``data``, the dataset the
@@ -108,7 +111,7 @@ def make_evaluator(config: ExperimentConfig, training: TrainConfig, workers: int
 
 
 def _evaluator(config: ExperimentConfig, training: TrainConfig, workers: int | None, most: int,
-               data: DataSplits | None) -> Any:
+               data: "DataSplits | None") -> Any:
     e = config.evaluator
     if e.kind == "local":
         from ..evaluators.local import LocalEvaluator, cpu_count
@@ -117,6 +120,7 @@ def _evaluator(config: ExperimentConfig, training: TrainConfig, workers: int | N
         return LocalEvaluator(training, workers=max(1, min(n or cpu_count(), most)), retries=e.retries)
     if e.kind == "ray":
         from ..evaluators.ray import RayEvaluator
+        from ..training.data import load_dataset
 
         if data is None and e.ship_data:
             data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
@@ -147,29 +151,34 @@ def start(
         log = _Log(experiment.directory / LOG_FILE, reporter)
         remove_stale_temporaries(experiment.directory)
         _warn_if_config_edited(experiment, log)
-        data = load_dataset(config.training.dataset, config.training.data_dir, config.training.data_fraction,
-                            field="training.dataset")
-        check_network(config.candidate_training(), data)
-        resolve_device(config.training.device)
         if config.kind == "epbt":
+            from ..training.data import load_dataset
+            from ..training.trainer import check_network, resolve_device
+
+            data = load_dataset(config.training.dataset, config.training.data_dir, config.training.data_fraction,
+                                field="training.dataset")
+            check_network(config.candidate_training(), data)
+            resolve_device(config.training.device)
             with experiment.store() as store, make_evaluator(
                     config, config.training, workers, config.population, log.info, data) as runner:
                 _run_epbt(experiment.directory, store, config, runner, data, log, reporter)
             result = status(experiment.directory)
             log.info(f"finished: best member {_best_text(result)}")
             return result
+        # The search's host never imports torch: the workers start now, and one of them loads the
+        # data and checks the network (``facts``) while the others import torch.
         with experiment.store() as store, make_evaluator(
-                config, config.candidate_training(), workers, config.search.population, log.info, data) as runner:
+                config, config.candidate_training(), workers, config.search.population, log.info) as runner:
+            facts = runner.facts()
             progress = SearchProgress.from_store(store, config, runner.workers)
             log.info(f"start: {config.name}: {config.search.generations} generations x "
                      f"{config.search.population} candidates, {runner.workers} {config.evaluator.kind} workers, "
-                     f"{data.summary()}; resuming at generation {progress.generation}")
+                     f"{facts.summary}; resuming at generation {progress.generation}")
             _fill_summaries(store)
-            plan = search_plan(store, config.evaluator.lend_idle_cores, runner, config.candidate_training(), data,
-                               log.info)
+            plan = search_plan(store, config.evaluator.lend_idle_cores, runner, log.info)
             reporter.begin(progress)
             while True:
-                search, generation, candidates, fresh = _next_generation(store, config, data.num_classes)
+                search, generation, candidates, fresh = _next_generation(store, config, facts.num_classes)
                 if search is None:
                     break
                 progress.begin_generation(generation, candidates, fresh)
@@ -196,7 +205,7 @@ def start(
     return result
 
 
-def _run_epbt(directory: Path, store: Store, config: ExperimentConfig, runner: Any, data: DataSplits,
+def _run_epbt(directory: Path, store: Store, config: ExperimentConfig, runner: Any, data: "DataSplits",
               log: "_Log", reporter: Reporter) -> None:
     """The EPBT loop (:mod:`taylorglo.epbt.runner`), logged and shown like a search."""
     from ..epbt.runner import plan_meta, run_generations

@@ -23,7 +23,6 @@ from typing import Any, Callable
 from ..evaluators.base import Evaluator, Job
 from ..evaluators.lending import Lending, decide, describe, upgrade
 from ..evaluators.lending import META_KEY as LENDING_KEY
-from ..training.data import DataSplits
 from .store import Store
 
 #: The store's ``meta`` key holding the layout.
@@ -76,17 +75,32 @@ def final_jobs(store: Store, runner: Evaluator, jobs: list[Job], log: Callable[[
     return [dataclasses.replace(job, threads=threads) for job in jobs]
 
 
-def search_plan(store: Store, lend_mode: bool | str, runner: Evaluator, training: Any, data: DataSplits,
+def _measure(training: Any) -> Callable[[int, int], float]:
+    """``lend_idle_cores = "measure"`` 's timing, here in the host (torch and the data are loaded
+    only if that mode, opted into, asks)."""
+
+    def measure(threads: int, cores: int) -> float:
+        from ..training.data import load_dataset
+        from ..training.step_timing import thread_speedup
+
+        data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
+        return thread_speedup(training, data, threads, cores)
+
+    return measure
+
+
+def search_plan(store: Store, lend_mode: bool | str, runner: Evaluator,
                 log: Callable[[str], None]) -> Callable[[int], list[int]]:
     """``plan(n)``: the threads of a generation's ``n`` trainings, in dispatch order. The last
     ``n mod workers`` get the idle cores of the recorded layout where lending was decided (once
-    per experiment, recorded; see :mod:`taylorglo.evaluators.lending`)."""
+    per experiment, recorded; see :mod:`taylorglo.evaluators.lending`) from the runner's
+    :meth:`~taylorglo.evaluators.base.Evaluator.facts` (or, opted into, a timing made here)."""
     layout = recorded_layout(store, runner, log)
     lending = Lending(layout["workers"], layout["threads"], layout["cores"])
     recorded = store.get_meta(LENDING_KEY)
     if recorded is None:  # the first start decides, for good
         decision = ({"mode": "unavailable", "lend": False} if runner.lending() is None
-                    else decide(lend_mode, lending, training, data))
+                    else decide(lend_mode, lending, runner.facts().step_macs, _measure(runner.training)))
         store.set_meta(LENDING_KEY, decision)
     else:  # an earlier version's record says what it decided in this version's words
         decision = upgrade(recorded)

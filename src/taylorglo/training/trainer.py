@@ -32,6 +32,7 @@ from .augment import augment_batch, to_float
 from .config import Schedule, TrainConfig
 from .data import DataSplits, load_dataset
 from .models import Normalize, build_model
+from .sgd import SGD
 
 ProgressFn = Callable[[int, int], None]
 LossLike = nn.Module | str | Sequence[float] | None
@@ -249,7 +250,7 @@ def _attempt(
         model = build_network(config, data).to(device)
         generator = torch.Generator(device=device).manual_seed(seed)
         first, stop = (segment.start, segment.stop) if segment is not None else (0, schedule.run_steps)
-        optimizer = torch.optim.SGD(
+        optimizer = SGD(
             model.parameters(),
             lr=schedule.lr_at(config.lr, config.lr_gamma, first),
             momentum=config.momentum,
@@ -379,7 +380,7 @@ def _attempt(
         return finish("ok", None, stop)
 
 
-def _state(step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def _state(step: int, model: nn.Module, optimizer: SGD) -> dict[str, Any]:
     """A copy (on the CPU) of what a later :class:`Segment` needs to continue this run."""
     optimizer_state = optimizer.state_dict()
     moved = {k: {n: v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v for n, v in st.items()}

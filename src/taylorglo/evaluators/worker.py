@@ -1,0 +1,167 @@
+"""What runs inside a worker (a local process, a Ray actor): its state, and the one function that
+turns a job into a result.
+
+Every evaluator runs :func:`evaluate_job`, so a candidate's fitness is computed the same way
+everywhere, and by the same :func:`~taylorglo.training.train` that ``taylorglo train``, ``final``
+and EPBT use. This module imports torch; :mod:`.base`, which the host imports, does not.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from ..errors import TaylorGLOError, one_line
+from ..experiment.store import Candidate
+from ..polynomial import loss_spec
+from ..training.checkpoint import load_state, save_network, save_state
+from ..training.config import TrainConfig
+from ..training.data import DataSplits, load_dataset
+from ..training.facts import TrainingFacts, probe
+from ..training.trainer import Segment, as_loss, train, train_schedule
+from .base import Job, SegmentSpec, worker_name
+
+
+class WorkerState:
+    """What every worker (a local process, a Ray actor) holds for its whole life, and runs jobs on.
+
+    Made once, before the first job, and timed: it loads the dataset (unless ``data`` arrived with
+    the worker), so that a candidate's recorded time is its own. The timings go out once, in the
+    metrics of the worker's first result (``worker_startup``): ``process_start`` (from
+    ``requested_at``, the driver's clock when it asked for the worker, to this code running:
+    interpreter start, imports, receiving the arguments; meaningful where both clocks agree) and
+    ``data_load``, in seconds. That is how ``benchmarks/throughput.py`` tells start-up from
+    training, and how a user sees why a search's first candidates take longer. (No warm-up is
+    needed: the trainer's optimizer, :mod:`taylorglo.training.sgd`, has no one-off cost.)
+    """
+
+    def __init__(self, training: dict[str, Any], threads: int, requested_at: float | None,
+                 data: DataSplits | None = None) -> None:
+        entered = time.time()
+        self.threads = threads
+        torch.set_num_threads(threads)
+        self.training = TrainConfig(**training)
+        t = time.perf_counter()
+        self.data: DataSplits | BaseException | None = data
+        if data is None:
+            try:
+                self.data = load_dataset(self.training.dataset, self.training.data_dir, self.training.data_fraction,
+                                         field="training.dataset")
+            except Exception as exc:  # reported with the first job, as a configuration error
+                self.data = exc
+        self.marks: dict[str, float] | None = {
+            "process_start": max(0.0, entered - requested_at) if requested_at is not None else 0.0,
+            "data_load": time.perf_counter() - t,
+        }
+
+    def facts(self) -> TrainingFacts:
+        """:func:`~taylorglo.training.facts.probe` on this worker's data (raising the dataset's
+        error, if loading failed): what the host asks before it dispatches."""
+        if isinstance(self.data, BaseException):
+            raise self.data
+        return probe(self.training, self.data)
+
+    def run(self, job: "Job") -> Candidate:
+        """:func:`evaluate_job` on this worker's data (raising the dataset's error, if loading
+        failed), with the job's threads if it has its own; the threads used go in its metrics."""
+        if isinstance(self.data, BaseException):
+            raise self.data
+        threads = job.threads or self.threads
+        torch.set_num_threads(threads)
+        try:
+            result = evaluate_job(self.training, job, self.data)
+        finally:
+            torch.set_num_threads(self.threads)
+        result.metrics = {**(result.metrics or {}), "threads": threads}
+        if self.marks is not None:  # the start-up timings go out with the worker's first result
+            result.metrics["worker_startup"] = self.marks
+            self.marks = None
+        return result
+
+
+def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None) -> Candidate:
+    """Train ``job``'s loss for ``training``'s schedule; fitness = final validation accuracy
+    (under FGSM at ``job.fgsm_epsilon`` when set).
+
+    Fitness is 0 for a run that failed (NaN/inf loss, an exception inside training) or was
+    early-aborted on every attempt (SPEC §2); the reason and all metrics are kept.
+    """
+    params = None if job.params is None else list(job.params)
+    if data is None:
+        data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
+    keep = job.fgsm_epsilon is not None or job.save_model is not None
+    fgsm_accuracy = None
+    try:
+        loss_fn = as_loss(params, training.round_params)
+        seed, reseed = job.seed, None
+        if job.pretrained is not None:
+            seed, reseed = job.pretrained[0], (job.pretrained[1], job.seed)
+        run, segment = _segment(training, job.segment, data)
+        if job.schedule:
+            result = train_schedule(training, job.schedule, seed, data, keep_model=keep)
+        else:
+            result = train(run, loss_fn, seed=seed, data=data, keep_model=keep, reseed=reseed, segment=segment,
+                           keep_state=segment is not None)
+        if result.ok and job.fgsm_epsilon is not None and result.model is not None:
+            from ..analysis.robustness import fgsm_accuracy as attack
+
+            device = next(result.model.parameters()).device
+            fgsm_accuracy = attack(result.model, data.val_x.to(device), data.val_y.to(device), loss_fn,
+                                   job.fgsm_epsilon, training.eval_batch_size)
+    except TaylorGLOError:
+        raise
+    except Exception as exc:  # a numerical blow-up deep inside torch is the candidate's fault
+        return Candidate(
+            generation=job.generation, index=job.index, params=params or [], seed=job.seed,
+            status="failed", fitness=0.0, reason=f"{type(exc).__name__}: {one_line(exc)}"[:500],
+            worker=worker_name(),
+        )
+    status = {"ok": "evaluated", "aborted": "aborted", "failed": "failed"}[result.status]
+    metrics = result.to_dict(history=True)
+    if job.save_model is not None and result.ok and result.model is not None:
+        save_network(result.model, job.save_model, model_name=training.model,
+                     model_options=training.model_options, data=data, loss=loss_spec(params), seed=job.seed)
+        metrics["model_path"] = job.save_model
+    if job.segment is not None and result.ok and result.state is not None:
+        spec = job.segment
+        save_state(result.state, spec.save_to, params=params, lr=run.lr, weight_decay=run.weight_decay,
+                   seed=job.seed, generation=job.generation, index=job.index)
+        metrics["checkpoint"] = spec.save_to
+    if job.segment is not None:
+        metrics["lr"], metrics["weight_decay"] = run.lr, run.weight_decay
+    if fgsm_accuracy is not None:
+        metrics["fgsm_epsilon"] = job.fgsm_epsilon
+        metrics["fgsm_accuracy"] = fgsm_accuracy
+    fitness = result.val_accuracy if fgsm_accuracy is None else fgsm_accuracy
+    return Candidate(
+        generation=job.generation,
+        index=job.index,
+        params=params or [],
+        seed=job.seed,
+        status=status,
+        fitness=fitness if status == "evaluated" else 0.0,
+        reason=result.reason,
+        val_accuracy=result.val_accuracy,
+        val_loss=result.val_loss,
+        train_accuracy=result.train_accuracy,
+        train_loss=result.train_loss,
+        steps=result.steps,
+        attempts=result.attempts,
+        wall_time=result.wall_time,
+        step_time=result.step_time,
+        worker=worker_name(),
+        metrics=metrics,
+    )
+
+
+def _segment(training: TrainConfig, spec: SegmentSpec | None,
+             data: DataSplits) -> tuple[TrainConfig, Segment | None]:
+    """The training config and :class:`Segment` of an EPBT job (``training`` itself otherwise).
+    Only the segment that ends the schedule is measured on the test set."""
+    if spec is None:
+        return training, None
+    total = training.schedule(len(data.train_y)).total_steps
+    state = load_state(spec.resume_from) if spec.resume_from else None
+    return spec.stretch.config_for(training, spec.stretch.stop >= total), spec.stretch.segment(state)
