@@ -59,6 +59,8 @@ def main() -> None:
         "taylorglo collate RUNS": ("-m", "taylorglo", "collate", str(root)),
         "taylorglo log DIR 1 0": ("-m", "taylorglo", "log", a, "1", "0"),
         "taylorglo getinvocation DIR": ("-m", "taylorglo", "getinvocation", a, "--candidate", "1:0"),
+        "taylorglo getinvocation CONFIG": ("-m", "taylorglo", "getinvocation",
+                                           str(Path(__file__).resolve().parent.parent / "examples" / "digits.toml")),
         "taylorglo invariant P": ("-m", "taylorglo", "invariant", "0,0,0,-1,0,0,0,0"),
     }
     times: dict[str, list[float]] = {label: [] for label in rows}
