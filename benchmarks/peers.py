@@ -14,11 +14,11 @@ Three ways to train a TaylorGLO search's candidates on 2 cores, 2 at a time, 1 t
 
 Rounds interleave the three (the order rotates), on two protocols: **digits** (the MLP of
 ``examples/digits.toml``, λ 8, 8 generations) and **mnist** (10 % of MNIST's training split, the
-``mnist-cnn`` at width 0.25, 1,200-step candidates: the README's Results protocol, λ 6, 2
+``mnist-cnn`` at width 0.25, 1,200-step candidates: the README's Results protocol, λ 8, 3
 generations). Printed per protocol: each way's median wall time and trainings, and the ratios
 peer / taylorglo of wall time per training (> 1: taylorglo is faster).
 
-    pip install optuna cmaes                                       # benchmark-only dependencies
+    pip install -e ".[bench]"                                      # Optuna and cmaes: benchmark-only
     python benchmarks/peers.py --data-dir ../shared/data/mnist    # about 15 minutes on 2 cores
     python benchmarks/peers.py --only digits --rounds 5
 """
@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def protocols(data_dir: str | None) -> dict[str, dict[str, Any]]:
         "name": "peers-mnist", "seed": 0,
         "training": {"dataset": "mnist", "data_fraction": 0.1, "model": "mnist-cnn", "model_options": {"width": 0.25},
                      "steps": 6000, "batch_size": 100, "lr": 0.01, "momentum": 0.9},
-        "search": {"population": 6, "generations": 2, "sigma": 1.2, "partial_fraction": 0.2,
+        "search": {"population": 8, "generations": 3, "sigma": 1.2, "partial_fraction": 0.2,
                    "invariant": "reference"},
         "evaluator": {"kind": "local", "workers": WORKERS},
     }
@@ -103,6 +104,7 @@ def optuna_worker(config_path: str, journal: str, trainings: int, worker: int) -
     from taylorglo.training import load_dataset, train
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # x0, sigma0: deprecated in 4.9, still honoured
     torch.set_num_threads(1)
     config = ExperimentConfig.from_dict(json.loads(Path(config_path).read_text()), check_network=False)
     training = config.candidate_training()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -82,9 +83,11 @@ def _worker_main(conn: Connection, training: dict[str, Any], threads: int, paren
         try:
             job = conn.recv()
         except EOFError:
-            return
-        if job is None:
-            return
+            job = None
+        if job is None:  # done: exit at once; an interpreter holding torch takes a while to tear down
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         if state is None:
             conn.send(("error", failure))
             continue
@@ -105,6 +108,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.job: Job | None = None
+        self._told = False
 
     def give(self, job: Job) -> None:
         self.job = job
@@ -120,8 +124,10 @@ class _Worker:
                 return f"killed by signal {-code}"
         return f"exited with code {code}"
 
-    def stop(self, kill: bool = False) -> None:
-        if self.process.is_alive():
+    def tell_to_stop(self, kill: bool = False) -> None:
+        """Ask it to exit (None down its pipe), or kill it; returns at once."""
+        if self.process.is_alive() and not self._told:
+            self._told = True
             if kill:
                 self.process.kill()
             else:
@@ -129,6 +135,9 @@ class _Worker:
                     self.conn.send(None)
                 except OSError:
                     self.process.kill()
+
+    def stop(self, kill: bool = False) -> None:
+        self.tell_to_stop(kill)
         self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
@@ -204,6 +213,11 @@ class LocalEvaluator(Evaluator):
                     job, worker.job = worker.job, None
                     if job is not None and deaths.get(job):
                         value.metrics = {**(value.metrics or {}), "worker_deaths": deaths[job]}
+                    if todo:  # its next job goes out before the host records this result, not after
+                        try:
+                            worker.give(todo.popleft())
+                        except OSError:  # it died: the job goes back when it is buried
+                            pass
                     yield value
                     continue
                 if worker.process.is_alive():
@@ -229,8 +243,11 @@ class LocalEvaluator(Evaluator):
         return job
 
     def close(self) -> None:
-        """Stop the workers: idle ones are told to exit, busy ones (a job nobody will read) killed."""
+        """Stop the workers: idle ones are told to exit, busy ones (a job nobody will read) killed;
+        all are told before any is waited for."""
         pool, self._pool = self._pool, []
+        for worker in pool:
+            worker.tell_to_stop(kill=worker.job is not None)
         for worker in pool:
             worker.stop(kill=worker.job is not None)
 
