@@ -10,8 +10,9 @@ invariant, the SQLite store) for each dataset and evaluator asked for, and split
 * **model build, rest of train()**: ``wall_time − step_time − eval_time`` of each candidate;
 * **worker start-up**, from the timings each worker reports with its first result
   (:class:`taylorglo.evaluators.worker.WorkerState`): *process start* (spawn or Ray actor start,
-  interpreter, imports), *torch warm-up*, *data loading*, and the rest until its first candidate
-  begins (receiving the job; for Ray, connecting to the cluster and scheduling the actor);
+  interpreter, imports), *data loading*, and the rest until its first candidate begins (the
+  facts the first worker reports to the host, receiving the job; for Ray, connecting to the
+  cluster and scheduling the actor);
 * **generation barrier**: a worker done with its share of a generation waits for the slowest
   candidate of that generation (CMA-ES's ``tell`` needs them all). The evaluators lend those idle
   cores to the generation's last trainings (``taylorglo.experiment.threads``: the local pool, and Ray
@@ -174,7 +175,6 @@ def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, worker
         start_up = busy[name][0][0] - opened0
         marks = next((c.metrics["worker_startup"] for c in runs if "worker_startup" in (c.metrics or {})), {})
         parts = {"worker start-up: process start, imports": marks.get("process_start", 0.0),
-                 "worker start-up: torch warm-up": marks.get("warm_up", 0.0),
                  "worker start-up: data loading": marks.get("data_load", 0.0)}
         for key, value in parts.items():
             out[key] += value
@@ -230,13 +230,12 @@ def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, worker
 
 ROWS = [
     ("training steps", 0), ("evaluation (validation pass)", 0), ("model build, rest of train()", 0),
-    ("worker start-up: process start, imports", 0), ("worker start-up: torch warm-up", 0),
-    ("worker start-up: data loading", 0), ("worker start-up: rest, until its first job", 0),
+    ("worker start-up: process start, imports", 0), ("worker start-up: data loading", 0), ("worker start-up: rest, until its first job", 0),
     ("generation barrier", 0), ("host between generations", 0), ("host between candidates", 0),
     ("host set-up", 0), ("host tail", 0), ("worker never used", 0), ("unaccounted", 0),
 ]
-ONE_OFF = ("host set-up", "host tail", "worker start-up: process start, imports", "worker start-up: torch warm-up",
-           "worker start-up: data loading", "worker start-up: rest, until its first job")
+ONE_OFF = ("host set-up", "host tail", "worker start-up: process start, imports", "worker start-up: data loading",
+           "worker start-up: rest, until its first job")
 
 
 def print_table(name: str, wall: float, workers: int, tl: dict[str, Any]) -> None:
