@@ -45,16 +45,25 @@ sys.path.insert(0, str(ROOT / "tests"))
 from experiments import SMALL, merged, write_config  # noqa: E402
 
 SEARCH = merged(SMALL, training={"steps": 12000}, search={"generations": 3, "partial_fraction": 0.05})
-EPBT = merged({k: v for k, v in SMALL.items() if k != "search"}, kind="epbt", training={"steps": 6000},
-              epbt={"population": 4, "ready_steps": 1500, "distillation": {"steps": 20},
-                    "novelty_pulsation": {"cycle": 2}})
+EPBT = merged(
+    {k: v for k, v in SMALL.items() if k != "search"},
+    kind="epbt",
+    training={"steps": 6000},
+    epbt={"population": 4, "ready_steps": 1500, "distillation": {"steps": 20}, "novelty_pulsation": {"cycle": 2}},
+)
 FINAL = merged(SMALL, training={"steps": 3000}, search={"population": 4, "generations": 1, "partial_fraction": 0.05})
 KINDS = ("search", "epbt", "final", "worker", "disk")
 
 
 def taylorglo(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "taylorglo", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "taylorglo", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -68,11 +77,21 @@ def rows(directory: Path) -> dict[tuple[str, int, int], tuple[Any, ...]]:
         return {}
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        out = {("c", g, i): rest for g, i, *rest in db.execute(
-            "SELECT generation, idx, params, seed, status, fitness, val_accuracy FROM candidates "
-            "WHERE status != 'pending'")}
-        out.update({("f", l, r): rest for l, r, *rest in db.execute(
-            "SELECT loss_id, repeat, seed, status, test_accuracy FROM final_runs WHERE status != 'pending'")})
+        out = {
+            ("c", g, i): rest
+            for g, i, *rest in db.execute(
+                "SELECT generation, idx, params, seed, status, fitness, val_accuracy FROM candidates "
+                "WHERE status != 'pending'"
+            )
+        }
+        out.update(
+            {
+                ("f", loss, r): rest
+                for loss, r, *rest in db.execute(
+                    "SELECT loss_id, repeat, seed, status, test_accuracy FROM final_runs WHERE status != 'pending'"
+                )
+            }
+        )
     except sqlite3.Error:
         return {}
     finally:
@@ -106,8 +125,9 @@ def prepare(kind: str, root: Path) -> tuple[Path, list[str]]:
     config = {"search": SEARCH, "worker": SEARCH, "disk": SEARCH, "epbt": EPBT, "final": FINAL}[kind]
     directory = root / "run"
     cfg = write_config(root / "config.toml", config)
-    subprocess.run([sys.executable, "-m", "taylorglo", "init", str(directory), str(cfg)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "taylorglo", "init", str(directory), str(cfg)], check=True, capture_output=True
+    )
     if kind == "final":
         subprocess.run([sys.executable, "-m", "taylorglo", "start", str(directory)], check=True, capture_output=True)
         return directory, ["final", str(directory), "--repeats", "2"]
@@ -126,8 +146,12 @@ def reference(kind: str, scratch: Path) -> tuple[dict[tuple[str, int, int], tupl
 
 def mount_tmpfs(path: Path, size: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def trial(kind: str, rng: random.Random, scratch: Path, expected: dict[Any, Any], duration: float) -> dict[str, Any]:
@@ -150,9 +174,15 @@ def trial(kind: str, rng: random.Random, scratch: Path, expected: dict[Any, Any]
             subprocess.run(["truncate", "-s", f"-{rng.randint(16, 128)}k", str(filler)], capture_output=True)
             result = run(*command)
             lines = result.stderr.strip().splitlines()
-            one_line = result.returncode == 2 and len(lines) >= 1 and lines[-1].startswith("error:") \
+            one_line = (
+                result.returncode == 2
+                and len(lines) >= 1
+                and lines[-1].startswith("error:")
                 and "Traceback" not in result.stderr
-            notes.append("full disk: one line" if one_line else f"full disk: {result.returncode} {result.stderr[-300:]!r}")
+            )
+            notes.append(
+                "full disk: one line" if one_line else f"full disk: {result.returncode} {result.stderr[-300:]!r}"
+            )
             harmed += result.returncode != 0
             seen = rows(directory)
             filler.unlink()
@@ -186,9 +216,15 @@ def trial(kind: str, rng: random.Random, scratch: Path, expected: dict[Any, Any]
         if kind == "disk":
             subprocess.run(["umount", str(root)], capture_output=True)
     lost = sum(1 for key, value in seen.items() if finished.get(key) != value)
-    return {"kind": kind, "harmed": harmed, "survived": finished == expected, "lost": lost,
-            "duplicated": duplicated(directory) if kind != "disk" else 0, "notes": notes,
-            "at": None if kind == "disk" else round(when, 2)}
+    return {
+        "kind": kind,
+        "harmed": harmed,
+        "survived": finished == expected,
+        "lost": lost,
+        "duplicated": duplicated(directory) if kind != "disk" else 0,
+        "notes": notes,
+        "at": None if kind == "disk" else round(when, 2),
+    }
 
 
 def main() -> None:
@@ -223,8 +259,10 @@ def main() -> None:
         if skipped and not done:
             print(f"{kind:<8} skipped: {skipped[0]['skipped']}")
             continue
-        print(f"{kind:<8} {len(done):>5} {sum(r['harmed'] for r in done):>6} {sum(r['survived'] for r in done):>8} "
-              f"{sum(r['lost'] for r in done):>5} {sum(r['duplicated'] for r in done):>10}")
+        print(
+            f"{kind:<8} {len(done):>5} {sum(r['harmed'] for r in done):>6} {sum(r['survived'] for r in done):>8} "
+            f"{sum(r['lost'] for r in done):>5} {sum(r['duplicated'] for r in done):>10}"
+        )
     if not args.keep:
         shutil.rmtree(scratch, ignore_errors=True)
 

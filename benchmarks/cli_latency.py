@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 SMALL = {
-    "name": "latency", "seed": 0,
+    "name": "latency",
+    "seed": 0,
     "training": {"dataset": "digits", "model": "mlp", "steps": 400, "batch_size": 64, "model_options": {"hidden": 32}},
     "search": {"population": 4, "generations": 2, "partial_fraction": 0.25},
     "evaluator": {"workers": 2},
@@ -42,12 +43,17 @@ def main() -> None:
     config = root / "small.json"
     config.write_text(json.dumps(SMALL))
     for name in ("a", "b"):
-        subprocess.run([sys.executable, "-m", "taylorglo", "init", str(root / name), str(config)], check=True,
-                       capture_output=True)
-        subprocess.run([sys.executable, "-m", "taylorglo", "start", str(root / name), "--plain"], check=True,
-                       capture_output=True)
-        subprocess.run([sys.executable, "-m", "taylorglo", "final", str(root / name), "--repeats", "2"], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "taylorglo", "init", str(root / name), str(config)], check=True, capture_output=True
+        )
+        subprocess.run(
+            [sys.executable, "-m", "taylorglo", "start", str(root / name), "--plain"], check=True, capture_output=True
+        )
+        subprocess.run(
+            [sys.executable, "-m", "taylorglo", "final", str(root / name), "--repeats", "2"],
+            check=True,
+            capture_output=True,
+        )
     a, b = str(root / "a"), str(root / "b")
     rows = {
         "python -c pass (baseline)": ("-c", "pass"),
@@ -59,8 +65,12 @@ def main() -> None:
         "taylorglo collate RUNS": ("-m", "taylorglo", "collate", str(root)),
         "taylorglo log DIR 1 0": ("-m", "taylorglo", "log", a, "1", "0"),
         "taylorglo getinvocation DIR": ("-m", "taylorglo", "getinvocation", a, "--candidate", "1:0"),
-        "taylorglo getinvocation CONFIG": ("-m", "taylorglo", "getinvocation",
-                                           str(Path(__file__).resolve().parent.parent / "examples" / "digits.toml")),
+        "taylorglo getinvocation CONFIG": (
+            "-m",
+            "taylorglo",
+            "getinvocation",
+            str(Path(__file__).resolve().parent.parent / "examples" / "digits.toml"),
+        ),
         "taylorglo invariant P": ("-m", "taylorglo", "invariant", "0,0,0,-1,0,0,0,0"),
     }
     times: dict[str, list[float]] = {label: [] for label in rows}

@@ -32,22 +32,33 @@ from typing import Any
 
 
 def config(args: argparse.Namespace, pbt: bool) -> dict[str, Any]:
-    epbt: dict[str, Any] = {"population": args.population, "ready_steps": args.ready,
-                            "initial_loss": args.initial_loss}
+    epbt: dict[str, Any] = {"population": args.population, "ready_steps": args.ready, "initial_loss": args.initial_loss}
     if pbt:
         epbt.update(evolve=["lr", "weight_decay"], initial_loss="cross-entropy")
     else:
         epbt.update(novelty_pulsation={"cycle": 4}, distillation={"steps": max(1, args.ready // 4)})
     return {
-        "name": "pbt-mnist" if pbt else "epbt-mnist", "kind": "epbt", "seed": args.seed,
-        "training": training(args), "epbt": epbt, "evaluator": {"kind": "local", "workers": args.workers},
+        "name": "pbt-mnist" if pbt else "epbt-mnist",
+        "kind": "epbt",
+        "seed": args.seed,
+        "training": training(args),
+        "epbt": epbt,
+        "evaluator": {"kind": "local", "workers": args.workers},
     }
 
 
 def training(args: argparse.Namespace) -> dict[str, Any]:
-    return {"dataset": "mnist", "data_dir": str(Path(args.data_dir).resolve()), "data_fraction": 0.1,
-            "model": "mnist-cnn", "model_options": {"width": 0.25}, "steps": args.steps, "batch_size": 100,
-            "lr": 0.01, "momentum": 0.9}
+    return {
+        "dataset": "mnist",
+        "data_dir": str(Path(args.data_dir).resolve()),
+        "data_fraction": 0.1,
+        "model": "mnist-cnn",
+        "model_options": {"width": 0.25},
+        "steps": args.steps,
+        "batch_size": 100,
+        "lr": 0.01,
+        "momentum": 0.9,
+    }
 
 
 def run_population(root: Path, args: argparse.Namespace, pbt: bool) -> dict[str, Any]:
@@ -60,10 +71,14 @@ def run_population(root: Path, args: argparse.Namespace, pbt: bool) -> dict[str,
     result = start(root / path.stem)
     wall = time.perf_counter() - started
     best = result["best"]
-    return {"test": best["test_accuracy"], "val": best["fitness"], "wall": wall,
-            "detail": f"member {best['generation']}:{best['index']}, lr {best['lr']:.3g}, "
-                      f"wd {best['weight_decay']:.2g}, {result['exploits']} exploits, "
-                      f"{result['novelty_copies']} novelty copies"}
+    return {
+        "test": best["test_accuracy"],
+        "val": best["fitness"],
+        "wall": wall,
+        "detail": f"member {best['generation']}:{best['index']}, lr {best['lr']:.3g}, "
+        f"wd {best['weight_decay']:.2g}, {result['exploits']} exploits, "
+        f"{result['novelty_copies']} novelty copies",
+    }
 
 
 def run_cross_entropy(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,9 +94,13 @@ def run_cross_entropy(args: argparse.Namespace) -> dict[str, Any]:
     wall = time.perf_counter() - started
     best = max(results, key=lambda c: (c.val_accuracy or 0.0, -c.index))
     tests = [c.metrics["test_accuracy"] for c in results]
-    return {"test": best.metrics["test_accuracy"], "val": best.val_accuracy, "wall": wall,
-            "mean_test": sum(tests) / len(tests),
-            "detail": f"best of {len(results)} by validation; mean test {sum(tests) / len(tests):.4f}"}
+    return {
+        "test": best.metrics["test_accuracy"],
+        "val": best.val_accuracy,
+        "wall": wall,
+        "mean_test": sum(tests) / len(tests),
+        "detail": f"best of {len(results)} by validation; mean test {sum(tests) / len(tests):.4f}",
+    }
 
 
 def main() -> None:
@@ -92,15 +111,22 @@ def main() -> None:
     parser.add_argument("--ready", type=int, default=200, help="steps between evolution steps")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--initial-loss", default="cross-entropy", choices=["cross-entropy", "random"],
-                        help="EPBT's first losses: the TaylorGLO polynomial nearest cross-entropy, or random")
+    parser.add_argument(
+        "--initial-loss",
+        default="cross-entropy",
+        choices=["cross-entropy", "random"],
+        help="EPBT's first losses: the TaylorGLO polynomial nearest cross-entropy, or random",
+    )
     parser.add_argument("--quick", action="store_true", help="population 4, 600 steps, ready 100")
     args = parser.parse_args()
     if args.quick:
         args.population, args.steps, args.ready = 4, 600, 100
-    print(f"MNIST, 10% of the training split, mnist-cnn width 0.25, population {args.population}, "
-          f"{args.steps} steps per network ({args.population * args.steps} in all per method), ready every "
-          f"{args.ready}, {args.workers} workers, seed {args.seed}", flush=True)
+    print(
+        f"MNIST, 10% of the training split, mnist-cnn width 0.25, population {args.population}, "
+        f"{args.steps} steps per network ({args.population * args.steps} in all per method), ready every "
+        f"{args.ready}, {args.workers} workers, seed {args.seed}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="taylorglo-epbt-bench-") as tmp:
         root = Path(tmp)
         results = {"cross-entropy": run_cross_entropy(args)}
@@ -113,8 +139,10 @@ def main() -> None:
     print()
     print(f"{'method':<14} {'test acc':>9} {'val acc':>8} {'vs CE':>8} {'wall s':>7} {'wall/CE':>8}  detail")
     for name, r in results.items():
-        print(f"{name:<14} {r['test']:>9.4f} {r['val']:>8.4f} {r['test'] - base['test']:>+8.4f} "
-              f"{r['wall']:>7.1f} {r['wall'] / base['wall']:>8.2f}  {r['detail']}")
+        print(
+            f"{name:<14} {r['test']:>9.4f} {r['val']:>8.4f} {r['test'] - base['test']:>+8.4f} "
+            f"{r['wall']:>7.1f} {r['wall'] / base['wall']:>8.2f}  {r['detail']}"
+        )
 
 
 if __name__ == "__main__":

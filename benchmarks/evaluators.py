@@ -61,25 +61,39 @@ def run_search(root: Path, kind: str, args: argparse.Namespace) -> dict[str, Any
 
     directory = root / f"{kind}-{time.monotonic_ns()}"
     config = root / f"{directory.name}.toml"
-    config.write_text(CONFIG.format(full_steps=args.steps * 10, population=args.population,
-                                    generations=args.generations, kind=kind,
-                                    workers=f"workers = {args.workers}" if kind == "local"
-                                    else f"max_in_flight = {args.workers}"))
+    config.write_text(
+        CONFIG.format(
+            full_steps=args.steps * 10,
+            population=args.population,
+            generations=args.generations,
+            kind=kind,
+            workers=f"workers = {args.workers}" if kind == "local" else f"max_in_flight = {args.workers}",
+        )
+    )
     init_experiment(directory, config)
     t0 = time.time()
     start(directory)
     t1 = time.time()
     with sqlite3.connect(directory / "experiment.sqlite") as db:
         rows = db.execute(ROWS).fetchall()
-        trained = db.execute("SELECT finished_at, wall_time FROM candidates WHERE wall_time IS NOT NULL "
-                             "ORDER BY finished_at").fetchall()
+        trained = db.execute(
+            "SELECT finished_at, wall_time FROM candidates WHERE wall_time IS NOT NULL ORDER BY finished_at"
+        ).fetchall()
     first_end, first_wall = trained[0]
     last = trained[-1][0]
     startup = first_end - first_wall - t0
     busy = sum(w for _, w in trained)
     steady = (last - (t0 + startup)) * args.workers - busy
-    return {"kind": kind, "wall": t1 - t0, "startup": startup, "shutdown": t1 - last,
-            "per_candidate": steady / len(trained), "trained": len(trained), "train_s": busy, "rows": rows}
+    return {
+        "kind": kind,
+        "wall": t1 - t0,
+        "startup": startup,
+        "shutdown": t1 - last,
+        "per_candidate": steady / len(trained),
+        "trained": len(trained),
+        "train_s": busy,
+        "rows": rows,
+    }
 
 
 def main() -> None:
@@ -96,7 +110,7 @@ def main() -> None:
     try:
         import ray  # noqa: F401
     except ImportError:
-        raise SystemExit("this benchmark needs ray: pip install -e '.[ray]'")
+        raise SystemExit("this benchmark needs ray: pip install -e '.[ray]'") from None
 
     results: dict[str, list[dict[str, Any]]] = {"local": [], "ray": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,19 +118,23 @@ def main() -> None:
             for kind in ("local", "ray") if r % 2 == 0 else ("ray", "local"):
                 res = run_search(Path(tmp), kind, args)
                 results[kind].append(res)
-                print(f"round {r + 1} {kind:5s}: wall {res['wall']:6.1f} s  start-up {res['startup']:5.1f} s  "
-                      f"per-candidate overhead {res['per_candidate'] * 1000:6.0f} ms  shutdown "
-                      f"{res['shutdown']:4.1f} s  ({res['trained']} trained, {res['train_s']:.1f} s in train())",
-                      flush=True)
+                print(
+                    f"round {r + 1} {kind:5s}: wall {res['wall']:6.1f} s  start-up {res['startup']:5.1f} s  "
+                    f"per-candidate overhead {res['per_candidate'] * 1000:6.0f} ms  shutdown "
+                    f"{res['shutdown']:4.1f} s  ({res['trained']} trained, {res['train_s']:.1f} s in train())",
+                    flush=True,
+                )
     same = all(res["rows"] == results["local"][0]["rows"] for kind in results for res in results[kind])
     print(f"databases identical across evaluators and rounds: {same}")
     local = min(results["local"], key=lambda res: res["wall"])
     remote = min(results["ray"], key=lambda res: res["wall"])
-    print(f"digits search, population {args.population} x {args.generations} generations, "
-          f"{args.steps} steps per candidate, {args.workers} workers, best of {args.rounds}: "
-          f"ray wall / local wall = {remote['wall']:.1f} / {local['wall']:.1f} = {remote['wall'] / local['wall']:.2f}; "
-          f"start-up {remote['startup']:.1f} s vs {local['startup']:.1f} s; per-candidate overhead "
-          f"{remote['per_candidate'] * 1000:.0f} ms vs {local['per_candidate'] * 1000:.0f} ms")
+    print(
+        f"digits search, population {args.population} x {args.generations} generations, "
+        f"{args.steps} steps per candidate, {args.workers} workers, best of {args.rounds}: "
+        f"ray wall / local wall = {remote['wall']:.1f} / {local['wall']:.1f} = {remote['wall'] / local['wall']:.2f}; "
+        f"start-up {remote['startup']:.1f} s vs {local['startup']:.1f} s; per-candidate overhead "
+        f"{remote['per_candidate'] * 1000:.0f} ms vs {local['per_candidate'] * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

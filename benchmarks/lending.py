@@ -44,8 +44,9 @@ ROWS = [
 ]
 
 
-def speedup(model: torch.nn.Module, shape: tuple[int, ...], batch: int, cores: int, rounds: int,
-            seconds: float) -> float:
+def speedup(
+    model: torch.nn.Module, shape: tuple[int, ...], batch: int, cores: int, rounds: int, seconds: float
+) -> float:
     """Median over ``rounds`` of (seconds per step on 1 thread) / (on ``cores`` threads)."""
     torch.manual_seed(0)
     xb, yb = torch.randn(batch, *shape), torch.randint(0, 10, (batch,))
@@ -65,8 +66,10 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="rows whose model name is this")
     args = parser.parse_args()
     print(f"{args.cores} cores, torch {torch.__version__}")
-    print(f"rule: lend from {MIN_STEP_MACS:.3g} multiply-accumulates per step; a measurement would lend from "
-          f"{MIN_SPEEDUP}x\n")
+    print(
+        f"rule: lend from {MIN_STEP_MACS:.3g} multiply-accumulates per step; a measurement would lend from "
+        f"{MIN_SPEEDUP}x\n"
+    )
     print(f"| network | batch | MACs per step | rule | speed-up on {args.cores} threads | a measurement |")
     print("|---|---:|---:|---|---:|---|")
     disagree = 0
@@ -79,8 +82,11 @@ def main() -> None:
         measured = speedup(model, shape, batch, args.cores, args.rounds, args.seconds)
         rule, timed = macs >= MIN_STEP_MACS, measured >= MIN_SPEEDUP
         disagree += rule != timed
-        print(f"| {label} | {batch} | {macs:.3g} | {'lend' if rule else 'keep'} | {measured:.2f}x | "
-              f"{'lend' if timed else 'keep'} |", flush=True)
+        print(
+            f"| {label} | {batch} | {macs:.3g} | {'lend' if rule else 'keep'} | {measured:.2f}x | "
+            f"{'lend' if timed else 'keep'} |",
+            flush=True,
+        )
     print(f"\nrows where the rule and a measurement disagree: {disagree}")
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -47,11 +46,19 @@ def protocols(data_dir: str | None) -> dict[str, dict[str, Any]]:
     digits["search"]["population"] = 8
     digits["evaluator"] = {"kind": "local", "workers": WORKERS}
     mnist = {
-        "name": "peers-mnist", "seed": 0,
-        "training": {"dataset": "mnist", "data_fraction": 0.1, "model": "mnist-cnn", "model_options": {"width": 0.25},
-                     "steps": 6000, "batch_size": 100, "lr": 0.01, "momentum": 0.9},
-        "search": {"population": 8, "generations": 3, "sigma": 1.2, "partial_fraction": 0.2,
-                   "invariant": "reference"},
+        "name": "peers-mnist",
+        "seed": 0,
+        "training": {
+            "dataset": "mnist",
+            "data_fraction": 0.1,
+            "model": "mnist-cnn",
+            "model_options": {"width": 0.25},
+            "steps": 6000,
+            "batch_size": 100,
+            "lr": 0.01,
+            "momentum": 0.9,
+        },
+        "search": {"population": 8, "generations": 3, "sigma": 1.2, "partial_fraction": 0.2, "invariant": "reference"},
         "evaluator": {"kind": "local", "workers": WORKERS},
     }
     if data_dir:
@@ -61,16 +68,25 @@ def protocols(data_dir: str | None) -> dict[str, dict[str, Any]]:
 
 # -- the three ways ------------------------------------------------------------------------------
 
+
 def run_taylorglo(config: Path, work: Path) -> tuple[float, int]:
     directory = work / "taylorglo"
-    subprocess.run([sys.executable, "-m", "taylorglo", "init", str(directory), str(config)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "taylorglo", "init", str(directory), str(config)], check=True, capture_output=True
+    )
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "taylorglo", "start", str(directory), "--plain"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "taylorglo", "start", str(directory), "--plain"], check=True, capture_output=True
+    )
     wall = time.perf_counter() - started
-    status = json.loads(subprocess.run([sys.executable, "-m", "taylorglo", "status", "--json", str(directory)],
-                                       check=True, capture_output=True, text=True).stdout)
+    status = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "taylorglo", "status", "--json", str(directory)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     counts = status["candidates"]
     return wall, counts["total"] - counts["rejected_invariant"]
 
@@ -83,8 +99,10 @@ def run_optuna(config: Path, work: Path, trainings: int) -> tuple[float, int]:
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     optuna.create_study(storage=storage, study_name="peers", direction="maximize")
     started = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, __file__, "_optuna", str(config), str(journal), str(trainings),
-                               str(worker)]) for worker in range(WORKERS)]
+    procs = [
+        subprocess.Popen([sys.executable, __file__, "_optuna", str(config), str(journal), str(trainings), str(worker)])
+        for worker in range(WORKERS)
+    ]
     if any(p.wait() for p in procs):
         raise SystemExit("an optuna worker failed")
     wall = time.perf_counter() - started
@@ -110,9 +128,14 @@ def optuna_worker(config_path: str, journal: str, trainings: int, worker: int) -
     training = config.candidate_training()
     data = load_dataset(training.dataset, training.data_dir, training.data_fraction)
     names = [f"p{i}" for i in range(8)]
-    sampler = optuna.samplers.CmaEsSampler(x0={n: 0.0 for n in names}, sigma0=config.search.sigma,
-                                           popsize=config.search.population, n_startup_trials=0,
-                                           seed=config.seed + worker, warn_independent_sampling=False)
+    sampler = optuna.samplers.CmaEsSampler(
+        x0={n: 0.0 for n in names},
+        sigma0=config.search.sigma,
+        popsize=config.search.population,
+        n_startup_trials=0,
+        seed=config.seed + worker,
+        warn_independent_sampling=False,
+    )
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal))
     study = optuna.load_study(study_name="peers", storage=storage, sampler=sampler)
     complete = (optuna.trial.TrialState.COMPLETE,)
@@ -121,8 +144,7 @@ def optuna_worker(config_path: str, journal: str, trainings: int, worker: int) -
         params = [trial.suggest_float(n, -30.0, 30.0) for n in names]
         if not invariant_holds(params, data.num_classes, config.search.invariant):
             raise optuna.TrialPruned()
-        result = train(training, TaylorGLOLoss(params), seed=derived_seed(config.seed, 7, trial.number),
-                       data=data)
+        result = train(training, TaylorGLOLoss(params), seed=derived_seed(config.seed, 7, trial.number), data=data)
         return result.val_accuracy if result.ok else 0.0
 
     def enough(study: optuna.Study, _trial: Any) -> None:
@@ -158,8 +180,12 @@ def per_process_driver(config_path: str, work: str) -> None:
                 i, params = todo.pop(0)
                 seed = candidate_seed(config.seed, generation, i, config.search.seeds)
                 out = Path(work) / f"result-{generation}-{i}.json"
-                running[i] = (subprocess.Popen([sys.executable, __file__, "_train", config_path, json.dumps(params),
-                                                str(seed), str(out)]), out)
+                running[i] = (
+                    subprocess.Popen(
+                        [sys.executable, __file__, "_train", config_path, json.dumps(params), str(seed), str(out)]
+                    ),
+                    out,
+                )
             finished = [i for i, (proc, _) in running.items() if proc.poll() is not None]
             if not finished:
                 time.sleep(0.005)
@@ -211,7 +237,7 @@ def main() -> None:
         # Optuna is held to in every round.
         trainings: int | None = None
         for r in range(args.rounds):
-            order = WAYS[r % 3:] + WAYS[:r % 3]
+            order = WAYS[r % 3 :] + WAYS[: r % 3]
             work = root / f"{name}-{r}"
             work.mkdir()
             config = work / "config.json"

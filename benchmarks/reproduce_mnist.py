@@ -87,10 +87,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--invariant", default="reference", choices=["reference", "gradient", "off"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--retry-failed", action="store_true",
-                        help="run again final runs recorded as failed (a worker that died), as `taylorglo final` does")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 600 steps, λ 6, 2 generations, 2 repeats (~2 min); not evidence")
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run again final runs recorded as failed (a worker that died), as `taylorglo final` does",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 600 steps, λ 6, 2 generations, 2 repeats (~2 min); not evidence",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.population, args.generations, args.repeats = 600, 6, 2, 2
@@ -132,8 +138,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "dataset": args.dataset,
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "config": experiment_config(args),
-        "best_loss": {"label": best["label"], "params": best["params"], "formula": best["formula"],
-                      "search_fitness": result["best"]["fitness"]},
+        "best_loss": {
+            "label": best["label"],
+            "params": best["params"],
+            "formula": best["formula"],
+            "search_fitness": result["best"]["fitness"],
+        },
         "best": best["test_accuracy"],
         "cross_entropy": ce["test_accuracy"],
         "difference": test["difference"],
@@ -158,11 +168,13 @@ def summary_line(f: dict[str, Any]) -> str:
     def number(value: float | None, form: str) -> str:
         return "n/a" if value is None else format(value, form)
 
-    return (f"{f['dataset']} 10%: best loss {number(b['mean'], '.4f')} ± {number(b['std'], '.4f')} (n={b['n']}) "
-            f"vs cross-entropy {number(ce['mean'], '.4f')} ± {number(ce['std'], '.4f')} (n={ce['n']}): "
-            f"difference {number(f['difference'], '+.4f')}, Welch p {number(f['welch_p'], '.3g')}; "
-            f"invariant rejected {c['rejected_invariant']} of {c['total']} candidates; "
-            f"wall {f['wall']:.0f} s (search {f['wall_search']:.0f} s, final ~{f['wall_final']:.0f} s)")
+    return (
+        f"{f['dataset']} 10%: best loss {number(b['mean'], '.4f')} ± {number(b['std'], '.4f')} (n={b['n']}) "
+        f"vs cross-entropy {number(ce['mean'], '.4f')} ± {number(ce['std'], '.4f')} (n={ce['n']}): "
+        f"difference {number(f['difference'], '+.4f')}, Welch p {number(f['welch_p'], '.3g')}; "
+        f"invariant rejected {c['rejected_invariant']} of {c['total']} candidates; "
+        f"wall {f['wall']:.0f} s (search {f['wall_search']:.0f} s, final ~{f['wall_final']:.0f} s)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -170,17 +182,22 @@ def main(argv: list[str] | None = None) -> None:
     from taylorglo import TaylorGLOError
 
     c = experiment_config(args)
-    print(f"{args.dataset}, 10% of the training split, mnist-cnn width {args.width}, {args.steps} steps "
-          f"(candidates: {args.partial:g} of them), λ {args.population} x {args.generations} generations, "
-          f"final {args.repeats} repeats, {args.workers} workers; experiment in {args.out}", flush=True)
+    print(
+        f"{args.dataset}, 10% of the training split, mnist-cnn width {args.width}, {args.steps} steps "
+        f"(candidates: {args.partial:g} of them), λ {args.population} x {args.generations} generations, "
+        f"final {args.repeats} repeats, {args.workers} workers; experiment in {args.out}",
+        flush=True,
+    )
     try:
         figures = run(args)
     except TaylorGLOError as exc:
         raise SystemExit(f"error: {exc}") from None
     print()
     print(f"best loss ({figures['best_loss']['label']}): {figures['best_loss']['formula']}")
-    print(f"  params {[round(p, 4) for p in figures['best_loss']['params']]}; search fitness "
-          f"{figures['best_loss']['search_fitness']:.4f} (validation, {c['search']['partial_fraction']:g} schedule)")
+    print(
+        f"  params {[round(p, 4) for p in figures['best_loss']['params']]}; search fitness "
+        f"{figures['best_loss']['search_fitness']:.4f} (validation, {c['search']['partial_fraction']:g} schedule)"
+    )
     print(f"report: {figures['report']}")
     print(summary_line(figures))
 

@@ -27,15 +27,18 @@ CONFIG = ROOT / "examples" / "digits.toml"
 
 def _search(directory: Path) -> tuple[float, float]:
     """(first training began, search ended), in seconds after ``start`` was launched."""
-    subprocess.run([sys.executable, "-m", "taylorglo", "init", str(directory), str(CONFIG)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "taylorglo", "init", str(directory), str(CONFIG)], check=True, capture_output=True
+    )
     launched_at, started = time.time(), time.perf_counter()
-    subprocess.run([sys.executable, "-m", "taylorglo", "start", str(directory), "--plain"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "taylorglo", "start", str(directory), "--plain"], check=True, capture_output=True
+    )
     whole = time.perf_counter() - started
     with sqlite3.connect(f"file:{directory / 'experiment.sqlite'}?mode=ro", uri=True) as db:
-        (began,) = db.execute("SELECT MIN(finished_at - wall_time) FROM candidates WHERE wall_time IS NOT NULL"
-                              ).fetchone()
+        (began,) = db.execute(
+            "SELECT MIN(finished_at - wall_time) FROM candidates WHERE wall_time IS NOT NULL"
+        ).fetchone()
     return began - launched_at, whole
 
 
@@ -56,8 +59,9 @@ def main() -> None:
         began, ended = _search(root / f"run{i}")
         first.append(began)
         whole.append(ended)
-        print(f"round {i}: first training {began:.2f} s, search {ended:.2f} s, import torch {floor[-1]:.2f} s",
-              flush=True)
+        print(
+            f"round {i}: first training {began:.2f} s, search {ended:.2f} s, import torch {floor[-1]:.2f} s", flush=True
+        )
     f, w, t = statistics.median(first), statistics.median(whole), statistics.median(floor)
     print(f"\nmedian over {args.rounds} rounds (examples/digits.toml, 2 workers, {len(first)} fresh searches):")
     print(f"  first candidate's training began  {f:6.2f} s after `taylorglo start`")

@@ -60,8 +60,9 @@ import os
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 TARGET = 0.9
 
@@ -75,19 +76,30 @@ def config(dataset: str, evaluator: str, args: argparse.Namespace, pinned: bool 
         search = {"population": 8 if args.quick else 20, "generations": 3, "partial_fraction": 0.1}
     else:
         steps = 300 if args.quick else 1200
-        training = {"dataset": "mnist", "data_dir": str(Path(args.data_dir).resolve()), "data_fraction": 0.1,
-                    "model": "mnist-cnn", "model_options": {"width": 0.25}, "steps": steps * 5,
-                    "batch_size": 100, "lr": 0.01, "momentum": 0.9}
-        search = {"population": 6 if args.quick else 12, "generations": 2 if args.quick else 4,
-                  "partial_fraction": 0.2}
+        training = {
+            "dataset": "mnist",
+            "data_dir": str(Path(args.data_dir).resolve()),
+            "data_fraction": 0.1,
+            "model": "mnist-cnn",
+            "model_options": {"width": 0.25},
+            "steps": steps * 5,
+            "batch_size": 100,
+            "lr": 0.01,
+            "momentum": 0.9,
+        }
+        search = {"population": 6 if args.quick else 12, "generations": 2 if args.quick else 4, "partial_fraction": 0.2}
     if pinned:
         from taylorglo.evaluators.local import threads_per_worker
 
         training["threads"] = threads_per_worker(args.workers)
-    return {"name": f"throughput-{dataset}-{evaluator}", "kind": "taylorglo", "seed": args.seed,
-            "training": training,
-            "search": {"order": 3, "sigma": 1.2, "invariant": "reference", "seeds": "generation", **search},
-            "evaluator": {"kind": evaluator, "workers": args.workers}}
+    return {
+        "name": f"throughput-{dataset}-{evaluator}",
+        "kind": "taylorglo",
+        "seed": args.seed,
+        "training": training,
+        "search": {"order": 3, "sigma": 1.2, "invariant": "reference", "seeds": "generation", **search},
+        "evaluator": {"kind": evaluator, "workers": args.workers},
+    }
 
 
 class HostTimer:
@@ -113,6 +125,7 @@ class HostTimer:
                 finally:
                     intervals.append((t, time.time()))
         else:
+
             def timed(*a: Any, **k: Any) -> Any:
                 t = time.time()
                 try:
@@ -123,7 +136,7 @@ class HostTimer:
         setattr(owner, name, timed)
         self._undo.append(lambda: setattr(owner, name, original))
 
-    def __enter__(self) -> "HostTimer":
+    def __enter__(self) -> HostTimer:
         from taylorglo.experiment import host
         from taylorglo.experiment.store import Store
         from taylorglo.search import CMAESSearch
@@ -150,8 +163,15 @@ def _idle(busy: list[tuple[float, float]], a: float, b: float, last_result: floa
     return max(0.0, active - sum(_overlap(a, b, s, e) for s, e in busy))
 
 
-def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, workers: int, base_threads: int,
-             host: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:
+def timeline(
+    candidates: list[Any],
+    opened0: float,
+    t0: float,
+    t1: float,
+    workers: int,
+    base_threads: int,
+    host: dict[str, list[tuple[float, float]]],
+) -> dict[str, Any]:
     """Split ``(t1 − t0) × workers`` slot-seconds into the rows of the module docstring."""
     trained = [c for c in candidates if c.wall_time is not None and c.finished_at is not None and c.worker]
     gen_end: dict[int, float] = {}
@@ -174,8 +194,10 @@ def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, worker
     for name, runs in by_worker.items():
         start_up = busy[name][0][0] - opened0
         marks = next((c.metrics["worker_startup"] for c in runs if "worker_startup" in (c.metrics or {})), {})
-        parts = {"worker start-up: process start, imports": marks.get("process_start", 0.0),
-                 "worker start-up: data loading": marks.get("data_load", 0.0)}
+        parts = {
+            "worker start-up: process start, imports": marks.get("process_start", 0.0),
+            "worker start-up: data loading": marks.get("data_load", 0.0),
+        }
         for key, value in parts.items():
             out[key] += value
         out["worker start-up: rest, until its first job"] += start_up - sum(parts.values())
@@ -224,24 +246,48 @@ def timeline(candidates: list[Any], opened0: float, t0: float, t1: float, worker
     for c in trained:
         per_gen[c.generation] += 1
     host_seconds = {label: sum(b - a for a, b in intervals) for label, intervals in host.items()}
-    return {"parts": dict(out), "total": total, "per_gen": dict(per_gen), "idle": idle, "host": host_seconds,
-            "trained": len(trained), "workers_used": len(by_worker), "lent_steps": lent_steps}
+    return {
+        "parts": dict(out),
+        "total": total,
+        "per_gen": dict(per_gen),
+        "idle": idle,
+        "host": host_seconds,
+        "trained": len(trained),
+        "workers_used": len(by_worker),
+        "lent_steps": lent_steps,
+    }
 
 
 ROWS = [
-    ("training steps", 0), ("evaluation (validation pass)", 0), ("model build, rest of train()", 0),
-    ("worker start-up: process start, imports", 0), ("worker start-up: data loading", 0), ("worker start-up: rest, until its first job", 0),
-    ("generation barrier", 0), ("host between generations", 0), ("host between candidates", 0),
-    ("host set-up", 0), ("host tail", 0), ("worker never used", 0), ("unaccounted", 0),
+    ("training steps", 0),
+    ("evaluation (validation pass)", 0),
+    ("model build, rest of train()", 0),
+    ("worker start-up: process start, imports", 0),
+    ("worker start-up: data loading", 0),
+    ("worker start-up: rest, until its first job", 0),
+    ("generation barrier", 0),
+    ("host between generations", 0),
+    ("host between candidates", 0),
+    ("host set-up", 0),
+    ("host tail", 0),
+    ("worker never used", 0),
+    ("unaccounted", 0),
 ]
-ONE_OFF = ("host set-up", "host tail", "worker start-up: process start, imports", "worker start-up: data loading",
-           "worker start-up: rest, until its first job")
+ONE_OFF = (
+    "host set-up",
+    "host tail",
+    "worker start-up: process start, imports",
+    "worker start-up: data loading",
+    "worker start-up: rest, until its first job",
+)
 
 
 def print_table(name: str, wall: float, workers: int, tl: dict[str, Any]) -> None:
     total, parts = tl["total"], tl["parts"]
-    print(f"\n{name}: wall {wall:.1f} s x {workers} workers = {total:.1f} worker-slot-seconds; "
-          f"{tl['trained']} trainings, per generation {[tl['per_gen'][g] for g in sorted(tl['per_gen'])]}")
+    print(
+        f"\n{name}: wall {wall:.1f} s x {workers} workers = {total:.1f} worker-slot-seconds; "
+        f"{tl['trained']} trainings, per generation {[tl['per_gen'][g] for g in sorted(tl['per_gen'])]}"
+    )
     print(f"  {'where':<46} {'slot-s':>8} {'share':>7}  bar")
     for key, _ in ROWS:
         value = parts.get(key, 0.0)
@@ -250,11 +296,15 @@ def print_table(name: str, wall: float, workers: int, tl: dict[str, Any]) -> Non
         share = value / total
         print(f"  {key:<46} {value:8.2f} {share:7.1%}  {'#' * max(0, round(share * 50))}")
         if key == "training steps" and tl["lent_steps"]:
-            print(f"    of which on cores lent by workers idle at the barrier {tl['lent_steps']:8.2f} "
-                  f"{tl['lent_steps'] / total:7.1%}")
+            print(
+                f"    of which on cores lent by workers idle at the barrier {tl['lent_steps']:8.2f} "
+                f"{tl['lent_steps'] / total:7.1%}"
+            )
     for label in sorted(tl["idle"]):
-        print(f"    idle slots while the host ran {label:<30} {tl['idle'][label]:8.2f} {tl['idle'][label] / total:7.1%}"
-              f"  (host thread: {tl['host'][label]:.2f} s)")
+        print(
+            f"    idle slots while the host ran {label:<30} {tl['idle'][label]:8.2f} {tl['idle'][label] / total:7.1%}"
+            f"  (host thread: {tl['host'][label]:.2f} s)"
+        )
 
 
 class CpuMeter:
@@ -279,8 +329,10 @@ class CpuMeter:
         other = max(0.0, (busy - self.busy0) - (_own_cpu() - self.own0))
         stolen = steal - self.steal0
         share = (other + stolen) / (wall * cores)
-        text = (f"{what}: other processes used {other:.1f} core-s, hypervisor steal {stolen:.1f} core-s "
-                f"= {share:.1%} of {wall:.0f} s x {cores} cores")
+        text = (
+            f"{what}: other processes used {other:.1f} core-s, hypervisor steal {stolen:.1f} core-s "
+            f"= {share:.1%} of {wall:.0f} s x {cores} cores"
+        )
         if share > 0.05:
             text += "  ** machine was busy: the figures below are not reliable; re-run on an idle machine **"
         return text
@@ -305,8 +357,9 @@ def _own_cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def run_search(dataset: str, evaluator: str, args: argparse.Namespace, root: Path,
-               pinned: bool = False) -> dict[str, Any]:
+def run_search(
+    dataset: str, evaluator: str, args: argparse.Namespace, root: Path, pinned: bool = False
+) -> dict[str, Any]:
     from taylorglo.evaluators.local import threads_per_worker
     from taylorglo.experiment import init_experiment, open_experiment, start
 
@@ -324,19 +377,26 @@ def run_search(dataset: str, evaluator: str, args: argparse.Namespace, root: Pat
     busy = meter.report("machine during the search") if evaluator == "local" else ""
     with open_experiment(directory).reader() as store:
         opened0 = store.generation(0).opened_at
-        tl = timeline(store.candidates(), opened0, t0, t1, args.workers, threads_per_worker(args.workers),
-                      timer.intervals)
+        tl = timeline(
+            store.candidates(), opened0, t0, t1, args.workers, threads_per_worker(args.workers), timer.intervals
+        )
     name = f"{dataset} / {evaluator}" + (" / threads pinned (baseline: no core lent)" if pinned else "")
     print_table(name, t1 - t0, args.workers, tl)
     counts = result["candidates"]
-    print(f"  candidates: {counts['total']}, {counts['rejected_invariant']} rejected by the invariant; "
-          f"best fitness {result['best']['fitness'] if result['best'] else None}")
+    print(
+        f"  candidates: {counts['total']}, {counts['rejected_invariant']} rejected by the invariant; "
+        f"best fitness {result['best']['fitness'] if result['best'] else None}"
+    )
     if busy:
         print(f"  {busy}")
     parts, total = tl["parts"], tl["total"]
     one_off = sum(parts.get(k, 0.0) for k in ONE_OFF)
-    return {"name": name, "share": parts["training steps"] / total,
-            "steady": parts["training steps"] / (total - one_off), "wall": t1 - t0}
+    return {
+        "name": name,
+        "share": parts["training steps"] / total,
+        "steady": parts["training steps"] / (total - one_off),
+        "wall": t1 - t0,
+    }
 
 
 def main() -> None:
@@ -347,20 +407,28 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny searches; one-off costs dominate: not the figure")
-    parser.add_argument("--no-baseline", action="store_true",
-                        help="skip the second run of each search with its threads pinned (the wall-time baseline)")
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the second run of each search with its threads pinned (the wall-time baseline)",
+    )
     args = parser.parse_args()
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     evaluators = [e.strip() for e in args.evaluators.split(",") if e.strip()]
-    for value, allowed, flag in ((datasets, ("digits", "mnist"), "--datasets"),
-                                 (evaluators, ("local", "ray"), "--evaluators")):
+    for value, allowed, flag in (
+        (datasets, ("digits", "mnist"), "--datasets"),
+        (evaluators, ("local", "ray"), "--evaluators"),
+    ):
         bad = [v for v in value if v not in allowed]
         if bad or not value:
             raise SystemExit(f"error: {flag}: choose from {', '.join(allowed)}, got {bad or value}")
     from taylorglo.evaluators.local import cpu_count, threads_per_worker
 
-    print(f"{args.workers} workers x {threads_per_worker(args.workers)} thread(s) on {cpu_count()} cores; "
-          f"searches: {', '.join(f'{d}/{e}' for d in datasets for e in evaluators)}", flush=True)
+    print(
+        f"{args.workers} workers x {threads_per_worker(args.workers)} thread(s) on {cpu_count()} cores; "
+        f"searches: {', '.join(f'{d}/{e}' for d in datasets for e in evaluators)}",
+        flush=True,
+    )
     from taylorglo.training.data import load_dataset
 
     results, ratios = [], []
@@ -374,14 +442,17 @@ def main() -> None:
                 results.append(run_search(dataset, evaluator, args, Path(tmp)))
                 if not args.no_baseline:
                     pinned = run_search(dataset, evaluator, args, Path(tmp), pinned=True)
-                    ratios.append(f"{dataset}/{evaluator} {results[-1]['wall'] / pinned['wall']:.3f} "
-                                  f"(share {pinned['share']:.3f})")
+                    ratios.append(
+                        f"{dataset}/{evaluator} {results[-1]['wall'] / pinned['wall']:.3f} "
+                        f"(share {pinned['share']:.3f})"
+                    )
     print()
-    print("training share of wall x workers (steady state, one-off start-up left out): "
-          + "; ".join(f"{r['name']} {r['share']:.3f} ({r['steady']:.3f})" for r in results)
-          + f"  (target >= {TARGET} on MNIST)"
-          + ("; wall with idle cores lent / wall with threads pinned, same run: " + "; ".join(ratios)
-             if ratios else ""))
+    print(
+        "training share of wall x workers (steady state, one-off start-up left out): "
+        + "; ".join(f"{r['name']} {r['share']:.3f} ({r['steady']:.3f})" for r in results)
+        + f"  (target >= {TARGET} on MNIST)"
+        + ("; wall with idle cores lent / wall with threads pinned, same run: " + "; ".join(ratios) if ratios else "")
+    )
 
 
 if __name__ == "__main__":

@@ -57,10 +57,24 @@ def bare_loop(data, steps: int, warmup: int, batch: int, seed: int) -> float:
 def trainer_run(data, steps: int, warmup: int, batch: int, seed: int) -> tuple[float, float]:
     """(steps/s over the same timed window, end-to-end wall time) of :func:`taylorglo.training`."""
     marks: dict[int, float] = {}
-    config = TrainConfig(dataset="mnist", model="mnist-cnn", steps=steps, batch_size=batch, lr=0.01,
-                         momentum=0.9, log_every=warmup, eval_test=False)
+    config = TrainConfig(
+        dataset="mnist",
+        model="mnist-cnn",
+        steps=steps,
+        batch_size=batch,
+        lr=0.01,
+        momentum=0.9,
+        log_every=warmup,
+        eval_test=False,
+    )
     started = time.perf_counter()
-    train(config, "cross-entropy", seed=seed, data=data, progress=lambda done, total: marks.setdefault(done, time.perf_counter()))
+    train(
+        config,
+        "cross-entropy",
+        seed=seed,
+        data=data,
+        progress=lambda done, total: marks.setdefault(done, time.perf_counter()),
+    )
     wall = time.perf_counter() - started
     return (steps - warmup) / (marks[steps] - marks[warmup]), wall
 
@@ -89,15 +103,19 @@ def main() -> None:
             else:
                 speed, wall = trainer_run(data, args.steps, args.warmup, args.batch, seed=r)
                 ours.append(speed)
-        print(f"round {r}: bare {bare[-1]:.2f} steps/s, trainer {ours[-1]:.2f} steps/s "
-              f"(trainer end-to-end {wall:.1f} s incl. model build and 5,000-image validation)")
+        print(
+            f"round {r}: bare {bare[-1]:.2f} steps/s, trainer {ours[-1]:.2f} steps/s "
+            f"(trainer end-to-end {wall:.1f} s incl. model build and 5,000-image validation)"
+        )
     # Best-of-rounds is the figure (as timeit does): noise from other processes only ever slows a
     # round down, so the fastest round of each is the closest to its true cost. Medians shown too.
     b, t = max(bare), max(ours)
     mb, mt = statistics.median(bare), statistics.median(ours)
-    print(f"mnist-cnn batch {args.batch}, {args.rounds} rounds: best bare {b:.2f} steps/s, best trainer "
-          f"{t:.2f} steps/s (medians {mb:.2f} / {mt:.2f}, ratio {mb / mt:.3f}); "
-          f"overhead ratio = {b / t:.3f} (target <= 1.05)")
+    print(
+        f"mnist-cnn batch {args.batch}, {args.rounds} rounds: best bare {b:.2f} steps/s, best trainer "
+        f"{t:.2f} steps/s (medians {mb:.2f} / {mt:.2f}, ratio {mb / mt:.3f}); "
+        f"overhead ratio = {b / t:.3f} (target <= 1.05)"
+    )
 
 
 if __name__ == "__main__":

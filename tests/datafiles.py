@@ -66,4 +66,3 @@ def make_png_folder(root: Path, n_train: int = 3, n_test: int = 1, hw=(6, 5)) ->
                 out[f"{split}_x"].append(images[(split, cls, i)].transpose(2, 0, 1))
                 out[f"{split}_y"].append(label)
     return {k: np.stack(v) if k.endswith("x") else np.array(v) for k, v in out.items()}
-

@@ -15,8 +15,14 @@ import torch
 from torch import nn
 
 
-def model(input_shape: tuple[int, ...], num_classes: int, kill_seed: int = -1, once: str | None = None,
-          kill_first_build: bool = False, **_: object) -> nn.Module:
+def model(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    kill_seed: int = -1,
+    once: str | None = None,
+    kill_first_build: bool = False,
+    **_: object,
+) -> nn.Module:
     if kill_first_build or (torch.initial_seed() == kill_seed and not (once and Path(once).exists())):
         if once:
             Path(once).touch()

@@ -13,10 +13,15 @@ SMALL: dict[str, Any] = {
     "name": "test-digits",
     "kind": "taylorglo",
     "seed": 0,
-    "training": {"dataset": "digits", "model": "mlp", "steps": 2000, "batch_size": 64,
-                 "model_options": {"hidden": 32}},
-    "search": {"order": 3, "population": 6, "sigma": 1.2, "generations": 3, "partial_fraction": 0.05,
-               "invariant": "reference"},
+    "training": {"dataset": "digits", "model": "mlp", "steps": 2000, "batch_size": 64, "model_options": {"hidden": 32}},
+    "search": {
+        "order": 3,
+        "population": 6,
+        "sigma": 1.2,
+        "generations": 3,
+        "partial_fraction": 0.05,
+        "invariant": "reference",
+    },
     "evaluator": {"kind": "local", "workers": 2},
 }
 
@@ -68,8 +73,10 @@ def candidate_rows(directory: Path) -> list[tuple]:
     import sqlite3
 
     with sqlite3.connect(Path(directory) / "experiment.sqlite") as db:
-        rows = db.execute("SELECT generation, idx, params, seed, status, fitness, val_accuracy, val_loss, attempts, "
-                          "json_extract(metrics, '$.threads') FROM candidates ORDER BY generation, idx").fetchall()
+        rows = db.execute(
+            "SELECT generation, idx, params, seed, status, fitness, val_accuracy, val_loss, attempts, "
+            "json_extract(metrics, '$.threads') FROM candidates ORDER BY generation, idx"
+        ).fetchall()
     db.close()
     return rows
 
@@ -84,8 +91,9 @@ def plugin_env() -> dict[str, str]:
 def cli(*args: str, check: bool = False, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run ``python -m taylorglo ARGS`` as a user would (a separate process)."""
     env = plugin_env()
-    result = subprocess.run([sys.executable, "-m", "taylorglo", *args], capture_output=True, text=True,
-                            env=env, timeout=600, **kwargs)
+    result = subprocess.run(
+        [sys.executable, "-m", "taylorglo", *args], capture_output=True, text=True, env=env, timeout=600, **kwargs
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"taylorglo {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result
@@ -134,8 +142,9 @@ def kill_9_when(args: list[str], directory: Path, ready: Any, on_poll: Any = Non
     import sqlite3
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "taylorglo", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taylorglo", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     state = None
     while time.time() < deadline and proc.poll() is None:
@@ -164,8 +173,11 @@ def start_and_kill_9(directory: Path, generation: int = 1, on_poll: Any = None) 
 
     def inside(db: Any) -> bool:
         counts.clear()
-        counts.update(db.execute("SELECT status, COUNT(*) FROM candidates WHERE generation = ? GROUP BY status",
-                                 (generation,)).fetchall())
+        counts.update(
+            db.execute(
+                "SELECT status, COUNT(*) FROM candidates WHERE generation = ? GROUP BY status", (generation,)
+            ).fetchall()
+        )
         return counts.get("evaluated", 0) >= 1 and counts.get("pending", 0) >= 1
 
     returncode, _ = kill_9_when(["start", str(directory)], directory, inside, on_poll)

@@ -31,12 +31,13 @@ class Gated(nn.Module):
                 deadline = time.monotonic() + self.patience
                 while not Path(self.gate).exists():
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"the gate {self.gate} was never opened")
+                        raise RuntimeError(f"the gate {self.gate} was never opened") from None
                     time.sleep(0.02)
         return self.net(x)
 
 
-def model(input_shape: tuple[int, ...], num_classes: int, gate: str = "", patience: float = 300.0,
-          **_: object) -> nn.Module:
+def model(
+    input_shape: tuple[int, ...], num_classes: int, gate: str = "", patience: float = 300.0, **_: object
+) -> nn.Module:
     net = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), 32), nn.ReLU(), nn.Linear(32, num_classes))
     return Gated(net, gate, patience)

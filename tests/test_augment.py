@@ -42,7 +42,9 @@ def test_crop_is_a_window_of_the_padded_image():
     padded = torch.tensor(fill).view(1, 3, 1, 1).repeat(1, 1, h + 2 * pad, w + 2 * pad)
     padded[:, :, pad : pad + h, pad : pad + w] = image
     windows = [padded[0, :, i : i + h, j : j + w] for i in range(2 * pad + 1) for j in range(2 * pad + 1)]
-    out = augment_batch(image.repeat(200, 1, 1, 1), torch.Generator().manual_seed(1), crop_padding=pad, flip=False, fill=fill)
+    out = augment_batch(
+        image.repeat(200, 1, 1, 1), torch.Generator().manual_seed(1), crop_padding=pad, flip=False, fill=fill
+    )
     hits = [next(k for k, win in enumerate(windows) if torch.equal(o, win)) for o in out]  # StopIteration = bad crop
     assert len(set(hits)) == len(windows)  # every offset occurs
 

@@ -34,11 +34,14 @@ def one_line(result: subprocess.CompletedProcess[str], *needles: str, code: int 
     return lines[0]
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"seed": 2**32}, "seed"),
-    ({"search": {"sigma": 1e308}}, "search.sigma"),
-    ({"search": {"mean": [1e308] * 8}}, "search.mean"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"seed": 2**32}, "seed"),
+        ({"search": {"sigma": 1e308}}, "search.sigma"),
+        ({"search": {"mean": [1e308] * 8}}, "search.mean"),
+    ],
+)
 def test_config_values_start_could_not_use_are_refused_at_init(tmp_path, change, field):
     path = write_config(tmp_path / "c.toml", merged(SMALL, **change))
     one_line(run_cli("init", str(tmp_path / "run"), str(path)), field)
@@ -52,21 +55,28 @@ def _plugin(tmp_path: Path, monkeypatch, body: str) -> None:
 
 
 def test_a_model_whose_output_does_not_match_the_classes_is_one_line(tmp_path, monkeypatch):
-    _plugin(tmp_path, monkeypatch, """
+    _plugin(
+        tmp_path,
+        monkeypatch,
+        """
         from torch import nn
         def model(input_shape, num_classes, **_):
             return nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
-    """)
-    run = init_experiment(tmp_path / "run", write_config(tmp_path / "c.toml", merged(
-        TINY, training={"model": "wrongmodel:model", "model_options": {}}))).directory
+    """,
+    )
+    run = init_experiment(
+        tmp_path / "run",
+        write_config(tmp_path / "c.toml", merged(TINY, training={"model": "wrongmodel:model", "model_options": {}})),
+    ).directory
     one_line(run_cli("start", str(run)), "training.model", "(2, 3)", "10 classes")
     assert status(run)["candidates"]["total"] == 0  # refused before anything was asked
     one_line(run_cli("train", "--model", "wrongmodel:model", "--steps", "5"), "model", "10 classes")
 
 
 def test_cuda_without_cuda_is_one_line_before_anything_trains(tmp_path):
-    run = init_experiment(tmp_path / "run", write_config(tmp_path / "c.toml", merged(
-        TINY, training={"device": "cuda"}))).directory
+    run = init_experiment(
+        tmp_path / "run", write_config(tmp_path / "c.toml", merged(TINY, training={"device": "cuda"}))
+    ).directory
     import torch
 
     if torch.cuda.is_available():
@@ -83,7 +93,7 @@ def test_a_damaged_or_swapped_dataset_file_is_one_line(tmp_path, damage, isolate
     images, labels = folder / "train-images-idx3-ubyte.gz", folder / "train-labels-idx1-ubyte.gz"
     if damage == "corrupt-gzip":
         blob = bytearray(images.read_bytes())
-        blob[len(blob) // 2:len(blob) // 2 + 16] = b"\x00" * 16
+        blob[len(blob) // 2 : len(blob) // 2 + 16] = b"\x00" * 16
         images.write_bytes(bytes(blob))
         expected = "damaged"
     else:
@@ -91,8 +101,9 @@ def test_a_damaged_or_swapped_dataset_file_is_one_line(tmp_path, damage, isolate
         labels.rename(images)
         (tmp_path / "x").rename(labels)
         expected = "swapped"
-    one_line(run_cli("train", "--dataset", "mnist", "--data-dir", str(folder), "--model", "mlp", "--steps", "5"),
-             expected)
+    one_line(
+        run_cli("train", "--dataset", "mnist", "--data-dir", str(folder), "--model", "mlp", "--steps", "5"), expected
+    )
 
 
 @pytest.fixture(scope="module")
@@ -135,14 +146,17 @@ def test_zero_variance_samples_get_no_p_value_but_a_reason():
     assert ttests([0.9, 0.91, 0.9], [0.8, 0.8, 0.8])["welch_p"] is not None
 
 
-@pytest.mark.parametrize("args, needle", [
-    (("invariant", "1,2,3,4,5,6,7,8", "--classes", "0"), "num_classes"),
-    (("invariant", ",".join(["1e308"] * 8)), "overflows"),
-    (("robustness", "{run}", "--eps", "2"), "larger than 1"),
-    (("log", "{run}", "-1", "0"), "log --help"),
-    (("nosuchcommand",), "taylorglo --help"),
-    (("start",), "Missing argument"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("invariant", "1,2,3,4,5,6,7,8", "--classes", "0"), "num_classes"),
+        (("invariant", ",".join(["1e308"] * 8)), "overflows"),
+        (("robustness", "{run}", "--eps", "2"), "larger than 1"),
+        (("log", "{run}", "-1", "0"), "log --help"),
+        (("nosuchcommand",), "taylorglo --help"),
+        (("start",), "Missing argument"),
+    ],
+)
 def test_cli_arguments_out_of_range_are_one_line(finaled, args, needle):
     one_line(run_cli(*(a.replace("{run}", str(finaled)) for a in args)), needle)
 
@@ -181,14 +195,22 @@ def test_an_interrupted_start_stops_cleanly_with_the_signals_exit_code(tmp_path,
     """The signal lands mid-generation by construction, not by timing: every training but the
     first waits at a gate (``tests/gated_model.py``) that opens only after the interrupt."""
     gate = tmp_path / "gate"
-    gated = merged(SMALL, training={"model": "gated_model:model", "model_options": {"gate": str(gate)}},
-                   search={"generations": 1, "invariant": "off"})
+    gated = merged(
+        SMALL,
+        training={"model": "gated_model:model", "model_options": {"gate": str(gate)}},
+        search={"generations": 1, "invariant": "off"},
+    )
     directory = init_experiment(tmp_path / "run", write_config(tmp_path / "c.toml", gated)).directory
     # Ctrl-C's default action, even where this test runs in a background job (which ignores SIGINT,
     # and so would the child, as Unix passes an ignored signal on).
-    proc = subprocess.Popen([sys.executable, "-m", "taylorglo", "start", str(directory)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=plugin_env(),
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taylorglo", "start", str(directory)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=plugin_env(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)

@@ -15,8 +15,22 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_train_json_on_digits():
-    proc = run("train", "--dataset", "digits", "--model", "mlp", "--loss", "cross-entropy", "--steps", "200",
-               "--lr", "0.05", "--seed", "1", "--json")
+    proc = run(
+        "train",
+        "--dataset",
+        "digits",
+        "--model",
+        "mlp",
+        "--loss",
+        "cross-entropy",
+        "--steps",
+        "200",
+        "--lr",
+        "0.05",
+        "--seed",
+        "1",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["status"] == "ok" and out["steps"] == 200
@@ -31,11 +45,13 @@ def test_train_human_readable_with_taylorglo_loss():
 
 @pytest.mark.parametrize(
     "args, start",
-    [(["train", "--loss", "taylorglo:1,2,3"], "error: --loss: "),
-     (["train", "--steps", "0"], "error: --steps: "),
-     (["train", "--dataset", "nope"], "error: dataset: "),
-     (["train", "--model", "nope"], "error: model: "),
-     (["invariant", "1,2"], "error: params: ")],
+    [
+        (["train", "--loss", "taylorglo:1,2,3"], "error: --loss: "),
+        (["train", "--steps", "0"], "error: --steps: "),
+        (["train", "--dataset", "nope"], "error: dataset: "),
+        (["train", "--model", "nope"], "error: model: "),
+        (["invariant", "1,2"], "error: params: "),
+    ],
 )
 def test_bad_input_is_one_line_no_traceback(args, start):
     proc = run(*args)
@@ -60,8 +76,20 @@ def test_train_mnist_cnn_from_a_data_dir(tmp_path):
     from datafiles import make_mnist
 
     make_mnist(tmp_path / "mnist", n_train=240, n_test=60, hw=(28, 28))
-    proc = run("train", "--dataset", "mnist", "--data-dir", str(tmp_path / "mnist"), "--model", "mnist-cnn",
-               "--steps", "4", "--batch-size", "32", "--json")
+    proc = run(
+        "train",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        str(tmp_path / "mnist"),
+        "--model",
+        "mnist-cnn",
+        "--steps",
+        "4",
+        "--batch-size",
+        "32",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["status"] == "ok" and out["steps"] == 4 and out["config"]["model"] == "mnist-cnn"
@@ -71,9 +99,16 @@ def test_train_mnist_cnn_from_a_data_dir(tmp_path):
 def test_missing_dataset_is_one_line(tmp_path):
     env_dir = tmp_path / "empty"
     env_dir.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "taylorglo", "train", "--dataset", "mnist", "--data-dir", str(env_dir)],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "TAYLORGLO_CACHE": str(tmp_path / "cache"),
-                               "TAYLORGLO_MIRROR": (tmp_path / "no-mirror").as_uri()})
+    proc = subprocess.run(
+        [sys.executable, "-m", "taylorglo", "train", "--dataset", "mnist", "--data-dir", str(env_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "TAYLORGLO_CACHE": str(tmp_path / "cache"),
+            "TAYLORGLO_MIRROR": (tmp_path / "no-mirror").as_uri(),
+        },
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and str(env_dir) in proc.stderr

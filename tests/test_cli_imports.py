@@ -41,8 +41,9 @@ def runs(tmp_path_factory) -> Path:
 
 def _imports(tmp_path: Path, *args: str) -> tuple[int, set[str]]:
     report = tmp_path / "modules.json"
-    done = subprocess.run([sys.executable, "-c", PROBE, str(report), *args], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(report), *args], capture_output=True, text=True, timeout=120
+    )
     assert report.exists(), done.stderr
     out = json.loads(report.read_text())
     return out["code"], set(out["modules"])
@@ -78,14 +79,16 @@ def test_a_command_that_only_reads_imports_no_heavy_library(runs, tmp_path, args
 
 def test_the_package_face_imports_on_first_use(tmp_path):
     """``import taylorglo`` is free; a name pulls in only what it needs."""
-    code = ("import sys, taylorglo; assert 'torch' not in sys.modules\n"
-            "taylorglo.format_formula([0.0] * 8); assert 'torch' not in sys.modules\n"
-            "taylorglo.TaylorGLOLoss; assert 'torch' in sys.modules\n"
-            "assert set(taylorglo.__all__) <= set(dir(taylorglo))\n"
-            "import importlib\n"
-            "for face in ('taylorglo', 'taylorglo.training', 'taylorglo.experiment', 'taylorglo.evaluators'):\n"
-            "    module = importlib.import_module(face)\n"
-            "    assert all(getattr(module, name) is not None for name in module.__all__), face")
+    code = (
+        "import sys, taylorglo; assert 'torch' not in sys.modules\n"
+        "taylorglo.format_formula([0.0] * 8); assert 'torch' not in sys.modules\n"
+        "taylorglo.TaylorGLOLoss; assert 'torch' in sys.modules\n"
+        "assert set(taylorglo.__all__) <= set(dir(taylorglo))\n"
+        "import importlib\n"
+        "for face in ('taylorglo', 'taylorglo.training', 'taylorglo.experiment', 'taylorglo.evaluators'):\n"
+        "    module = importlib.import_module(face)\n"
+        "    assert all(getattr(module, name) is not None for name in module.__all__), face"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
@@ -94,20 +97,41 @@ def test_a_search_host_imports_no_torch(tmp_path):
     matplotlib or scipy), so the workers start at once and the first candidate trains as soon as
     one of them is ready. A worker reports the data's classes and the network's cost instead."""
     config = tmp_path / "small.json"
-    config.write_text(json.dumps({
-        "name": "light-host", "seed": 0,
-        "training": {"dataset": "digits", "model": "mlp", "steps": 200, "batch_size": 32,
-                     "model_options": {"hidden": 16}},
-        "search": {"population": 4, "generations": 2, "partial_fraction": 0.25},
-        "evaluator": {"workers": 2},
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "name": "light-host",
+                "seed": 0,
+                "training": {
+                    "dataset": "digits",
+                    "model": "mlp",
+                    "steps": 200,
+                    "batch_size": 32,
+                    "model_options": {"hidden": 16},
+                },
+                "search": {"population": 4, "generations": 2, "partial_fraction": 0.25},
+                "evaluator": {"workers": 2},
+            }
+        )
+    )
     directory = tmp_path / "exp"
-    subprocess.run([sys.executable, "-m", "taylorglo", "init", str(directory), str(config)], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "taylorglo", "init", str(directory), str(config)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     code, modules = _imports(tmp_path, "start", str(directory), "--plain")
     assert code == 0
     heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
     assert not heavy, f"the host imported {heavy[:5]}"
-    status = json.loads(subprocess.run([sys.executable, "-m", "taylorglo", "status", "--json", str(directory)],
-                                       check=True, capture_output=True, text=True, timeout=120).stdout)
+    status = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "taylorglo", "status", "--json", str(directory)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+    )
     assert status["state"] == "finished" and status["candidates"]["total"] == 8

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from datafiles import make_cifar_batches, make_mnist, make_png_folder
 
+from datafiles import make_cifar_batches, make_mnist, make_png_folder
 from taylorglo.errors import TaylorGLOError
 from taylorglo.training import data as D
 from taylorglo.training.data import DataSplits, load_dataset
@@ -67,8 +67,10 @@ def test_digits_are_scikit_learns_read_without_importing_it():
     images, labels = D._digits_arrays()
     bunch = load_digits()
     assert np.array_equal(images, bunch.images) and np.array_equal(labels, bunch.target)
-    code = ("import sys; from taylorglo.training.data import load_dataset; load_dataset('digits'); "
-            "assert 'sklearn' not in sys.modules, 'scikit-learn was imported'")
+    code = (
+        "import sys; from taylorglo.training.data import load_dataset; load_dataset('digits'); "
+        "assert 'sklearn' not in sys.modules, 'scikit-learn was imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 

@@ -7,8 +7,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from datafiles import make_mnist
 
+from datafiles import make_mnist
 from taylorglo.errors import DatasetNotFoundError, TaylorGLOError
 from taylorglo.training import data as D
 from taylorglo.training.data import load_dataset

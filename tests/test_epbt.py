@@ -16,17 +16,22 @@ from taylorglo.training.data import load_dataset
 from taylorglo.training.trainer import evaluate
 
 BASE = {k: v for k, v in SMALL.items() if k != "search"}
-EPBT = merged(BASE, kind="epbt", training={"steps": 400},
-              epbt={"population": 4, "ready_steps": 100, "distillation": {"steps": 20},
-                    "novelty_pulsation": {"cycle": 2}})
+EPBT = merged(
+    BASE,
+    kind="epbt",
+    training={"steps": 400},
+    epbt={"population": 4, "ready_steps": 100, "distillation": {"steps": 20}, "novelty_pulsation": {"cycle": 2}},
+)
 # Slower segments (~0.5 s each) so that a kill lands inside a generation.
 SLOW = merged(EPBT, training={"steps": 6000}, epbt={"ready_steps": 1500})
 
 
 def _rows(directory):
     with sqlite3.connect(directory / "experiment.sqlite") as db:
-        candidates = db.execute("SELECT generation, idx, params, seed, status, fitness, val_accuracy, steps "
-                                "FROM candidates ORDER BY generation, idx").fetchall()
+        candidates = db.execute(
+            "SELECT generation, idx, params, seed, status, fitness, val_accuracy, steps "
+            "FROM candidates ORDER BY generation, idx"
+        ).fetchall()
         members = db.execute("SELECT * FROM members ORDER BY generation, idx").fetchall()
     return candidates, members
 
@@ -75,7 +80,9 @@ def test_the_best_members_schedule_network_and_status(finished):
     info = status(directory)
     assert info["kind"] == "epbt" and info["state"] == "finished"
     assert info["generations_completed"] == info["generations_total"] == 4
-    assert (best["generation"], best["index"]) == (info["best"]["generation"], info["best"]["index"]) == (3, best["index"])
+    assert (
+        (best["generation"], best["index"]) == (info["best"]["generation"], info["best"]["index"]) == (3, best["index"])
+    )
     schedule = best["schedule"]
     assert [s["generation"] for s in schedule] == [0, 1, 2, 3]
     assert [(s["start_step"], s["stop_step"]) for s in schedule] == [(0, 100), (100, 200), (200, 300), (300, 400)]
@@ -90,6 +97,7 @@ def test_the_best_members_schedule_network_and_status(finished):
     model, meta = load_network(directory / "models" / "epbt-best.pt")
     data = load_dataset("digits")
     from taylorglo.training.trainer import as_loss
+
     accuracy, _ = evaluate(model, data.test_x, data.test_y, as_loss(meta["loss"]))
     assert accuracy == pytest.approx(best["test_accuracy"], abs=1e-9)
     assert best["test_accuracy"] > 0.5
@@ -107,8 +115,15 @@ def test_start_again_on_a_finished_epbt_run_changes_nothing(finished):
 
 
 def test_plain_pbt_trains_cross_entropy_and_evolves_hyperparameters_only(tmp_path):
-    config = merged(EPBT, epbt={"evolve": ["lr", "weight_decay"], "initial_loss": "cross-entropy",
-                                "novelty_pulsation": False, "distillation": False})
+    config = merged(
+        EPBT,
+        epbt={
+            "evolve": ["lr", "weight_decay"],
+            "initial_loss": "cross-entropy",
+            "novelty_pulsation": False,
+            "distillation": False,
+        },
+    )
     init_experiment(tmp_path / "pbt", write_config(tmp_path / "pbt.toml", config))
     result = start(tmp_path / "pbt", workers=2)
     assert result["best"]["formula"] == "cross-entropy" and result["best"]["test_accuracy"] > 0.8
@@ -198,8 +213,7 @@ def test_final_replays_the_schedule_beside_cross_entropy_and_plain_pbt(finished,
         assert info["state"] == "finished" and info["best"]["formula"] == "cross-entropy"
         assert run.test_accuracy == info["best"]["test_accuracy"]
     # Same seeds for every contender; a second `final` re-runs nothing.
-    assert sorted(r.seed for r in runs if r.loss_id == losses["cross-entropy"].id) == \
-        sorted(r.seed for r in pbt)
+    assert sorted(r.seed for r in runs if r.loss_id == losses["cross-entropy"].id) == sorted(r.seed for r in pbt)
     again = cli("final", str(directory), "--repeats", "2", "--plain", check=True)
     assert "0 to run" in again.stderr + again.stdout
     # analyze shows the final table with all three.

@@ -11,22 +11,28 @@ from experiments import SMALL, merged
 from taylorglo import TaylorGLOLoss, invariant_holds
 from taylorglo.epbt.config import EPBTConfig
 from taylorglo.epbt.population import cross_entropy_like, initial_genes, mutate
-from taylorglo.epbt.selection import (is_novelty_step, novelty_pulse, novelty_select, ranking, select,
-                                      tournament, truncation)
+from taylorglo.epbt.selection import (
+    is_novelty_step,
+    novelty_pulse,
+    novelty_select,
+    ranking,
+    select,
+    tournament,
+    truncation,
+)
 from taylorglo.errors import TaylorGLOError
 from taylorglo.experiment import ExperimentConfig
 from taylorglo.training import TrainConfig, train
 from taylorglo.training.trainer import Segment
 
-EPBT = merged({k: v for k, v in SMALL.items() if k != "search"}, kind="epbt",
-              epbt={"population": 4, "ready_steps": 25})
+EPBT = merged({k: v for k, v in SMALL.items() if k != "search"}, kind="epbt", epbt={"population": 4, "ready_steps": 25})
 
 
 # -- config -------------------------------------------------------------------------------------
 
+
 def test_epbt_config_parses_with_defaults_and_switchable_parts():
-    config = ExperimentConfig.from_dict(merged(EPBT, epbt={"novelty_pulsation": {"cycle": 3},
-                                                           "distillation": True}))
+    config = ExperimentConfig.from_dict(merged(EPBT, epbt={"novelty_pulsation": {"cycle": 3}, "distillation": True}))
     e = config.epbt
     assert config.kind == "epbt" and config.population == 4
     assert e.novelty_pulsation.cycle == 3 and e.novelty_pulsation.multiplier == 2.0
@@ -40,19 +46,22 @@ def test_epbt_config_parses_with_defaults_and_switchable_parts():
     assert EPBTConfig().ready_interval(18, 2000) == 200
 
 
-@pytest.mark.parametrize("epbt, message", [
-    ({"population": 1}, "epbt.population: must be an integer >= 2"),
-    ({"ready_steps": 10, "ready_epochs": 1.0}, "epbt.ready_steps: give either"),
-    ({"exploit": "roulette"}, "epbt.exploit: must be one of 'truncation', 'tournament'"),
-    ({"fraction": 0.7}, "epbt.fraction: must be a number in (0, 0.5]"),
-    ({"evolve": ["loss", "momentum"]}, "epbt.evolve: must be a list of 'loss', 'lr', 'weight_decay'"),
-    ({"initial_loss": [1.0, 2.0]}, "epbt.initial_loss: must be \"random\", \"cross-entropy\" or a list of 8"),
-    ({"novelty_pulsation": {"cycle": 0}}, "epbt.novelty_pulsation.cycle: must be a positive integer"),
-    ({"novelty_pulsation": {"behavior": "x"}}, "epbt.novelty_pulsation.behavior: unknown field"),
-    ({"distillation": {"weight": 2}}, "epbt.distillation.weight: must be a number in (0, 1]"),
-    ({"lr_range": [1.0, 0.1]}, "epbt.lr_range: must be [low, high]"),
-    ({"popsize": 3}, "epbt.popsize: unknown field"),
-])
+@pytest.mark.parametrize(
+    "epbt, message",
+    [
+        ({"population": 1}, "epbt.population: must be an integer >= 2"),
+        ({"ready_steps": 10, "ready_epochs": 1.0}, "epbt.ready_steps: give either"),
+        ({"exploit": "roulette"}, "epbt.exploit: must be one of 'truncation', 'tournament'"),
+        ({"fraction": 0.7}, "epbt.fraction: must be a number in (0, 0.5]"),
+        ({"evolve": ["loss", "momentum"]}, "epbt.evolve: must be a list of 'loss', 'lr', 'weight_decay'"),
+        ({"initial_loss": [1.0, 2.0]}, 'epbt.initial_loss: must be "random", "cross-entropy" or a list of 8'),
+        ({"novelty_pulsation": {"cycle": 0}}, "epbt.novelty_pulsation.cycle: must be a positive integer"),
+        ({"novelty_pulsation": {"behavior": "x"}}, "epbt.novelty_pulsation.behavior: unknown field"),
+        ({"distillation": {"weight": 2}}, "epbt.distillation.weight: must be a number in (0, 1]"),
+        ({"lr_range": [1.0, 0.1]}, "epbt.lr_range: must be [low, high]"),
+        ({"popsize": 3}, "epbt.popsize: unknown field"),
+    ],
+)
 def test_bad_epbt_fields_are_one_line_errors_naming_the_field(epbt, message):
     with pytest.raises(TaylorGLOError) as err:
         ExperimentConfig.from_dict(merged(EPBT, epbt=epbt))
@@ -68,6 +77,7 @@ def test_epbt_and_search_tables_belong_to_their_kinds():
 
 # -- genes ----------------------------------------------------------------------------------------
 
+
 def test_cross_entropy_like_start_is_trainable_and_pushes_the_target_up():
     params = cross_entropy_like(3)
     assert params == [0.0, 0.0, 0.0, 2.0, -2.0, 0.0, 0.0, 0.5]
@@ -76,8 +86,8 @@ def test_cross_entropy_like_start_is_trainable_and_pushes_the_target_up():
     # Its gradient w.r.t. the logits points the same way as cross-entropy's on every example.
     logits = torch.randn(64, 10, requires_grad=True)
     target = torch.randint(0, 10, (64,))
-    g1, = torch.autograd.grad(TaylorGLOLoss(params)(logits, target), logits)
-    g2, = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, target), logits)
+    (g1,) = torch.autograd.grad(TaylorGLOLoss(params)(logits, target), logits)
+    (g2,) = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, target), logits)
     rows = torch.arange(64)
     assert (g1[rows, target] < 0).all() and (g2[rows, target] < 0).all()
 
@@ -107,6 +117,7 @@ def test_initial_genes_and_mutation_respect_the_invariant_and_ranges():
 
 
 # -- selection ------------------------------------------------------------------------------------
+
 
 def test_truncation_replaces_the_worst_and_every_failed_member_with_copies_of_the_best():
     fitness = [0.5, 0.9, 0.1, 0.7, 0.0, 0.8, 0.3, 0.6]
@@ -144,8 +155,11 @@ def test_novelty_select_on_a_hand_made_behaviour_set():
     assert novelty_select([0.9, 0.5, 0.8], [[0.0], [1.0], [-1.0]], keep=2, pool=3) == [0, 2]
     # Failed members are not eligible, and the pool counts eligible members only: without 3, the five
     # fittest reach member 5, the farthest from 0; then 4 (0.5 from 0) beats 2 (0.2) and 1 (0.1).
-    assert novelty_select(fitness, behaviours, keep=3, pool=5, eligible=[True, True, True, False, True, True]) \
-        == [0, 5, 4]
+    assert novelty_select(fitness, behaviours, keep=3, pool=5, eligible=[True, True, True, False, True, True]) == [
+        0,
+        5,
+        4,
+    ]
 
 
 def test_novelty_pulsation_runs_on_its_cycle_and_removes_the_configured_share():
@@ -166,16 +180,16 @@ def test_novelty_pulsation_runs_on_its_cycle_and_removes_the_configured_share():
 
 # -- the trainer's segments -------------------------------------------------------------------------
 
-SEG = TrainConfig(dataset="digits", model="mlp", steps=120, batch_size=32, model_options={"hidden": 16},
-                  log_every=20)
+SEG = TrainConfig(dataset="digits", model="mlp", steps=120, batch_size=32, model_options={"hidden": 16}, log_every=20)
 
 
 def test_a_segment_continues_a_saved_state_and_is_a_function_of_state_and_seed():
     first = train(SEG, "cross-entropy", seed=1, segment=Segment(0, 60), keep_state=True)
     assert first.ok and first.steps == 60 and first.state["step"] == 60
     assert first.val_class_accuracy is not None and len(first.val_class_accuracy) == 10
-    runs = [train(SEG, "cross-entropy", seed=2, segment=Segment(60, 120, first.state), keep_state=True)
-            for _ in range(2)]
+    runs = [
+        train(SEG, "cross-entropy", seed=2, segment=Segment(60, 120, first.state), keep_state=True) for _ in range(2)
+    ]
     assert runs[0].steps == 120 and runs[0].history[0]["step"] == 80
     for key, value in runs[0].state["model"].items():
         assert torch.equal(value, runs[1].state["model"][key])
@@ -185,8 +199,13 @@ def test_a_segment_continues_a_saved_state_and_is_a_function_of_state_and_seed()
     other = train(SEG, "cross-entropy", seed=2, segment=Segment(60, 120, blank), keep_state=True)
     assert any(not torch.equal(v, other.state["model"][k]) for k, v in runs[0].state["model"].items())
     # The segment's own hyperparameters replace the saved ones.
-    hot = train(SEG.replace(lr=0.5, weight_decay=0.01), "cross-entropy", seed=2,
-                segment=Segment(60, 120, first.state), keep_state=True)
+    hot = train(
+        SEG.replace(lr=0.5, weight_decay=0.01),
+        "cross-entropy",
+        seed=2,
+        segment=Segment(60, 120, first.state),
+        keep_state=True,
+    )
     groups = hot.state["optimizer"]["param_groups"]
     assert groups[0]["lr"] == 0.5 and groups[0]["weight_decay"] == 0.01
 
@@ -196,9 +215,16 @@ def test_distillation_keeps_a_child_closer_to_the_network_it_inherited():
     harsh = [0.0, 0.0, 0.0, 5.0, -8.0, 0.0, 0.0, 0.5]  # a very different loss for the child
 
     def drift(distill_weight: float) -> float:
-        child = train(SEG.replace(lr=0.2), harsh, seed=3,
-                      segment=Segment(60, 120, parent.state, distill_weight, 2.0, 60), keep_state=True)
-        return sum(float((child.state["model"][k].float() - v.float()).norm()) for k, v in parent.state["model"].items())
+        child = train(
+            SEG.replace(lr=0.2),
+            harsh,
+            seed=3,
+            segment=Segment(60, 120, parent.state, distill_weight, 2.0, 60),
+            keep_state=True,
+        )
+        return sum(
+            float((child.state["model"][k].float() - v.float()).norm()) for k, v in parent.state["model"].items()
+        )
 
     assert drift(0.9) < drift(0.0)
 
@@ -207,8 +233,11 @@ def test_train_schedule_follows_its_stretches_and_equals_segments_chained_by_han
     from taylorglo.training.trainer import ScheduleStep, train_schedule
 
     ce_like = tuple(cross_entropy_like(3))
-    steps = (ScheduleStep(0, 40, None, 0.05, 0.0), ScheduleStep(40, 80, ce_like, 0.02, 1e-4, 0.5, 2.0, 10),
-             ScheduleStep(80, 120, ce_like, 0.01, 1e-4))
+    steps = (
+        ScheduleStep(0, 40, None, 0.05, 0.0),
+        ScheduleStep(40, 80, ce_like, 0.02, 1e-4, 0.5, 2.0, 10),
+        ScheduleStep(80, 120, ce_like, 0.01, 1e-4),
+    )
     result = train_schedule(SEG, steps, seed=5)
     assert result.ok and result.steps == 120 and result.test_accuracy is not None
     assert [h["lr"] for h in result.history] == [0.05, 0.05, 0.02, 0.02, 0.01, 0.01]
@@ -216,8 +245,12 @@ def test_train_schedule_follows_its_stretches_and_equals_segments_chained_by_han
     state = None
     for k, s in enumerate(steps):
         seed = int(np.random.SeedSequence([5, k]).generate_state(1)[0])
-        r = train(SEG.replace(lr=s.lr, weight_decay=s.weight_decay), None if s.params is None else list(s.params),
-                  seed, segment=Segment(s.start, s.stop, state, s.distill_weight, s.distill_temperature,
-                                        s.distill_steps), keep_state=True)
+        r = train(
+            SEG.replace(lr=s.lr, weight_decay=s.weight_decay),
+            None if s.params is None else list(s.params),
+            seed,
+            segment=Segment(s.start, s.stop, state, s.distill_weight, s.distill_temperature, s.distill_steps),
+            keep_state=True,
+        )
         state = r.state
     assert r.val_accuracy == result.val_accuracy

@@ -14,8 +14,14 @@ def test_example_configs_all_validate():
     from pathlib import Path
 
     examples = sorted((Path(__file__).parent.parent / "examples").glob("*.toml"))
-    assert {p.stem for p in examples} >= {"digits", "mnist", "mnist-10pct", "cifar10-allcnnc", "cifar10-resnet20",
-                                          "epbt-digits"}
+    assert {p.stem for p in examples} >= {
+        "digits",
+        "mnist",
+        "mnist-10pct",
+        "cifar10-allcnnc",
+        "cifar10-resnet20",
+        "epbt-digits",
+    }
     for path in examples:
         config = ExperimentConfig.load(path)
         assert config.kind == ("epbt" if path.stem.startswith("epbt") else "taylorglo")
@@ -60,7 +66,7 @@ BAD = [
     ({"training": {"partial_fraction": 0.1}}, "training.partial_fraction: [training] is the full schedule"),
     ({"evaluator": {"kind": "slurm"}}, "evaluator.kind: must be one of"),
     ({"evaluator": {"workers": 0}}, "evaluator.workers: must be a positive integer"),
-    ({"evaluator": {"gpus_per_candidate": 1}}, "evaluator.gpus_per_candidate: is a Ray setting; set kind = \"ray\""),
+    ({"evaluator": {"gpus_per_candidate": 1}}, 'evaluator.gpus_per_candidate: is a Ray setting; set kind = "ray"'),
     ({"evaluator": {"kind": "ray", "gpus_per_candidate": -1}}, "evaluator.gpus_per_candidate: must be a number >= 0"),
     ({"evaluator": {"kind": "ray", "gpus_per_candidate": 1}}, "evaluator.gpus_per_candidate: GPUs are reserved but"),
     ({"evaluator": {"kind": "ray", "cpus_per_candidate": 0}}, "evaluator.cpus_per_candidate: must be a positive"),
@@ -69,8 +75,8 @@ BAD = [
     ({"evaluator": {"kind": "ray", "retries": -1}}, "evaluator.retries: must be an integer >= 0"),
     ({"evaluator": {"kind": "ray", "address": ""}}, "evaluator.address: must be a string such as 'auto'"),
     ({"evaluator": {"kind": "ray", "ship_data": "yes"}}, "evaluator.ship_data: must be true or false"),
-    ({"evaluator": {"lend_idle_cores": "yes"}}, "evaluator.lend_idle_cores: must be \"auto\", \"measure\", true or false"),
-    ({"evaluator": {"lend_idle_cores": 1}}, "evaluator.lend_idle_cores: must be \"auto\", \"measure\", true or false"),
+    ({"evaluator": {"lend_idle_cores": "yes"}}, 'evaluator.lend_idle_cores: must be "auto", "measure", true or false'),
+    ({"evaluator": {"lend_idle_cores": 1}}, 'evaluator.lend_idle_cores: must be "auto", "measure", true or false'),
     ({"kind": "oneshot"}, "kind: 'oneshot' experiments are not supported yet"),
     ({"seed": -3}, "seed: must be an integer from 0 to 2**32 - 1"),
     ({"colour": "blue"}, "colour: unknown field"),
@@ -99,10 +105,12 @@ def test_syntax_errors_and_missing_files(tmp_path):
 
 
 def test_cli_init_reports_bad_config_in_one_line_and_creates_nothing(tmp_path):
-    for change, message in [({"search": {"population": 1}}, "search.population"),
-                            ({"training": {"dataset": "imagenet"}}, "training.dataset"),
-                            ({"search": {"population": "big"}}, "search.population"),
-                            ({"search": {"populaton": 8}}, "search.populaton")]:
+    for change, message in [
+        ({"search": {"population": 1}}, "search.population"),
+        ({"training": {"dataset": "imagenet"}}, "training.dataset"),
+        ({"search": {"population": "big"}}, "search.population"),
+        ({"search": {"populaton": 8}}, "search.populaton"),
+    ]:
         path = write_config(tmp_path / "bad.toml", merged(SMALL, **change))
         result = cli("init", str(tmp_path / "run"), str(path))
         assert result.returncode == 2
@@ -147,12 +155,31 @@ def test_getinvocation_prints_a_train_command(tmp_path):
 def test_ray_evaluator_settings_and_overrides():
     from taylorglo.experiment.config import memory_bytes
 
-    config = ExperimentConfig.from_dict(merged(SMALL, training={"device": "auto"}, evaluator={
-        "kind": "ray", "address": "auto", "gpus_per_candidate": 0.5, "cpus_per_candidate": 2, "memory": "3GiB",
-        "max_in_flight": 64, "retries": 1, "ship_data": False}))
+    config = ExperimentConfig.from_dict(
+        merged(
+            SMALL,
+            training={"device": "auto"},
+            evaluator={
+                "kind": "ray",
+                "address": "auto",
+                "gpus_per_candidate": 0.5,
+                "cpus_per_candidate": 2,
+                "memory": "3GiB",
+                "max_in_flight": 64,
+                "retries": 1,
+                "ship_data": False,
+            },
+        )
+    )
     e = config.evaluator
-    assert (e.kind, e.address, e.gpus_per_candidate, e.max_in_flight, e.retries, e.ship_data) == \
-        ("ray", "auto", 0.5, 64, 1, False)
+    assert (e.kind, e.address, e.gpus_per_candidate, e.max_in_flight, e.retries, e.ship_data) == (
+        "ray",
+        "auto",
+        0.5,
+        64,
+        1,
+        False,
+    )
     assert memory_bytes(e.memory) == 3 * 1024**3 and memory_bytes("512MB") == 512 * 10**6
     assert ExperimentConfig.from_dict(config.to_dict()) == config
     # A one-run override keeps the science and swaps where it trains; switching kind drops the

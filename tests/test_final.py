@@ -16,10 +16,10 @@ from taylorglo.analysis.stats import collate, compare, describe, ttests
 from taylorglo.errors import TaylorGLOError
 from taylorglo.experiment import init_experiment, start
 from taylorglo.experiment.final import final_seed, run_final
+from taylorglo.loss import parse_loss
 from taylorglo.training.checkpoint import load_network
 from taylorglo.training.data import load_dataset
 from taylorglo.training.trainer import evaluate
-from taylorglo.loss import parse_loss
 
 # Full schedule 600 steps (~0.3 s a run); candidates train 10% of it.
 TINY = merged(SMALL, training={"steps": 600}, search={"population": 4, "generations": 2, "partial_fraction": 0.1})
@@ -56,12 +56,14 @@ def test_final_records_best_and_cross_entropy_with_identical_seeds(finaled):
     rows = _final_rows(finaled)
     assert len(rows) == 4
     with sqlite3.connect(finaled / "experiment.sqlite") as db:
-        g, i = db.execute("SELECT generation, idx FROM candidates WHERE status = 'evaluated' "
-                          "ORDER BY fitness DESC, generation, idx LIMIT 1").fetchone()
+        g, i = db.execute(
+            "SELECT generation, idx FROM candidates WHERE status = 'evaluated' "
+            "ORDER BY fitness DESC, generation, idx LIMIT 1"
+        ).fetchone()
     assert {r[0] for r in rows} == {"cross-entropy", f"candidate-{g}:{i}"}
     assert all(r[3] == "finished" and 0.5 < r[4] <= 1.0 for r in rows)
     seeds = {}
-    for label, repeat, seed, *_ in rows:
+    for _label, repeat, seed, *_ in rows:
         seeds.setdefault(repeat, set()).add(seed)
     assert all(len(s) == 1 for s in seeds.values())  # repeat r: one seed shared by both losses
     assert seeds[0] != seeds[1] and seeds[0] == {final_seed(0, 0)}
@@ -69,7 +71,7 @@ def test_final_records_best_and_cross_entropy_with_identical_seeds(finaled):
 
 def test_saved_networks_reproduce_the_recorded_test_accuracy(finaled):
     data = load_dataset("digits")
-    for label, repeat, seed, status, test_accuracy, _, model_path in _final_rows(finaled):
+    for _label, _repeat, seed, _status, test_accuracy, _, model_path in _final_rows(finaled):
         model, info = load_network(finaled / model_path)
         assert info["model"] == "mlp" and info["meta"]["seed"] == seed
         accuracy, _ = evaluate(model, data.test_x, data.test_y, parse_loss(info["loss"]))
@@ -108,9 +110,16 @@ def test_ttests_agree_with_scipy_stats_on_many_samples():
     """The t-tests are computed without importing scipy.stats (so `compare` starts at once): they
     must give what scipy.stats.ttest_ind gives, on samples of every shape a final produces."""
     rng = np.random.default_rng(0)
-    samples = [(rng.normal(0.9, s, n).tolist(), rng.normal(0.9 + d, t, m).tolist())
-               for n, m, s, t, d in [(2, 2, 0.01, 0.02, 0.0), (3, 10, 0.001, 0.05, 0.01), (10, 10, 0.01, 0.01, 0.003),
-                                     (5, 4, 0.02, 0.001, -0.02), (30, 25, 0.005, 0.006, 0.001)]]
+    samples = [
+        (rng.normal(0.9, s, n).tolist(), rng.normal(0.9 + d, t, m).tolist())
+        for n, m, s, t, d in [
+            (2, 2, 0.01, 0.02, 0.0),
+            (3, 10, 0.001, 0.05, 0.01),
+            (10, 10, 0.01, 0.01, 0.003),
+            (5, 4, 0.02, 0.001, -0.02),
+            (30, 25, 0.005, 0.006, 0.001),
+        ]
+    ]
     samples.append(([0.9, 0.9, 0.9], [0.8, 0.81, 0.79]))  # one side without variance
     for df in (1, 1.5, 2, 3, 4.7, 10, 25, 60, 200, 1e4):  # the distribution itself, tails included
         for t in (0, 1e-6, 0.1, 0.5, 1, 2, 3, 5, 10, 30, 100, 1e3):
@@ -136,8 +145,10 @@ def test_final_resumes_and_extends_without_rerunning(finaled, tmp_path):
             assert finished_at == before[(label, repeat)]  # kept, not re-run
     # A run interrupted mid-way is a pending row; the next `final` runs exactly that one.
     with sqlite3.connect(directory / "experiment.sqlite") as db:
-        db.execute("UPDATE final_runs SET status = 'pending', test_accuracy = NULL, finished_at = NULL "
-                   "WHERE repeat = 2 AND loss_id = 1")
+        db.execute(
+            "UPDATE final_runs SET status = 'pending', test_accuracy = NULL, finished_at = NULL "
+            "WHERE repeat = 2 AND loss_id = 1"
+        )
     run_final(directory, repeats=3, workers=1)
     rows = _final_rows(directory)
     assert len(rows) == 6 and all(r[3] == "finished" for r in rows)
@@ -149,8 +160,10 @@ def test_retry_failed_reruns_only_the_failed_repeats(finaled, tmp_path):
     before = {(r[0], r[1]): r for r in _final_rows(directory)}
     # What the local evaluator records when a worker dies three times under a run.
     with sqlite3.connect(directory / "experiment.sqlite") as db:
-        db.execute("UPDATE final_runs SET status = 'failed', reason = 'worker process died 3 times', "
-                   "test_accuracy = NULL WHERE repeat = 1 AND loss_id = 1")
+        db.execute(
+            "UPDATE final_runs SET status = 'failed', reason = 'worker process died 3 times', "
+            "test_accuracy = NULL WHERE repeat = 1 AND loss_id = 1"
+        )
     shown = cli("compare", str(directory), check=True)
     assert "1 runs failed" in shown.stdout and "--retry-failed" in shown.stdout
     cli("final", str(directory), "--repeats", "2", "--workers", "1", check=True)  # without the flag: kept failed
@@ -213,8 +226,9 @@ def test_ttest_and_collate_across_experiments(finaled, searched, tmp_path):
     root.mkdir()
     shutil.copytree(finaled, root / "a")
     shutil.copytree(searched, root / "b")  # searched, no final runs yet
-    result = json.loads(cli("ttest", str(root / "a"), str(finaled), "--label-b", "cross-entropy", "--json",
-                            check=True).stdout)
+    result = json.loads(
+        cli("ttest", str(root / "a"), str(finaled), "--label-b", "cross-entropy", "--json", check=True).stdout
+    )
     assert result["a"]["label"].startswith("candidate-") and result["b"]["label"] == "cross-entropy"
     expected = stats.ttest_ind(result["a"]["accuracies"], result["b"]["accuracies"], equal_var=False).pvalue
     if expected == expected:
@@ -238,8 +252,12 @@ def test_log_prints_a_candidates_training_log(searched):
 def test_nothing_to_evaluate_or_compare_is_one_line(tmp_path):
     directory = tmp_path / "fresh"
     init_experiment(directory, write_config(tmp_path / "tiny.toml", TINY))
-    for args in (("final", str(directory)), ("compare", str(directory)), ("robustness", str(directory)),
-                 ("final", str(directory), "--repeats", "0")):
+    for args in (
+        ("final", str(directory)),
+        ("compare", str(directory)),
+        ("robustness", str(directory)),
+        ("final", str(directory), "--repeats", "0"),
+    ):
         result = cli(*args)
         assert result.returncode == 2, args
         lines = result.stderr.strip().splitlines()
@@ -273,8 +291,15 @@ def test_search_can_optimise_accuracy_under_fgsm(tmp_path):
 def test_reseed_replays_the_partial_run_then_continues_differently():
     from taylorglo.training import TrainConfig, train
 
-    full = TrainConfig(dataset="digits", model="mlp", steps=300, batch_size=64, log_every=20,
-                       model_options={"hidden": 32}, eval_test=False)
+    full = TrainConfig(
+        dataset="digits",
+        model="mlp",
+        steps=300,
+        batch_size=64,
+        log_every=20,
+        model_options={"hidden": 32},
+        eval_test=False,
+    )
     partial = full.replace(partial_fraction=0.2)  # the first 60 steps
     head = [h["train_loss"] for h in train(partial, None, seed=5).history]
     a = [h["train_loss"] for h in train(full, None, seed=5, reseed=(60, 11)).history]
@@ -328,8 +353,7 @@ def test_kill_9_of_final_during_its_last_run_resumes_to_the_identical_result(tmp
         return dict(rows).get("pending") == 1 and sum(n for _, n in rows) == 4
 
     # One worker, so that the last run starts alone and the kill lands well inside it.
-    returncode, _ = kill_9_when(["final", str(killed), "--repeats", "2", "--workers", "1"], killed,
-                                last_run_in_flight)
+    returncode, _ = kill_9_when(["final", str(killed), "--repeats", "2", "--workers", "1"], killed, last_run_in_flight)
     assert returncode == -9, "final ended before the kill"
     result = cli("final", str(killed), "--repeats", "2", check=True)
     assert "1 to run" in (killed / "host.log").read_text()

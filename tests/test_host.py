@@ -22,8 +22,12 @@ from taylorglo.training.models import build_model
 
 # A slower variant for the kill test: ~0.3 s per candidate, so a kill lands inside a generation.
 # Lending forced on: the resumed generations must replay the lent threads too.
-SLOW = merged(SMALL, training={"steps": 12000}, search={"generations": 3, "partial_fraction": 0.05},
-              evaluator={"lend_idle_cores": True})
+SLOW = merged(
+    SMALL,
+    training={"steps": 12000},
+    search={"generations": 3, "partial_fraction": 0.05},
+    evaluator={"lend_idle_cores": True},
+)
 
 
 def _rows(directory):
@@ -99,8 +103,9 @@ def test_getinvocation_reproduces_a_recorded_candidate(finished):
     directory, _ = finished
     with Store(directory / "experiment.sqlite") as store:
         cand = next(c for c in store.candidates() if c.status == "evaluated")
-    command = cli("getinvocation", str(directory), "--candidate", f"{cand.generation}:{cand.index}",
-                  check=True).stdout.strip()
+    command = cli(
+        "getinvocation", str(directory), "--candidate", f"{cand.generation}:{cand.index}", check=True
+    ).stdout.strip()
     argv = command.split()
     assert argv[:2] == ["taylorglo", "train"]
     assert argv[argv.index("--threads") + 1] == str(cand.metrics["threads"])
@@ -136,8 +141,15 @@ def test_start_decides_lending_by_a_count_and_keeps_to_it(finished):
         layout = store.get_meta("layout")
     config = ExperimentConfig.from_dict(SMALL)
     macs = network_macs(config.candidate_training(), load_dataset("digits"))
-    assert decision == {"mode": "auto", "workers": 2, "threads": 1, "cores": 2, "step_macs": macs,
-                        "min_step_macs": lending.MIN_STEP_MACS, "lend": macs >= lending.MIN_STEP_MACS}
+    assert decision == {
+        "mode": "auto",
+        "workers": 2,
+        "threads": 1,
+        "cores": 2,
+        "step_macs": macs,
+        "min_step_macs": lending.MIN_STEP_MACS,
+        "lend": macs >= lending.MIN_STEP_MACS,
+    }
     assert layout == {"workers": 2, "threads": 1, "cores": 2}
     assert lending.describe(decision) in (directory / "host.log").read_text()
     for generation in range(SMALL["search"]["generations"]):
@@ -155,8 +167,10 @@ def test_the_count_lends_for_networks_that_split_across_threads():
     small = TrainConfig(dataset="digits", model="mlp", batch_size=64)
     assert network_macs(small, digits) == 3 * 64 * (64 * 256 + 256 * 10)  # Linear(64, 256), Linear(256, 10)
     assert network_macs(small, digits) < lending.MIN_STEP_MACS
-    assert network_macs(TrainConfig(model="mlp", batch_size=64, model_options={"hidden": 1024}), digits) \
+    assert (
+        network_macs(TrainConfig(model="mlp", batch_size=64, model_options={"hidden": 1024}), digits)
         >= lending.MIN_STEP_MACS
+    )
     assert step_macs(build_model("mnist-cnn", (1, 28, 28), 10), (1, 28, 28), 100) >= lending.MIN_STEP_MACS
     decided = lending.decide("auto", lending.Lending(2, 1, 2), network_macs(small, digits))
     assert decided == lending.decide("auto", lending.Lending(2, 1, 2), network_macs(small, digits))
@@ -173,6 +187,7 @@ def test_a_measured_decision_uses_the_measurement_it_is_given_and_says_results_d
         def measure(threads, cores):
             calls.append((threads, cores))
             return speedup
+
         return measure
 
     fast = lending.decide("measure", lent, 0, measure=measured(1.6))
@@ -181,14 +196,12 @@ def test_a_measured_decision_uses_the_measurement_it_is_given_and_says_results_d
     assert fast["lend"] and not slow["lend"] and fast["speedup"] == 1.6 and fast["min_speedup"] == lending.MIN_SPEEDUP
     assert lending.depends_on_timing(fast) and lending.TIMING_NOTE in lending.describe(fast)
     # Forced modes and the count do not depend on a timing.
-    assert lending.decide(False, lent, 10**9) == {
-        "mode": False, "workers": 2, "threads": 1, "cores": 2, "lend": False}
+    assert lending.decide(False, lent, 10**9) == {"mode": False, "workers": 2, "threads": 1, "cores": 2, "lend": False}
     assert not lending.depends_on_timing(lending.decide(True, lent, 0))
     assert not lending.depends_on_timing(lending.decide("auto", lent, 10**9))
     # An earlier version's "auto" was a measurement: read as one, decided as it was.
     old = {"mode": "auto", "workers": 2, "threads": 1, "cores": 2, "speedup": 1.65, "lend": True}
-    assert lending.upgrade(old) == {**old, "mode": "measure", "min_speedup": lending.MIN_SPEEDUP,
-                                    "recorded_as": "auto"}
+    assert lending.upgrade(old) == {**old, "mode": "measure", "min_speedup": lending.MIN_SPEEDUP, "recorded_as": "auto"}
     assert lending.depends_on_timing(old) and "earlier taylorglo" in lending.describe(old)
 
 
@@ -213,8 +226,12 @@ def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path
     partial = _rows(killed)
     assert any(row[4] == "pending" for row in partial)
     # Orphaned workers notice their parent died and exit within a couple of seconds.
-    workers = {int(w.split(":")[1]) for (w,) in sqlite3.connect(killed / "experiment.sqlite").execute(
-        "SELECT DISTINCT worker FROM candidates WHERE worker IS NOT NULL")}
+    workers = {
+        int(w.split(":")[1])
+        for (w,) in sqlite3.connect(killed / "experiment.sqlite").execute(
+            "SELECT DISTINCT worker FROM candidates WHERE worker IS NOT NULL"
+        )
+    }
     # Polled, not slept on: a busy machine may take longer, and the test must not depend on load.
     assert workers and eventually(lambda: not [pid for pid in workers if _alive(pid)])
 
@@ -231,8 +248,11 @@ def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path
     assert resumed == straight
     assert status(killed)["best"] == status(uninterrupted)["best"]
     # ... with a generation's last trainings on lent cores, in both runs alike.
-    threads = sqlite3.connect(killed / "experiment.sqlite").execute(
-        "SELECT json_extract(metrics, '$.threads') FROM candidates WHERE status = 'evaluated'").fetchall()
+    threads = (
+        sqlite3.connect(killed / "experiment.sqlite")
+        .execute("SELECT json_extract(metrics, '$.threads') FROM candidates WHERE status = 'evaluated'")
+        .fetchall()
+    )
     assert (2,) in threads
 
 
@@ -261,10 +281,17 @@ def test_a_second_start_is_refused_and_a_dead_holder_leaves_no_lock(tmp_path):
         assert f"pid {os.getpid()}" in result.stderr
     assert is_running(directory) is None
     # A holder killed with SIGKILL: the kernel drops its lock.
-    holder = subprocess.Popen([sys.executable, "-c",
-                               "import sys, time; from taylorglo.experiment.lock import ExperimentLock; "
-                               f"ExperimentLock({str(directory)!r}).acquire(); print('held', flush=True); "
-                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from taylorglo.experiment.lock import ExperimentLock; "
+            f"ExperimentLock({str(directory)!r}).acquire(); print('held', flush=True); "
+            "time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     assert is_running(directory)["pid"] == holder.pid
     holder.kill()
@@ -282,8 +309,10 @@ def test_nan_candidates_are_failed_results_not_crashes(tmp_path):
     assert nan.status == "failed" and nan.fitness == 0.0 and "non-finite" in nan.reason
     # The same through worker processes, in one batch: the NaN one does not disturb the other.
     with LocalEvaluator(training, workers=2) as evaluator:
-        results = {r.index: r for r in evaluator.evaluate([Job(0, 0, (0, 0, 0, 5.0, 0, 0, 0, 0), 0),
-                                                           Job(0, 1, (1e30,) * 8, 0)])}
+        results = {
+            r.index: r
+            for r in evaluator.evaluate([Job(0, 0, (0, 0, 0, 5.0, 0, 0, 0, 0), 0), Job(0, 1, (1e30,) * 8, 0)])
+        }
     assert results[0].status == "evaluated" and results[0].fitness == good.fitness
     assert results[1].status == "failed"
     # Each worker reports its start-up timings once, with its first result, failed or not.
@@ -295,8 +324,9 @@ def test_nan_candidates_are_failed_results_not_crashes(tmp_path):
         assert 0 < marks["process_start"] < 120 and marks["data_load"] >= 0
 
     # A whole search whose every candidate diverges still runs to its end.
-    blowup = merged(SMALL, search={"mean": [1e30] * 8, "sigma": 1.0, "invariant": "off", "generations": 2,
-                                   "population": 4})
+    blowup = merged(
+        SMALL, search={"mean": [1e30] * 8, "sigma": 1.0, "invariant": "off", "generations": 2, "population": 4}
+    )
     directory = init_experiment(tmp_path / "nan", write_config(tmp_path / "nan.toml", blowup)).directory
     st = start(directory, workers=2)
     assert st["state"] == "finished"

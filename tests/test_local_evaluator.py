@@ -16,8 +16,9 @@ KILL_SEED = 777
 
 
 def _training(**options: object) -> TrainConfig:
-    return TrainConfig(dataset="digits", model="dying_model:model", steps=100, batch_size=64,
-                       model_options=dict(options))
+    return TrainConfig(
+        dataset="digits", model="dying_model:model", steps=100, batch_size=64, model_options=dict(options)
+    )
 
 
 def _evaluate(training: TrainConfig, seeds: list[int], workers: int = 2) -> tuple[dict[int, object], list[str]]:

@@ -31,8 +31,10 @@ from taylorglo.evaluators.ray import RayEvaluator  # noqa: E402  (needs ray)
 RAY = {"kind": "ray", "max_in_flight": 2}
 # About 0.5 s per candidate (1,000 steps): long enough for a kill to land inside an evaluation.
 SLOW = merged(SMALL, training={"steps": 20000}, search={"population": 4, "generations": 3, "partial_fraction": 0.05})
-ROWS = ("SELECT generation, idx, params, seed, status, fitness, val_accuracy, val_loss, steps, attempts "
-        "FROM candidates ORDER BY generation, idx")
+ROWS = (
+    "SELECT generation, idx, params, seed, status, fitness, val_accuracy, val_loss, steps, attempts "
+    "FROM candidates ORDER BY generation, idx"
+)
 
 
 def _rows(directory: Path) -> list[tuple]:
@@ -148,8 +150,9 @@ def test_results_stream_back_as_each_finishes(ray_cluster, tmp_path):
     hand with the gate still shut came back while the others were still training."""
     gate = tmp_path / "gate"
     config = ExperimentConfig.from_dict(merged(SLOW, evaluator=RAY))
-    training = dataclasses.replace(config.candidate_training(), model="gated_model:model", steps=200,
-                                   model_options={"gate": str(gate)})
+    training = dataclasses.replace(
+        config.candidate_training(), model="gated_model:model", steps=200, model_options={"gate": str(gate)}
+    )
     jobs = [Job(0, k, None, seed=k) for k in range(4)]  # cross-entropy: every job trains
     arrived = []
     with RayEvaluator(training, config.evaluator, workers=2) as evaluator:
@@ -164,8 +167,9 @@ def test_results_stream_back_as_each_finishes(ray_cluster, tmp_path):
 @pytest.mark.parametrize("retries", [2, 0])
 def test_a_worker_killed_mid_evaluation(ray_cluster, slow_local, tmp_path, retries):
     directory = tmp_path / "run"
-    init_experiment(directory, write_config(tmp_path / "slow.toml",
-                                            merged(SLOW, evaluator={**RAY, "retries": retries})))
+    init_experiment(
+        directory, write_config(tmp_path / "slow.toml", merged(SLOW, evaluator={**RAY, "retries": retries}))
+    )
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -201,8 +205,9 @@ def test_a_worker_killed_mid_evaluation(ray_cluster, slow_local, tmp_path, retri
 
 def _reason(directory: Path, generation: int, index: int) -> str:
     with sqlite3.connect(directory / "experiment.sqlite") as db:
-        return db.execute("SELECT reason FROM candidates WHERE generation = ? AND idx = ?",
-                          (generation, index)).fetchone()[0]
+        return db.execute(
+            "SELECT reason FROM candidates WHERE generation = ? AND idx = ?", (generation, index)
+        ).fetchone()[0]
 
 
 def test_driver_killed_mid_search_resumes_with_the_same_results(ray_cluster, slow_local, tmp_path):
@@ -212,13 +217,18 @@ def test_driver_killed_mid_search_resumes_with_the_same_results(ray_cluster, slo
     init_experiment(directory, write_config(tmp_path / "slow.toml", merged(SLOW, evaluator=RAY)))
     before = set(_training_workers())
     agents_before = set(_training_workers("ray::"))  # the test instance's own processes
-    driver = subprocess.Popen([sys.executable, "-m", "taylorglo", "start", str(directory), "--plain"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "taylorglo", "start", str(directory), "--plain"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 300
         while time.time() < deadline and driver.poll() is None:
-            if os.path.exists(directory / "experiment.sqlite") and len(
-                    [r for r in _rows(directory) if r[4] != "pending"]) >= 6:
+            if (
+                os.path.exists(directory / "experiment.sqlite")
+                and len([r for r in _rows(directory) if r[4] != "pending"]) >= 6
+            ):
                 break
             time.sleep(0.05)
         assert driver.poll() is None, "the search ended before it could be killed"
@@ -276,10 +286,12 @@ def test_final_runs_on_ray_and_saves_networks_on_the_driver(ray_cluster, tmp_pat
 def test_without_ray_installed_asking_for_it_is_one_line(tmp_path):
     directory = tmp_path / "run"
     init_experiment(directory, write_config(tmp_path / "ray.toml", merged(SMALL, evaluator=RAY)))
-    code = ("import sys; sys.modules['ray'] = None\n"  # what `import ray` sees where it is not installed
-            "from taylorglo.cli import main\n"
-            f"sys.argv = ['taylorglo', 'start', {str(directory)!r}]\n"
-            "main()\n")
+    code = (
+        "import sys; sys.modules['ray'] = None\n"  # what `import ray` sees where it is not installed
+        "from taylorglo.cli import main\n"
+        f"sys.argv = ['taylorglo', 'start', {str(directory)!r}]\n"
+        "main()\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -303,9 +315,12 @@ def test_epbt_on_ray_matches_the_local_evaluator_and_ships_checkpoints(ray_clust
 
     from taylorglo.training.checkpoint import load_state
 
-    epbt = merged({k: v for k, v in SMALL.items() if k != "search"}, kind="epbt", training={"steps": 300},
-                  epbt={"population": 4, "ready_steps": 100, "distillation": {"steps": 20},
-                        "novelty_pulsation": {"cycle": 2}})
+    epbt = merged(
+        {k: v for k, v in SMALL.items() if k != "search"},
+        kind="epbt",
+        training={"steps": 300},
+        epbt={"population": 4, "ready_steps": 100, "distillation": {"steps": 20}, "novelty_pulsation": {"cycle": 2}},
+    )
     local, remote = tmp_path / "local", tmp_path / "ray"
     init_experiment(local, write_config(tmp_path / "local.toml", epbt))
     init_experiment(remote, write_config(tmp_path / "ray.toml", merged(epbt, evaluator=RAY)))

@@ -143,12 +143,21 @@ def test_generations_csv_agrees_with_the_store(finished, report):
     assert [int(r["generation"]) for r in rows] == [g.generation for g in generations] == [0, 1, 2]
     for row, g in zip(rows, generations):
         assert row["state"] == "closed"
-        for key, value in (("best_fitness", g.best_fitness), ("mean_fitness", g.mean_fitness),
-                           ("min_fitness", g.min_fitness), ("sigma", g.sigma)):
+        for key, value in (
+            ("best_fitness", g.best_fitness),
+            ("mean_fitness", g.mean_fitness),
+            ("min_fitness", g.min_fitness),
+            ("sigma", g.sigma),
+        ):
             assert float(row[key]) == pytest.approx(value, abs=1e-12), key
         mine = [c for c in candidates if c.generation == g.generation]
-        for status, column in (("evaluated", "evaluated"), ("rejected-invariant", "rejected_invariant"),
-                               ("failed", "failed"), ("aborted", "aborted"), ("pending", "pending")):
+        for status, column in (
+            ("evaluated", "evaluated"),
+            ("rejected-invariant", "rejected_invariant"),
+            ("failed", "failed"),
+            ("aborted", "aborted"),
+            ("pending", "pending"),
+        ):
             assert int(row[column]) == sum(c.status == status for c in mine), column
         evaluated = [c for c in mine if c.status == "evaluated"]
         if evaluated:
@@ -159,8 +168,9 @@ def test_generations_csv_agrees_with_the_store(finished, report):
 
 
 def test_extra_sections_are_appended_with_escaped_titles(finished, tmp_path):
-    index = write_report(finished, tmp_path / "out",
-                         extra_sections=[("FGSM <robustness>", '<p id="fgsm-body">ε sweep</p>')])
+    index = write_report(
+        finished, tmp_path / "out", extra_sections=[("FGSM <robustness>", '<p id="fgsm-body">ε sweep</p>')]
+    )
     page = index.read_text(encoding="utf-8")
     assert index == tmp_path / "out" / "index.html"
     assert "<h2>FGSM &lt;robustness&gt;</h2>" in page
@@ -175,16 +185,25 @@ def _reopen_last_generation(directory: Path, pending: int) -> int:
     (the store's own writes in reverse: close_generation undone, record undone)."""
     with sqlite3.connect(directory / Store.FILENAME) as db:
         last = db.execute("SELECT MAX(generation) FROM generations").fetchone()[0]
-        db.execute("UPDATE generations SET told_state = NULL, closed_at = NULL, sigma = NULL, best_fitness = NULL, "
-                   "mean_fitness = NULL, min_fitness = NULL WHERE generation = ?", (last,))
-        indices = [i for (i,) in db.execute("SELECT idx FROM candidates WHERE generation = ? AND status = "
-                                            "'evaluated' ORDER BY idx", (last,))][:pending]
+        db.execute(
+            "UPDATE generations SET told_state = NULL, closed_at = NULL, sigma = NULL, best_fitness = NULL, "
+            "mean_fitness = NULL, min_fitness = NULL WHERE generation = ?",
+            (last,),
+        )
+        indices = [
+            i
+            for (i,) in db.execute(
+                "SELECT idx FROM candidates WHERE generation = ? AND status = 'evaluated' ORDER BY idx", (last,)
+            )
+        ][:pending]
         assert len(indices) == pending, "the last generation needs enough evaluated candidates"
         db.executemany(
             "UPDATE candidates SET status = 'pending', fitness = NULL, reason = NULL, val_accuracy = NULL, "
             "val_loss = NULL, train_accuracy = NULL, train_loss = NULL, steps = NULL, attempts = NULL, "
             "wall_time = NULL, step_time = NULL, worker = NULL, finished_at = NULL, metrics = NULL "
-            "WHERE generation = ? AND idx = ?", [(last, i) for i in indices])
+            "WHERE generation = ? AND idx = ?",
+            [(last, i) for i in indices],
+        )
     return last
 
 
@@ -238,11 +257,14 @@ def test_not_an_experiment_is_a_one_line_error(tmp_path):
         write_report(tmp_path)
 
 
-@pytest.mark.parametrize("params", [
-    [8.2896, 0.2415, 7.8726, 8.9666, 2.0184, 7.0513, -10.9408, 7.5216],  # order 3 (SPEC §1)
-    [0.5, -1.0, 2.0, 0.3, 0.7],                                          # order 2
-    [float(k % 5) - 2.0 for k in range(12)],                             # order 4
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        [8.2896, 0.2415, 7.8726, 8.9666, 2.0184, 7.0513, -10.9408, 7.5216],  # order 3 (SPEC §1)
+        [0.5, -1.0, 2.0, 0.3, 0.7],  # order 2
+        [float(k % 5) - 2.0 for k in range(12)],  # order 4
+    ],
+)
 def test_loss_curves_are_the_per_class_contribution_and_its_slope(params):
     y = plots.loss_grid(49)
     curves = plots.taylorglo_curves(params, y)
@@ -262,8 +284,9 @@ def test_loss_curves_are_the_per_class_contribution_and_its_slope(params):
 
 def test_plots_accept_edge_cases(tmp_path: Path):
     """One generation, nothing recorded yet in it, no trained candidate: still valid PNGs."""
-    plots.plot_fitness(tmp_path / "f.png", [0], [None], [None], [None], [0], [0], pending=[6],
-                       open_generation=0, population=6)
+    plots.plot_fitness(
+        tmp_path / "f.png", [0], [None], [None], [None], [0], [0], pending=[6], open_generation=0, population=6
+    )
     plots.plot_cmaes(tmp_path / "c.png", [0], [1.2], [[0.0] * 8])
     plots.plot_loss(tmp_path / "l.png", None)
     for name in ("f.png", "c.png", "l.png"):

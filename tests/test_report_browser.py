@@ -9,16 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from test_report import finished_experiment
 from taylorglo.analysis.evidence import FINAL_FIGURE, ROBUSTNESS_FIGURE
 from taylorglo.analysis.report import FIGURES, write_report
 from taylorglo.analysis.sweep import robustness_sweep
 from taylorglo.experiment.final import run_final
+from test_report import finished_experiment
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 # No sandbox (containers, root); nothing the browser would fetch or update on its own.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _chromium() -> str:
@@ -40,8 +47,9 @@ def test_report_renders_in_headless_chromium(tmp_path_factory, tmp_path: Path):
     shutil.copytree(finished_experiment(tmp_path_factory), directory)
     run_final(directory, repeats=2, workers=2)
     robustness_sweep(directory, (0.1, 0.2))
-    index = write_report(directory, tmp_path / "report",
-                         extra_sections=[("Extra", "<p>appended by another analysis</p>")])
+    index = write_report(
+        directory, tmp_path / "report", extra_sections=[("Extra", "<p>appended by another analysis</p>")]
+    )
 
     console_errors: list[str] = []
     page_errors: list[str] = []

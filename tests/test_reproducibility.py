@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from experiments import SMALL, candidate_rows, cli, merged, write_config
 from taylorglo.evaluators import lending
@@ -17,8 +17,9 @@ from taylorglo.experiment import Store, init_experiment
 # training alone while a core idles, so whether that core is lent decides its result. The MLP is
 # wide enough that the count lends (a step does more than lending.MIN_STEP_MACS), which a
 # measurement beside load would not reliably have decided.
-BARRIER = merged(SMALL, training={"model_options": {"hidden": 1024}},
-                 search={"population": 5, "generations": 2, "invariant": "off"})
+BARRIER = merged(
+    SMALL, training={"model_options": {"hidden": 1024}}, search={"population": 5, "generations": 2, "invariant": "off"}
+)
 
 
 @contextmanager

@@ -210,8 +210,9 @@ def digits():
 def trained(request, digits):
     """(model, training loss): an MLP trained 400 steps with cross-entropy or the SPEC's loss."""
     loss, lr = (nn.CrossEntropyLoss(), 0.05) if request.param == "cross-entropy" else (TaylorGLOLoss(SPEC_P), 0.005)
-    config = TrainConfig(dataset="digits", model="mlp", steps=400, lr=lr, batch_size=64, log_every=100,
-                         model_options={"hidden": 32})
+    config = TrainConfig(
+        dataset="digits", model="mlp", steps=400, lr=lr, batch_size=64, log_every=100, model_options={"hidden": 32}
+    )
     result = train(config, loss, seed=0, data=digits, keep_model=True)
     assert result.ok and result.model is not None
     return result.model, loss
@@ -270,9 +271,16 @@ def test_parse_epsilons_accepts_comma_separated_numbers():
 
 @pytest.mark.parametrize(
     "text, why",
-    [("abc", "'abc' is not a number"), ("0.1,x", "'x' is not a number"), ("0.1,-0.2", "'-0.2' is negative"),
-     ("nan", "not a finite number"), ("inf", "not a finite number"), ("", "no epsilon given"),
-     (" , ", "no epsilon given"), ("0.1\n0.2", "is not a number")],
+    [
+        ("abc", "'abc' is not a number"),
+        ("0.1,x", "'x' is not a number"),
+        ("0.1,-0.2", "'-0.2' is negative"),
+        ("nan", "not a finite number"),
+        ("inf", "not a finite number"),
+        ("", "no epsilon given"),
+        (" , ", "no epsilon given"),
+        ("0.1\n0.2", "is not a number"),
+    ],
 )
 def test_parse_epsilons_rejects_bad_input_in_one_line(text, why):
     for field in ("--eps", "robustness.epsilons"):

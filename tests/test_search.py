@@ -86,8 +86,9 @@ def test_a_state_saved_by_another_process_continues_exactly(tmp_path, population
         f"open({str(blob)!r}, 'wb').write(s.state())\n"
     )
     for hash_seed in ("1", "2"):  # two different salts, neither of them this process's
-        subprocess.run([sys.executable, "-c", code], check=True, timeout=120,
-                       env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        subprocess.run(
+            [sys.executable, "-c", code], check=True, timeout=120, env={**os.environ, "PYTHONHASHSEED": hash_seed}
+        )
         resumed = CMAESSearch.from_state(blob.read_bytes())
         straight = CMAESSearch(8, population, 1.2, seed=3)
         xs = straight.ask()

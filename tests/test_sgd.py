@@ -75,9 +75,11 @@ def test_nesterov_without_momentum_is_refused():
 
 def test_a_training_imports_no_compiler():
     """The reason this optimizer exists: a worker's training never imports torch._dynamo."""
-    code = ("import sys\nfrom taylorglo.training import TrainConfig, train\n"
-            "from taylorglo.training.data import load_dataset\n"
-            "train(TrainConfig(dataset='digits', model='mlp', steps=20, momentum=0.9, weight_decay=1e-4), None,"
-            " seed=0, data=load_dataset('digits'))\n"
-            "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'\n")
+    code = (
+        "import sys\nfrom taylorglo.training import TrainConfig, train\n"
+        "from taylorglo.training.data import load_dataset\n"
+        "train(TrainConfig(dataset='digits', model='mlp', steps=20, momentum=0.9, weight_decay=1e-4), None,"
+        " seed=0, data=load_dataset('digits'))\n"
+        "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

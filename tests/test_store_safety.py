@@ -98,11 +98,19 @@ def test_a_damaged_store_gives_one_line_for_every_command_and_is_never_written(f
     else:  # a page in the middle overwritten: the header still says SQLite
         page = 4096
         middle = (len(data) // page // 2) * page
-        store.write_bytes(data[:middle] + b"\xff" * page + data[middle + page:])
+        store.write_bytes(data[:middle] + b"\xff" * page + data[middle + page :])
     before = _tree(run)
     expected = {"empty": "empty", "garbage": "not an SQLite database"}.get(damage, "damaged")
-    for args in (("status",), ("start",), ("final", "--repeats", "3"), ("compare",), ("analyze",),
-                 ("log", "0", "0"), ("backup", str(tmp_path / "copy")), ("robustness",)):
+    for args in (
+        ("status",),
+        ("start",),
+        ("final", "--repeats", "3"),
+        ("compare",),
+        ("analyze",),
+        ("log", "0", "0"),
+        ("backup", str(tmp_path / "copy")),
+        ("robustness",),
+    ):
         _one_line_error(run_cli(args[0], str(run), *args[1:]), "experiment.sqlite", expected)
     assert _tree(run) == before
     assert not (tmp_path / "copy").exists()
@@ -122,8 +130,12 @@ def _read_only_mount(directory: Path) -> bool:
     staged = directory.with_name(directory.name + "-staged")
     shutil.move(directory, staged)
     directory.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(directory)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(directory)], capture_output=True
+        ).returncode
+        != 0
+    ):
         directory.rmdir()
         shutil.move(staged, directory)
         return False
@@ -190,8 +202,9 @@ def test_the_main_file_alone_holds_every_closed_generation_mid_run(tmp_path):
     slow = merged(SMALL, training={"steps": 12000}, search={"generations": 3, "partial_fraction": 0.05})
     run = tmp_path / "run"
     init_experiment(run, write_config(tmp_path / "slow.toml", slow))
-    proc = subprocess.Popen([sys.executable, "-m", "taylorglo", "start", str(run)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taylorglo", "start", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     copy = tmp_path / "copy"
     copy.mkdir()
     try:
@@ -225,8 +238,9 @@ def test_backup_of_a_running_search_is_a_consistent_experiment(tmp_path):
     slow = merged(SMALL, training={"steps": 12000}, search={"generations": 3, "partial_fraction": 0.05})
     run = tmp_path / "run"
     init_experiment(run, write_config(tmp_path / "slow.toml", slow))
-    proc = subprocess.Popen([sys.executable, "-m", "taylorglo", "start", str(run)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taylorglo", "start", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:
@@ -271,9 +285,13 @@ def test_a_full_disk_is_one_line_for_every_writer_and_loses_nothing(finished, tm
             recorded = db.execute("SELECT * FROM final_runs ORDER BY loss_id, repeat").fetchall()
         db.close()
         filler = _fill(disk)
-        for args in (("init", str(disk / "new"), str(config)), ("start", str(fresh)),
-                     ("final", str(run), "--repeats", "3"), ("analyze", str(run)),
-                     ("backup", str(run), str(disk / "copy"))):
+        for args in (
+            ("init", str(disk / "new"), str(config)),
+            ("start", str(fresh)),
+            ("final", str(run), "--repeats", "3"),
+            ("analyze", str(run)),
+            ("backup", str(run), str(disk / "copy")),
+        ):
             _one_line_error(run_cli(*args), "space")
         assert not (disk / "new").exists() and not (disk / "copy").exists()
         filler.unlink()

@@ -145,9 +145,16 @@ def test_data_fraction_is_used():
 
 @pytest.mark.parametrize(
     "changes, field",
-    [({"steps": 0}, "steps"), ({"steps": 10, "epochs": 1.0}, "steps"), ({"partial_fraction": 1.5}, "partial_fraction"),
-     ({"batch_size": 0}, "batch_size"), ({"lr": -1.0}, "lr"), ({"augment": "rotate"}, "augment"),
-     ({"lr_decay": [0]}, "lr_decay"), ({"device": "tpu"}, "device")],
+    [
+        ({"steps": 0}, "steps"),
+        ({"steps": 10, "epochs": 1.0}, "steps"),
+        ({"partial_fraction": 1.5}, "partial_fraction"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"lr": -1.0}, "lr"),
+        ({"augment": "rotate"}, "augment"),
+        ({"lr_decay": [0]}, "lr_decay"),
+        ({"device": "tpu"}, "device"),
+    ],
 )
 def test_bad_config_is_one_line_naming_the_field(changes, field):
     with pytest.raises(TaylorGLOError) as info:

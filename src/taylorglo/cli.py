@@ -29,16 +29,34 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--dataset", default="digits", show_default=True,
-              help="digits, mnist, fashion-mnist, cifar10, svhn, or package.module:function")
-@click.option("--model", default="mlp", show_default=True,
-              help="mlp, mnist-cnn, allcnnc, resnet20, preresnet20, wrn-16-8, alexnet, or package.module:function")
-@click.option("--loss", "loss_spec", default="cross-entropy", show_default=True,
-              help="cross-entropy, taylorglo:P0,...,P7 (code layout), or taylorglo:FILE.json")
+@click.option(
+    "--dataset",
+    default="digits",
+    show_default=True,
+    help="digits, mnist, fashion-mnist, cifar10, svhn, or package.module:function",
+)
+@click.option(
+    "--model",
+    default="mlp",
+    show_default=True,
+    help="mlp, mnist-cnn, allcnnc, resnet20, preresnet20, wrn-16-8, alexnet, or package.module:function",
+)
+@click.option(
+    "--loss",
+    "loss_spec",
+    default="cross-entropy",
+    show_default=True,
+    help="cross-entropy, taylorglo:P0,...,P7 (code layout), or taylorglo:FILE.json",
+)
 @click.option("--steps", type=int, default=None, help="Full schedule length in steps (default 1000).")
 @click.option("--epochs", type=float, default=None, help="Full schedule length in epochs (instead of --steps).")
-@click.option("--partial-fraction", type=float, default=1.0, show_default=True,
-              help="Train only this share of the full schedule, keeping its learning-rate schedule.")
+@click.option(
+    "--partial-fraction",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Train only this share of the full schedule, keeping its learning-rate schedule.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--lr", type=float, default=0.01, show_default=True)
 @click.option("--momentum", type=float, default=0.9, show_default=True)
@@ -48,46 +66,79 @@ def cli() -> None:
 @click.option("--eval-batch-size", type=int, default=100, show_default=True)
 @click.option("--lr-decay", default="", help="Milestones (steps or epochs, as the schedule), e.g. 100,150.")
 @click.option("--lr-gamma", type=float, default=0.1, show_default=True)
-@click.option("--data-dir", envvar="TAYLORGLO_DATA", default=None,
-              help="Folder with the dataset's files (env TAYLORGLO_DATA).")
-@click.option("--data-fraction", type=float, default=1.0, show_default=True,
-              help="Use a fixed random share of the training split (reduced-data runs).")
-@click.option("--augment", type=click.Choice(["none", "crop-flip"]), default=None,
-              help="Default: crop-flip for CIFAR-10/SVHN, none otherwise.")
+@click.option(
+    "--data-dir", envvar="TAYLORGLO_DATA", default=None, help="Folder with the dataset's files (env TAYLORGLO_DATA)."
+)
+@click.option(
+    "--data-fraction",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Use a fixed random share of the training split (reduced-data runs).",
+)
+@click.option(
+    "--augment",
+    type=click.Choice(["none", "crop-flip"]),
+    default=None,
+    help="Default: crop-flip for CIFAR-10/SVHN, none otherwise.",
+)
 @click.option("--cutout", type=int, default=0, show_default=True, help="Cutout hole size in pixels (0: off).")
 @click.option("--abort-at", type=float, default=None, help="Early-abort check point (steps or epochs).")
 @click.option("--abort-below", type=float, default=0.15, show_default=True)
 @click.option("--attempts", type=int, default=3, show_default=True)
-@click.option("--log-every", type=int, default=100, show_default=True,
-              help="Training-log interval in steps (also the NaN check and progress updates).")
+@click.option(
+    "--log-every",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Training-log interval in steps (also the NaN check and progress updates).",
+)
 @click.option("--round-params", type=int, default=None, help="Round TaylorGLO parameters to N decimals.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--threads", type=int, default=None, help="torch intra-op threads.")
-@click.option("--model-option", "model_option", multiple=True, metavar="KEY=VALUE",
-              help="Keyword argument for the model factory (VALUE read as JSON, else text); repeatable.")
+@click.option(
+    "--model-option",
+    "model_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Keyword argument for the model factory (VALUE read as JSON, else text); repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with all metrics.")
-def train(loss_spec: str, lr_decay: str, seed: int, as_json: bool, model_option: tuple[str, ...],
-          **options: Any) -> None:
+def train(
+    loss_spec: str, lr_decay: str, seed: int, as_json: bool, model_option: tuple[str, ...], **options: Any
+) -> None:
     """Train one network once and print its metrics."""
     from .loss import parse_loss
     from .training import TrainConfig
     from .training import train as run_training
 
-    config = TrainConfig(lr_decay=_parse_floats(lr_decay, "--lr-decay"), eval_test=True,
-                         model_options=_parse_model_options(model_option), **options).validate("--")
+    config = TrainConfig(
+        lr_decay=_parse_floats(lr_decay, "--lr-decay"),
+        eval_test=True,
+        model_options=_parse_model_options(model_option),
+        **options,
+    ).validate("--")
     loss = parse_loss(loss_spec, field="--loss", round_to=config.round_params)
-    result = _with_progress(lambda progress: run_training(config, loss, seed=seed, progress=progress),
-                            enabled=not as_json, label=f"training {config.model} on {config.dataset}")
+    result = _with_progress(
+        lambda progress: run_training(config, loss, seed=seed, progress=progress),
+        enabled=not as_json,
+        label=f"training {config.model} on {config.dataset}",
+    )
     if as_json:
         click.echo(json.dumps({"loss": loss_spec, "config": config.to_dict(), **result.to_dict()}))
         return
-    rows = [("status", result.status + (f" ({result.reason})" if result.reason else "")),
-            ("loss", loss_spec), ("steps", f"{result.steps} of {result.total_steps}"),
-            ("attempts", str(result.attempts)),
-            ("train accuracy (last window)", _fmt(result.train_accuracy)),
-            ("validation accuracy", _fmt(result.val_accuracy)), ("validation loss", _fmt(result.val_loss)),
-            ("test accuracy", _fmt(result.test_accuracy)), ("test loss", _fmt(result.test_loss)),
-            ("wall time", f"{result.wall_time:.1f} s")]
+    rows = [
+        ("status", result.status + (f" ({result.reason})" if result.reason else "")),
+        ("loss", loss_spec),
+        ("steps", f"{result.steps} of {result.total_steps}"),
+        ("attempts", str(result.attempts)),
+        ("train accuracy (last window)", _fmt(result.train_accuracy)),
+        ("validation accuracy", _fmt(result.val_accuracy)),
+        ("validation loss", _fmt(result.val_loss)),
+        ("test accuracy", _fmt(result.test_accuracy)),
+        ("test loss", _fmt(result.test_loss)),
+        ("wall time", f"{result.wall_time:.1f} s"),
+    ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"{key:<{width}}  {value}")
@@ -110,13 +161,19 @@ def invariant(params: str, classes: int, as_json: bool) -> None:
         left, right = invariant_margins(values, classes)
         g1, g0 = slope(values, 1.0, 1.0 / classes), slope(values, 0.0, 1.0 / classes)
     except OverflowError:
-        raise TaylorGLOError("PARAMS: the loss polynomial overflows float64 at y = 1/n; values this large "
-                             "can be neither checked nor trained") from None
+        raise TaylorGLOError(
+            "PARAMS: the loss polynomial overflows float64 at y = 1/n; values this large "
+            "can be neither checked nor trained"
+        ) from None
     out = {
-        "params": values, "classes": classes,
+        "params": values,
+        "classes": classes,
         "reference": invariant_holds(values, classes, "reference"),
         "gradient": invariant_holds(values, classes, "gradient"),
-        "left": left, "right": right, "target_slope": g1, "non_target_slope": g0,
+        "left": left,
+        "right": right,
+        "target_slope": g1,
+        "non_target_slope": g0,
     }
     if as_json:
         click.echo(json.dumps(out))
@@ -130,8 +187,9 @@ def invariant(params: str, classes: int, as_json: bool) -> None:
 @cli.command()
 @click.argument("directory", metavar="DIR")
 @click.argument("config", metavar="CONFIG")
-@click.option("--exist-ok", is_flag=True,
-              help="Accept an existing DIR made from the same config (for set-up scripts run twice).")
+@click.option(
+    "--exist-ok", is_flag=True, help="Accept an existing DIR made from the same config (for set-up scripts run twice)."
+)
 def init(directory: str, config: str, exist_ok: bool) -> None:
     """Create experiment DIR from CONFIG (.toml, .json or .yaml); refuses an existing DIR."""
     from .experiment import init_experiment
@@ -140,24 +198,39 @@ def init(directory: str, config: str, exist_ok: bool) -> None:
     cfg = experiment.config
     if cfg.epbt is not None:
         e = cfg.epbt
-        ready = (f"{e.ready_steps} steps" if e.ready_steps else f"{e.ready_epochs:g} epochs" if e.ready_epochs
-                 else "a tenth of the schedule")
+        ready = (
+            f"{e.ready_steps} steps"
+            if e.ready_steps
+            else f"{e.ready_epochs:g} epochs"
+            if e.ready_epochs
+            else "a tenth of the schedule"
+        )
         evolves = ", ".join(e.evolve) or "nothing"
-        click.echo(f"created {directory}: {cfg.name!r}, EPBT with {e.population} members evolving {evolves} "
-                   f"every {ready}, {cfg.training.model} on {cfg.training.dataset}")
+        click.echo(
+            f"created {directory}: {cfg.name!r}, EPBT with {e.population} members evolving {evolves} "
+            f"every {ready}, {cfg.training.model} on {cfg.training.dataset}"
+        )
     else:
-        click.echo(f"created {directory}: {cfg.name!r}, {cfg.search.generations} generations x "
-                   f"{cfg.search.population} candidates, {cfg.training.model} on {cfg.training.dataset}")
+        click.echo(
+            f"created {directory}: {cfg.name!r}, {cfg.search.generations} generations x "
+            f"{cfg.search.population} candidates, {cfg.training.model} on {cfg.training.dataset}"
+        )
     click.echo(f"next: taylorglo start {directory}")
 
 
 def evaluator_options(command: Any) -> Any:
     """``--evaluator`` and ``--address``: where this run trains, overriding the config's
     ``[evaluator]`` table (results never depend on it). Shared by ``start`` and ``final``."""
-    command = click.option("--address", default=None,
-                           help="Ray cluster address ('auto', 'ray://host:10001'); implies --evaluator ray.")(command)
-    return click.option("--evaluator", "evaluator_kind", type=click.Choice(["local", "ray"]), default=None,
-                        help="Where candidates train, for this run (default: the config's evaluator.kind).")(command)
+    command = click.option(
+        "--address", default=None, help="Ray cluster address ('auto', 'ray://host:10001'); implies --evaluator ray."
+    )(command)
+    return click.option(
+        "--evaluator",
+        "evaluator_kind",
+        type=click.Choice(["local", "ray"]),
+        default=None,
+        help="Where candidates train, for this run (default: the config's evaluator.kind).",
+    )(command)
 
 
 def evaluator_overrides(kind: str | None, address: str | None) -> dict[str, Any] | None:
@@ -173,8 +246,12 @@ def evaluator_overrides(kind: str | None, address: str | None) -> dict[str, Any]
 
 @cli.command()
 @click.argument("directory", metavar="DIR")
-@click.option("--workers", type=int, default=None,
-              help="Parallel evaluations (default: the config's evaluator.workers, else one per core).")
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Parallel evaluations (default: the config's evaluator.workers, else one per core).",
+)
 @evaluator_options
 @click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
 def start(directory: str, workers: int | None, evaluator_kind: str | None, address: str | None, plain: bool) -> None:
@@ -185,9 +262,12 @@ def start(directory: str, workers: int | None, evaluator_kind: str | None, addre
     if workers is not None and workers < 1:
         raise TaylorGLOError(f"--workers: must be a positive integer, got {workers}")
     reporter = LiveReporter() if sys.stderr.isatty() and not plain else PlainReporter()
-    result = interruptible(lambda: run_search(directory, workers=workers, reporter=reporter,
-                                              evaluator=evaluator_overrides(evaluator_kind, address)),
-                           f"taylorglo start {directory}")
+    result = interruptible(
+        lambda: run_search(
+            directory, workers=workers, reporter=reporter, evaluator=evaluator_overrides(evaluator_kind, address)
+        ),
+        f"taylorglo start {directory}",
+    )
     _print_summary(directory, result)
 
 
@@ -208,8 +288,9 @@ def interruptible(action: Any, resume: str) -> Any:
     try:
         return action()
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; everything finished is saved, run `{resume}` to go on",
-                          received["code"]) from None
+        raise Interrupted(
+            f"interrupted; everything finished is saved, run `{resume}` to go on", received["code"]
+        ) from None
 
 
 def _print_summary(directory: str, result: dict[str, Any]) -> None:
@@ -220,10 +301,12 @@ def _print_summary(directory: str, result: dict[str, Any]) -> None:
         _print_epbt_summary(directory, result)
         return
     c = result["candidates"]
-    click.echo(f"{result['name']}: {result['state']}, {result['generations_completed']}/"
-               f"{result['generations_total']} generations, {c['total']} candidates: {c['evaluated']} trained, "
-               f"{c['rejected_invariant']} rejected by the {result['invariant']} invariant (never trained), "
-               f"{c['failed']} failed, {c['aborted']} aborted")
+    click.echo(
+        f"{result['name']}: {result['state']}, {result['generations_completed']}/"
+        f"{result['generations_total']} generations, {c['total']} candidates: {c['evaluated']} trained, "
+        f"{c['rejected_invariant']} rejected by the {result['invariant']} invariant (never trained), "
+        f"{c['failed']} failed, {c['aborted']} aborted"
+    )
     best = result["best"]
     if best is None:
         click.echo("no candidate has been evaluated yet")
@@ -231,38 +314,50 @@ def _print_summary(directory: str, result: dict[str, Any]) -> None:
     config = open_experiment(directory).config
     unit = config.training.unit
     full = config.training.epochs if unit == "epochs" else (config.training.steps or config.training.DEFAULT_STEPS)
-    click.echo(f"best loss: fitness {best['fitness']:.4f} = {config.search.fitness_meaning} after "
-               f"{config.search.partial_fraction:.0%} of the {full:g}-{unit[:-1]} training schedule "
-               f"(candidate {best['generation']}:{best['index']})")
+    click.echo(
+        f"best loss: fitness {best['fitness']:.4f} = {config.search.fitness_meaning} after "
+        f"{config.search.partial_fraction:.0%} of the {full:g}-{unit[:-1]} training schedule "
+        f"(candidate {best['generation']}:{best['index']})"
+    )
     click.echo(f"  {best['formula']}")
-    click.echo(f"results in {directory}/: best.json (the best loss), generations.csv, candidates.csv, "
-               f"experiment.sqlite (everything), host.log")
+    click.echo(
+        f"results in {directory}/: best.json (the best loss), generations.csv, candidates.csv, "
+        f"experiment.sqlite (everything), host.log"
+    )
     click.echo("train the best loss on the full schedule, and cross-entropy the same way to compare:")
     click.echo("  " + train_command(config.training, best["params"], config.seed))
     click.echo("  " + train_command(config.training, None, config.seed))
-    click.echo(f"or all of it, repeated, with t-tests: taylorglo final {directory} --repeats 10; "
-               f"then taylorglo analyze {directory} (HTML report)")
+    click.echo(
+        f"or all of it, repeated, with t-tests: taylorglo final {directory} --repeats 10; "
+        f"then taylorglo analyze {directory} (HTML report)"
+    )
 
 
 def _print_epbt_summary(directory: str, result: dict[str, Any]) -> None:
     c = result["candidates"]
     total = result["generations_total"]
-    click.echo(f"{result['name']}: {result['state']}, {result['generations_completed']}/{total or '?'} EPBT "
-               f"generations of {result['ready_steps'] or '?'} steps, {result['population']} members: "
-               f"{c['evaluated']} segments trained, {c['failed']} failed; {result['exploits']} exploits, "
-               f"{result['novelty_copies']} novelty copies, {result['invariant_redraws']} mutated losses "
-               f"rejected by the {result['invariant']} invariant (never trained)")
+    click.echo(
+        f"{result['name']}: {result['state']}, {result['generations_completed']}/{total or '?'} EPBT "
+        f"generations of {result['ready_steps'] or '?'} steps, {result['population']} members: "
+        f"{c['evaluated']} segments trained, {c['failed']} failed; {result['exploits']} exploits, "
+        f"{result['novelty_copies']} novelty copies, {result['invariant_redraws']} mutated losses "
+        f"rejected by the {result['invariant']} invariant (never trained)"
+    )
     best = result["best"]
     if best is None:
         click.echo("no generation is complete yet")
         return
     test = "" if best["test_accuracy"] is None else f", test accuracy {best['test_accuracy']:.4f}"
-    click.echo(f"best member: {best['generation']}:{best['index']}, validation accuracy {best['fitness']:.4f}"
-               f"{test}; lr {best['lr']:.3g}, weight decay {best['weight_decay']:.3g}; its loss now:")
+    click.echo(
+        f"best member: {best['generation']}:{best['index']}, validation accuracy {best['fitness']:.4f}"
+        f"{test}; lr {best['lr']:.3g}, weight decay {best['weight_decay']:.3g}; its loss now:"
+    )
     click.echo(f"  {best['formula']}")
-    click.echo(f"results in {directory}/: best.json (best member and its {best['schedule_length']}-step loss "
-               f"schedule), members.csv (every member, its parent and genes), generations.csv, "
-               f"experiment.sqlite (everything), host.log, checkpoints/")
+    click.echo(
+        f"results in {directory}/: best.json (best member and its {best['schedule_length']}-step loss "
+        f"schedule), members.csv (every member, its parent and genes), generations.csv, "
+        f"experiment.sqlite (everything), host.log, checkpoints/"
+    )
 
 
 @cli.command()
@@ -280,8 +375,9 @@ def status(directory: str, as_json: bool) -> None:
         click.echo(f"running (pid {result['pid']})")
     for g in result["generations"][-10:]:
         sigma = "" if result["kind"] == "epbt" else f"  sigma {g['sigma']:.3g}"
-        click.echo(f"  generation {g['generation']:>3}: best {g['best']:.4f}  mean {g['mean']:.4f}  "
-                   f"min {g['min']:.4f}{sigma}")
+        click.echo(
+            f"  generation {g['generation']:>3}: best {g['best']:.4f}  mean {g['mean']:.4f}  min {g['min']:.4f}{sigma}"
+        )
     _print_summary(directory, result)
     for note in result.get("notes", []):
         click.echo(f"note: {note}")
@@ -303,8 +399,12 @@ def backup(directory: str, destination: str) -> None:
 
 @cli.command()
 @click.argument("source", metavar="CONFIG|DIR")
-@click.option("--candidate", default=None, metavar="G:I",
-              help="Candidate I of generation G (default 0:0: the first one the search asks).")
+@click.option(
+    "--candidate",
+    default=None,
+    metavar="G:I",
+    help="Candidate I of generation G (default 0:0: the first one the search asks).",
+)
 @click.option("--params", default=None, help="Use these parameters instead (P0,...,P7, code layout).")
 @click.option("--full", is_flag=True, help="The full schedule (final training) instead of the partial one.")
 def getinvocation(source: str, candidate: str | None, params: str | None, full: bool) -> None:
@@ -319,8 +419,10 @@ def getinvocation(source: str, candidate: str | None, params: str | None, full: 
     # A config file's network is not built here: the printed `taylorglo train` checks it when it runs.
     config = open_experiment(source).config if from_dir else ExperimentConfig.load(source, check_network=False)
     if config.kind == "epbt":
-        raise TaylorGLOError("CONFIG|DIR: an EPBT member continues a checkpoint, which `taylorglo train` cannot; "
-                             "see members.csv and best.json, or replay the best schedule with `taylorglo final`")
+        raise TaylorGLOError(
+            "CONFIG|DIR: an EPBT member continues a checkpoint, which `taylorglo train` cannot; "
+            "see members.csv and best.json, or replay the best schedule with `taylorglo final`"
+        )
     generation, index = 0, 0
     if candidate is not None:
         g, sep, i = candidate.partition(":")
@@ -328,8 +430,10 @@ def getinvocation(source: str, candidate: str | None, params: str | None, full: 
             raise TaylorGLOError(f"--candidate: expected GENERATION:INDEX such as 0:3, got {candidate!r}")
         generation, index = int(g), int(i)
     if index >= config.search.population or generation >= config.search.generations:
-        raise TaylorGLOError(f"--candidate: {generation}:{index} is outside {config.search.generations} "
-                             f"generations x {config.search.population} candidates")
+        raise TaylorGLOError(
+            f"--candidate: {generation}:{index} is outside {config.search.generations} "
+            f"generations x {config.search.population} candidates"
+        )
     threads = None
     if params is not None:
         values = _parse_floats(params, "--params")
@@ -345,11 +449,13 @@ def getinvocation(source: str, candidate: str | None, params: str | None, full: 
     elif generation == 0:
         values = config.search.new_search(config.seed).ask()[index]  # CMA-ES (pycma), not torch
     else:
-        raise TaylorGLOError("--candidate: only generation 0 is known before a search runs; "
-                             "pass an experiment DIR or --params")
+        raise TaylorGLOError(
+            "--candidate: only generation 0 is known before a search runs; pass an experiment DIR or --params"
+        )
     training = config.training if full else config.candidate_training()
-    click.echo(train_command(training, values, candidate_seed(config.seed, generation, index, config.search.seeds),
-                             threads))
+    click.echo(
+        train_command(training, values, candidate_seed(config.seed, generation, index, config.search.seeds), threads)
+    )
 
 
 def _parse_model_options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -375,8 +481,13 @@ def _with_progress(run: Any, enabled: bool, label: str) -> Any:
         return run(None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
         task = bar.add_task(label, total=None)
         return run(lambda done, total: bar.update(task, completed=done, total=total))
 
@@ -390,7 +501,7 @@ def main() -> None:
     read-only directory, a damaged database), into one line and exit status 2."""
     import sqlite3
 
-    from .errors import os_error_line, one_line
+    from .errors import one_line, os_error_line
 
     try:
         cli.main(standalone_mode=False)
@@ -401,8 +512,11 @@ def main() -> None:
         click.echo(f"error: {os_error_line(exc)}", err=True)
         sys.exit(2)
     except sqlite3.DatabaseError as exc:
-        click.echo(f"error: an experiment's store: {one_line(exc)}; if it is damaged, restore it from a backup "
-                   "(`taylorglo backup` makes one)", err=True)
+        click.echo(
+            f"error: an experiment's store: {one_line(exc)}; if it is damaged, restore it from a backup "
+            "(`taylorglo backup` makes one)",
+            err=True,
+        )
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -48,6 +48,8 @@ def os_error_line(exc: OSError) -> str:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return f"{where}{why}; free some space and run the command again (everything recorded so far is kept)"
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return (f"{where}{why}: this command needs to write there; run it where you may write "
-                "(`taylorglo backup DIR DEST` copies an experiment)")
+        return (
+            f"{where}{why}: this command needs to write there; run it where you may write "
+            "(`taylorglo backup DIR DEST` copies an experiment)"
+        )
     return f"{where}{why}"

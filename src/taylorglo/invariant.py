@@ -17,7 +17,7 @@ from the polynomial's derivative, which for order 3 gives identical numbers (tes
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import TaylorGLOError
 from .polynomial import check_params, taylor_terms

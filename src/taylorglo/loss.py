@@ -20,7 +20,8 @@ code layout.
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -110,7 +111,7 @@ class TaylorGLOLoss(nn.Module):
         return {"kind": "taylorglo", "order": self.order, "layout": "code", "params": list(self.params)}
 
     @classmethod
-    def from_json(cls, text: str) -> "TaylorGLOLoss":
+    def from_json(cls, text: str) -> TaylorGLOLoss:
         """Inverse of :meth:`to_json`; accepts ``"layout": "paper"`` too."""
         data = json.loads(text)
         if not isinstance(data, dict) or "params" not in data:

@@ -8,7 +8,8 @@ meaningful in another process (a worker, a Ray node) that imports it again.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import TaylorGLOError
 

@@ -10,8 +10,8 @@ layouts).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-from typing import Sequence
+from collections.abc import Sequence
+from functools import cache
 
 from .errors import TaylorGLOError
 
@@ -24,7 +24,7 @@ SUPPORTED_ORDERS = (2, 3, 4, 5, 6)
 MAX_MAGNITUDE = 1e100
 
 
-@lru_cache(maxsize=None)
+@cache
 def taylor_terms(order: int) -> tuple[tuple[int, int], ...]:
     """Exponents ``(i, j)`` of ``X**i * Y**j`` for every term of a loss of this order, in code layout.
 
@@ -59,9 +59,7 @@ def check_params(params: Sequence[float], order: int | None = None) -> tuple[lis
     if order is None:
         order = order_for_length(len(values))
     elif len(values) != num_params(order):
-        raise ValueError(
-            f"params: an order-{order} TaylorGLO loss takes {num_params(order)} values, got {len(values)}"
-        )
+        raise ValueError(f"params: an order-{order} TaylorGLO loss takes {num_params(order)} values, got {len(values)}")
     if not all(math.isfinite(v) for v in values):
         raise ValueError(f"params: every value must be finite, got {values}")
     return values, order

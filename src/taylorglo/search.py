@@ -25,10 +25,10 @@ import math
 import pickle
 import sys
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-
 
 #: What pycma imports at import time only to offer if present: ``matplotlib`` (its plotting
 #: helpers) and ``scipy.stats`` (one statistic of its surrogate models, which it also has in pure
@@ -145,8 +145,11 @@ class CMAESSearch:
     def summary(self) -> dict[str, Any]:
         """The state a reader needs, as plain data (stored beside :meth:`state` so that reading an
         experiment never unpickles): the mean, σ and the covariance matrix C."""
-        return {"mean": self.mean, "sigma": self.sigma,
-                "C": [[float(v) for v in row] for row in np.asarray(self._es.C)]}
+        return {
+            "mean": self.mean,
+            "sigma": self.sigma,
+            "C": [[float(v) for v in row] for row in np.asarray(self._es.C)],
+        }
 
     def __setstate__(self, state: dict) -> None:
         """Unpickling: re-key pycma's solution archives for *this* process (see :func:`_rekey`)."""
@@ -160,7 +163,7 @@ class CMAESSearch:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
     @staticmethod
-    def from_state(blob: bytes) -> "CMAESSearch":
+    def from_state(blob: bytes) -> CMAESSearch:
         _cma()  # the pickle refers to pycma's classes
         obj = pickle.loads(blob)
         if not isinstance(obj, CMAESSearch):

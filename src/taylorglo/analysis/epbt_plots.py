@@ -5,7 +5,8 @@ canvas, atomic PNG writes, no pyplot)."""
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
@@ -18,8 +19,12 @@ from .plots import BLUE, GREEN, GREY, ORANGE, PURPLE, RED, _limits, loss_grid, s
 ACTION_COLOURS = {"init": GREY, "continue": GREY, "exploit": ORANGE, "novelty": PURPLE}
 
 
-def plot_population(path: str | os.PathLike[str], stops: Sequence[int], fitness: Sequence[Sequence[float | None]],
-                    best_path: Sequence[float | None]) -> None:
+def plot_population(
+    path: str | os.PathLike[str],
+    stops: Sequence[int],
+    fitness: Sequence[Sequence[float | None]],
+    best_path: Sequence[float | None],
+) -> None:
     """Every member's validation accuracy at the end of every generation (dots), the population's
     best and mean, and the accuracy along the final best member's lineage."""
     fig = Figure(figsize=(8, 4.5), layout="constrained")
@@ -27,13 +32,17 @@ def plot_population(path: str | os.PathLike[str], stops: Sequence[int], fitness:
     x = np.asarray(stops, dtype=float)
     values = np.array([[np.nan if v is None else v for v in row] for row in fitness], dtype=float)
     for k in range(values.shape[1] if values.size else 0):
-        ax.scatter(x, values[:, k], s=12, color=GREY, alpha=0.5, linewidths=0,
-                   label="member" if k == 0 else None)
+        ax.scatter(x, values[:, k], s=12, color=GREY, alpha=0.5, linewidths=0, label="member" if k == 0 else None)
     if values.size:
         ax.plot(x, np.nanmax(values, axis=1), color=GREEN, marker="o", label="best")
         ax.plot(x, np.nanmean(values, axis=1), color=BLUE, marker="s", markersize=4, label="mean")
-    ax.plot(x[:len(best_path)], [np.nan if v is None else v for v in best_path], color=RED, linewidth=2,
-            label="final best member's lineage")
+    ax.plot(
+        x[: len(best_path)],
+        [np.nan if v is None else v for v in best_path],
+        color=RED,
+        linewidth=2,
+        label="final best member's lineage",
+    )
     ax.set_xlabel("training step (end of each generation's segment)")
     ax.set_ylabel("validation accuracy")
     ax.set_ylim(-0.02, 1.02)
@@ -43,8 +52,12 @@ def plot_population(path: str | os.PathLike[str], stops: Sequence[int], fitness:
     save_figure(fig, path)
 
 
-def plot_lineage(path: str | os.PathLike[str], members: Sequence[Any], fitness: dict[tuple[int, int], float | None],
-                 highlight: Sequence[tuple[int, int]]) -> None:
+def plot_lineage(
+    path: str | os.PathLike[str],
+    members: Sequence[Any],
+    fitness: dict[tuple[int, int], float | None],
+    highlight: Sequence[tuple[int, int]],
+) -> None:
     """The lineage tree: one column per generation, one row per member slot; an edge joins each
     member to the network it started from (grey: continued its own, orange: exploit copy, purple:
     novelty copy). Node colour is validation accuracy; the final best member's line is red."""
@@ -56,24 +69,30 @@ def plot_lineage(path: str | os.PathLike[str], members: Sequence[Any], fitness: 
             continue
         edge = ((m.generation - 1, m.parent), (m.generation, m.index))
         on_best = edge in marked
-        ax.plot([m.generation - 1, m.generation], [m.parent, m.index],
-                color=RED if on_best else ACTION_COLOURS.get(m.action, GREY),
-                linewidth=2.5 if on_best else 1.0, alpha=1.0 if on_best or m.action != "continue" else 0.5,
-                zorder=3 if on_best else 1)
+        ax.plot(
+            [m.generation - 1, m.generation],
+            [m.parent, m.index],
+            color=RED if on_best else ACTION_COLOURS.get(m.action, GREY),
+            linewidth=2.5 if on_best else 1.0,
+            alpha=1.0 if on_best or m.action != "continue" else 0.5,
+            zorder=3 if on_best else 1,
+        )
     xs = [m.generation for m in members]
     ys = [m.index for m in members]
     cs = [fitness.get((m.generation, m.index)) for m in members]
     cs = [np.nan if c is None else c for c in cs]
-    sc = ax.scatter(xs, ys, c=cs, cmap="viridis", vmin=0, vmax=1, s=40, edgecolors="black", linewidths=0.4,
-                    zorder=4)
+    sc = ax.scatter(xs, ys, c=cs, cmap="viridis", vmin=0, vmax=1, s=40, edgecolors="black", linewidths=0.4, zorder=4)
     fig.colorbar(sc, ax=ax, label="validation accuracy")
     ax.set_xlabel("generation")
     ax.set_ylabel("member")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    handles = [Line2D([], [], color=GREY, label="continued"), Line2D([], [], color=ORANGE, label="exploit copy"),
-               Line2D([], [], color=PURPLE, label="novelty copy"),
-               Line2D([], [], color=RED, linewidth=2.5, label="final best member's lineage")]
+    handles = [
+        Line2D([], [], color=GREY, label="continued"),
+        Line2D([], [], color=ORANGE, label="exploit copy"),
+        Line2D([], [], color=PURPLE, label="novelty copy"),
+        Line2D([], [], color=RED, linewidth=2.5, label="final best member's lineage"),
+    ]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, fontsize=8)
     ax.set_title("Lineage tree")
     save_figure(fig, path)
@@ -112,16 +131,14 @@ def plot_schedule(path: str | os.PathLike[str], schedule: Sequence[dict[str, Any
         if drawn[row]:
             ax.set_ylim(*_limits(drawn[row]))
         else:
-            ax.text(0.5, 0.5, "cross-entropy throughout (plain PBT)", ha="center", va="center",
-                    transform=ax.transAxes)
+            ax.text(0.5, 0.5, "cross-entropy throughout (plain PBT)", ha="center", va="center", transform=ax.transAxes)
         ax.axhline(0, color="black", linewidth=0.6)
         ax.set_xlim(0, 1)
         ax.set_xlabel("prediction y (softmax output of the class)")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
     if drawn[0]:
-        value_ax.legend(fontsize=7, ncol=2, loc="best", title="solid: target, dashed: non-target",
-                        title_fontsize=7)
+        value_ax.legend(fontsize=7, ncol=2, loc="best", title="solid: target, dashed: non-target", title_fontsize=7)
     value_ax.set_title("Loss-function schedule: f(x, y) per stretch")
     top.set_title("… and its slope")
 
@@ -137,8 +154,9 @@ def plot_schedule(path: str | os.PathLike[str], schedule: Sequence[dict[str, Any
         twin.set_ylabel("weight decay", color=ORANGE)
         for s in schedule:
             if s["action"] in ("exploit", "novelty"):
-                bottom.axvline(s["start_step"], color=PURPLE if s["action"] == "novelty" else ORANGE,
-                               linestyle=":", linewidth=1)
+                bottom.axvline(
+                    s["start_step"], color=PURPLE if s["action"] == "novelty" else ORANGE, linestyle=":", linewidth=1
+                )
     bottom.set_xlabel("training step (dotted: the lineage switched to a fitter member's copy)")
     bottom.set_ylabel("learning rate", color=BLUE)
     bottom.grid(True, alpha=0.3)

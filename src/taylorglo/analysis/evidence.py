@@ -15,8 +15,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ..errors import TaylorGLOError
 from ..atomic import write_atomic
+from ..errors import TaylorGLOError
 from .plots import plot_final, plot_robustness
 from .stats import compare
 from .sweep import read_robustness
@@ -83,9 +83,11 @@ def final_section(directory: Path, out: Path) -> tuple[str, str] | None:
             "<th>Student p (two-tailed)</th><th>Welch p (two-tailed)</th><th>Cohen's d</th></tr></thead>"
             f"<tbody>{tests}</tbody></table>"
         )
-    body += (f'<figure><img src="{FINAL_FIGURE}" alt="test accuracy of each final loss over repeats">'
-             "<figcaption>Test accuracy of every final run; boxes show quartiles.</figcaption></figure>"
-             '<p>Every run: <a href="final.csv">final.csv</a>.</p>')
+    body += (
+        f'<figure><img src="{FINAL_FIGURE}" alt="test accuracy of each final loss over repeats">'
+        "<figcaption>Test accuracy of every final run; boxes show quartiles.</figcaption></figure>"
+        '<p>Every run: <a href="final.csv">final.csv</a>.</p>'
+    )
     return "Final evaluation", body
 
 
@@ -95,8 +97,11 @@ def robustness_section(directory: Path, out: Path) -> tuple[str, str] | None:
     if not result:
         return None
     eps = result["epsilons"]
-    attack = ("cross-entropy for every network (taylorglo robustness --attack-loss cross-entropy)"
-              if result.get("attack_loss") == "cross-entropy" else "the loss each network was trained with")
+    attack = (
+        "cross-entropy for every network (taylorglo robustness --attack-loss cross-entropy)"
+        if result.get("attack_loss") == "cross-entropy"
+        else "the loss each network was trained with"
+    )
     series = []
     rows = []
     for entry in result["losses"]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -80,8 +80,9 @@ def plot_fitness(
         px, py = zip(*points)
         top.scatter(px, py, s=12, color=GREY, alpha=0.45, linewidths=0, label="evaluated candidate", zorder=1)
     top.plot(gens, _nan(best), marker="o", color=GREEN, label="max (best)", zorder=3)
-    top.plot(gens, _nan(mean), marker="s", markersize=4, color=BLUE,
-             label="mean (rejected / failed count as 0)", zorder=3)
+    top.plot(
+        gens, _nan(mean), marker="s", markersize=4, color=BLUE, label="mean (rejected / failed count as 0)", zorder=3
+    )
     top.plot(gens, _nan(minimum), marker="v", markersize=4, color=RED, label="min", zorder=3)
     top.set_ylabel("fitness (validation accuracy)")
     top.set_ylim(-0.02, 1.02)
@@ -94,8 +95,16 @@ def plot_fitness(
     bottom.bar(gens, rejected_a, width=0.6, color=PURPLE, label="rejected by the invariant")
     bottom.bar(gens, failed_a, width=0.6, bottom=rejected_a, color=ORANGE, label="failed / aborted")
     if pending_a.any():
-        bottom.bar(gens, pending_a, width=0.6, bottom=rejected_a + failed_a, color="white",
-                   edgecolor=GREY, hatch="//", label="pending (not yet evaluated)")
+        bottom.bar(
+            gens,
+            pending_a,
+            width=0.6,
+            bottom=rejected_a + failed_a,
+            color="white",
+            edgecolor=GREY,
+            hatch="//",
+            label="pending (not yet evaluated)",
+        )
     bottom.set_ylabel("candidates")
     bottom.set_xlabel("generation")
     stacked = rejected_a + failed_a + pending_a
@@ -150,8 +159,9 @@ def plot_cmaes(
         names = list(labels) if labels is not None else [f"p{k}" for k in range(m.shape[1])]
         for k in range(m.shape[1]):
             bottom.plot(x, m[:, k], marker=".", label=names[k], linestyle="--" if k >= 10 else "-")
-        bottom.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, title="mean (code layout)",
-                      title_fontsize=8)
+        bottom.legend(
+            loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, title="mean (code layout)", title_fontsize=8
+        )
     bottom.axhline(0, color="black", linewidth=0.6)
     bottom.set_ylabel("mean of each parameter")
     bottom.set_xlabel("generations told (0 = initial distribution)")
@@ -279,8 +289,11 @@ def plot_final(path: str | os.PathLike[str], series: Sequence[tuple[str, Sequenc
     save_figure(fig, path)
 
 
-def plot_robustness(path: str | os.PathLike[str], epsilons: Sequence[float],
-                    series: Sequence[tuple[str, Sequence[float | None], Sequence[float | None]]]) -> None:
+def plot_robustness(
+    path: str | os.PathLike[str],
+    epsilons: Sequence[float],
+    series: Sequence[tuple[str, Sequence[float | None], Sequence[float | None]]],
+) -> None:
     """Accuracy under FGSM against ε: mean over repeats with a ±1 std band, one line per loss."""
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.add_subplot()

@@ -37,9 +37,10 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from ..atomic import remove_stale_temporaries, write_atomic
 from ..errors import TaylorGLOError, one_line
@@ -47,8 +48,8 @@ from ..evaluators.lending import META_KEY as LENDING_KEY
 from ..evaluators.lending import depends_on_timing
 from ..evaluators.lending import describe as describe_lending
 from ..experiment.config import ExperimentConfig
-from ..experiment.reading import open_experiment
 from ..experiment.lock import is_running
+from ..experiment.reading import open_experiment
 from ..experiment.store import STATUSES, Candidate, Generation, Store
 from ..polynomial import format_formula, loss_spec, order_for_length, taylor_terms, to_paper_layout
 from . import plots
@@ -58,8 +59,19 @@ FIGURES = ("fitness.png", "cmaes.png", "loss.png")
 #: which has no tabular form), in the store's own order.
 CANDIDATE_COLUMNS = tuple(f.name for f in dataclasses.fields(Candidate) if f.name != "metrics")
 GENERATION_COLUMNS = (
-    "generation", "state", "best_fitness", "mean_fitness", "min_fitness", "sigma",
-    "evaluated", "rejected_invariant", "failed", "aborted", "pending", "best_index", "best_params",
+    "generation",
+    "state",
+    "best_fitness",
+    "mean_fitness",
+    "min_fitness",
+    "sigma",
+    "evaluated",
+    "rejected_invariant",
+    "failed",
+    "aborted",
+    "pending",
+    "best_index",
+    "best_params",
 )
 _ALL_STATUSES = (*STATUSES, "pending")
 
@@ -135,7 +147,10 @@ def _summarise(generation: int, closed: bool, sigma: float | None, rows: list[Ca
         if c.status == "evaluated" and _better(c, best):
             best = c
     return GenerationSummary(
-        generation, closed, sigma, counts,
+        generation,
+        closed,
+        sigma,
+        counts,
         max(scores) if scores else None,
         sum(scores) / len(scores) if scores else None,
         min(scores) if scores else None,
@@ -165,9 +180,7 @@ def load_report_data(directory: str | os.PathLike[str]) -> ReportData:
                     f"DIR: {where!r} has no evaluated candidates yet; its search is running, "
                     "run `taylorglo analyze` again once the first candidates are recorded"
                 )
-            raise TaylorGLOError(
-                f"DIR: {where!r} has no evaluated candidates yet; run `taylorglo start {where}` first"
-            )
+            raise TaylorGLOError(f"DIR: {where!r} has no evaluated candidates yet; run `taylorglo start {where}` first")
         search_path = _search_path(generation_rows)
         lending = store.get_meta(LENDING_KEY)
 
@@ -190,9 +203,17 @@ def load_report_data(directory: str | os.PathLike[str]) -> ReportData:
     completed = sum(1 for g in generations if g.closed)
     state = "finished" if completed >= config.search.generations else "running" if running else "stopped"
     return ReportData(
-        directory=experiment.directory, config=config, state=state,
-        pid=running.get("pid") if running else None, candidates=candidates, generations=generations,
-        counts=counts, best=best, search_path=search_path, generated_at=time.time(), lending=lending,
+        directory=experiment.directory,
+        config=config,
+        state=state,
+        pid=running.get("pid") if running else None,
+        candidates=candidates,
+        generations=generations,
+        counts=counts,
+        best=best,
+        search_path=search_path,
+        generated_at=time.time(),
+        lending=lending,
     )
 
 
@@ -243,12 +264,23 @@ def generations_csv(data: ReportData) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(GENERATION_COLUMNS)
     for g in data.generations:
-        writer.writerow([
-            g.generation, "closed" if g.closed else "open", g.best_fitness, g.mean_fitness, g.min_fitness, g.sigma,
-            g.counts["evaluated"], g.counts["rejected-invariant"], g.counts["failed"], g.counts["aborted"],
-            g.counts["pending"], None if g.best is None else g.best.index,
-            None if g.best is None else _params_text(g.best.params),
-        ])
+        writer.writerow(
+            [
+                g.generation,
+                "closed" if g.closed else "open",
+                g.best_fitness,
+                g.mean_fitness,
+                g.min_fitness,
+                g.sigma,
+                g.counts["evaluated"],
+                g.counts["rejected-invariant"],
+                g.counts["failed"],
+                g.counts["aborted"],
+                g.counts["pending"],
+                None if g.best is None else g.best.index,
+                None if g.best is None else _params_text(g.best.params),
+            ]
+        )
     return out.getvalue()
 
 
@@ -280,8 +312,9 @@ def _draw_figures(data: ReportData, out: Path) -> None:
         rejected=[g.counts["rejected-invariant"] for g in gens],
         failed=[g.counts["failed"] + g.counts["aborted"] for g in gens],
         pending=[g.counts["pending"] for g in gens],
-        points=[(c.generation, c.fitness) for c in data.candidates
-                if c.status == "evaluated" and c.fitness is not None],
+        points=[
+            (c.generation, c.fitness) for c in data.candidates if c.status == "evaluated" and c.fitness is not None
+        ],
         open_generation=data.open_generation,
         population=data.config.search.population,
     )
@@ -294,8 +327,9 @@ def _draw_figures(data: ReportData, out: Path) -> None:
         labels=parameter_labels(len(path[0][2])) if path else None,
     )
     best = data.best
-    title = "" if best is None else (
-        f"best loss: candidate {best.generation}:{best.index}, fitness {_fmt(best.fitness)}")
+    title = (
+        "" if best is None else (f"best loss: candidate {best.generation}:{best.index}, fitness {_fmt(best.fitness)}")
+    )
     plots.plot_loss(out / "loss.png", None if best is None else best.params, title=title)
 
 
@@ -317,8 +351,9 @@ def write_report(
     """Write the report of the experiment in ``directory``; return the path of its index.html.
 
     ``out_dir`` defaults to ``DIR/report``. The final-evaluation and robustness sections follow
-    the search's once ``taylorglo final`` / ``taylorglo robustness`` have run. ``extra_sections`` are ``(title, html_fragment)``
-    pairs appended after the built-in sections: the title is escaped here, the fragment is
+    the search's once ``taylorglo final`` / ``taylorglo robustness`` have run. ``extra_sections``
+    are ``(title, html_fragment)`` pairs appended after the built-in sections: the title is
+    escaped here, the fragment is
     inserted as it is (its author escapes its data) and must be static, since the page's
     Content-Security-Policy allows no script and no network. Raises :class:`TaylorGLOError`
     (one line) when the directory is not an experiment or has no recorded candidate yet.
@@ -377,12 +412,16 @@ def _experiment_section(data: ReportData) -> Section:
     rows = [
         ("name", _e(c.name)),
         ("directory", f"<code>{_e(data.directory.resolve())}</code>"),
-        ("dataset", _e(t.dataset) + ("" if t.data_fraction == 1.0
-                                     else f" ({_e(t.data_fraction)} of the training split)")),
+        (
+            "dataset",
+            _e(t.dataset) + ("" if t.data_fraction == 1.0 else f" ({_e(t.data_fraction)} of the training split)"),
+        ),
         ("model", _e(t.model)),
         ("full schedule", _e(f"{schedule}, batch {t.batch_size}, lr {t.lr:g}")),
-        ("partial fraction",
-         _e(f"{s.partial_fraction:g} (fitness = {s.fitness_meaning} after this share of the schedule)")),
+        (
+            "partial fraction",
+            _e(f"{s.partial_fraction:g} (fitness = {s.fitness_meaning} after this share of the schedule)"),
+        ),
         ("population (λ)", _e(s.population)),
         ("generations", _e(s.generations)),
         ("σ₀ · order", _e(f"{s.sigma:g} · order {s.order}")),
@@ -415,15 +454,19 @@ def _progress_section(data: ReportData) -> Section:
         f'<td class="num">{_share(n[status], recorded) if status != "pending" else ""}</td></tr>'
         for status, label in labels
     )
-    count_rows += (f'<tr class="total"><th>recorded</th><td class="num" id="count-recorded">{recorded}</td>'
-                   "<td></td></tr>")
+    count_rows += (
+        f'<tr class="total"><th>recorded</th><td class="num" id="count-recorded">{recorded}</td><td></td></tr>'
+    )
     times = [c.finished_at for c in data.candidates if c.finished_at is not None]
     wall = sum(c.wall_time or 0.0 for c in data.candidates)
     open_g = data.open_generation
     rows = [
         ("state", f'<strong id="state" class="state-{_e(data.state)}">{_e(state)}</strong>'),
-        ("generations completed", f'<span id="generations-completed">{data.completed}</span> of {total}'
-         + ("" if open_g is None else f" (generation {open_g} open)")),
+        (
+            "generations completed",
+            f'<span id="generations-completed">{data.completed}</span> of {total}'
+            + ("" if open_g is None else f" (generation {open_g} open)"),
+        ),
         ("training time", _e(f"{wall / 60:.1f} min summed over evaluations")),
         ("last result", _e(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(max(times)))) if times else "–"),
     ]
@@ -441,13 +484,19 @@ def _share(k: int, total: int) -> str:
 def _best_section(data: ReportData) -> Section:
     best = data.best
     if best is None:
-        return Section("best", "Best loss",
-                       "<p>No candidate has been trained successfully yet (all recorded ones were rejected "
-                       "by the invariant, failed or aborted).</p>")
+        return Section(
+            "best",
+            "Best loss",
+            "<p>No candidate has been trained successfully yet (all recorded ones were rejected "
+            "by the invariant, failed or aborted).</p>",
+        )
     theta = to_paper_layout(best.params)
     rows = [
-        ("fitness", f'<strong id="best-fitness">{_fmt(best.fitness)}</strong> ({_e(data.config.search.fitness_meaning)} after '
-                    f"the partial schedule)"),
+        (
+            "fitness",
+            f'<strong id="best-fitness">{_fmt(best.fitness)}</strong> ({_e(data.config.search.fitness_meaning)} after '
+            f"the partial schedule)",
+        ),
         ("candidate", f'<span id="best-candidate">{best.generation}:{best.index}</span> (generation:index)'),
         ("formula (code layout)", f"<code>{_e(format_formula(best.params, 'code'))}</code>"),
         ("formula (paper layout)", f"<code>{_e(format_formula(best.params, 'paper'))}</code>"),
@@ -506,24 +555,32 @@ def _generations_section(data: ReportData) -> Section:
             best = f'<td class="num">{_fmt(g.best.fitness)}</td><td>{g.generation}:{g.best.index}</td>'
             formula = f"<td><code>{_e(_polynomial(g.best.params))}</code></td>"
         rows.append(
-            f"<tr><td>{g.generation}{state}</td>{best}<td class=\"num\">{_fmt(g.mean_fitness)}</td>"
+            f'<tr><td>{g.generation}{state}</td>{best}<td class="num">{_fmt(g.mean_fitness)}</td>'
             f'<td class="num">{g.counts["rejected-invariant"]}</td>'
             f'<td class="num">{g.counts["failed"] + g.counts["aborted"]}</td><td class="num">{sigma}</td>'
             f"{formula}</tr>"
         )
-    head = ("<thead><tr><th>generation</th><th>best fitness</th><th>candidate</th><th>mean fitness</th>"
-            "<th>rejected by the invariant</th><th>failed / aborted</th><th>σ after</th>"
-            "<th>best loss: f(x, y) in code layout</th></tr></thead>")
-    return Section("generations", "Best candidate of every generation",
-                   f'<table class="grid" id="generations-table">{head}<tbody>{"".join(rows)}</tbody></table>')
+    head = (
+        "<thead><tr><th>generation</th><th>best fitness</th><th>candidate</th><th>mean fitness</th>"
+        "<th>rejected by the invariant</th><th>failed / aborted</th><th>σ after</th>"
+        "<th>best loss: f(x, y) in code layout</th></tr></thead>"
+    )
+    return Section(
+        "generations",
+        "Best candidate of every generation",
+        f'<table class="grid" id="generations-table">{head}<tbody>{"".join(rows)}</tbody></table>',
+    )
 
 
 def _files_section(data: ReportData) -> Section:
     files = ("candidates.csv", "generations.csv", *FIGURES)
     items = "".join(f'<li><a href="{_e(f)}">{_e(f)}</a></li>' for f in files)
-    return Section("files", "Files",
-                   f"<p>Beside this page (the store itself is "
-                   f"<code>{_e(data.directory.resolve() / Store.FILENAME)}</code>):</p><ul>{items}</ul>")
+    return Section(
+        "files",
+        "Files",
+        f"<p>Beside this page (the store itself is "
+        f"<code>{_e(data.directory.resolve() / Store.FILENAME)}</code>):</p><ul>{items}</ul>",
+    )
 
 
 #: The built-in sections, in page order. Each takes the gathered data and returns a Section.
@@ -593,8 +650,9 @@ def render_html(data: ReportData, extra_sections: Sequence[tuple[str, str]] = ()
     body = "".join(f'<section id="{_e(s.id)}"><h2>{_e(s.title)}</h2>{s.html}</section>' for s in sections)
     generated = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(data.generated_at))
     best = "" if data.best is None else f" · best fitness {_fmt(data.best.fitness)}"
-    subtitle = (f"TaylorGLO search · {data.state} · {data.completed} of {data.config.search.generations} "
-                f"generations{best}")
+    subtitle = (
+        f"TaylorGLO search · {data.state} · {data.completed} of {data.config.search.generations} generations{best}"
+    )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

@@ -20,8 +20,8 @@ perturbed image a valid image. Datasets may be stored as uint8; inputs go throug
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -61,8 +61,9 @@ def _check_epsilon(epsilon: float) -> float:
     return value
 
 
-def _perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module,
-             epsilon: float, clip: tuple[float, float]) -> torch.Tensor:
+def _perturb(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module, epsilon: float, clip: tuple[float, float]
+) -> torch.Tensor:
     """The FGSM step for a model already in eval mode; ``x`` is float pixels."""
     # A caller inside torch.no_grad() or torch.inference_mode() (evaluation code often is) would
     # otherwise get no graph at all; the gradient is needed here, so switch both back on locally.
@@ -173,8 +174,9 @@ def parse_epsilons(text: str, field: str = "--eps") -> list[float]:
         if value < 0:
             raise TaylorGLOError(f"{field}: {piece!r} is negative; epsilons must be >= 0, {example}")
         if value > 1:
-            raise TaylorGLOError(f"{field}: {piece!r} is larger than 1, the whole pixel range (images are in "
-                                 f"[0, 1]); {example}")
+            raise TaylorGLOError(
+                f"{field}: {piece!r} is larger than 1, the whole pixel range (images are in [0, 1]); {example}"
+            )
         values.append(value)
     if not values:
         raise TaylorGLOError(f"{field}: no epsilon given; {example}")

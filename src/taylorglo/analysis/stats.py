@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,8 +44,14 @@ def ttests(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     Values are None where they are undefined: fewer than two runs on a side, or zero variance on
     both sides (then ``note`` says so, rather than a p of 0).
     """
-    out: dict[str, Any] = {"student_t": None, "student_p": None, "welch_t": None, "welch_p": None,
-                           "cohens_d": None, "difference": None}
+    out: dict[str, Any] = {
+        "student_t": None,
+        "student_p": None,
+        "welch_t": None,
+        "welch_p": None,
+        "cohens_d": None,
+        "difference": None,
+    }
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if x.size and y.size:
         out["difference"] = float(x.mean() - y.mean())
@@ -118,8 +125,10 @@ def _beta_fraction(a: float, b: float, x: float) -> float:
     d = 1.0 / (d if abs(d) > tiny else tiny)
     h = d
     for m in range(1, 10_000):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
             d = 1.0 + numerator * d
             d = 1.0 / (d if abs(d) > tiny else tiny)
             c = 1.0 + numerator / c
@@ -165,7 +174,8 @@ def compare(directory: str | os.PathLike[str]) -> dict[str, Any]:
         runs = store.final_runs()
     if not losses or not any(r.status != "pending" for r in runs):
         raise TaylorGLOError(
-            f"DIR: {str(experiment.directory)!r} has no final runs yet; run `taylorglo final {experiment.directory}` first"
+            f"DIR: {str(experiment.directory)!r} has no final runs yet; "
+            f"run `taylorglo final {experiment.directory}` first"
         )
     summaries = [loss_summary(loss, [r for r in runs if r.loss_id == loss.id]) for loss in losses]
     # Every loss is tested against cross-entropy; an EPBT experiment's also against plain PBT.
@@ -175,13 +185,18 @@ def compare(directory: str | os.PathLike[str]) -> dict[str, Any]:
         for s in summaries:
             if s in baselines:
                 continue
-            comparisons.append({"a": s["label"], "b": baseline["label"],
-                                **ttests(s["accuracies"], baseline["accuracies"])})
+            comparisons.append(
+                {"a": s["label"], "b": baseline["label"], **ttests(s["accuracies"], baseline["accuracies"])}
+            )
     if len(baselines) == 2:
         pbt, ce = baselines[1], baselines[0]
         comparisons.append({"a": pbt["label"], "b": ce["label"], **ttests(pbt["accuracies"], ce["accuracies"])})
-    return {"name": experiment.config.name, "directory": str(experiment.directory), "losses": summaries,
-            "comparisons": comparisons}
+    return {
+        "name": experiment.config.name,
+        "directory": str(experiment.directory),
+        "losses": summaries,
+        "comparisons": comparisons,
+    }
 
 
 def default_label(summaries: Sequence[dict[str, Any]]) -> str:
@@ -196,8 +211,9 @@ def default_label(summaries: Sequence[dict[str, Any]]) -> str:
     return CROSS_ENTROPY_LABEL
 
 
-def ttest_experiments(dir_a: str | os.PathLike[str], dir_b: str | os.PathLike[str],
-                      label_a: str | None = None, label_b: str | None = None) -> dict[str, Any]:
+def ttest_experiments(
+    dir_a: str | os.PathLike[str], dir_b: str | os.PathLike[str], label_a: str | None = None, label_b: str | None = None
+) -> dict[str, Any]:
     """t-tests between the final runs of two experiments (the reference's ``ttest DIR1 DIR2``)."""
     sides = []
     for directory, label, flag in ((dir_a, label_a, "--label-a"), (dir_b, label_b, "--label-b")):
@@ -227,15 +243,25 @@ def collate(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
         st = status(directory)
         config = open_experiment(directory).config
         row: dict[str, Any] = {
-            "experiment": str(directory), "name": st["name"], "dataset": config.training.dataset,
-            "model": config.training.model, "state": st["state"],
+            "experiment": str(directory),
+            "name": st["name"],
+            "dataset": config.training.dataset,
+            "model": config.training.model,
+            "state": st["state"],
             "generations": f"{st['generations_completed']}/{st['generations_total']}",
-            "evaluated": st["candidates"]["evaluated"], "rejected_invariant": st["candidates"]["rejected_invariant"],
+            "evaluated": st["candidates"]["evaluated"],
+            "rejected_invariant": st["candidates"]["rejected_invariant"],
             "failed": st["candidates"]["failed"] + st["candidates"]["aborted"],
             "best_fitness": st["best"]["fitness"] if st["best"] else None,
             "best_formula": st["best"]["formula"] if st["best"] else None,
-            "final_label": None, "final_n": 0, "final_mean": None, "final_std": None,
-            "ce_n": 0, "ce_mean": None, "ce_std": None, "welch_p": None,
+            "final_label": None,
+            "final_n": 0,
+            "final_mean": None,
+            "final_std": None,
+            "ce_n": 0,
+            "ce_mean": None,
+            "ce_std": None,
+            "welch_p": None,
         }
         try:
             summary = compare(directory)
@@ -245,11 +271,19 @@ def collate(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
         label = default_label(summary["losses"])
         by_label = {s["label"]: s for s in summary["losses"]}
         chosen, ce = by_label[label], by_label.get(CROSS_ENTROPY_LABEL)
-        row.update(final_label=label, final_n=chosen["test_accuracy"]["n"], final_mean=chosen["test_accuracy"]["mean"],
-                   final_std=chosen["test_accuracy"]["std"])
+        row.update(
+            final_label=label,
+            final_n=chosen["test_accuracy"]["n"],
+            final_mean=chosen["test_accuracy"]["mean"],
+            final_std=chosen["test_accuracy"]["std"],
+        )
         if ce is not None and ce is not chosen:
-            row.update(ce_n=ce["test_accuracy"]["n"], ce_mean=ce["test_accuracy"]["mean"], ce_std=ce["test_accuracy"]["std"],
-                       welch_p=ttests(chosen["accuracies"], ce["accuracies"])["welch_p"])
+            row.update(
+                ce_n=ce["test_accuracy"]["n"],
+                ce_mean=ce["test_accuracy"]["mean"],
+                ce_std=ce["test_accuracy"]["std"],
+                welch_p=ttests(chosen["accuracies"], ce["accuracies"])["welch_p"],
+            )
         rows.append(row)
     if not rows:
         raise TaylorGLOError(f"RUNS_DIR: no experiment directories (with {Store.FILENAME}) under {str(root)!r}")

@@ -12,13 +12,14 @@ import csv
 import io
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from ..errors import TaylorGLOError
-from ..experiment.store import CROSS_ENTROPY_LABEL
 from ..atomic import write_atomic
+from ..errors import TaylorGLOError
 from ..experiment.reading import open_experiment
+from ..experiment.store import CROSS_ENTROPY_LABEL
 from ..training.checkpoint import load_network
 from ..training.data import load_dataset
 from ..training.trainer import as_loss
@@ -96,10 +97,17 @@ def robustness_sweep(
             {
                 "label": label,
                 "source": next(loss.source for loss in losses if loss.label == label),
-                "accuracy": [{"epsilon": e, **describe(values), "values": values,
-                              "welch_p_vs_cross_entropy": None if baseline is None or label == CROSS_ENTROPY_LABEL
-                              else ttests(values, baseline[e])["welch_p"]}
-                             for e, values in by_eps.items()],
+                "accuracy": [
+                    {
+                        "epsilon": e,
+                        **describe(values),
+                        "values": values,
+                        "welch_p_vs_cross_entropy": None
+                        if baseline is None or label == CROSS_ENTROPY_LABEL
+                        else ttests(values, baseline[e])["welch_p"],
+                    }
+                    for e, values in by_eps.items()
+                ],
             }
             for label, by_eps in per_loss.items()
         ],

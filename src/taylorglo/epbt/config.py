@@ -38,7 +38,7 @@ class NoveltyConfig:
     remove_fraction: float = 0.5
     behaviour: str = "class_accuracy"
 
-    def validate(self, prefix: str) -> "NoveltyConfig":
+    def validate(self, prefix: str) -> NoveltyConfig:
         if not _is_int(self.cycle) or self.cycle < 1:
             raise TaylorGLOError(f"{prefix}cycle: must be a positive integer (evolution steps), got {self.cycle!r}")
         if not (_is_number(self.multiplier) and self.multiplier >= 1):
@@ -46,8 +46,9 @@ class NoveltyConfig:
         if not (_is_number(self.remove_fraction) and 0 < self.remove_fraction < 1):
             raise TaylorGLOError(f"{prefix}remove_fraction: must be a number in (0, 1), got {self.remove_fraction!r}")
         if self.behaviour not in BEHAVIOURS:
-            raise TaylorGLOError(f"{prefix}behaviour: must be one of {', '.join(map(repr, BEHAVIOURS))}, "
-                                 f"got {self.behaviour!r}")
+            raise TaylorGLOError(
+                f"{prefix}behaviour: must be one of {', '.join(map(repr, BEHAVIOURS))}, got {self.behaviour!r}"
+            )
         return self
 
 
@@ -61,7 +62,7 @@ class DistillationConfig:
     temperature: float = 2.0
     steps: int = 200
 
-    def validate(self, prefix: str) -> "DistillationConfig":
+    def validate(self, prefix: str) -> DistillationConfig:
         if not (_is_number(self.weight) and 0 < self.weight <= 1):
             raise TaylorGLOError(f"{prefix}weight: must be a number in (0, 1], got {self.weight!r}")
         if not (_is_number(self.temperature) and self.temperature > 0):
@@ -144,7 +145,7 @@ class EPBTConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, table: dict[str, Any], prefix: str = "epbt.") -> "EPBTConfig":
+    def from_dict(cls, table: dict[str, Any], prefix: str = "epbt.") -> EPBTConfig:
         known = [f.name for f in dataclasses.fields(cls)]
         for key in table:
             if key not in known:
@@ -160,15 +161,17 @@ class EPBTConfig:
                 sub_known = [f.name for f in dataclasses.fields(sub)]
                 for key in value:
                     if key not in sub_known:
-                        raise TaylorGLOError(f"{prefix}{name}.{key}: unknown field; known fields are "
-                                             f"{', '.join(sub_known)}")
+                        raise TaylorGLOError(
+                            f"{prefix}{name}.{key}: unknown field; known fields are {', '.join(sub_known)}"
+                        )
                 values[name] = sub(**value).validate(f"{prefix}{name}.")
             else:
-                raise TaylorGLOError(f"{prefix}{name}: must be a table such as {{ cycle = 4 }}, true, or false; "
-                                     f"got {value!r}")
+                raise TaylorGLOError(
+                    f"{prefix}{name}: must be a table such as {{ cycle = 4 }}, true, or false; got {value!r}"
+                )
         return cls(**values).validate(prefix)
 
-    def validate(self, prefix: str = "epbt.") -> "EPBTConfig":
+    def validate(self, prefix: str = "epbt.") -> EPBTConfig:
         def bad(name: str, why: str) -> TaylorGLOError:
             return TaylorGLOError(f"{prefix}{name}: {why}")
 
@@ -192,8 +195,12 @@ class EPBTConfig:
             raise bad("resample_probability", f"must be a number in [0, 1], got {self.resample_probability!r}")
         for name in ("lr_range", "weight_decay_range"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, list) and len(value) == 2
-                                          and all(_is_number(v) and v > 0 for v in value) and value[0] <= value[1]):
+            if value is not None and not (
+                isinstance(value, list)
+                and len(value) == 2
+                and all(_is_number(v) and v > 0 for v in value)
+                and value[0] <= value[1]
+            ):
                 raise bad(name, f"must be [low, high] with 0 < low <= high, got {value!r}")
         if not (isinstance(self.evolve, list) and all(g in GENES for g in self.evolve)):
             raise bad("evolve", f"must be a list of {', '.join(map(repr, GENES))}, got {self.evolve!r}")
@@ -202,16 +209,22 @@ class EPBTConfig:
         n = num_params(self.order)
         if isinstance(self.initial_loss, list):
             if len(self.initial_loss) != n or not all(_is_number(v) for v in self.initial_loss):
-                raise bad("initial_loss", f"must be \"random\", \"cross-entropy\" or a list of {n} numbers "
-                                          f"(order {self.order}), got {self.initial_loss!r}")
+                raise bad(
+                    "initial_loss",
+                    f'must be "random", "cross-entropy" or a list of {n} numbers '
+                    f"(order {self.order}), got {self.initial_loss!r}",
+                )
         elif self.initial_loss not in ("random", "cross-entropy"):
-            raise bad("initial_loss", f"must be \"random\", \"cross-entropy\" or a list of {n} numbers, "
-                                      f"got {self.initial_loss!r}")
+            raise bad(
+                "initial_loss", f'must be "random", "cross-entropy" or a list of {n} numbers, got {self.initial_loss!r}'
+            )
         if not (_is_number(self.initial_sigma) and 0 < self.initial_sigma <= MAX_MAGNITUDE):
             raise bad("initial_sigma", f"must be a positive number up to {MAX_MAGNITUDE:g}, got {self.initial_sigma!r}")
         if self.initial_hyperparameters not in INITIAL_HYPERPARAMETERS:
-            raise bad("initial_hyperparameters", f"must be one of {', '.join(map(repr, INITIAL_HYPERPARAMETERS))}, "
-                                                 f"got {self.initial_hyperparameters!r}")
+            raise bad(
+                "initial_hyperparameters",
+                f"must be one of {', '.join(map(repr, INITIAL_HYPERPARAMETERS))}, got {self.initial_hyperparameters!r}",
+            )
         if self.invariant not in RULES:
             raise bad("invariant", f"must be one of {', '.join(map(repr, RULES))}, got {self.invariant!r}")
         if self.novelty_pulsation is not None:

@@ -24,12 +24,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import TaylorGLOError
-from ..experiment.final import (FINAL_DIR, FinalProgress, _final_run, _run_line,
-                                final_seed)
+from ..experiment.final import FINAL_DIR, FinalProgress, _final_run, _run_line, final_seed
 from ..experiment.host import LOG_FILE, _Log, make_evaluator, open_experiment
 from ..experiment.lock import ExperimentLock
 from ..experiment.progress import Reporter
@@ -46,17 +46,29 @@ def schedule_label(generation: int, index: int) -> str:
 
 def replay_steps(schedule: Sequence[dict[str, Any]], config: Any) -> tuple[ScheduleStep, ...]:
     """A lineage's schedule (:func:`~.report.schedule_of`) as trainer stretches."""
-    return tuple(member_stretch(s["start_step"], s["stop_step"], s["params"], s["lr"], s["weight_decay"],
-                                bool(s["distill"]), config.epbt.distillation) for s in schedule)
+    return tuple(
+        member_stretch(
+            s["start_step"],
+            s["stop_step"],
+            s["params"],
+            s["lr"],
+            s["weight_decay"],
+            bool(s["distill"]),
+            config.epbt.distillation,
+        )
+        for s in schedule
+    )
 
 
 def pbt_config(config: Any, repeat: int) -> dict[str, Any]:
     """The plain-PBT experiment of ``repeat``: ``config`` with cross-entropy and hyperparameters only."""
     evolve = [g for g in config.epbt.evolve if g != "loss"] or ["lr", "weight_decay"]
-    epbt = dataclasses.replace(config.epbt, evolve=evolve, initial_loss="cross-entropy", novelty_pulsation=None,
-                               distillation=None)
-    data = dataclasses.replace(config, name=f"{config.name}-pbt-{repeat}", seed=final_seed(config.seed, repeat),
-                               epbt=epbt).to_dict()
+    epbt = dataclasses.replace(
+        config.epbt, evolve=evolve, initial_loss="cross-entropy", novelty_pulsation=None, distillation=None
+    )
+    data = dataclasses.replace(
+        config, name=f"{config.name}-pbt-{repeat}", seed=final_seed(config.seed, repeat), epbt=epbt
+    ).to_dict()
     return data
 
 
@@ -86,31 +98,45 @@ def run_epbt_final(
         completed = sum(1 for g in store.generations() if g.closed)
         best = best_member(store)
         if best is None or total is None or completed < total:
-            raise TaylorGLOError(f"DIR: {str(root)!r} has not finished its EPBT run ({completed} of {total or '?'} "
-                                 f"generations); run `taylorglo start {root}` first")
+            raise TaylorGLOError(
+                f"DIR: {str(root)!r} has not finished its EPBT run ({completed} of {total or '?'} "
+                f"generations); run `taylorglo start {root}` first"
+            )
         c, _ = best
         schedule = schedule_of(store, c.generation, c.index)
         steps = replay_steps(schedule, config)
         seeds = [final_seed(config.seed, r) for r in range(repeats)]
-        plan = [(CROSS_ENTROPY_LABEL, None, "baseline"),
-                (schedule_label(c.generation, c.index), c.params or None,
-                 f"schedule of EPBT's best member {c.generation}:{c.index}, replayed from scratch")]
+        plan = [
+            (CROSS_ENTROPY_LABEL, None, "baseline"),
+            (
+                schedule_label(c.generation, c.index),
+                c.params or None,
+                f"schedule of EPBT's best member {c.generation}:{c.index}, replayed from scratch",
+            ),
+        ]
         if pbt:
             plan.append((PBT_LABEL, None, "plain PBT: cross-entropy, hyperparameters evolved, same population"))
         losses = []
         retried = 0
         for label, params, source in plan:
-            loss = store.add_final_loss(label, params, source, c.generation if label.startswith("epbt") else None,
-                                        c.index if label.startswith("epbt") else None)
+            loss = store.add_final_loss(
+                label,
+                params,
+                source,
+                c.generation if label.startswith("epbt") else None,
+                c.index if label.startswith("epbt") else None,
+            )
             retried += store.plan_final_runs(loss.id, seeds, retry_failed)
             losses.append(loss)
         by_id = {loss.id: loss for loss in losses}
         wanted = [run for run in store.final_runs() if run.loss_id in by_id and run.repeat < repeats]
         todo = sorted((run for run in wanted if run.status == "pending"), key=lambda run: (run.repeat, run.loss_id))
         done = len(wanted) - len(todo)
-        log.info(f"final: {config.name}: EPBT schedule of {c.generation}:{c.index} ({len(steps)} stretches), "
-                 f"cross-entropy{' and plain PBT' if pbt else ''} x {repeats} repeats; {done} runs recorded, "
-                 f"{len(todo)} to run" + retried_text(retried))
+        log.info(
+            f"final: {config.name}: EPBT schedule of {c.generation}:{c.index} ({len(steps)} stretches), "
+            f"cross-entropy{' and plain PBT' if pbt else ''} x {repeats} repeats; {done} runs recorded, "
+            f"{len(todo)} to run" + retried_text(retried)
+        )
 
         def record(run: FinalRun) -> None:
             nonlocal done
@@ -138,8 +164,9 @@ def run_epbt_final(
     return losses
 
 
-def _pbt_run(root: Path, config: Any, run: FinalRun, workers: int | None, reporter: Reporter,
-             evaluator: dict[str, Any] | None) -> FinalRun:
+def _pbt_run(
+    root: Path, config: Any, run: FinalRun, workers: int | None, reporter: Reporter, evaluator: dict[str, Any] | None
+) -> FinalRun:
     """Run (or resume) plain-PBT repeat ``run.repeat`` as an experiment of its own."""
     from ..experiment.host import init_experiment, start
 
@@ -157,10 +184,21 @@ def _pbt_run(root: Path, config: Any, run: FinalRun, workers: int | None, report
         return FinalRun(run.loss_id, run.repeat, run.seed, "failed", reason="every PBT member failed")
     saved = sub / BEST_MODEL
     return FinalRun(
-        loss_id=run.loss_id, repeat=run.repeat, seed=run.seed, status="finished",
-        test_accuracy=best["test_accuracy"], val_accuracy=best["fitness"], steps=result["total_steps"],
-        attempts=1, wall_time=wall, worker=f"{result['population']} members",
+        loss_id=run.loss_id,
+        repeat=run.repeat,
+        seed=run.seed,
+        status="finished",
+        test_accuracy=best["test_accuracy"],
+        val_accuracy=best["fitness"],
+        steps=result["total_steps"],
+        attempts=1,
+        wall_time=wall,
+        worker=f"{result['population']} members",
         model_path=os.path.relpath(saved, root) if saved.is_file() else None,
-        metrics={"experiment": os.path.relpath(sub, root), "member": [best["generation"], best["index"]],
-                 "lr": best["lr"], "weight_decay": best["weight_decay"]},
+        metrics={
+            "experiment": os.path.relpath(sub, root),
+            "member": [best["generation"], best["index"]],
+            "lr": best["lr"],
+            "weight_decay": best["weight_decay"],
+        },
     )

@@ -7,8 +7,9 @@ and the evolution step, so an EPBT run re-planned after a crash draws exactly th
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +31,11 @@ class Genes:
     weight_decay: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"params": None if self.params is None else list(self.params), "lr": self.lr,
-                "weight_decay": self.weight_decay}
+        return {
+            "params": None if self.params is None else list(self.params),
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+        }
 
 
 def cross_entropy_like(order: int = 3, centre: float = 0.5) -> list[float]:
@@ -60,8 +64,7 @@ def random_loss(config: EPBTConfig, num_classes: int, rng: np.random.Generator) 
     raise RuntimeError(f"no loss out of {MAX_REDRAWS} draws satisfies the {config.invariant} invariant")
 
 
-def initial_genes(config: EPBTConfig, training: TrainConfig, num_classes: int,
-                  rng: np.random.Generator) -> list[Genes]:
+def initial_genes(config: EPBTConfig, training: TrainConfig, num_classes: int, rng: np.random.Generator) -> list[Genes]:
     """The genes of the first generation (``initial_loss``, ``initial_hyperparameters``)."""
     members = []
     for _ in range(config.population):
@@ -93,8 +96,9 @@ def _explore_hyper(value: float, bounds: tuple[float, float], config: EPBTConfig
     return float(min(max(value * factor, lo), hi))
 
 
-def mutate(genes: Genes, config: EPBTConfig, training: TrainConfig, num_classes: int,
-           rng: np.random.Generator) -> tuple[Genes, int]:
+def mutate(
+    genes: Genes, config: EPBTConfig, training: TrainConfig, num_classes: int, rng: np.random.Generator
+) -> tuple[Genes, int]:
     """A child's genes: Gaussian noise on every loss gene (redrawn until the invariant holds; after
     :data:`MAX_REDRAWS` failures the parent's loss is kept), explored hyperparameters; and how many
     mutated losses the invariant rejected on the way (counted in the report)."""
@@ -125,5 +129,6 @@ def genome_vector(genes: Genes) -> list[float]:
 
 
 def genes_from(params: Sequence[float] | None, lr: float, weight_decay: float) -> Genes:
-    return Genes(None if params is None or len(params) == 0 else tuple(float(v) for v in params), float(lr),
-                 float(weight_decay))
+    return Genes(
+        None if params is None or len(params) == 0 else tuple(float(v) for v in params), float(lr), float(weight_decay)
+    )

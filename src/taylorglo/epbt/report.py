@@ -12,8 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..atomic import write_atomic
 from ..experiment.store import Candidate, Member, Store
@@ -41,12 +42,22 @@ def schedule_of(store: Store, generation: int, index: int) -> list[dict[str, Any
     """The loss and hyperparameter schedule of a member: one entry per segment it inherited."""
     out = []
     for c, m in lineage(store, generation, index):
-        out.append({
-            "generation": m.generation, "member": m.index, "start_step": m.start_step, "stop_step": m.stop_step,
-            "params": c.params or None, "loss": loss_spec(c.params or None), "lr": m.lr,
-            "weight_decay": m.weight_decay, "action": m.action, "parent": m.parent, "distill": m.distill,
-            "val_accuracy": c.val_accuracy,
-        })
+        out.append(
+            {
+                "generation": m.generation,
+                "member": m.index,
+                "start_step": m.start_step,
+                "stop_step": m.stop_step,
+                "params": c.params or None,
+                "loss": loss_spec(c.params or None),
+                "lr": m.lr,
+                "weight_decay": m.weight_decay,
+                "action": m.action,
+                "parent": m.parent,
+                "distill": m.distill,
+                "val_accuracy": c.val_accuracy,
+            }
+        )
     return out
 
 
@@ -80,9 +91,13 @@ def epbt_status(store: Store, config: Any) -> dict[str, Any]:
     if best is not None:
         c, m = best
         info["best"] = {
-            "params": c.params or None, "fitness": c.fitness, "generation": c.generation, "index": c.index,
+            "params": c.params or None,
+            "fitness": c.fitness,
+            "generation": c.generation,
+            "index": c.index,
             "formula": format_formula(c.params) if c.params else "cross-entropy",
-            "lr": m.lr, "weight_decay": m.weight_decay,
+            "lr": m.lr,
+            "weight_decay": m.weight_decay,
             "test_accuracy": (c.metrics or {}).get("test_accuracy"),
             "schedule_length": len(lineage(store, c.generation, c.index)),
         }
@@ -93,15 +108,52 @@ def members_csv(members: Sequence[Member], results: dict[tuple[int, int], Candid
     """Every member of every generation: lineage, genes, result (``members.csv``)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["generation", "index", "parent", "action", "status", "fitness", "val_accuracy",
-                     "test_accuracy", "lr", "weight_decay", "start_step", "stop_step", "distill", "redraws",
-                     "wall_time", "worker", "reason", "params"])
+    writer.writerow(
+        [
+            "generation",
+            "index",
+            "parent",
+            "action",
+            "status",
+            "fitness",
+            "val_accuracy",
+            "test_accuracy",
+            "lr",
+            "weight_decay",
+            "start_step",
+            "stop_step",
+            "distill",
+            "redraws",
+            "wall_time",
+            "worker",
+            "reason",
+            "params",
+        ]
+    )
     for m in members:
         c = results[(m.generation, m.index)]
-        writer.writerow([m.generation, m.index, m.parent, m.action, c.status, c.fitness, c.val_accuracy,
-                         (c.metrics or {}).get("test_accuracy"), m.lr, m.weight_decay, m.start_step,
-                         m.stop_step, int(m.distill), m.redraws, c.wall_time, c.worker, c.reason,
-                         " ".join(repr(p) for p in c.params)])
+        writer.writerow(
+            [
+                m.generation,
+                m.index,
+                m.parent,
+                m.action,
+                c.status,
+                c.fitness,
+                c.val_accuracy,
+                (c.metrics or {}).get("test_accuracy"),
+                m.lr,
+                m.weight_decay,
+                m.start_step,
+                m.stop_step,
+                int(m.distill),
+                m.redraws,
+                c.wall_time,
+                c.worker,
+                c.reason,
+                " ".join(repr(p) for p in c.params),
+            ]
+        )
     return out.getvalue()
 
 
@@ -110,17 +162,42 @@ def generations_csv(members: Sequence[Member], results: dict[tuple[int, int], Ca
     novelty copies, invariant redraws (``generations.csv``; an open generation has pending ones)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["generation", "start_step", "stop_step", "best_fitness", "mean_fitness", "min_fitness",
-                     "trained", "failed", "pending", "exploits", "novelty_copies", "invariant_redraws"])
+    writer.writerow(
+        [
+            "generation",
+            "start_step",
+            "stop_step",
+            "best_fitness",
+            "mean_fitness",
+            "min_fitness",
+            "trained",
+            "failed",
+            "pending",
+            "exploits",
+            "novelty_copies",
+            "invariant_redraws",
+        ]
+    )
     for g in sorted({m.generation for m in members}):
         ms = [m for m in members if m.generation == g]
         rs = [results[(g, m.index)] for m in ms]
         scores = [r.fitness or 0.0 for r in rs if r.status != "pending"]
-        writer.writerow([g, ms[0].start_step, ms[0].stop_step, max(scores, default=None),
-                         sum(scores) / len(scores) if scores else None, min(scores, default=None),
-                         sum(r.status == "evaluated" for r in rs), sum(r.status == "failed" for r in rs),
-                         sum(r.status == "pending" for r in rs), sum(m.action == "exploit" for m in ms),
-                         sum(m.action == "novelty" for m in ms), sum(m.redraws for m in ms)])
+        writer.writerow(
+            [
+                g,
+                ms[0].start_step,
+                ms[0].stop_step,
+                max(scores, default=None),
+                sum(scores) / len(scores) if scores else None,
+                min(scores, default=None),
+                sum(r.status == "evaluated" for r in rs),
+                sum(r.status == "failed" for r in rs),
+                sum(r.status == "pending" for r in rs),
+                sum(m.action == "exploit" for m in ms),
+                sum(m.action == "novelty" for m in ms),
+                sum(m.redraws for m in ms),
+            ]
+        )
     return out.getvalue()
 
 
@@ -129,12 +206,24 @@ def export_epbt(directory: Path, store: Store, config: Any, final: bool = False)
     best = best_member(store)
     if best is not None:
         c, m = best
-        write_atomic(directory / "best.json", json.dumps({
-            "name": config.name, "kind": "epbt", "generation": c.generation, "index": c.index,
-            "fitness": c.fitness, "test_accuracy": (c.metrics or {}).get("test_accuracy"),
-            "checkpoint": m.checkpoint, "final": final,
-            "schedule": schedule_of(store, c.generation, c.index),
-        }, indent=2) + "\n")
+        write_atomic(
+            directory / "best.json",
+            json.dumps(
+                {
+                    "name": config.name,
+                    "kind": "epbt",
+                    "generation": c.generation,
+                    "index": c.index,
+                    "fitness": c.fitness,
+                    "test_accuracy": (c.metrics or {}).get("test_accuracy"),
+                    "checkpoint": m.checkpoint,
+                    "final": final,
+                    "schedule": schedule_of(store, c.generation, c.index),
+                },
+                indent=2,
+            )
+            + "\n",
+        )
     members = store.members()
     results = {(c.generation, c.index): c for c in store.candidates()}
     write_atomic(directory / "generations.csv", generations_csv(members, results))
@@ -154,6 +243,14 @@ def save_best_network(directory: Path, store: Store, config: Any, data: Any) -> 
     state = load_state(directory / m.checkpoint)
     model = build_network(config.training, data)
     model.load_state_dict(state["model"])
-    return save_network(model, directory / BEST_MODEL, model_name=config.training.model,
-                        model_options=config.training.model_options, data=data, loss=loss_spec(c.params or None),
-                        generation=c.generation, index=c.index, test_accuracy=(c.metrics or {}).get("test_accuracy"))
+    return save_network(
+        model,
+        directory / BEST_MODEL,
+        model_name=config.training.model,
+        model_options=config.training.model_options,
+        data=data,
+        loss=loss_spec(c.params or None),
+        generation=c.generation,
+        index=c.index,
+        test_accuracy=(c.metrics or {}).get("test_accuracy"),
+    )

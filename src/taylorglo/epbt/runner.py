@@ -22,8 +22,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -46,8 +47,11 @@ def plan_meta(config: Any, data: DataSplits) -> dict[str, int]:
     """The run's shape in steps: the full schedule cut into ready intervals."""
     schedule = config.training.schedule(len(data.train_y))
     ready = config.epbt.ready_interval(schedule.steps_per_epoch, schedule.total_steps)
-    return {"total_steps": schedule.total_steps, "ready_steps": ready,
-            "generations": int(math.ceil(schedule.total_steps / ready))}
+    return {
+        "total_steps": schedule.total_steps,
+        "ready_steps": ready,
+        "generations": int(math.ceil(schedule.total_steps / ready)),
+    }
 
 
 def member_seed(seed: int, generation: int, index: int) -> int:
@@ -71,8 +75,9 @@ def behaviour(candidate: Candidate, member: Member, kind: str, num_classes: int)
     return list(classes) if classes else [0.0] * num_classes
 
 
-def plan_generation(store: Store, config: Any, generation: int, meta: dict[str, int],
-                    num_classes: int) -> tuple[list[Candidate], list[Member]]:
+def plan_generation(
+    store: Store, config: Any, generation: int, meta: dict[str, int], num_classes: int
+) -> tuple[list[Candidate], list[Member]]:
     """Generation ``generation``'s members: the initial population, or exploit/explore of the
     previous generation's recorded results. Deterministic (see the module docstring)."""
     e: EPBTConfig = config.epbt
@@ -93,8 +98,10 @@ def plan_generation(store: Store, config: Any, generation: int, meta: dict[str, 
             choices = select(generation, fitness, behaviours, failed, e, rng)
         except ValueError:
             reasons = "; ".join(sorted({c.reason or c.status for c in previous}))[:300]
-            raise TaylorGLOError(f"epbt: every member failed in generation {generation - 1} ({reasons}); "
-                                 "lower training.lr or epbt.mutate_sigma, or use the invariant") from None
+            raise TaylorGLOError(
+                f"epbt: every member failed in generation {generation - 1} ({reasons}); "
+                "lower training.lr or epbt.mutate_sigma, or use the invariant"
+            ) from None
         for choice in choices:
             parent = previous[choice.parent], members[choice.parent]
             if choice.action == "continue":
@@ -108,28 +115,65 @@ def plan_generation(store: Store, config: Any, generation: int, meta: dict[str, 
         candidates.append(Candidate(generation, index, list(genes.params or []), seed, "pending"))
         resume = None if parent is None else checkpoint_name(generation - 1, parent)
         distill = action in ("exploit", "novelty") and e.distillation is not None
-        out.append(Member(generation, index, parent, action, genes.lr, genes.weight_decay, start, stop, resume,
-                          checkpoint_name(generation, index), distill, redraws))
+        out.append(
+            Member(
+                generation,
+                index,
+                parent,
+                action,
+                genes.lr,
+                genes.weight_decay,
+                start,
+                stop,
+                resume,
+                checkpoint_name(generation, index),
+                distill,
+                redraws,
+            )
+        )
     return candidates, out
 
 
-def member_stretch(start: int, stop: int, params: Any, lr: float, weight_decay: float, distill: bool,
-                   distillation: DistillationConfig | None) -> ScheduleStep:
+def member_stretch(
+    start: int,
+    stop: int,
+    params: Any,
+    lr: float,
+    weight_decay: float,
+    distill: bool,
+    distillation: DistillationConfig | None,
+) -> ScheduleStep:
     """A member's stretch of training as the trainer takes it: shared by the EPBT run itself and
     ``final``'s replay of a lineage, so both train a stretch the same way."""
     d = distillation if distill else None
-    return ScheduleStep(start=start, stop=stop, params=tuple(params) if params else None, lr=lr,
-                        weight_decay=weight_decay, distill_weight=d.weight if d else 0.0,
-                        distill_temperature=distillation.temperature if distillation else 1.0,
-                        distill_steps=d.steps if d else 0)
+    return ScheduleStep(
+        start=start,
+        stop=stop,
+        params=tuple(params) if params else None,
+        lr=lr,
+        weight_decay=weight_decay,
+        distill_weight=d.weight if d else 0.0,
+        distill_temperature=distillation.temperature if distillation else 1.0,
+        distill_steps=d.steps if d else 0,
+    )
 
 
 def job_for(directory: Path, config: Any, candidate: Candidate, member: Member) -> Job:
     """The evaluator job that trains ``member``'s next segment."""
-    stretch = member_stretch(member.start_step, member.stop_step, candidate.params, member.lr, member.weight_decay,
-                             member.distill, config.epbt.distillation)
-    spec = SegmentSpec(stretch, save_to=str(directory / member.checkpoint),
-                       resume_from=None if member.resume_from is None else str(directory / member.resume_from))
+    stretch = member_stretch(
+        member.start_step,
+        member.stop_step,
+        candidate.params,
+        member.lr,
+        member.weight_decay,
+        member.distill,
+        config.epbt.distillation,
+    )
+    spec = SegmentSpec(
+        stretch,
+        save_to=str(directory / member.checkpoint),
+        resume_from=None if member.resume_from is None else str(directory / member.resume_from),
+    )
     return Job(candidate.generation, candidate.index, stretch.params, candidate.seed, segment=spec)
 
 
@@ -152,8 +196,15 @@ def prune_checkpoints(directory: Path, store: Store, generation: int, sources: b
     return removed
 
 
-def run_generations(directory: Path, store: Store, config: Any, runner: Evaluator, data: DataSplits,
-                    meta: dict[str, int], threads: int | None = None) -> Iterator[tuple[str, Any]]:
+def run_generations(
+    directory: Path,
+    store: Store,
+    config: Any,
+    runner: Evaluator,
+    data: DataSplits,
+    meta: dict[str, int],
+    threads: int | None = None,
+) -> Iterator[tuple[str, Any]]:
     """Run (or resume) every remaining generation, each segment on ``threads`` torch threads (the
     experiment's recorded layout); yield events for the host to log and show:
     ``("begin", (generation, candidates, fresh))``, ``("member", candidate)``, ``("end", generation)``."""
@@ -169,16 +220,22 @@ def run_generations(directory: Path, store: Store, config: Any, runner: Evaluato
                     prune_checkpoints(directory, store, latest.generation, sources=False)
                 return
             candidates, members = plan_generation(store, config, generation, meta, data.num_classes)
-            plan = {"start": members[0].start_step, "stop": members[0].stop_step,
-                    "novelty": is_novelty_step(generation, config.epbt)}
+            plan = {
+                "start": members[0].start_step,
+                "stop": members[0].stop_step,
+                "novelty": is_novelty_step(generation, config.epbt),
+            }
             store.open_generation(generation, json.dumps(plan).encode(), candidates, members)
             fresh = True
         prune_checkpoints(directory, store, generation)
         candidates = store.candidates(generation)
         members = store.members(generation)
         yield "begin", (generation, candidates, fresh)
-        jobs = [dataclasses.replace(job_for(directory, config, c, m), threads=threads)
-                for c, m in zip(candidates, members) if c.status == "pending"]
+        jobs = [
+            dataclasses.replace(job_for(directory, config, c, m), threads=threads)
+            for c, m in zip(candidates, members)
+            if c.status == "pending"
+        ]
         for result in runner.evaluate(jobs):
             if store.record(result):
                 yield "member", result

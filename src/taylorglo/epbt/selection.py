@@ -7,8 +7,8 @@ network to continue) is always replaced, and is never anybody's parent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -30,8 +30,9 @@ def ranking(fitness: Sequence[float]) -> list[int]:
     return sorted(range(len(fitness)), key=lambda i: (-fitness[i], i))
 
 
-def truncation(fitness: Sequence[float], fraction: float, rng: np.random.Generator,
-               failed: Sequence[bool]) -> list[Choice]:
+def truncation(
+    fitness: Sequence[float], fraction: float, rng: np.random.Generator, failed: Sequence[bool]
+) -> list[Choice]:
     """The worst ``round(N·fraction)`` (at least one) and every failed member copy a random member
     of the best ``round(N·fraction)`` that did not fail."""
     n = len(fitness)
@@ -39,10 +40,12 @@ def truncation(fitness: Sequence[float], fraction: float, rng: np.random.Generat
     order = ranking(fitness)
     healthy = [i for i in order if not failed[i]]
     top = healthy[:k]
-    replaced = set(order[n - k:]) | {i for i in range(n) if failed[i]}
+    replaced = set(order[n - k :]) | {i for i in range(n) if failed[i]}
     replaced -= set(top)
-    return [Choice(i, int(top[rng.integers(len(top))]), "exploit") if i in replaced else Choice(i, i, "continue")
-            for i in range(n)]
+    return [
+        Choice(i, int(top[rng.integers(len(top))]), "exploit") if i in replaced else Choice(i, i, "continue")
+        for i in range(n)
+    ]
 
 
 def tournament(fitness: Sequence[float], rng: np.random.Generator, failed: Sequence[bool]) -> list[Choice]:
@@ -61,8 +64,13 @@ def tournament(fitness: Sequence[float], rng: np.random.Generator, failed: Seque
     return out
 
 
-def novelty_select(fitness: Sequence[float], behaviours: Sequence[Sequence[float]], keep: int,
-                   pool: int, eligible: Sequence[bool] | None = None) -> list[int]:
+def novelty_select(
+    fitness: Sequence[float],
+    behaviours: Sequence[Sequence[float]],
+    keep: int,
+    pool: int,
+    eligible: Sequence[bool] | None = None,
+) -> list[int]:
     """Survivors chosen for diversity (novelty pulsation), in the order they were chosen.
 
     The fittest member first; then, from the ``pool`` fittest, repeatedly the one whose *nearest*
@@ -76,7 +84,7 @@ def novelty_select(fitness: Sequence[float], behaviours: Sequence[Sequence[float
         return []
     points = np.asarray(behaviours, dtype=float)
     chosen = [order[0]]
-    candidates = order[1:max(pool, 1)]
+    candidates = order[1 : max(pool, 1)]
     while len(chosen) < keep and candidates:
         nearest = [min(float(np.linalg.norm(points[c] - points[s])) for s in chosen) for c in candidates]
         best = max(range(len(candidates)), key=lambda k: (nearest[k], -k))
@@ -89,8 +97,13 @@ def novelty_select(fitness: Sequence[float], behaviours: Sequence[Sequence[float
     return chosen
 
 
-def novelty_pulse(fitness: Sequence[float], behaviours: Sequence[Sequence[float]], config: EPBTConfig,
-                  rng: np.random.Generator, failed: Sequence[bool]) -> list[Choice]:
+def novelty_pulse(
+    fitness: Sequence[float],
+    behaviours: Sequence[Sequence[float]],
+    config: EPBTConfig,
+    rng: np.random.Generator,
+    failed: Sequence[bool],
+) -> list[Choice]:
     """A novelty-pulsation step: survivors by :func:`novelty_select`, the removed members copy a
     random survivor."""
     assert config.novelty_pulsation is not None
@@ -100,8 +113,10 @@ def novelty_pulse(fitness: Sequence[float], behaviours: Sequence[Sequence[float]
     pool = int(round(n * (1 - nov.remove_fraction) * nov.multiplier))
     survivors = novelty_select(fitness, behaviours, keep, pool, [not f for f in failed])
     alive = set(survivors)
-    return [Choice(i, i, "continue") if i in alive else
-            Choice(i, int(survivors[rng.integers(len(survivors))]), "novelty") for i in range(n)]
+    return [
+        Choice(i, i, "continue") if i in alive else Choice(i, int(survivors[rng.integers(len(survivors))]), "novelty")
+        for i in range(n)
+    ]
 
 
 def is_novelty_step(step: int, config: EPBTConfig) -> bool:
@@ -111,8 +126,14 @@ def is_novelty_step(step: int, config: EPBTConfig) -> bool:
     return nov is not None and step >= 1 and step % nov.cycle == 0
 
 
-def select(step: int, fitness: Sequence[float], behaviours: Sequence[Sequence[float]], failed: Sequence[bool],
-           config: EPBTConfig, rng: np.random.Generator) -> list[Choice]:
+def select(
+    step: int,
+    fitness: Sequence[float],
+    behaviours: Sequence[Sequence[float]],
+    failed: Sequence[bool],
+    config: EPBTConfig,
+    rng: np.random.Generator,
+) -> list[Choice]:
     """Evolution step ``step``'s exploit: novelty pulsation on its cycle, else ``config.exploit``."""
     if not any(not f for f in failed):
         raise ValueError("every member failed")

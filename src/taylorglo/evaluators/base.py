@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import socket
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from ..experiment.store import Candidate
 from ..training.facts import TrainingFacts, probe
@@ -33,7 +34,7 @@ class SegmentSpec:
     distillation), continuing the state in ``resume_from`` (None: a fresh network) and saving the
     state reached to ``save_to``. The job's ``params`` are the stretch's."""
 
-    stretch: "ScheduleStep"
+    stretch: ScheduleStep
     save_to: str
     resume_from: str | None = None
 
@@ -74,12 +75,15 @@ class Job:
         out = [self.save_model] if self.save_model else []
         return out + ([self.segment.save_to] if self.segment else [])
 
-    def relocated(self, paths: dict[str, str]) -> "Job":
+    def relocated(self, paths: dict[str, str]) -> Job:
         """This job with the files of :meth:`reads`/:meth:`writes` renamed by ``paths``."""
         segment = self.segment
         if segment is not None:
-            segment = replace(segment, save_to=paths.get(segment.save_to, segment.save_to),
-                              resume_from=paths.get(segment.resume_from or "", segment.resume_from))
+            segment = replace(
+                segment,
+                save_to=paths.get(segment.save_to, segment.save_to),
+                resume_from=paths.get(segment.resume_from or "", segment.resume_from),
+            )
         save_model = paths.get(self.save_model, self.save_model) if self.save_model else None
         return replace(self, segment=segment, save_model=save_model)
 
@@ -90,7 +94,7 @@ class Evaluator(ABC):
     #: How many evaluations run at once (for progress estimates).
     workers: int = 1
     #: The training every job runs (its schedule, network, data).
-    training: "TrainConfig"
+    training: TrainConfig
     _facts: TrainingFacts | None = None
 
     @abstractmethod
@@ -122,7 +126,7 @@ class Evaluator(ABC):
     def _probe(self) -> TrainingFacts:
         return probe(self.training)
 
-    def lending(self) -> "Lending | None":
+    def lending(self) -> Lending | None:
         """The workers, threads and shared cores this evaluator could lend at a generation's
         barrier (:meth:`Lending.plan`: when ``n`` trainings are not a multiple of the workers,
         the last ``n mod workers`` run while the other workers have nothing left to do, and
@@ -135,10 +139,10 @@ class Evaluator(ABC):
         (:mod:`taylorglo.experiment.threads`)."""
         return self.lending() or Lending(self.workers, self.threads, self.workers * self.threads)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: an evaluator without workers has nothing to release)
         """Release workers. Idempotent."""
 
-    def __enter__(self) -> "Evaluator":
+    def __enter__(self) -> Evaluator:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -22,8 +22,9 @@ every later ``start`` plans the same way (:mod:`taylorglo.experiment.threads`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 #: Lend where a training step does at least this many multiply-accumulates (``"auto"``).
 MIN_STEP_MACS = 10_000_000
@@ -33,8 +34,10 @@ MIN_SPEEDUP = 1.3
 #: The store's ``meta`` key holding the decision.
 META_KEY = "lending"
 #: What a recorded decision says about results that depend on a timing (``status``, the report).
-TIMING_NOTE = ("results depend on a timing: whether idle cores were lent was measured on this machine at the "
-               "first start, so a fresh run of the same config may differ (see the README's Reproducibility)")
+TIMING_NOTE = (
+    "results depend on a timing: whether idle cores were lent was measured on this machine at the "
+    "first start, so a fresh run of the same config may differ (see the README's Reproducibility)"
+)
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,9 @@ def lend_idle_cores(n: int, workers: int, cores: int, threads: int) -> list[int 
     return [None] * (n - k) + [boost] * k
 
 
-def decide(mode: bool | str, lending: Lending, step_macs: int,
-           measure: Callable[[int, int], float] | None = None) -> dict[str, Any]:
+def decide(
+    mode: bool | str, lending: Lending, step_macs: int, measure: Callable[[int, int], float] | None = None
+) -> dict[str, Any]:
     """The decision to record for an experiment: ``true`` or ``false`` forces it; ``"auto"``
     lends where a step does at least :data:`MIN_STEP_MACS` multiply-accumulates (``step_macs``,
     a count, the same on any machine at any load); ``"measure"`` calls ``measure(threads,
@@ -72,14 +76,24 @@ def decide(mode: bool | str, lending: Lending, step_macs: int,
     lends from :data:`MIN_SPEEDUP` up. Returns what to record; the host records it once and keeps it."""
     layout = {"workers": lending.workers, "threads": lending.threads, "cores": lending.cores}
     if mode == "auto":
-        return {"mode": "auto", **layout, "step_macs": step_macs, "min_step_macs": MIN_STEP_MACS,
-                "lend": step_macs >= MIN_STEP_MACS}
+        return {
+            "mode": "auto",
+            **layout,
+            "step_macs": step_macs,
+            "min_step_macs": MIN_STEP_MACS,
+            "lend": step_macs >= MIN_STEP_MACS,
+        }
     if mode == "measure":
         if measure is None:
-            raise ValueError("lend_idle_cores = \"measure\" needs a measurement")
+            raise ValueError('lend_idle_cores = "measure" needs a measurement')
         speedup = measure(lending.threads, lending.cores)
-        return {"mode": "measure", **layout, "speedup": round(speedup, 3), "min_speedup": MIN_SPEEDUP,
-                "lend": speedup >= MIN_SPEEDUP}
+        return {
+            "mode": "measure",
+            **layout,
+            "speedup": round(speedup, 3),
+            "min_speedup": MIN_SPEEDUP,
+            "lend": speedup >= MIN_SPEEDUP,
+        }
     if mode is True or mode is False:
         return {"mode": mode, **layout, "lend": mode}
     raise ValueError(f"lend_idle_cores: unknown mode {mode!r}")
@@ -90,8 +104,12 @@ def upgrade(decision: dict[str, Any]) -> dict[str, Any]:
     meant a measurement: such a record (it has a ``speedup`` and no ``step_macs``) is that of
     ``"measure"``, kept as it was decided, so the experiment resumes with the same plan."""
     if decision.get("mode") == "auto" and "speedup" in decision and "step_macs" not in decision:
-        return {**decision, "mode": "measure", "min_speedup": decision.get("min_speedup", MIN_SPEEDUP),
-                "recorded_as": "auto"}
+        return {
+            **decision,
+            "mode": "measure",
+            "min_speedup": decision.get("min_speedup", MIN_SPEEDUP),
+            "recorded_as": "auto",
+        }
     return decision
 
 
@@ -109,11 +127,18 @@ def describe(decision: dict[str, Any]) -> str:
     if mode == "unavailable":
         return f"{head} (the evaluator has no cores to lend)"
     if mode == "auto":
-        return (f"{head}: a training step does {decision['step_macs']:.3g} multiply-accumulates (lent from "
-                f"{decision['min_step_macs']:.3g}; evaluator.lend_idle_cores = true/false decides instead)")
+        return (
+            f"{head}: a training step does {decision['step_macs']:.3g} multiply-accumulates (lent from "
+            f"{decision['min_step_macs']:.3g}; evaluator.lend_idle_cores = true/false decides instead)"
+        )
     if mode == "measure":
-        how = ("measured by an earlier taylorglo's \"auto\"" if decision.get("recorded_as") == "auto"
-               else "evaluator.lend_idle_cores = \"measure\"")
-        return (f"{head}: a step on {decision['cores']} threads ran {decision['speedup']:.2f}x as fast as on "
-                f"{decision['threads']} (lent from {decision['min_speedup']}x; {how}); {TIMING_NOTE}")
+        how = (
+            'measured by an earlier taylorglo\'s "auto"'
+            if decision.get("recorded_as") == "auto"
+            else 'evaluator.lend_idle_cores = "measure"'
+        )
+        return (
+            f"{head}: a step on {decision['cores']} threads ran {decision['speedup']:.2f}x as fast as on "
+            f"{decision['threads']} (lent from {decision['min_speedup']}x; {how}); {TIMING_NOTE}"
+        )
     return f"{head} (evaluator.lend_idle_cores = {str(mode).lower()})"

@@ -27,8 +27,9 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection, wait
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import TaylorGLOError, one_line
 from ..experiment.store import Candidate
@@ -63,8 +64,9 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(0)
 
 
-def _worker_main(conn: Connection, training: dict[str, Any], threads: int, parent_pid: int,
-                 requested_at: float) -> None:
+def _worker_main(
+    conn: Connection, training: dict[str, Any], threads: int, parent_pid: int, requested_at: float
+) -> None:
     """A worker's life: start up once, then train each job the pipe brings until it brings None
     (or answer :data:`FACTS`). A configuration problem (:class:`TaylorGLOError`, the dataset
     failing to load) goes back as an error for the host to raise; a candidate's own failure is a
@@ -77,8 +79,10 @@ def _worker_main(conn: Connection, training: dict[str, Any], threads: int, paren
         state: WorkerState | None = WorkerState(training, threads, requested_at)
         failure = None
     except Exception as exc:  # told with the first job, in one line, instead of a traceback
-        state, failure = None, TaylorGLOError(f"evaluator: a worker process could not start: "
-                                              f"{type(exc).__name__}: {one_line(exc)}")
+        state, failure = (
+            None,
+            TaylorGLOError(f"evaluator: a worker process could not start: {type(exc).__name__}: {one_line(exc)}"),
+        )
     while True:
         try:
             job = conn.recv()
@@ -148,8 +152,9 @@ class _Worker:
 class LocalEvaluator(Evaluator):
     """A pool of ``workers`` processes, started on first use and kept for the whole search."""
 
-    def __init__(self, training: TrainConfig, workers: int | None = None, threads: int | None = None,
-                 retries: int = 2) -> None:
+    def __init__(
+        self, training: TrainConfig, workers: int | None = None, threads: int | None = None, retries: int = 2
+    ) -> None:
         self.training = training
         self.workers = max(1, workers or cpu_count())
         self.threads = training.threads or threads or threads_per_worker(self.workers)
@@ -177,8 +182,10 @@ class LocalEvaluator(Evaluator):
         except (EOFError, OSError):
             self._pool.remove(worker)
             worker.stop(kill=True)
-            raise TaylorGLOError(f"evaluator: worker process {worker.process.pid} {worker.death()} while it "
-                                 "loaded the dataset and checked the network") from None
+            raise TaylorGLOError(
+                f"evaluator: worker process {worker.process.pid} {worker.death()} while it "
+                "loaded the dataset and checked the network"
+            ) from None
         if kind == "error":
             raise value
         return value
@@ -186,8 +193,7 @@ class LocalEvaluator(Evaluator):
     def _grow(self, wanted: int) -> None:
         """Start workers until there are ``wanted`` (at most :attr:`workers`)."""
         while len(self._pool) < min(self.workers, wanted):
-            self._pool.append(_Worker(self._context, (self.training.to_dict(), self.threads, os.getpid(),
-                                                      time.time())))
+            self._pool.append(_Worker(self._context, (self.training.to_dict(), self.threads, os.getpid(), time.time())))
 
     def evaluate(self, jobs: Sequence[Job]) -> Iterator[Candidate]:
         todo = deque(jobs)
@@ -231,15 +237,17 @@ class LocalEvaluator(Evaluator):
                 else:
                     todo.appendleft(job)
 
-    def _bury(self, worker: "_Worker") -> Job | None:
+    def _bury(self, worker: _Worker) -> Job | None:
         """A worker found dead: report it, remove it (a new one starts when needed) and return
         the job it held, the only one its death is charged to."""
         self._pool.remove(worker)
         worker.stop(kill=True)
         job = worker.job
         held = "while idle" if job is None else f"while training job {job.generation}:{job.index}"
-        self.note(f"worker process {worker.process.pid} {worker.death()} {held}" +
-                  ("" if job is None else "; it is run again on a new worker"))
+        self.note(
+            f"worker process {worker.process.pid} {worker.death()} {held}"
+            + ("" if job is None else "; it is run again on a new worker")
+        )
         return job
 
     def close(self) -> None:
@@ -252,7 +260,7 @@ class LocalEvaluator(Evaluator):
             worker.stop(kill=worker.job is not None)
 
 
-def _receive(worker: "_Worker") -> tuple[str, Any] | None:
+def _receive(worker: _Worker) -> tuple[str, Any] | None:
     """The message waiting on ``worker`` 's pipe, or None (nothing, or the pipe closed by its death)."""
     try:
         if worker.job is not None and worker.conn.poll():
@@ -262,13 +270,19 @@ def _receive(worker: "_Worker") -> tuple[str, Any] | None:
     return None
 
 
-def _crashed(job: Job, deaths: int, retries: int, worker: "_Worker") -> Candidate:
+def _crashed(job: Job, deaths: int, retries: int, worker: _Worker) -> Candidate:
     how = worker.death()
     hint = " (out of memory?)" if "SIGKILL" in how else ""
     return Candidate(
-        generation=job.generation, index=job.index, params=list(job.params or []), seed=job.seed,
-        status="failed", fitness=0.0,
-        reason=(f"its worker process died {deaths} times while training it, the last one (pid "
-                f"{worker.process.pid}) {how}{hint}; evaluator.retries = {retries}"),
+        generation=job.generation,
+        index=job.index,
+        params=list(job.params or []),
+        seed=job.seed,
+        status="failed",
+        fitness=0.0,
+        reason=(
+            f"its worker process died {deaths} times while training it, the last one (pid "
+            f"{worker.process.pid}) {how}{hint}; evaluator.retries = {retries}"
+        ),
         metrics={"worker_deaths": deaths},
     )

@@ -35,8 +35,9 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from ..atomic import write_atomic
 from ..errors import TaylorGLOError, one_line
@@ -57,7 +58,9 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise TaylorGLOError(f'evaluator.kind: "ray" needs the ray package, which is not installed: {INSTALL_HINT}') from None
+        raise TaylorGLOError(
+            f'evaluator.kind: "ray" needs the ray package, which is not installed: {INSTALL_HINT}'
+        ) from None
     return ray
 
 
@@ -65,8 +68,9 @@ class TrainingWorker:
     """One worker's state: the training config and the dataset, loaded once. Made a Ray actor class
     by :meth:`RayEvaluator._actor_class`; kept a plain class so it can be tested without Ray."""
 
-    def __init__(self, training: dict[str, Any], threads: int, data: DataSplits | None,
-                 requested_at: float | None = None) -> None:
+    def __init__(
+        self, training: dict[str, Any], threads: int, data: DataSplits | None, requested_at: float | None = None
+    ) -> None:
         self.worker = WorkerState(training, threads, requested_at, data)
 
     def ready(self) -> str:
@@ -80,8 +84,9 @@ class TrainingWorker:
         if not job.reads() and not job.writes():
             return self.worker.run(job), {}
         with tempfile.TemporaryDirectory(prefix="taylorglo-") as tmp:
-            paths = {path: str(Path(tmp) / f"{i}-{Path(path).name}")
-                     for i, path in enumerate([*job.reads(), *job.writes()])}
+            paths = {
+                path: str(Path(tmp) / f"{i}-{Path(path).name}") for i, path in enumerate([*job.reads(), *job.writes()])
+            }
             for path, blob in (inputs or {}).items():
                 Path(paths[path]).write_bytes(blob)
             result = self.worker.run(job.relocated(paths))
@@ -98,8 +103,9 @@ class RayEvaluator(Evaluator):
     """Trainings on Ray actors; see the module docstring. ``workers`` actors are started on first
     use and kept until :meth:`close`."""
 
-    def __init__(self, training: TrainConfig, config: EvaluatorConfig, workers: int,
-                 data: DataSplits | None = None) -> None:
+    def __init__(
+        self, training: TrainConfig, config: EvaluatorConfig, workers: int, data: DataSplits | None = None
+    ) -> None:
         self.ray = import_ray()
         self.training = training
         self.config = config
@@ -126,16 +132,22 @@ class RayEvaluator(Evaluator):
             # machine (ray.init() with no address would join that one); "auto" joins it.
             address = self.config.address or "local"
             try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.WARNING, configure_logging=True)
+                ray.init(
+                    address=address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                    configure_logging=True,
+                )
             except ConnectionError as exc:
-                raise TaylorGLOError(f"evaluator.address: cannot reach a Ray cluster at {address!r}: "
-                                     f"{one_line(exc)}; start one with `ray start --head`") from None
+                raise TaylorGLOError(
+                    f"evaluator.address: cannot reach a Ray cluster at {address!r}: "
+                    f"{one_line(exc)}; start one with `ray start --head`"
+                ) from None
             self._owns_ray = True
         self._check_resources()
         self._lending = self._one_node_lending()
-        options: dict[str, Any] = {"num_cpus": self.config.cpus_per_candidate, "max_restarts": 0,
-                                   "max_task_retries": 0}
+        options: dict[str, Any] = {"num_cpus": self.config.cpus_per_candidate, "max_restarts": 0, "max_task_retries": 0}
         if self.config.gpus_per_candidate:
             options["num_gpus"] = self.config.gpus_per_candidate
         if self.config.memory is not None:
@@ -151,8 +163,11 @@ class RayEvaluator(Evaluator):
         need = {"CPU": self.config.cpus_per_candidate, "GPU": self.config.gpus_per_candidate}
         if self.config.memory is not None:
             need["memory"] = memory_bytes(self.config.memory)
-        short = [f"{k} {v:g} per candidate, the cluster has {total.get(k, 0):g}"
-                 for k, v in need.items() if v and total.get(k, 0) < v]
+        short = [
+            f"{k} {v:g} per candidate, the cluster has {total.get(k, 0):g}"
+            for k, v in need.items()
+            if v and total.get(k, 0) < v
+        ]
         if not short:
             return
         message = f"evaluator: one evaluation needs more than Ray offers ({'; '.join(short)})"
@@ -236,13 +251,22 @@ class RayEvaluator(Evaluator):
                 name = self._names.get(actor, "?")
                 self._replace(actor)
                 reruns[job] = reruns.get(job, 0) + 1
-                self.note(f"Ray worker {name} lost while training job {job.generation}:{job.index} "
-                          f"({type(exc).__name__}); " + ("it is run again on another worker"
-                                                         if reruns[job] <= self.config.retries else "recorded as failed"))
+                self.note(
+                    f"Ray worker {name} lost while training job {job.generation}:{job.index} "
+                    f"({type(exc).__name__}); "
+                    + (
+                        "it is run again on another worker"
+                        if reruns[job] <= self.config.retries
+                        else "recorded as failed"
+                    )
+                )
                 if reruns[job] > self.config.retries:
-                    yield _failed(job, f"Ray worker lost while training this candidate, {reruns[job]} time(s) "
-                                       f"(evaluator.retries = {self.config.retries}); last on {name}: "
-                                       f"{type(exc).__name__}: {one_line(exc)}")
+                    yield _failed(
+                        job,
+                        f"Ray worker lost while training this candidate, {reruns[job]} time(s) "
+                        f"(evaluator.retries = {self.config.retries}); last on {name}: "
+                        f"{type(exc).__name__}: {one_line(exc)}",
+                    )
                 else:
                     queue.appendleft(job)
                 continue
@@ -262,8 +286,9 @@ class RayEvaluator(Evaluator):
             self._startup_deaths += 1
             self._discard(actor)
             if self._startup_deaths > 3 * self.workers + 3:
-                raise TaylorGLOError(f"evaluator: Ray workers keep dying while starting "
-                                     f"({self._startup_deaths} so far): {one_line(exc)}") from None
+                raise TaylorGLOError(
+                    f"evaluator: Ray workers keep dying while starting ({self._startup_deaths} so far): {one_line(exc)}"
+                ) from None
             self._spawn()
             return
         self._idle.append(actor)
@@ -283,5 +308,12 @@ class RayEvaluator(Evaluator):
 
 
 def _failed(job: Job, reason: str) -> Candidate:
-    return Candidate(generation=job.generation, index=job.index, params=list(job.params or []), seed=job.seed,
-                     status="failed", fitness=0.0, reason=reason[:500])
+    return Candidate(
+        generation=job.generation,
+        index=job.index,
+        params=list(job.params or []),
+        seed=job.seed,
+        status="failed",
+        fitness=0.0,
+        reason=reason[:500],
+    )

@@ -37,8 +37,9 @@ class WorkerState:
     needed: the trainer's optimizer, :mod:`taylorglo.training.sgd`, has no one-off cost.)
     """
 
-    def __init__(self, training: dict[str, Any], threads: int, requested_at: float | None,
-                 data: DataSplits | None = None) -> None:
+    def __init__(
+        self, training: dict[str, Any], threads: int, requested_at: float | None, data: DataSplits | None = None
+    ) -> None:
         entered = time.time()
         self.threads = threads
         torch.set_num_threads(threads)
@@ -47,8 +48,9 @@ class WorkerState:
         self.data: DataSplits | BaseException | None = data
         if data is None:
             try:
-                self.data = load_dataset(self.training.dataset, self.training.data_dir, self.training.data_fraction,
-                                         field="training.dataset")
+                self.data = load_dataset(
+                    self.training.dataset, self.training.data_dir, self.training.data_fraction, field="training.dataset"
+                )
             except Exception as exc:  # reported with the first job, as a configuration error
                 self.data = exc
         self.marks: dict[str, float] | None = {
@@ -63,7 +65,7 @@ class WorkerState:
             raise self.data
         return probe(self.training, self.data)
 
-    def run(self, job: "Job") -> Candidate:
+    def run(self, job: Job) -> Candidate:
         """:func:`evaluate_job` on this worker's data (raising the dataset's error, if loading
         failed), with the job's threads if it has its own; the threads used go in its metrics."""
         if isinstance(self.data, BaseException):
@@ -102,32 +104,66 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
         if job.schedule:
             result = train_schedule(training, job.schedule, seed, data, keep_model=keep)
         else:
-            result = train(run, loss_fn, seed=seed, data=data, keep_model=keep, reseed=reseed, segment=segment,
-                           keep_state=segment is not None)
+            result = train(
+                run,
+                loss_fn,
+                seed=seed,
+                data=data,
+                keep_model=keep,
+                reseed=reseed,
+                segment=segment,
+                keep_state=segment is not None,
+            )
         if result.ok and job.fgsm_epsilon is not None and result.model is not None:
             from ..analysis.robustness import fgsm_accuracy as attack
 
             device = next(result.model.parameters()).device
-            fgsm_accuracy = attack(result.model, data.val_x.to(device), data.val_y.to(device), loss_fn,
-                                   job.fgsm_epsilon, training.eval_batch_size)
+            fgsm_accuracy = attack(
+                result.model,
+                data.val_x.to(device),
+                data.val_y.to(device),
+                loss_fn,
+                job.fgsm_epsilon,
+                training.eval_batch_size,
+            )
     except TaylorGLOError:
         raise
     except Exception as exc:  # a numerical blow-up deep inside torch is the candidate's fault
         return Candidate(
-            generation=job.generation, index=job.index, params=params or [], seed=job.seed,
-            status="failed", fitness=0.0, reason=f"{type(exc).__name__}: {one_line(exc)}"[:500],
+            generation=job.generation,
+            index=job.index,
+            params=params or [],
+            seed=job.seed,
+            status="failed",
+            fitness=0.0,
+            reason=f"{type(exc).__name__}: {one_line(exc)}"[:500],
             worker=worker_name(),
         )
     status = {"ok": "evaluated", "aborted": "aborted", "failed": "failed"}[result.status]
     metrics = result.to_dict(history=True)
     if job.save_model is not None and result.ok and result.model is not None:
-        save_network(result.model, job.save_model, model_name=training.model,
-                     model_options=training.model_options, data=data, loss=loss_spec(params), seed=job.seed)
+        save_network(
+            result.model,
+            job.save_model,
+            model_name=training.model,
+            model_options=training.model_options,
+            data=data,
+            loss=loss_spec(params),
+            seed=job.seed,
+        )
         metrics["model_path"] = job.save_model
     if job.segment is not None and result.ok and result.state is not None:
         spec = job.segment
-        save_state(result.state, spec.save_to, params=params, lr=run.lr, weight_decay=run.weight_decay,
-                   seed=job.seed, generation=job.generation, index=job.index)
+        save_state(
+            result.state,
+            spec.save_to,
+            params=params,
+            lr=run.lr,
+            weight_decay=run.weight_decay,
+            seed=job.seed,
+            generation=job.generation,
+            index=job.index,
+        )
         metrics["checkpoint"] = spec.save_to
     if job.segment is not None:
         metrics["lr"], metrics["weight_decay"] = run.lr, run.weight_decay
@@ -156,8 +192,7 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
     )
 
 
-def _segment(training: TrainConfig, spec: SegmentSpec | None,
-             data: DataSplits) -> tuple[TrainConfig, Segment | None]:
+def _segment(training: TrainConfig, spec: SegmentSpec | None, data: DataSplits) -> tuple[TrainConfig, Segment | None]:
     """The training config and :class:`Segment` of an EPBT job (``training`` itself otherwise).
     Only the segment that ends the schedule is measured on the test set."""
     if spec is None:

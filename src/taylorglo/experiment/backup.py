@@ -21,9 +21,11 @@ from .store import Store
 
 def _skip(directory: str, names: list[str]) -> set[str]:
     """The store (copied separately), its WAL files, the lock and half-written temporaries."""
-    return {n for n in names
-            if n.startswith(Store.FILENAME) or n == ExperimentLock.FILENAME
-            or (n.startswith(".") and n.endswith(".tmp"))}
+    return {
+        n
+        for n in names
+        if n.startswith(Store.FILENAME) or n == ExperimentLock.FILENAME or (n.startswith(".") and n.endswith(".tmp"))
+    }
 
 
 def backup_experiment(directory: str | os.PathLike[str], destination: str | os.PathLike[str]) -> Path:

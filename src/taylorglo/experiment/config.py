@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from ..epbt.config import EPBTConfig
 from ..errors import TaylorGLOError, one_line
 from ..invariant import RULES
-from ..polynomial import MAX_MAGNITUDE, SUPPORTED_ORDERS, num_params
 from ..plugins import is_plugin_ref
+from ..polynomial import MAX_MAGNITUDE, SUPPORTED_ORDERS, num_params
 from ..training.config import TrainConfig, _is_int, _is_number
 from ..training.names import DATASET_NAMES
 
@@ -71,24 +71,29 @@ class SearchConfig:
             return f"validation accuracy under FGSM (eps {self.fgsm_epsilon:g})"
         return "validation accuracy"
 
-    def new_search(self, seed: int) -> "CMAESSearch":
+    def new_search(self, seed: int) -> CMAESSearch:
         """The CMA-ES search this table describes, before its first ``ask`` (deterministic: a
         function of the table and ``seed``)."""
         from ..search import CMAESSearch
 
         return CMAESSearch(num_params(self.order), self.population, self.sigma, seed=seed, mean=self.mean)
 
-    def validate(self, prefix: str = "search.") -> "SearchConfig":
+    def validate(self, prefix: str = "search.") -> SearchConfig:
         def bad(name: str, why: str) -> TaylorGLOError:
             return TaylorGLOError(f"{prefix}{name}: {why}")
 
         if not _is_int(self.order) or self.order not in SUPPORTED_ORDERS:
             raise bad("order", f"must be one of {', '.join(map(str, SUPPORTED_ORDERS))}, got {self.order!r}")
         if not _is_int(self.population) or self.population < 2:
-            raise bad("population", f"must be an integer >= 2 (CMA-ES needs at least two candidates), got {self.population!r}")
+            raise bad(
+                "population", f"must be an integer >= 2 (CMA-ES needs at least two candidates), got {self.population!r}"
+            )
         if not (_is_number(self.sigma) and 0 < self.sigma <= MAX_MAGNITUDE):
-            raise bad("sigma", f"must be a positive number up to {MAX_MAGNITUDE:g} (larger steps sample parameters "
-                               f"that overflow), got {self.sigma!r}")
+            raise bad(
+                "sigma",
+                f"must be a positive number up to {MAX_MAGNITUDE:g} (larger steps sample parameters "
+                f"that overflow), got {self.sigma!r}",
+            )
         if not _is_int(self.generations) or self.generations < 1:
             raise bad("generations", f"must be a positive integer, got {self.generations!r}")
         if not (_is_number(self.partial_fraction) and 0 < self.partial_fraction <= 1):
@@ -103,10 +108,16 @@ class SearchConfig:
             raise bad("fgsm_epsilon", f"must be a number in (0, 1] (pixel units), got {self.fgsm_epsilon!r}")
         if self.mean is not None:
             n = num_params(self.order)
-            if not isinstance(self.mean, list) or len(self.mean) != n or not all(
-                    _is_number(v) and abs(v) <= MAX_MAGNITUDE for v in self.mean):
-                raise bad("mean", f"must be a list of {n} numbers (order {self.order}), each of size at most "
-                                  f"{MAX_MAGNITUDE:g}, got {self.mean!r}")
+            if (
+                not isinstance(self.mean, list)
+                or len(self.mean) != n
+                or not all(_is_number(v) and abs(v) <= MAX_MAGNITUDE for v in self.mean)
+            ):
+                raise bad(
+                    "mean",
+                    f"must be a list of {n} numbers (order {self.order}), each of size at most "
+                    f"{MAX_MAGNITUDE:g}, got {self.mean!r}",
+                )
         return self
 
 
@@ -143,7 +154,7 @@ class EvaluatorConfig:
     #: true / false decide instead; "measure" times it once (results then depend on the load).
     lend_idle_cores: bool | str = "auto"
 
-    def validate(self, prefix: str = "evaluator.") -> "EvaluatorConfig":
+    def validate(self, prefix: str = "evaluator.") -> EvaluatorConfig:
         def bad(name: str, why: str) -> TaylorGLOError:
             return TaylorGLOError(f"{prefix}{name}: {why}")
 
@@ -178,8 +189,22 @@ class EvaluatorConfig:
 #: Fields of ``[evaluator]`` that only the Ray evaluator reads.
 RAY_ONLY = ("address", "cpus_per_candidate", "gpus_per_candidate", "memory", "max_in_flight", "retries", "ship_data")
 
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
-          "t": 1000**4, "tb": 1000**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
 
 
 def memory_bytes(value: int | str, field: str = "evaluator.memory") -> int:
@@ -190,8 +215,9 @@ def memory_bytes(value: int | str, field: str = "evaluator.memory") -> int:
         match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", value)
         if match and match.group(2).lower() in _UNITS and float(match.group(1)) > 0:
             return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-    raise TaylorGLOError(f"{field}: must be a positive number of bytes or a size such as \"4GiB\" or \"512MB\", "
-                         f"got {value!r}")
+    raise TaylorGLOError(
+        f'{field}: must be a positive number of bytes or a size such as "4GiB" or "512MB", got {value!r}'
+    )
 
 
 @dataclass
@@ -222,7 +248,7 @@ class ExperimentConfig:
         """The training config of ``final``: the full schedule, measured on the test set."""
         return self.training.replace(eval_test=True)
 
-    def with_evaluator(self, overrides: dict[str, Any] | None) -> "ExperimentConfig":
+    def with_evaluator(self, overrides: dict[str, Any] | None) -> ExperimentConfig:
         """This config with ``[evaluator]`` fields replaced for one run (``start --evaluator ray``):
         where candidates train never changes their results. Switching ``kind`` drops the other
         kind's settings; the result is validated like the file."""
@@ -253,7 +279,7 @@ class ExperimentConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: Any, default_name: str = "experiment", check_network: bool = True) -> "ExperimentConfig":
+    def from_dict(cls, data: Any, default_name: str = "experiment", check_network: bool = True) -> ExperimentConfig:
         """Validate a parsed config; the first problem is raised as one line naming its field.
         ``check_network=False`` skips building the network on a nominal input (for the config an
         experiment's store holds, checked in full when it was recorded)."""
@@ -268,13 +294,15 @@ class ExperimentConfig:
             raise TaylorGLOError(f"name: must be a non-empty string, got {name!r}")
         kind = data.get("kind", "taylorglo")
         if kind in FUTURE_KINDS:
-            raise TaylorGLOError(f"kind: {kind!r} experiments are not supported yet; use kind = \"taylorglo\"")
+            raise TaylorGLOError(f'kind: {kind!r} experiments are not supported yet; use kind = "taylorglo"')
         if kind not in KINDS:
             raise TaylorGLOError(f"kind: must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")
         seed = data.get("seed", 0)
         if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
-            raise TaylorGLOError(f"seed: must be an integer from 0 to 2**32 - 1 = {MAX_SEED} (what the random "
-                                 f"generators take), got {seed!r}")
+            raise TaylorGLOError(
+                f"seed: must be an integer from 0 to 2**32 - 1 = {MAX_SEED} (what the random "
+                f"generators take), got {seed!r}"
+            )
 
         training_table = _table(data, "training")
         if training_table.get("partial_fraction", 1.0) != 1.0:
@@ -294,18 +322,19 @@ class ExperimentConfig:
                 raise TaylorGLOError("search: an EPBT experiment has no [search] table; its settings go in [epbt]")
             epbt = EPBTConfig.from_dict(_table(data, "epbt"))
         elif "epbt" in data:
-            raise TaylorGLOError("epbt: the [epbt] table is for kind = \"epbt\"; set kind = \"epbt\" or remove it")
+            raise TaylorGLOError('epbt: the [epbt] table is for kind = "epbt"; set kind = "epbt" or remove it')
         evaluator = _from_table(EvaluatorConfig, _table(data, "evaluator"), "evaluator.").validate()
         if evaluator.gpus_per_candidate > 0 and training.device == "cpu":
             raise TaylorGLOError(
-                "evaluator.gpus_per_candidate: GPUs are reserved but training.device is \"cpu\"; "
-                "set training.device = \"cuda\" (or \"auto\"), or gpus_per_candidate = 0"
+                'evaluator.gpus_per_candidate: GPUs are reserved but training.device is "cpu"; '
+                'set training.device = "cuda" (or "auto"), or gpus_per_candidate = 0'
             )
-        return cls(name=name.strip(), kind=kind, seed=seed, training=training, search=search, evaluator=evaluator,
-                   epbt=epbt)
+        return cls(
+            name=name.strip(), kind=kind, seed=seed, training=training, search=search, evaluator=evaluator, epbt=epbt
+        )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], check_network: bool = True) -> "ExperimentConfig":
+    def load(cls, path: str | os.PathLike[str], check_network: bool = True) -> ExperimentConfig:
         """Read and validate a ``.toml``, ``.json``, ``.yaml`` or ``.yml`` file."""
         return cls.from_dict(read_config_file(path), default_name=Path(path).stem, check_network=check_network)
 
@@ -367,7 +396,8 @@ def _check_dataset_and_model(training: TrainConfig, check_network: bool) -> None
         # Building the network on a nominal input checks the name and its options in milliseconds;
         # the real input shape is checked again when the dataset is loaded at `start`.
         shape = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28)}.get(
-            training.dataset, (3, 32, 32))
+            training.dataset, (3, 32, 32)
+        )
         from ..training.models import build_model  # torch: only where a config is first checked
 
         build_model(training.model, shape, 10, field="training.model", **training.model_options)

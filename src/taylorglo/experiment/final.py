@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..errors import TaylorGLOError
 from ..polynomial import check_params, loss_spec
@@ -63,8 +64,9 @@ def params_label(params: Sequence[float]) -> str:
     return "params-" + hashlib.sha1(loss_spec(params).encode()).hexdigest()[:8]
 
 
-def choose_losses(store: Store, directory: Path, generation_best: bool = False,
-                  params: Sequence[float] | None = None) -> list[FinalChoice]:
+def choose_losses(
+    store: Store, directory: Path, generation_best: bool = False, params: Sequence[float] | None = None
+) -> list[FinalChoice]:
     """What ``final`` evaluates besides cross-entropy (see :func:`run_final`)."""
     if params is not None:
         values, _ = check_params(params)
@@ -130,15 +132,20 @@ def run_final(
         raise TaylorGLOError(f"--repeats: must be a positive integer, got {repeats!r}")
     experiment = open_experiment(directory)
     if experiment.config.kind == "epbt":
-        for flag, value in (("--params", params), ("--generation-best", generation_best),
-                            ("--from-pretrained", from_pretrained)):
+        for flag, value in (
+            ("--params", params),
+            ("--generation-best", generation_best),
+            ("--from-pretrained", from_pretrained),
+        ):
             if value:
-                raise TaylorGLOError(f"{flag}: not for an EPBT experiment, whose final replays its best member's "
-                                     "schedule; drop it")
+                raise TaylorGLOError(
+                    f"{flag}: not for an EPBT experiment, whose final replays its best member's schedule; drop it"
+                )
         from ..epbt.final import run_epbt_final
 
-        return run_epbt_final(directory, repeats, workers, save_models, pbt, progress, reporter, evaluator,
-                              retry_failed)
+        return run_epbt_final(
+            directory, repeats, workers, save_models, pbt, progress, reporter, evaluator, retry_failed
+        )
     config = experiment.config.with_evaluator(evaluator)
     root = experiment.directory
     with ExperimentLock(root), experiment.store() as store:
@@ -147,15 +154,23 @@ def run_final(
         choices += choose_losses(store, root, generation_best, params)
         if from_pretrained:
             if params is not None:
-                raise TaylorGLOError("--from-pretrained: only search candidates have a partial run to continue; "
-                                     "drop --params or --from-pretrained")
+                raise TaylorGLOError(
+                    "--from-pretrained: only search candidates have a partial run to continue; "
+                    "drop --params or --from-pretrained"
+                )
             choices = [choices[0]] + [_pretrained(c) for c in choices[1:]]
         seeds = [final_seed(config.seed, r) for r in range(repeats)]
         losses = []
         retried = 0
         for choice in choices:
-            loss = store.add_final_loss(choice.label, choice.params, choice.source, choice.generation, choice.index,
-                                        pretrained=from_pretrained and choice.params is not None)
+            loss = store.add_final_loss(
+                choice.label,
+                choice.params,
+                choice.source,
+                choice.generation,
+                choice.index,
+                pretrained=from_pretrained and choice.params is not None,
+            )
             retried += store.plan_final_runs(loss.id, seeds, retry_failed)
             losses.append(loss)
         by_id = {loss.id: loss for loss in losses}
@@ -164,8 +179,10 @@ def run_final(
         # Repeat by repeat (r0 of every loss, then r1, ...), so a run cut short leaves complete pairs.
         todo.sort(key=lambda run: (run.repeat, run.loss_id))
         done = len(wanted) - len(todo)
-        log.info(f"final: {config.name}: {len(losses)} losses x {repeats} repeats on the full schedule; "
-                 f"{done} runs already recorded, {len(todo)} to run" + retried_text(retried))
+        log.info(
+            f"final: {config.name}: {len(losses)} losses x {repeats} repeats on the full schedule; "
+            f"{done} runs already recorded, {len(todo)} to run" + retried_text(retried)
+        )
         if todo:
             pretrain = _pretrain_points(store, config, [loss for loss in losses if loss.pretrained])
             jobs = [_job(run, by_id[run.loss_id], root, save_models, pretrain.get(run.loss_id)) for run in todo]
@@ -187,8 +204,13 @@ def retried_text(retried: int) -> str:
 
 
 def _pretrained(choice: FinalChoice) -> FinalChoice:
-    return FinalChoice(choice.label + "+pretrained", choice.params, choice.source + ", continued from its partial run",
-                       choice.generation, choice.index)
+    return FinalChoice(
+        choice.label + "+pretrained",
+        choice.params,
+        choice.source + ", continued from its partial run",
+        choice.generation,
+        choice.index,
+    )
 
 
 def _pretrain_points(store: Store, config: Any, losses: Sequence[FinalLoss]) -> dict[int, tuple[int, int]]:
@@ -208,13 +230,20 @@ def _pretrain_points(store: Store, config: Any, losses: Sequence[FinalLoss]) -> 
     return out
 
 
-def _job(run: FinalRun, loss: FinalLoss, root: Path, save_models: bool,
-         pretrained: tuple[int, int] | None = None) -> Any:
+def _job(
+    run: FinalRun, loss: FinalLoss, root: Path, save_models: bool, pretrained: tuple[int, int] | None = None
+) -> Any:
     from ..evaluators.base import Job
 
     path = str(model_path(root, loss.label, run.repeat).resolve()) if save_models else None
-    return Job(run.loss_id, run.repeat, None if loss.params is None else tuple(loss.params), run.seed,
-               save_model=path, pretrained=pretrained)
+    return Job(
+        run.loss_id,
+        run.repeat,
+        None if loss.params is None else tuple(loss.params),
+        run.seed,
+        save_model=path,
+        pretrained=pretrained,
+    )
 
 
 def model_path(root: Path, label: str, repeat: int) -> Path:
@@ -229,16 +258,29 @@ def _final_run(c: Candidate, root: Path) -> FinalRun:
     if saved is not None:  # recorded relative to DIR, so the experiment can move
         saved = os.path.relpath(saved, root.resolve())
     return FinalRun(
-        loss_id=c.generation, repeat=c.index, seed=c.seed,
+        loss_id=c.generation,
+        repeat=c.index,
+        seed=c.seed,
         status="finished" if c.status == "evaluated" else c.status,
-        reason=c.reason, test_accuracy=m.get("test_accuracy"), test_loss=m.get("test_loss"),
-        val_accuracy=c.val_accuracy, val_loss=c.val_loss, steps=c.steps, attempts=c.attempts,
-        wall_time=c.wall_time, worker=c.worker, model_path=saved, metrics=c.metrics,
+        reason=c.reason,
+        test_accuracy=m.get("test_accuracy"),
+        test_loss=m.get("test_loss"),
+        val_accuracy=c.val_accuracy,
+        val_loss=c.val_loss,
+        steps=c.steps,
+        attempts=c.attempts,
+        wall_time=c.wall_time,
+        worker=c.worker,
+        model_path=saved,
+        metrics=c.metrics,
     )
 
 
 def _run_line(run: FinalRun, loss: FinalLoss, done: int, total: int) -> str:
-    what = (f"test accuracy {run.test_accuracy:.4f}" if run.status == "finished" and run.test_accuracy is not None
-            else f"{run.status} ({run.reason})")
+    what = (
+        f"test accuracy {run.test_accuracy:.4f}"
+        if run.status == "finished" and run.test_accuracy is not None
+        else f"{run.status} ({run.reason})"
+    )
     wall = f" {run.wall_time:.1f}s" if run.wall_time is not None else ""
     return f"final {loss.label} repeat {run.repeat}: {what}{wall}; {done}/{total} runs done"

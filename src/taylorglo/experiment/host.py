@@ -25,8 +25,9 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..atomic import remove_stale_temporaries, write_atomic
 from ..errors import TaylorGLOError
@@ -60,8 +61,7 @@ def init_experiment(
         existing = open_experiment(directory)
         if existing.config != config:
             raise TaylorGLOError(
-                f"DIR: {str(directory)!r} holds an experiment with a different config; "
-                "choose a new directory"
+                f"DIR: {str(directory)!r} holds an experiment with a different config; choose a new directory"
             )
         return existing
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
@@ -81,26 +81,35 @@ def init_experiment(
     return Experiment(directory, config)
 
 
-def _warn_if_config_edited(experiment: Experiment, log: "_Log") -> None:
+def _warn_if_config_edited(experiment: Experiment, log: _Log) -> None:
     """An experiment runs the config it was created with (recorded in its store); an edit of
     ``DIR/config.*`` afterwards changes nothing, which a user who made one must be told."""
     for path in sorted(experiment.directory.glob(CONFIG_COPY + ".*")):
         try:
             # Compared, not run: the network is not built (that would import torch in the host).
-            edited = ExperimentConfig.from_dict(read_config_file(path), default_name=experiment.config.name,
-                                                check_network=False)
+            edited = ExperimentConfig.from_dict(
+                read_config_file(path), default_name=experiment.config.name, check_network=False
+            )
         except TaylorGLOError as exc:
             edited, why = None, f" and is no longer valid ({exc})"
         else:
             why = ""
         if edited != experiment.config:
-            log.info(f"warning: {path} was edited after `taylorglo init`{why}; the edit is ignored: an experiment "
-                     f"runs the config it was created with (in {Store.FILENAME}); to run the edited one, "
-                     f"`taylorglo init NEW_DIR {path}`")
+            log.info(
+                f"warning: {path} was edited after `taylorglo init`{why}; the edit is ignored: an experiment "
+                f"runs the config it was created with (in {Store.FILENAME}); to run the edited one, "
+                f"`taylorglo init NEW_DIR {path}`"
+            )
 
 
-def make_evaluator(config: ExperimentConfig, training: TrainConfig, workers: int | None, most: int,
-                   log: Callable[[str], None], data: "DataSplits | None" = None) -> Any:
+def make_evaluator(
+    config: ExperimentConfig,
+    training: TrainConfig,
+    workers: int | None,
+    most: int,
+    log: Callable[[str], None],
+    data: DataSplits | None = None,
+) -> Any:
     """The evaluator ``config`` asks for, training with ``training``; never more than ``most``
     workers (more than there are jobs at once would only idle). Shared by the search and ``final``.
     ``log`` receives what the evaluator reports (a worker that died); ``data``, the dataset the
@@ -110,8 +119,9 @@ def make_evaluator(config: ExperimentConfig, training: TrainConfig, workers: int
     return evaluator
 
 
-def _evaluator(config: ExperimentConfig, training: TrainConfig, workers: int | None, most: int,
-               data: "DataSplits | None") -> Any:
+def _evaluator(
+    config: ExperimentConfig, training: TrainConfig, workers: int | None, most: int, data: DataSplits | None
+) -> Any:
     e = config.evaluator
     if e.kind == "local":
         from ..evaluators.local import LocalEvaluator, cpu_count
@@ -126,7 +136,7 @@ def _evaluator(config: ExperimentConfig, training: TrainConfig, workers: int | N
             data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
         n = workers or e.max_in_flight or e.workers or most
         return RayEvaluator(training, e, workers=max(1, min(n, most)), data=data)
-    raise TaylorGLOError(f"evaluator.kind: {e.kind!r} is not available; use \"local\" or \"ray\"")
+    raise TaylorGLOError(f'evaluator.kind: {e.kind!r} is not available; use "local" or "ray"')
 
 
 def start(
@@ -155,25 +165,35 @@ def start(
             from ..training.data import load_dataset
             from ..training.trainer import check_network, resolve_device
 
-            data = load_dataset(config.training.dataset, config.training.data_dir, config.training.data_fraction,
-                                field="training.dataset")
+            data = load_dataset(
+                config.training.dataset,
+                config.training.data_dir,
+                config.training.data_fraction,
+                field="training.dataset",
+            )
             check_network(config.candidate_training(), data)
             resolve_device(config.training.device)
-            with experiment.store() as store, make_evaluator(
-                    config, config.training, workers, config.population, log.info, data) as runner:
+            with (
+                experiment.store() as store,
+                make_evaluator(config, config.training, workers, config.population, log.info, data) as runner,
+            ):
                 _run_epbt(experiment.directory, store, config, runner, data, log, reporter)
             result = status(experiment.directory)
             log.info(f"finished: best member {_best_text(result)}")
             return result
         # The search's host never imports torch: the workers start now, and one of them loads the
         # data and checks the network (``facts``) while the others import torch.
-        with experiment.store() as store, make_evaluator(
-                config, config.candidate_training(), workers, config.search.population, log.info) as runner:
+        with (
+            experiment.store() as store,
+            make_evaluator(config, config.candidate_training(), workers, config.search.population, log.info) as runner,
+        ):
             facts = runner.facts()
             progress = SearchProgress.from_store(store, config, runner.workers)
-            log.info(f"start: {config.name}: {config.search.generations} generations x "
-                     f"{config.search.population} candidates, {runner.workers} {config.evaluator.kind} workers, "
-                     f"{facts.summary}; resuming at generation {progress.generation}")
+            log.info(
+                f"start: {config.name}: {config.search.generations} generations x "
+                f"{config.search.population} candidates, {runner.workers} {config.evaluator.kind} workers, "
+                f"{facts.summary}; resuming at generation {progress.generation}"
+            )
             _fill_summaries(store)
             plan = search_plan(store, config.evaluator.lend_idle_cores, runner, log.info)
             reporter.begin(progress)
@@ -205,25 +225,36 @@ def start(
     return result
 
 
-def _run_epbt(directory: Path, store: Store, config: ExperimentConfig, runner: Any, data: "DataSplits",
-              log: "_Log", reporter: Reporter) -> None:
+def _run_epbt(
+    directory: Path,
+    store: Store,
+    config: ExperimentConfig,
+    runner: Any,
+    data: DataSplits,
+    log: _Log,
+    reporter: Reporter,
+) -> None:
     """The EPBT loop (:mod:`taylorglo.epbt.runner`), logged and shown like a search."""
-    from ..epbt.runner import plan_meta, run_generations
     from ..epbt.report import export_epbt, save_best_network
+    from ..epbt.runner import plan_meta, run_generations
 
     meta = plan_meta(config, data)
     recorded = store.get_meta("epbt_plan")
     if recorded is not None and recorded != meta:
-        raise TaylorGLOError(f"training: the schedule resolves to {meta} now but the experiment started with "
-                             f"{recorded}; the data or config changed: restore them or start a new directory")
+        raise TaylorGLOError(
+            f"training: the schedule resolves to {meta} now but the experiment started with "
+            f"{recorded}; the data or config changed: restore them or start a new directory"
+        )
     if recorded is None:
         store.set_meta("epbt_plan", meta)
     progress = SearchProgress.from_store(store, config, runner.workers, meta["generations"])
     e = config.epbt
     assert e is not None
-    log.info(f"start: {config.name}: EPBT, {e.population} members, {meta['generations']} generations of "
-             f"{meta['ready_steps']} steps ({meta['total_steps']} in all), {runner.workers} "
-             f"{config.evaluator.kind} workers, {data.summary()}; resuming at generation {progress.generation}")
+    log.info(
+        f"start: {config.name}: EPBT, {e.population} members, {meta['generations']} generations of "
+        f"{meta['ready_steps']} steps ({meta['total_steps']} in all), {runner.workers} "
+        f"{config.evaluator.kind} workers, {data.summary()}; resuming at generation {progress.generation}"
+    )
     threads = recorded_layout(store, runner, log.info)["threads"]
     reporter.begin(progress)
     for event, value in run_generations(directory, store, config, runner, data, meta, threads):
@@ -263,8 +294,9 @@ def _next_generation(
     generation = 0 if latest is None else latest.generation + 1
     if generation >= config.search.generations:
         return None, generation, [], False
-    search = (config.search.new_search(config.seed) if latest is None
-              else CMAESSearch.from_state(latest.told_state or b""))
+    search = (
+        config.search.new_search(config.seed) if latest is None else CMAESSearch.from_state(latest.told_state or b"")
+    )
     rule = config.search.invariant
     candidates = []
     for index, params in enumerate(search.ask()):
@@ -272,8 +304,17 @@ def _next_generation(
         if invariant_holds(params, num_classes, rule):
             candidates.append(Candidate(generation, index, params, seed, "pending"))
         else:
-            candidates.append(Candidate(generation, index, params, seed, "rejected-invariant", fitness=0.0,
-                                        reason=f"fails the {rule} invariant for {num_classes} classes"))
+            candidates.append(
+                Candidate(
+                    generation,
+                    index,
+                    params,
+                    seed,
+                    "rejected-invariant",
+                    fitness=0.0,
+                    reason=f"fails the {rule} invariant for {num_classes} classes",
+                )
+            )
     store.open_generation(generation, search.state(), candidates, asked_summary=search.summary())
     return search, generation, candidates, True
 
@@ -294,20 +335,35 @@ def _jobs(candidates: list[Candidate], fgsm_epsilon: float | None, plan: Callabl
 
     trained = [c for c in candidates if c.status != "rejected-invariant"]
     threads = dict(zip((c.index for c in trained), plan(len(trained))))
-    return [Job(c.generation, c.index, tuple(c.params), c.seed, fgsm_epsilon=fgsm_epsilon, threads=threads[c.index])
-            for c in candidates if c.status == "pending"]
+    return [
+        Job(c.generation, c.index, tuple(c.params), c.seed, fgsm_epsilon=fgsm_epsilon, threads=threads[c.index])
+        for c in candidates
+        if c.status == "pending"
+    ]
 
 
 def export(directory: Path, store: Store, config: ExperimentConfig) -> None:
     """Rewrite the human-readable views (best.json, generations.csv, candidates.csv) atomically."""
     best = store.best()
     if best is not None:
-        write_atomic(directory / "best.json", json.dumps({
-            "name": config.name, "params": best.params, "fitness": best.fitness,
-            "generation": best.generation, "index": best.index, "seed": best.seed,
-            "formula": format_formula(best.params), "formula_paper": format_formula(best.params, "paper"),
-            "loss": "taylorglo:" + ",".join(repr(p) for p in best.params),
-        }, indent=2) + "\n")
+        write_atomic(
+            directory / "best.json",
+            json.dumps(
+                {
+                    "name": config.name,
+                    "params": best.params,
+                    "fitness": best.fitness,
+                    "generation": best.generation,
+                    "index": best.index,
+                    "seed": best.seed,
+                    "formula": format_formula(best.params),
+                    "formula_paper": format_formula(best.params, "paper"),
+                    "loss": "taylorglo:" + ",".join(repr(p) for p in best.params),
+                },
+                indent=2,
+            )
+            + "\n",
+        )
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["generation", "best_fitness", "mean_fitness", "min_fitness", "sigma"])
@@ -317,8 +373,23 @@ def export(directory: Path, store: Store, config: ExperimentConfig) -> None:
     write_atomic(directory / "generations.csv", out.getvalue())
     out = io.StringIO()
     writer = csv.writer(out)
-    columns = ["generation", "index", "status", "fitness", "val_accuracy", "val_loss", "train_accuracy",
-               "train_loss", "steps", "attempts", "wall_time", "worker", "seed", "reason", "params"]
+    columns = [
+        "generation",
+        "index",
+        "status",
+        "fitness",
+        "val_accuracy",
+        "val_loss",
+        "train_accuracy",
+        "train_loss",
+        "steps",
+        "attempts",
+        "wall_time",
+        "worker",
+        "seed",
+        "reason",
+        "params",
+    ]
     writer.writerow(columns)
     for c in store.candidates():
         row = c.to_dict()
@@ -349,12 +420,16 @@ class _Log:
             noun = "member"
             hyper = f" lr {m['lr']:.3g} wd {m['weight_decay']:.3g}" if "lr" in m else ""
         wall = f" {c.wall_time:.1f}s" if c.wall_time is not None else ""
-        self.info(f"{noun} {c.generation}:{c.index} {what}{hyper}{wall} on {c.worker}; "
-                  f"{p.generation_done}/{p.population} of generation {c.generation} done; best {p.best_text()}",
-                  detail=True)
+        self.info(
+            f"{noun} {c.generation}:{c.index} {what}{hyper}{wall} on {c.worker}; "
+            f"{p.generation_done}/{p.population} of generation {c.generation} done; best {p.best_text()}",
+            detail=True,
+        )
 
     def generation(self, p: SearchProgress, g: Any) -> None:
         sigma = "" if p.kind == "epbt" else f" sigma {g.sigma:.3g}"
-        self.info(f"generation {g.generation} ({g.generation + 1} of {p.generations_total}) done: best {g.best_fitness:.4f} "
-                  f"mean {g.mean_fitness:.4f} min {g.min_fitness:.4f}{sigma}; "
-                  f"overall: {p.counts_text()}; best {p.best_text()}; ETA {p.eta_text()}")
+        self.info(
+            f"generation {g.generation} ({g.generation + 1} of {p.generations_total}) done: best {g.best_fitness:.4f} "
+            f"mean {g.mean_fitness:.4f} min {g.min_fitness:.4f}{sigma}; "
+            f"overall: {p.counts_text()}; best {p.best_text()}; ETA {p.eta_text()}"
+        )

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..training.config import TrainConfig
 
@@ -19,8 +20,9 @@ from ..training.config import TrainConfig
 _SKIPPED = {"eval_test", "threads"}
 
 
-def train_argv(training: TrainConfig, params: Sequence[float] | None, seed: int,
-               threads: int | None = None) -> list[str]:
+def train_argv(
+    training: TrainConfig, params: Sequence[float] | None, seed: int, threads: int | None = None
+) -> list[str]:
     """argv of ``taylorglo train`` for ``training`` with ``params`` (None: cross-entropy).
     ``threads``: the torch threads a recorded candidate trained with, which the floating-point
     result depends on (``--threads``), for a bit-exact reproduction."""
@@ -52,8 +54,7 @@ def train_argv(training: TrainConfig, params: Sequence[float] | None, seed: int,
     return argv
 
 
-def train_command(training: TrainConfig, params: Sequence[float] | None, seed: int,
-                  threads: int | None = None) -> str:
+def train_command(training: TrainConfig, params: Sequence[float] | None, seed: int, threads: int | None = None) -> str:
     """:func:`train_argv` as one shell-quoted line."""
     return shlex.join(train_argv(training, params, seed, threads))
 

@@ -56,7 +56,7 @@ class ExperimentLock:
         self.path = self.directory / self.FILENAME
         self._fds: list[int] = []
 
-    def acquire(self) -> "ExperimentLock":
+    def acquire(self) -> ExperimentLock:
         fds = [fd for fd in (_open_directory(self.directory),) if fd is not None]
         try:
             fds.append(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644))
@@ -65,7 +65,7 @@ class ExperimentLock:
                 os.close(fd)
             raise
         # A few tries: `status` probes the lock for microseconds and must not make a start fail.
-        for attempt in range(20):
+        for _ in range(20):
             taken = [fd for fd in fds if _try_lock(fd, fcntl.LOCK_EX)]
             if len(taken) == len(fds):
                 break
@@ -99,7 +99,7 @@ class ExperimentLock:
             os.close(fd)
         self._fds = []
 
-    def __enter__(self) -> "ExperimentLock":
+    def __enter__(self) -> ExperimentLock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:

@@ -23,8 +23,9 @@ class SearchProgress:
     workers: int
     generation: int = 0
     generations_completed: int = 0
-    counts: dict[str, int] = field(default_factory=lambda: {"evaluated": 0, "rejected-invariant": 0,
-                                                            "failed": 0, "aborted": 0})
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"evaluated": 0, "rejected-invariant": 0, "failed": 0, "aborted": 0}
+    )
     generation_done: int = 0
     best_fitness: float | None = None
     #: Wall seconds of the trainings finished by this process (for the ETA).
@@ -35,8 +36,7 @@ class SearchProgress:
     kind: str = "taylorglo"
 
     @classmethod
-    def from_store(cls, store: Store, config: Any, workers: int,
-                   generations: int | None = None) -> "SearchProgress":
+    def from_store(cls, store: Store, config: Any, workers: int, generations: int | None = None) -> SearchProgress:
         """Progress so far; ``generations`` overrides the config's count (EPBT's comes from the data)."""
         progress = cls(generations or config.search.generations, config.population, workers, kind=config.kind)
         counts = store.counts()
@@ -98,8 +98,10 @@ class SearchProgress:
         c = self.counts
         if self.kind == "epbt":
             return f"{self.done}/{self.total} member segments ({c['evaluated']} trained, {c['failed']} failed)"
-        return (f"{self.done}/{self.total} candidates ({c['evaluated']} evaluated, "
-                f"{c['rejected-invariant']} rejected by the invariant, {c['failed']} failed, {c['aborted']} aborted)")
+        return (
+            f"{self.done}/{self.total} candidates ({c['evaluated']} evaluated, "
+            f"{c['rejected-invariant']} rejected by the invariant, {c['failed']} failed, {c['aborted']} aborted)"
+        )
 
 
 def format_duration(seconds: float) -> str:
@@ -147,8 +149,14 @@ class LiveReporter(Reporter):
     def begin(self, progress: SearchProgress) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=self.console)
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self.console,
+        )
         self._all = self._bar.add_task("EPBT" if progress.kind == "epbt" else "search", total=progress.total, info="")
         self._gen = self._bar.add_task("generation", total=progress.population, info="")
         self._bar.start()
@@ -158,13 +166,17 @@ class LiveReporter(Reporter):
         if self._bar is None:
             return
         c = progress.counts
-        self._bar.update(self._all, completed=progress.done,
-                         info=f"best {progress.best_text()}  ETA {progress.eta_text()}")
-        self._bar.update(self._gen, completed=progress.generation_done,
-                         description=f"generation {progress.generation + 1}/{progress.generations_total}",
-                         info=f"trained {c['evaluated']}  failed {c['failed']}" if progress.kind == "epbt" else
-                              f"evaluated {c['evaluated']}  rejected {c['rejected-invariant']}  "
-                              f"failed {c['failed'] + c['aborted']}")
+        self._bar.update(
+            self._all, completed=progress.done, info=f"best {progress.best_text()}  ETA {progress.eta_text()}"
+        )
+        self._bar.update(
+            self._gen,
+            completed=progress.generation_done,
+            description=f"generation {progress.generation + 1}/{progress.generations_total}",
+            info=f"trained {c['evaluated']}  failed {c['failed']}"
+            if progress.kind == "epbt"
+            else f"evaluated {c['evaluated']}  rejected {c['rejected-invariant']}  failed {c['failed'] + c['aborted']}",
+        )
 
     def log(self, line: str, detail: bool = False) -> None:
         # Generation summaries stay on screen above the bars; per-candidate lines go to host.log only.

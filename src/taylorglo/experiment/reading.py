@@ -103,7 +103,9 @@ def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
             "pending": counts["pending"],
             "total": sum(recorded.values()),
         },
-        "best": None if best is None else {
+        "best": None
+        if best is None
+        else {
             "params": best.params,
             "fitness": best.fitness,
             "generation": best.generation,
@@ -111,9 +113,15 @@ def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
             "formula": format_formula(best.params),
         },
         "generations": [
-            {"generation": g.generation, "best": g.best_fitness, "mean": g.mean_fitness, "min": g.min_fitness,
-             "sigma": g.sigma}
-            for g in generations if g.closed
+            {
+                "generation": g.generation,
+                "best": g.best_fitness,
+                "mean": g.mean_fitness,
+                "min": g.min_fitness,
+                "sigma": g.sigma,
+            }
+            for g in generations
+            if g.closed
         ],
         "training_time": totals["wall_time"],
         "step_time": totals["step_time"],

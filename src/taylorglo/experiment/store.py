@@ -27,10 +27,11 @@ import math
 import sqlite3
 import time
 import urllib.parse
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from ..errors import StoreDamagedError, TaylorGLOError, one_line
 
@@ -139,8 +140,10 @@ CREATE TABLE IF NOT EXISTS members (
 # by a writer; the host fills them in from the pickles it trusts (its own, to resume).
 _SUMMARY_COLUMNS = ("asked_summary", "told_summary")
 
-_GENERATION_COLUMNS = ("generation, asked_state, told_state, opened_at, closed_at, sigma, best_fitness, "
-                       "mean_fitness, min_fitness, asked_summary, told_summary")
+_GENERATION_COLUMNS = (
+    "generation, asked_state, told_state, opened_at, closed_at, sigma, best_fitness, "
+    "mean_fitness, min_fitness, asked_summary, told_summary"
+)
 
 
 @dataclass
@@ -218,7 +221,7 @@ class Generation:
         return self.told_state is not None
 
     @staticmethod
-    def from_row(row: Sequence[Any]) -> "Generation":
+    def from_row(row: Sequence[Any]) -> Generation:
         values = list(row)
         for i in (9, 10):
             values[i] = None if values[i] is None else json.loads(values[i])
@@ -275,8 +278,10 @@ _FINAL_RUN_COLUMNS = (
     "wall_time, worker, finished_at, model_path, metrics"
 )
 
-_MEMBER_COLUMNS = ("generation, idx, parent, action, lr, weight_decay, start_step, stop_step, resume_from, "
-                   "checkpoint, distill, redraws")
+_MEMBER_COLUMNS = (
+    "generation, idx, parent, action, lr, weight_decay, start_step, stop_step, resume_from, "
+    "checkpoint, distill, redraws"
+)
 
 _CANDIDATE_COLUMNS = (
     "generation, idx, params, seed, status, fitness, reason, val_accuracy, val_loss, train_accuracy, "
@@ -299,11 +304,15 @@ def check_file(path: Path) -> None:
     except OSError as exc:
         raise TaylorGLOError(f"{path}: cannot read the experiment's store: {one_line(exc)}") from None
     if not header:
-        raise StoreDamagedError(f"{path}: the store is empty (0 bytes), so this experiment's record is gone; "
-                                "restore it from a backup (`taylorglo backup` makes one)")
+        raise StoreDamagedError(
+            f"{path}: the store is empty (0 bytes), so this experiment's record is gone; "
+            "restore it from a backup (`taylorglo backup` makes one)"
+        )
     if header != _HEADER:
-        raise StoreDamagedError(f"{path}: not an SQLite database (overwritten or truncated?); "
-                                "restore it from a backup (`taylorglo backup` makes one)")
+        raise StoreDamagedError(
+            f"{path}: not an SQLite database (overwritten or truncated?); "
+            "restore it from a backup (`taylorglo backup` makes one)"
+        )
 
 
 def _verify(db: sqlite3.Connection, path: Path) -> None:
@@ -312,7 +321,8 @@ def _verify(db: sqlite3.Connection, path: Path) -> None:
     if rows != ["ok"]:
         raise StoreDamagedError(
             f"{path}: the store is damaged (integrity check: {one_line('; '.join(rows[:3]))}); nothing was "
-            f"written to it. Restore it from a backup, or salvage it with `sqlite3 {path} .recover`")
+            f"written to it. Restore it from a backup, or salvage it with `sqlite3 {path} .recover`"
+        )
 
 
 def store_error(path: Path, exc: sqlite3.DatabaseError) -> TaylorGLOError:
@@ -321,14 +331,17 @@ def store_error(path: Path, exc: sqlite3.DatabaseError) -> TaylorGLOError:
     if isinstance(exc, StoreDamagedError):
         return exc
     if "readonly" in text or "read-only" in text or "unable to open" in text:
-        return TaylorGLOError(f"{path.parent}: cannot write the experiment here ({text}); it is read-only: "
-                              f"copy it somewhere writable (`taylorglo backup {path.parent} DEST`) and run there")
+        return TaylorGLOError(
+            f"{path.parent}: cannot write the experiment here ({text}); it is read-only: "
+            f"copy it somewhere writable (`taylorglo backup {path.parent} DEST`) and run there"
+        )
     if "disk is full" in text or "disk I/O" in text:
-        return TaylorGLOError(f"{path}: {text}; free some space and run the command again (what is "
-                              "recorded is kept)")
+        return TaylorGLOError(f"{path}: {text}; free some space and run the command again (what is recorded is kept)")
     if "malformed" in text or "not a database" in text or "corrupt" in text:
-        return StoreDamagedError(f"{path}: the store is damaged ({text}); nothing was written to it. "
-                                 f"Restore it from a backup, or salvage it with `sqlite3 {path} .recover`")
+        return StoreDamagedError(
+            f"{path}: the store is damaged ({text}); nothing was written to it. "
+            f"Restore it from a backup, or salvage it with `sqlite3 {path} .recover`"
+        )
     return TaylorGLOError(f"{path}: {text}")
 
 
@@ -436,7 +449,7 @@ class Store:
                 pass
         self._db.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -487,8 +500,14 @@ class Store:
 
     # -- generations ---------------------------------------------------------------------------
 
-    def open_generation(self, generation: int, asked_state: bytes, candidates: Sequence[Candidate],
-                        members: Sequence[Member] = (), asked_summary: dict[str, Any] | None = None) -> None:
+    def open_generation(
+        self,
+        generation: int,
+        asked_state: bytes,
+        candidates: Sequence[Candidate],
+        members: Sequence[Member] = (),
+        asked_summary: dict[str, Any] | None = None,
+    ) -> None:
         """Record an asked generation and all its candidates (and EPBT members) at once."""
         now = time.time()
         with self.transaction() as db:
@@ -502,12 +521,27 @@ class Store:
                     self._row(c, now if c.status != "pending" else None),
                 )
             for m in members:
-                db.execute(f"INSERT INTO members ({_MEMBER_COLUMNS}) VALUES ({', '.join('?' * 12)})",
-                           (m.generation, m.index, m.parent, m.action, m.lr, m.weight_decay, m.start_step,
-                            m.stop_step, m.resume_from, m.checkpoint, int(m.distill), m.redraws))
+                db.execute(
+                    f"INSERT INTO members ({_MEMBER_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+                    (
+                        m.generation,
+                        m.index,
+                        m.parent,
+                        m.action,
+                        m.lr,
+                        m.weight_decay,
+                        m.start_step,
+                        m.stop_step,
+                        m.resume_from,
+                        m.checkpoint,
+                        int(m.distill),
+                        m.redraws,
+                    ),
+                )
 
-    def close_generation(self, generation: int, told_state: bytes, sigma: float,
-                         told_summary: dict[str, Any] | None = None) -> None:
+    def close_generation(
+        self, generation: int, told_state: bytes, sigma: float, told_summary: dict[str, Any] | None = None
+    ) -> None:
         with self.transaction() as db:
             # The statistics come from the rows in the same transaction that closes the generation.
             cur = db.execute(
@@ -522,13 +556,15 @@ class Store:
         self.checkpoint()
 
     def generation(self, generation: int) -> Generation | None:
-        row = self._db.execute(f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE generation = ?",
-                               (generation,)).fetchone()
+        row = self._db.execute(
+            f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE generation = ?", (generation,)
+        ).fetchone()
         return None if row is None else Generation.from_row(row)
 
     def latest_generation(self) -> Generation | None:
-        row = self._db.execute(f"SELECT {_GENERATION_COLUMNS} FROM generations ORDER BY generation DESC LIMIT 1"
-                               ).fetchone()
+        row = self._db.execute(
+            f"SELECT {_GENERATION_COLUMNS} FROM generations ORDER BY generation DESC LIMIT 1"
+        ).fetchone()
         return None if row is None else Generation.from_row(row)
 
     def generations(self) -> list[Generation]:
@@ -545,14 +581,17 @@ class Store:
         write; the host fills them in with :meth:`set_summaries`."""
         rows = self._db.execute(
             f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE asked_summary IS NULL "
-            "OR (told_state IS NOT NULL AND told_summary IS NULL) ORDER BY generation").fetchall()
+            "OR (told_state IS NOT NULL AND told_summary IS NULL) ORDER BY generation"
+        ).fetchall()
         return [Generation.from_row(row) for row in rows]
 
     def set_summaries(self, generation: int, asked: dict[str, Any] | None, told: dict[str, Any] | None) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE generations SET asked_summary = COALESCE(asked_summary, ?), "
-                       "told_summary = COALESCE(told_summary, ?) WHERE generation = ?",
-                       (_json(asked), _json(told), generation))
+            db.execute(
+                "UPDATE generations SET asked_summary = COALESCE(asked_summary, ?), "
+                "told_summary = COALESCE(told_summary, ?) WHERE generation = ?",
+                (_json(asked), _json(told), generation),
+            )
 
     def members(self, generation: int | None = None) -> list[Member]:
         """EPBT lineage rows (all, or one generation's), by generation and index."""
@@ -615,17 +654,30 @@ class Store:
 
     # -- final evaluation ----------------------------------------------------------------------
 
-    def add_final_loss(self, label: str, params: Sequence[float] | None, source: str,
-                       generation: int | None = None, index: int | None = None,
-                       pretrained: bool = False) -> FinalLoss:
+    def add_final_loss(
+        self,
+        label: str,
+        params: Sequence[float] | None,
+        source: str,
+        generation: int | None = None,
+        index: int | None = None,
+        pretrained: bool = False,
+    ) -> FinalLoss:
         """The final loss called ``label``, created on first use (labels name their params, so a
         second ``final`` for the same loss finds and extends the same runs)."""
         with self.transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO final_losses (label, params, source, generation, idx, pretrained, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (label, None if params is None else json.dumps(list(params)), source, generation, index,
-                 int(pretrained), time.time()),
+                (
+                    label,
+                    None if params is None else json.dumps(list(params)),
+                    source,
+                    generation,
+                    index,
+                    int(pretrained),
+                    time.time(),
+                ),
             )
         loss = self.final_loss(label)
         assert loss is not None
@@ -646,13 +698,18 @@ class Store:
         of the machine, not of the loss, should not stay in the comparison). Returns how many."""
         with self.transaction() as db:
             for repeat, seed in enumerate(seeds):
-                db.execute("INSERT OR IGNORE INTO final_runs (loss_id, repeat, seed, status) VALUES (?, ?, ?, 'pending')",
-                           (loss_id, repeat, seed))
+                db.execute(
+                    "INSERT OR IGNORE INTO final_runs (loss_id, repeat, seed, status) VALUES (?, ?, ?, 'pending')",
+                    (loss_id, repeat, seed),
+                )
             if not retry_failed:
                 return 0
             cleared = ", ".join(f"{c} = NULL" for c in _FINAL_RUN_COLUMNS.split(", ")[4:])
-            cur = db.execute(f"UPDATE final_runs SET status = 'pending', {cleared} WHERE loss_id = ? AND repeat < ? "
-                             "AND status NOT IN ('pending', 'finished')", (loss_id, len(seeds)))
+            cur = db.execute(
+                f"UPDATE final_runs SET status = 'pending', {cleared} WHERE loss_id = ? AND repeat < ? "
+                "AND status NOT IN ('pending', 'finished')",
+                (loss_id, len(seeds)),
+            )
             return cur.rowcount
 
     def record_final(self, run: FinalRun) -> bool:
@@ -662,11 +719,23 @@ class Store:
                 "UPDATE final_runs SET status = ?, reason = ?, test_accuracy = ?, test_loss = ?, val_accuracy = ?, "
                 "val_loss = ?, steps = ?, attempts = ?, wall_time = ?, worker = ?, finished_at = ?, model_path = ?, "
                 "metrics = ? WHERE loss_id = ? AND repeat = ? AND status = 'pending'",
-                (run.status, run.reason, _finite(run.test_accuracy), _finite(run.test_loss),
-                 _finite(run.val_accuracy), _finite(run.val_loss), run.steps, run.attempts, run.wall_time,
-                 run.worker, time.time(), run.model_path,
-                 None if run.metrics is None else json.dumps(run.metrics, allow_nan=True),
-                 run.loss_id, run.repeat),
+                (
+                    run.status,
+                    run.reason,
+                    _finite(run.test_accuracy),
+                    _finite(run.test_loss),
+                    _finite(run.val_accuracy),
+                    _finite(run.val_loss),
+                    run.steps,
+                    run.attempts,
+                    run.wall_time,
+                    run.worker,
+                    time.time(),
+                    run.model_path,
+                    None if run.metrics is None else json.dumps(run.metrics, allow_nan=True),
+                    run.loss_id,
+                    run.repeat,
+                ),
             )
         self.checkpoint()  # a final run is minutes to hours of work: the main file holds it at once
         return cur.rowcount == 1
@@ -694,9 +763,23 @@ class Store:
     @staticmethod
     def _row(c: Candidate, finished_at: float | None) -> tuple[Any, ...]:
         return (
-            c.generation, c.index, json.dumps(c.params), c.seed, c.status, _finite(c.fitness), c.reason,
-            _finite(c.val_accuracy), _finite(c.val_loss), _finite(c.train_accuracy), _finite(c.train_loss),
-            c.steps, c.attempts, c.wall_time, c.step_time, c.worker, finished_at,
+            c.generation,
+            c.index,
+            json.dumps(c.params),
+            c.seed,
+            c.status,
+            _finite(c.fitness),
+            c.reason,
+            _finite(c.val_accuracy),
+            _finite(c.val_loss),
+            _finite(c.train_accuracy),
+            _finite(c.train_loss),
+            c.steps,
+            c.attempts,
+            c.wall_time,
+            c.step_time,
+            c.worker,
+            finished_at,
             None if c.metrics is None else json.dumps(c.metrics, allow_nan=True),
         )
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..evaluators.base import Evaluator, Job
-from ..evaluators.lending import Lending, decide, describe, upgrade
 from ..evaluators.lending import META_KEY as LENDING_KEY
+from ..evaluators.lending import Lending, decide, describe, upgrade
 from .store import Store
 
 #: The store's ``meta`` key holding the layout.
@@ -57,13 +58,18 @@ def recorded_layout(store: Store, runner: Evaluator, log: Callable[[str], None])
     now = runner.layout()
     recorded = store.get_meta(LAYOUT_KEY)
     if recorded is None:
-        recorded = _from_earlier_version(store, now) or {"workers": now.workers, "threads": now.threads,
-                                                         "cores": now.cores}
+        recorded = _from_earlier_version(store, now) or {
+            "workers": now.workers,
+            "threads": now.threads,
+            "cores": now.cores,
+        }
         store.set_meta(LAYOUT_KEY, recorded)
     if (now.workers, now.threads) != (recorded["workers"], recorded["threads"]):
-        log(f"layout: {now.workers} workers x {now.threads} threads now, but every training keeps the "
+        log(
+            f"layout: {now.workers} workers x {now.threads} threads now, but every training keeps the "
             f"{recorded['threads']} torch threads recorded when this experiment first ran ({recorded['workers']} "
-            f"workers on {recorded['cores']} cores), so its results stay exactly those of that layout")
+            f"workers on {recorded['cores']} cores), so its results stay exactly those of that layout"
+        )
     return recorded
 
 
@@ -89,8 +95,9 @@ def _measure(training: Any) -> Callable[[int, int], float]:
     return measure
 
 
-def search_plan(store: Store, lend_mode: bool | str, runner: Evaluator,
-                log: Callable[[str], None]) -> Callable[[int], list[int]]:
+def search_plan(
+    store: Store, lend_mode: bool | str, runner: Evaluator, log: Callable[[str], None]
+) -> Callable[[int], list[int]]:
     """``plan(n)``: the threads of a generation's ``n`` trainings, in dispatch order. The last
     ``n mod workers`` get the idle cores of the recorded layout where lending was decided (once
     per experiment, recorded; see :mod:`taylorglo.evaluators.lending`) from the runner's
@@ -99,8 +106,11 @@ def search_plan(store: Store, lend_mode: bool | str, runner: Evaluator,
     lending = Lending(layout["workers"], layout["threads"], layout["cores"])
     recorded = store.get_meta(LENDING_KEY)
     if recorded is None:  # the first start decides, for good
-        decision = ({"mode": "unavailable", "lend": False} if runner.lending() is None
-                    else decide(lend_mode, lending, runner.facts().step_macs, _measure(runner.training)))
+        decision = (
+            {"mode": "unavailable", "lend": False}
+            if runner.lending() is None
+            else decide(lend_mode, lending, runner.facts().step_macs, _measure(runner.training))
+        )
         store.set_meta(LENDING_KEY, decision)
     else:  # an earlier version's record says what it decided in this version's words
         decision = upgrade(recorded)

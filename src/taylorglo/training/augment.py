@@ -99,9 +99,7 @@ def _crop_flip(
     return out.view(batch, channels, height, width)
 
 
-def _cutout(
-    x: torch.Tensor, generator: torch.Generator, size: int, fill_t: torch.Tensor | None
-) -> torch.Tensor:
+def _cutout(x: torch.Tensor, generator: torch.Generator, size: int, fill_t: torch.Tensor | None) -> torch.Tensor:
     """Cutout (DeVries & Taylor 2017): one ``size`` square per image, centre uniform, clipped."""
     batch, _, height, width = x.shape
     device = x.device

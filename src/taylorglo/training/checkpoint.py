@@ -24,8 +24,16 @@ from .models import Normalize, build_model
 FORMAT = "taylorglo-network-1"
 
 
-def save_network(model: nn.Module, path: str | os.PathLike[str], *, model_name: str,
-                 model_options: dict[str, Any], data: DataSplits, loss: str, **meta: Any) -> Path:
+def save_network(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    model_name: str,
+    model_options: dict[str, Any],
+    data: DataSplits,
+    loss: str,
+    **meta: Any,
+) -> Path:
     """Write ``model`` (``Sequential(Normalize, net)`` as :func:`~.trainer.train` builds it) to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,20 +58,25 @@ def load_network(path: str | os.PathLike[str], device: str | torch.device = "cpu
     """The saved network (in eval mode, on ``device``) and its description (everything but weights)."""
     path = Path(path)
     if not path.is_file():
-        raise TaylorGLOError(f"model: {str(path)!r} does not exist; run `taylorglo final DIR` to train and save networks")
+        raise TaylorGLOError(
+            f"model: {str(path)!r} does not exist; run `taylorglo final DIR` to train and save networks"
+        )
     payload = _load(path, "model", "network")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise TaylorGLOError(f"model: {str(path)!r} is not a network saved by taylorglo")
     try:
-        net = build_model(payload["model"], tuple(payload["input_shape"]), payload["num_classes"],
-                          **payload["model_options"])
+        net = build_model(
+            payload["model"], tuple(payload["input_shape"]), payload["num_classes"], **payload["model_options"]
+        )
         model = nn.Sequential(Normalize(payload["mean"], payload["std"]), net)
         model.load_state_dict(payload["state_dict"])
     except TaylorGLOError:
         raise
     except Exception as exc:  # a file that loads but does not hold what it says
-        raise TaylorGLOError(f"model: {str(path)!r} is damaged ({type(exc).__name__}: {one_line(exc)}); "
-                             "restore it from a backup or leave its loss out") from None
+        raise TaylorGLOError(
+            f"model: {str(path)!r} is damaged ({type(exc).__name__}: {one_line(exc)}); "
+            "restore it from a backup or leave its loss out"
+        ) from None
     model.to(device).eval()
     info = {k: v for k, v in payload.items() if k != "state_dict"}
     return model, info
@@ -86,8 +99,9 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The state :func:`save_state` wrote; a missing or foreign file is a one-line error."""
     path = Path(path)
     if not path.is_file():
-        raise TaylorGLOError(f"checkpoint: {str(path)!r} does not exist (was the experiment directory moved "
-                             "or pruned by hand?)")
+        raise TaylorGLOError(
+            f"checkpoint: {str(path)!r} does not exist (was the experiment directory moved or pruned by hand?)"
+        )
     payload = _load(path, "checkpoint", "training state")
     if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
         raise TaylorGLOError(f"checkpoint: {str(path)!r} is not a training state saved by taylorglo")
@@ -101,6 +115,8 @@ def _load(path: Path, field: str, what: str) -> Any:
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, overwritten, or a pickle that is more than weights
-        raise TaylorGLOError(f"{field}: {str(path)!r} cannot be read as a {what} saved by taylorglo "
-                             f"({type(exc).__name__}: {one_line(exc)}); it is damaged or foreign: restore it "
-                             "from a backup") from None
+        raise TaylorGLOError(
+            f"{field}: {str(path)!r} cannot be read as a {what} saved by taylorglo "
+            f"({type(exc).__name__}: {one_line(exc)}); it is damaged or foreign: restore it "
+            "from a backup"
+        ) from None

@@ -67,7 +67,7 @@ class TrainConfig:
         """``"epochs"`` when the schedule is given in epochs, else ``"steps"``."""
         return "epochs" if self.epochs is not None else "steps"
 
-    def validate(self, prefix: str = "") -> "TrainConfig":
+    def validate(self, prefix: str = "") -> TrainConfig:
         """Raise a one-line :class:`TaylorGLOError` naming the first bad field; return self."""
 
         def bad(name: str, why: str) -> TaylorGLOError:
@@ -95,9 +95,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not (_is_number(value) and value >= 0):
                 raise bad(name, f"must be a number >= 0, got {value!r}")
-        if not isinstance(self.lr_decay, (list, tuple)) or not all(
-            _is_number(m) and m > 0 for m in self.lr_decay
-        ):
+        if not isinstance(self.lr_decay, (list, tuple)) or not all(_is_number(m) and m > 0 for m in self.lr_decay):
             raise bad("lr_decay", f"must be a list of positive milestones, got {self.lr_decay!r}")
         if self.augment is not None and self.augment not in AUGMENTATIONS:
             raise bad("augment", f"must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
@@ -115,7 +113,7 @@ class TrainConfig:
             raise bad("model_options", "must be a table of keyword arguments for the model factory")
         return self
 
-    def schedule(self, train_size: int) -> "Schedule":
+    def schedule(self, train_size: int) -> Schedule:
         """Resolve the schedule into steps for a training split of ``train_size`` examples."""
         batch = min(self.batch_size, train_size)
         steps_per_epoch = max(1, train_size // batch)
@@ -131,14 +129,14 @@ class TrainConfig:
             abort_step=to_steps(self.abort_at) if self.abort_at is not None else None,
         )
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], prefix: str = "") -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any], prefix: str = "") -> TrainConfig:
         """Build from a config table; unknown keys are a one-line error that lists the known ones."""
         known = {f.name for f in dataclasses.fields(cls)}
         for key in data:

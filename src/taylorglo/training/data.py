@@ -25,9 +25,10 @@ import math
 import numbers
 import os
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -249,8 +250,10 @@ def _splits_from_arrays(
     train_x, train_y, test_x, test_y = raw
     for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
         if np.ndim(x) != 4 or np.ndim(y) != 1:
-            raise TaylorGLOError(f"{name}: the {split} images have shape {np.shape(x)} and labels {np.shape(y)}, "
-                                 "not (N, C, H, W) and (N,); are the files swapped or corrupt?")
+            raise TaylorGLOError(
+                f"{name}: the {split} images have shape {np.shape(x)} and labels {np.shape(y)}, "
+                "not (N, C, H, W) and (N,); are the files swapped or corrupt?"
+            )
         if len(x) != len(y):
             raise TaylorGLOError(f"{name}: the {split} file has {len(x)} images but {len(y)} labels")
         if len(y) and (int(np.min(y)) < 0 or int(np.max(y)) >= num_classes):
@@ -419,9 +422,11 @@ def _load_builtin(name: str, dirs: list[Path], download: bool) -> DataSplits:
     except TaylorGLOError:
         raise
     except Exception as exc:  # a damaged file can fail in any parser's own way
-        raise TaylorGLOError(f"{name}: cannot read the dataset's files: {type(exc).__name__}: {one_line(exc)}; "
-                             "a file is damaged or not the dataset's: delete it (a missing file is downloaded "
-                             "again) or replace it") from None
+        raise TaylorGLOError(
+            f"{name}: cannot read the dataset's files: {type(exc).__name__}: {one_line(exc)}; "
+            "a file is damaged or not the dataset's: delete it (a missing file is downloaded "
+            "again) or replace it"
+        ) from None
     return _splits_from_arrays(name, raw, source.val_share, source.augment, source.stats)
 
 
@@ -524,9 +529,7 @@ def _validated_plugin_splits(parts: dict[str, Any], who: str) -> DataSplits:
     augment = parts.get("augment") or "none"
     if augment not in ("none", "crop-flip"):
         raise TaylorGLOError(f"{who}: augment must be 'none' or 'crop-flip', got {augment!r}")
-    return DataSplits(
-        name=str(parts["name"]), num_classes=num_classes, mean=mean, std=std, augment=augment, **tensors
-    )
+    return DataSplits(name=str(parts["name"]), num_classes=num_classes, mean=mean, std=std, augment=augment, **tensors)
 
 
 def _plugin_images(value: Any, key: str, who: str) -> torch.Tensor:

@@ -16,8 +16,8 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from ..errors import TaylorGLOError, one_line
 

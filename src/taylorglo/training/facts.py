@@ -32,7 +32,7 @@ class TrainingFacts:
     device: str
 
 
-def probe(training: "TrainConfig", data: "DataSplits | None" = None) -> TrainingFacts:
+def probe(training: TrainConfig, data: DataSplits | None = None) -> TrainingFacts:
     """The facts of ``training`` on ``data`` (loaded when None), after the checks a host makes
     before training anything: the dataset loads (``training.dataset``), the network takes its
     inputs and gives one logit per class (``training.model``), the device exists
@@ -45,5 +45,10 @@ def probe(training: "TrainConfig", data: "DataSplits | None" = None) -> Training
         data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
     check_network(training, data)
     device = resolve_device(training.device)
-    return TrainingFacts(summary=data.summary(), num_classes=data.num_classes, train_size=len(data.train_y),
-                         step_macs=network_macs(training, data), device=device.type)
+    return TrainingFacts(
+        summary=data.summary(),
+        num_classes=data.num_classes,
+        train_size=len(data.train_y),
+        step_macs=network_macs(training, data),
+        device=device.type,
+    )

@@ -21,8 +21,8 @@ import re
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -70,8 +70,10 @@ def _read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as f:
             data = bytearray(f.read())  # writable, so torch.from_numpy does not warn
     except (OSError, EOFError, zlib.error) as exc:
-        raise TaylorGLOError(f"cannot read {path}: {one_line(exc)}; the file is damaged: delete it (a missing "
-                             "file is downloaded again) or replace it") from None
+        raise TaylorGLOError(
+            f"cannot read {path}: {one_line(exc)}; the file is damaged: delete it (a missing "
+            "file is downloaded again) or replace it"
+        ) from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise TaylorGLOError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
     ndim = data[3]

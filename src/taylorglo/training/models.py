@@ -138,8 +138,7 @@ class MnistCNN(nn.Module):
     experiments and CPU benchmarks; 1 is the paper's network.
     """
 
-    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.4,
-                 width: float = 1.0):
+    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.4, width: float = 1.0):
         super().__init__()
         channels = input_shape[0]
         c1, c2, fc = (max(1, int(round(v * width))) for v in (32, 64, 1024))
@@ -459,7 +458,11 @@ class AlexNetCifar(nn.Module):
 
 
 def _check_options(
-    field: str, model: str, options: Mapping[str, Any], spec: Mapping[str, Callable[[Any], bool]], hint: Mapping[str, str]
+    field: str,
+    model: str,
+    options: Mapping[str, Any],
+    spec: Mapping[str, Callable[[Any], bool]],
+    hint: Mapping[str, str],
 ) -> None:
     """Reject unknown option names and ill-typed values with one line naming the field."""
     for key, value in options.items():
@@ -467,7 +470,9 @@ def _check_options(
             valid = ", ".join(sorted(spec)) or "none"
             raise TaylorGLOError(f"{field}: model {model!r} has no option {key!r}; its options are: {valid}")
         if not spec[key](value):
-            raise TaylorGLOError(f"{field}: option {key}={value!r} for model {model!r} is invalid; expected {hint[key]}")
+            raise TaylorGLOError(
+                f"{field}: option {key}={value!r} for model {model!r} is invalid; expected {hint[key]}"
+            )
 
 
 def _pos_int(v: Any) -> bool:
@@ -520,8 +525,13 @@ def _build_builtin(
         return MLP(input_shape, num_classes, **options)
 
     if key in ("mnist-cnn", "mnistcnn", "mnist"):
-        _check_options(field, "mnist-cnn", options, {"dropout": _prob, "width": _pos_number},
-                       {"dropout": _PROB_HINT, "width": "a positive number (1: the paper's network)"})
+        _check_options(
+            field,
+            "mnist-cnn",
+            options,
+            {"dropout": _prob, "width": _pos_number},
+            {"dropout": _PROB_HINT, "width": "a positive number (1: the paper's network)"},
+        )
         if h < 4 or w < 4:
             raise TaylorGLOError(f"{field}: mnist-cnn needs inputs of at least 4x4 (got {h}x{w})")
         return MnistCNN(input_shape, num_classes, **options)
@@ -598,11 +608,7 @@ def build_model(
     except TaylorGLOError:
         raise
     except Exception as exc:  # the user's factory failed; report it on one line, not a traceback
-        raise TaylorGLOError(
-            f"{field}: model factory {name!r} raised {type(exc).__name__}: {one_line(exc)}"
-        ) from None
+        raise TaylorGLOError(f"{field}: model factory {name!r} raised {type(exc).__name__}: {one_line(exc)}") from None
     if not isinstance(model, nn.Module):
-        raise TaylorGLOError(
-            f"{field}: model factory {name!r} returned {type(model).__name__}, not a torch.nn.Module"
-        )
+        raise TaylorGLOError(f"{field}: model factory {name!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model

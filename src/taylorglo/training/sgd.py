@@ -13,7 +13,8 @@ network trained here is bit for bit the one ``torch.optim.SGD`` trains (tested).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -26,12 +27,26 @@ class SGD:
     parameter group: ``param_groups``, ``state``, :meth:`zero_grad`, :meth:`step`,
     :meth:`state_dict` and :meth:`load_state_dict`, nothing else."""
 
-    def __init__(self, params: Iterable[torch.Tensor], lr: float, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False) -> None:
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        group: dict[str, Any] = {"params": list(params), "lr": lr, "momentum": momentum, "dampening": dampening,
-                                 "weight_decay": weight_decay, "nesterov": nesterov, "maximize": False}
+        group: dict[str, Any] = {
+            "params": list(params),
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": False,
+        }
         self.param_groups = [group]
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
 
@@ -87,5 +102,7 @@ class SGD:
         for position, saved in zip(groups[0]["params"], params):
             values = state_dict["state"].get(position)
             if values:
-                self.state[saved] = {k: v.to(dtype=saved.dtype, device=saved.device) if torch.is_tensor(v) else v
-                                     for k, v in values.items()}
+                self.state[saved] = {
+                    k: v.to(dtype=saved.dtype, device=saved.device) if torch.is_tensor(v) else v
+                    for k, v in values.items()
+                }

@@ -46,8 +46,7 @@ def step_seconds(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, threads: 
         torch.set_num_threads(before)
 
 
-def thread_speedup(training: TrainConfig, data: DataSplits, threads: int, boost: int,
-                   seconds: float = 0.15) -> float:
+def thread_speedup(training: TrainConfig, data: DataSplits, threads: int, boost: int, seconds: float = 0.15) -> float:
     """How many times faster a step of ``training``'s network runs on ``boost`` threads than on
     ``threads``: measured twice each, alternating, taking each side's faster measurement (the
     least disturbed). Depends on the machine's load."""

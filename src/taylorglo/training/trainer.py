@@ -18,8 +18,9 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -123,8 +124,12 @@ class Segment:
 def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Hinton et al.'s ``T²·KL(softmax(t/T) ‖ softmax(s/T))``, averaged over the batch."""
     t = temperature
-    return F.kl_div(F.log_softmax(logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
-                    reduction="batchmean", log_target=True) * (t * t)
+    return F.kl_div(
+        F.log_softmax(logits / t, dim=1),
+        F.log_softmax(teacher_logits / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    ) * (t * t)
 
 
 def build_network(config: TrainConfig, data: DataSplits, field: str = "model") -> nn.Module:
@@ -138,9 +143,11 @@ def check_logits(logits: torch.Tensor, batch: int, num_classes: int, model: str,
     """A model must map a batch to ``(batch, num_classes)`` logits; anything else is the
     configuration's fault, said in one line (not a shape error deep inside the loss)."""
     if tuple(logits.shape) != (batch, num_classes):
-        raise TaylorGLOError(f"{field}: {model!r} returns outputs of shape {tuple(logits.shape)} for a batch of "
-                             f"{batch}, but the dataset has {num_classes} classes: it must return (batch, "
-                             f"{num_classes}) logits")
+        raise TaylorGLOError(
+            f"{field}: {model!r} returns outputs of shape {tuple(logits.shape)} for a batch of "
+            f"{batch}, but the dataset has {num_classes} classes: it must return (batch, "
+            f"{num_classes}) logits"
+        )
 
 
 def check_network(config: TrainConfig, data: DataSplits, field: str = "training.model") -> None:
@@ -153,8 +160,10 @@ def check_network(config: TrainConfig, data: DataSplits, field: str = "training.
         with torch.no_grad():
             logits = net(to_float(data.val_x[:2]))
     except Exception as exc:  # the user's model cannot take these inputs
-        raise TaylorGLOError(f"{field}: {config.model!r} fails on the dataset's inputs of shape "
-                             f"{tuple(data.val_x.shape[1:])}: {type(exc).__name__}: {one_line(exc)}") from None
+        raise TaylorGLOError(
+            f"{field}: {config.model!r} fails on the dataset's inputs of shape "
+            f"{tuple(data.val_x.shape[1:])}: {type(exc).__name__}: {one_line(exc)}"
+        ) from None
     check_logits(logits, len(data.val_x[:2]), data.num_classes, config.model, field)
 
 
@@ -166,8 +175,10 @@ def resolve_device(name: str, field: str = "training.device") -> torch.device:
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise TaylorGLOError(f"{field}: {name!r} asked for, but this PyTorch sees no CUDA device "
-                                 f"(built with CUDA: {torch.backends.cuda.is_built()}); use \"cpu\" or \"auto\"")
+            raise TaylorGLOError(
+                f"{field}: {name!r} asked for, but this PyTorch sees no CUDA device "
+                f'(built with CUDA: {torch.backends.cuda.is_built()}); use "cpu" or "auto"'
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise TaylorGLOError(f"{field}: {name!r}: this machine has {torch.cuda.device_count()} CUDA devices")
     return device
@@ -214,8 +225,9 @@ def train(
     step_time = eval_time = 0.0
     for attempt in range(1 if segment is not None else config.attempts):
         attempt_seed = seed + attempt * RETRY_SEED_STRIDE
-        result = _attempt(config, schedule, loss_fn, data, device, attempt_seed, progress, keep_model, reseed,
-                          segment, keep_state)
+        result = _attempt(
+            config, schedule, loss_fn, data, device, attempt_seed, progress, keep_model, reseed, segment, keep_state
+        )
         result.attempts = attempt + 1
         step_time += result.step_time
         eval_time += result.eval_time
@@ -278,16 +290,16 @@ def _attempt(
 
         history: list[dict[str, Any]] = []
 
-        def finish(status: str, reason: str | None, steps: int,
-                   val: tuple[float, float] | None = None) -> TrainResult:
+        def finish(status: str, reason: str | None, steps: int, val: tuple[float, float] | None = None) -> TrainResult:
             """Measure the network on validation (unless ``val`` already holds that) and, for a
             finished run, test data."""
             finish_started = time.perf_counter()
             loop_time = finish_started - loop_started - eval_time
             class_acc = None
             if val is None:
-                val_acc, val_loss, class_acc = evaluate_classes(model, data.val_x, data.val_y, loss_fn,
-                                                                data.num_classes, config.eval_batch_size)
+                val_acc, val_loss, class_acc = evaluate_classes(
+                    model, data.val_x, data.val_y, loss_fn, data.num_classes, config.eval_batch_size
+                )
             else:
                 val_acc, val_loss = val
             test_acc = test_loss = None
@@ -298,11 +310,23 @@ def _attempt(
             if history:
                 history[-1].update({"val_accuracy": val_acc, "val_loss": val_loss})
             return TrainResult(
-                status=status, reason=reason, val_accuracy=val_acc, val_loss=val_loss, test_accuracy=test_acc,
-                test_loss=test_loss, train_accuracy=train_acc, train_loss=train_loss, steps=steps,
-                total_steps=schedule.total_steps, attempts=1, seed=seed, wall_time=0.0,
-                step_time=loop_time, eval_time=eval_time + time.perf_counter() - finish_started,
-                history=history, val_class_accuracy=class_acc,
+                status=status,
+                reason=reason,
+                val_accuracy=val_acc,
+                val_loss=val_loss,
+                test_accuracy=test_acc,
+                test_loss=test_loss,
+                train_accuracy=train_acc,
+                train_loss=train_loss,
+                steps=steps,
+                total_steps=schedule.total_steps,
+                attempts=1,
+                seed=seed,
+                wall_time=0.0,
+                step_time=loop_time,
+                eval_time=eval_time + time.perf_counter() - finish_started,
+                history=history,
+                val_class_accuracy=class_acc,
                 model=model if keep_model else None,
                 state=_state(steps, model, optimizer) if keep_state else None,
             )
@@ -332,8 +356,9 @@ def _attempt(
             pos += batch
             xb, yb = to_float(train_x[idx]), train_y[idx]
             if augment or cutout:
-                xb = augment_batch(xb, generator, flip=augment, crop_padding=4 if augment else 0,
-                                   cutout=cutout, fill=data.mean)
+                xb = augment_batch(
+                    xb, generator, flip=augment, crop_padding=4 if augment else 0, cutout=cutout, fill=data.mean
+                )
             logits = model(xb)
             if step == first:
                 check_logits(logits, len(yb), data.num_classes, config.model)
@@ -344,8 +369,9 @@ def _attempt(
                 with torch.no_grad():
                     teacher_logits = teacher(xb)
                 w = segment.distill_weight
-                objective = (1 - w) * batch_loss + w * distillation_loss(logits, teacher_logits,
-                                                                         segment.distill_temperature)
+                objective = (1 - w) * batch_loss + w * distillation_loss(
+                    logits, teacher_logits, segment.distill_temperature
+                )
             optimizer.zero_grad(set_to_none=True)
             objective.backward()
             optimizer.step()
@@ -358,9 +384,13 @@ def _attempt(
             if done % config.log_every == 0 or done == stop or at_abort:
                 train_loss = window_loss.item() / window_steps
                 train_acc = window_correct.item() / (window_steps * batch)
-                record = {"step": done, "epoch": round(done / schedule.steps_per_epoch, 3),
-                          "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
-                          "train_accuracy": train_acc}
+                record = {
+                    "step": done,
+                    "epoch": round(done / schedule.steps_per_epoch, 3),
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "train_loss": train_loss,
+                    "train_accuracy": train_acc,
+                }
                 history.append(record)
                 window_loss.zero_()
                 window_correct.zero_()
@@ -383,8 +413,10 @@ def _attempt(
 def _state(step: int, model: nn.Module, optimizer: SGD) -> dict[str, Any]:
     """A copy (on the CPU) of what a later :class:`Segment` needs to continue this run."""
     optimizer_state = optimizer.state_dict()
-    moved = {k: {n: v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v for n, v in st.items()}
-             for k, st in optimizer_state["state"].items()}
+    moved = {
+        k: {n: v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v for n, v in st.items()}
+        for k, st in optimizer_state["state"].items()
+    }
     return {
         "step": step,
         "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
@@ -402,7 +434,11 @@ def evaluate(
 
 @torch.inference_mode()
 def evaluate_classes(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module, num_classes: int | None,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: nn.Module,
+    num_classes: int | None,
     batch_size: int = 100,
 ) -> tuple[float, float, list[float] | None]:
     """:func:`evaluate`, plus each class's accuracy when ``num_classes`` is given (0 for a class
@@ -451,8 +487,7 @@ class ScheduleStep:
 
     def segment(self, state: dict[str, Any] | None) -> Segment:
         """The :class:`Segment` that trains this stretch on from ``state``."""
-        return Segment(self.start, self.stop, state, self.distill_weight, self.distill_temperature,
-                       self.distill_steps)
+        return Segment(self.start, self.stop, state, self.distill_weight, self.distill_temperature, self.distill_steps)
 
 
 def train_schedule(
@@ -480,8 +515,15 @@ def train_schedule(
     for k, s in enumerate(steps):
         last = k == len(steps) - 1
         stretch_seed = derived_seed(seed, k)
-        result = train(s.config_for(config, last), None if s.params is None else list(s.params), stretch_seed, data,
-                       keep_model=keep_model and last, segment=s.segment(state), keep_state=not last)
+        result = train(
+            s.config_for(config, last),
+            None if s.params is None else list(s.params),
+            stretch_seed,
+            data,
+            keep_model=keep_model and last,
+            segment=s.segment(state),
+            keep_state=not last,
+        )
         history += result.history
         wall += result.wall_time
         step_time += result.step_time
