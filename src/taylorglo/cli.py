@@ -12,14 +12,9 @@ from typing import Any
 
 import click
 
+from . import cli_results as results
+from .cli_options import evaluator_options, evaluator_overrides, interruptible, parse_floats, with_progress
 from .errors import TaylorGLOError
-
-
-def _parse_floats(text: str, field: str) -> list[float]:
-    try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise TaylorGLOError(f"{field}: expected comma-separated numbers, got {text!r}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,7 +23,7 @@ def cli() -> None:
     """Loss-function metalearning for PyTorch classifiers (TaylorGLO, CMA-ES, EPBT)."""
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--dataset",
     default="digits",
@@ -113,13 +108,13 @@ def train(
     from .training import train as run_training
 
     config = TrainConfig(
-        lr_decay=_parse_floats(lr_decay, "--lr-decay"),
+        lr_decay=parse_floats(lr_decay, "--lr-decay"),
         eval_test=True,
         model_options=_parse_model_options(model_option),
         **options,
     ).validate("--")
     loss = parse_loss(loss_spec, field="--loss", round_to=config.round_params)
-    result = _with_progress(
+    result = with_progress(
         lambda progress: run_training(config, loss, seed=seed, progress=progress),
         enabled=not as_json,
         label=f"training {config.model} on {config.dataset}",
@@ -144,7 +139,7 @@ def train(
         click.echo(f"{key:<{width}}  {value}")
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("params")
 @click.option("--classes", type=int, default=10, show_default=True, help="Number of classes n.")
 @click.option("--json", "as_json", is_flag=True)
@@ -154,7 +149,7 @@ def invariant(params: str, classes: int, as_json: bool) -> None:
     from .polynomial import check_params, describe_loss
 
     try:
-        values, _ = check_params(_parse_floats(params, "PARAMS"))
+        values, _ = check_params(parse_floats(params, "PARAMS"))
     except ValueError as exc:
         raise TaylorGLOError(str(exc)) from None
     try:
@@ -184,7 +179,7 @@ def invariant(params: str, classes: int, as_json: bool) -> None:
     click.echo(f"gradient rule  (g1 > g0 at y=1/n): {verdict[out['gradient']]}  g1={g1:.6g} g0={g0:.6g}")
 
 
-@cli.command()
+@click.command()
 @click.argument("directory", metavar="DIR")
 @click.argument("config", metavar="CONFIG")
 @click.option(
@@ -218,33 +213,7 @@ def init(directory: str, config: str, exist_ok: bool) -> None:
     click.echo(f"next: taylorglo start {directory}")
 
 
-def evaluator_options(command: Any) -> Any:
-    """``--evaluator`` and ``--address``: where this run trains, overriding the config's
-    ``[evaluator]`` table (results never depend on it). Shared by ``start`` and ``final``."""
-    command = click.option(
-        "--address", default=None, help="Ray cluster address ('auto', 'ray://host:10001'); implies --evaluator ray."
-    )(command)
-    return click.option(
-        "--evaluator",
-        "evaluator_kind",
-        type=click.Choice(["local", "ray"]),
-        default=None,
-        help="Where candidates train, for this run (default: the config's evaluator.kind).",
-    )(command)
-
-
-def evaluator_overrides(kind: str | None, address: str | None) -> dict[str, Any] | None:
-    if address is not None and kind == "local":
-        raise TaylorGLOError("--address: a Ray cluster address; use it with --evaluator ray (or without --evaluator)")
-    overrides: dict[str, Any] = {}
-    if kind is not None or address is not None:
-        overrides["kind"] = kind or "ray"
-    if address is not None:
-        overrides["address"] = address
-    return overrides or None
-
-
-@cli.command()
+@click.command()
 @click.argument("directory", metavar="DIR")
 @click.option(
     "--workers",
@@ -269,28 +238,6 @@ def start(directory: str, workers: int | None, evaluator_kind: str | None, addre
         f"taylorglo start {directory}",
     )
     _print_summary(directory, result)
-
-
-def interruptible(action: Any, resume: str) -> Any:
-    """Run ``action()``; Ctrl-C or SIGTERM (from `kill`, a scheduler, systemd) ends it cleanly
-    with one line saying how to go on, and exit status 130 or 143."""
-    import signal
-
-    from .errors import Interrupted
-
-    received = {"code": 130}
-
-    def on_sigterm(*_: Any) -> None:
-        received["code"] = 143
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        return action()
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"interrupted; everything finished is saved, run `{resume}` to go on", received["code"]
-        ) from None
 
 
 def _print_summary(directory: str, result: dict[str, Any]) -> None:
@@ -360,7 +307,7 @@ def _print_epbt_summary(directory: str, result: dict[str, Any]) -> None:
     )
 
 
-@cli.command()
+@click.command()
 @click.argument("directory", metavar="DIR")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (machine-readable).")
 def status(directory: str, as_json: bool) -> None:
@@ -383,10 +330,7 @@ def status(directory: str, as_json: bool) -> None:
         click.echo(f"note: {note}")
 
 
-cli.add_command(status, name="check")
-
-
-@cli.command()
+@click.command()
 @click.argument("directory", metavar="DIR")
 @click.argument("destination", metavar="DEST")
 def backup(directory: str, destination: str) -> None:
@@ -397,7 +341,7 @@ def backup(directory: str, destination: str) -> None:
     click.echo(f"backed up {directory} to {target} (resume or read it there like the original)")
 
 
-@cli.command()
+@click.command()
 @click.argument("source", metavar="CONFIG|DIR")
 @click.option(
     "--candidate",
@@ -436,7 +380,7 @@ def getinvocation(source: str, candidate: str | None, params: str | None, full: 
         )
     threads = None
     if params is not None:
-        values = _parse_floats(params, "--params")
+        values = parse_floats(params, "--params")
     elif from_dir:
         from .experiment.store import Store
 
@@ -475,25 +419,27 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _with_progress(run: Any, enabled: bool, label: str) -> Any:
-    """Run ``run(progress)`` with a progress bar on a terminal, plainly otherwise."""
-    if not (enabled and sys.stderr.isatty()):
-        return run(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=None)
-        return run(lambda done, total: bar.update(task, completed=done, total=total))
-
-
-# The results commands (final, compare, ttest, collate, analyze, robustness, log) live beside.
-from . import cli_results  # noqa: E402,F401  (registers its commands on `cli`)
+#: Every command, by name, in one table. To add one, write it (here; in :mod:`.cli_results` if it
+#: turns an experiment into evidence) and list it here.
+_COMMANDS = {
+    "train": train,
+    "invariant": invariant,
+    "init": init,
+    "start": start,
+    "status": status,
+    "check": status,  # the reference system's name for it
+    "backup": backup,
+    "getinvocation": getinvocation,
+    "final": results.final,
+    "compare": results.compare,
+    "ttest": results.ttest,
+    "collate": results.collate,
+    "log": results.log_command,
+    "robustness": results.robustness,
+    "analyze": results.analyze,
+}
+for _name, _command in _COMMANDS.items():
+    cli.add_command(_command, name=_name)
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """The commands that turn an experiment into evidence: final, compare, ttest, collate, analyze,
-robustness, log. Registered on the ``taylorglo`` group by :mod:`taylorglo.cli`; thin like it:
+robustness, log. Listed in the command table of :mod:`taylorglo.cli`; thin like it:
 parse, call the library, print."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .cli import _parse_floats, cli, evaluator_options, evaluator_overrides, interruptible
+from .cli_options import evaluator_options, evaluator_overrides, interruptible, parse_floats, with_progress
 from .errors import TaylorGLOError
 
 
@@ -38,7 +38,7 @@ def _t(value: float | None) -> str:
     return "-" if value is None else f"{value:+.3f}"
 
 
-@cli.command()
+@click.command()
 @click.argument("directory", metavar="DIR")
 @click.option("--repeats", type=int, default=10, show_default=True, help="Full-schedule runs per loss.")
 @click.option("--generation-best", is_flag=True, help="Evaluate the best candidate of every generation.")
@@ -80,7 +80,7 @@ def final(
 
     if workers is not None and workers < 1:
         raise TaylorGLOError(f"--workers: must be a positive integer, got {workers}")
-    values = None if params is None else _parse_floats(params, "--params")
+    values = None if params is None else parse_floats(params, "--params")
     live = sys.stderr.isatty() and not plain
 
     def run(progress: Any) -> Any:
@@ -141,7 +141,7 @@ def _print_compare(directory: str) -> dict[str, Any]:
     return result
 
 
-@cli.command()
+@click.command()
 @click.argument("directory", metavar="DIR")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (machine-readable).")
 def compare(directory: str, as_json: bool) -> None:
@@ -154,7 +154,7 @@ def compare(directory: str, as_json: bool) -> None:
     _print_compare(directory)
 
 
-@cli.command()
+@click.command()
 @click.argument("dir_a", metavar="DIR_A")
 @click.argument("dir_b", metavar="DIR_B")
 @click.option("--label-a", default=None, help="Final loss of DIR_A (default: its best-of-search loss).")
@@ -180,7 +180,7 @@ def ttest(dir_a: str, dir_b: str, label_a: str | None, label_b: str | None, as_j
     )
 
 
-@cli.command()
+@click.command()
 @click.argument("root", metavar="RUNS_DIR")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--csv", "csv_path", default=None, help="Also write the table to this CSV file.")
@@ -242,7 +242,7 @@ def collate(root: str, as_json: bool, csv_path: str | None) -> None:
     )
 
 
-@cli.command(name="log")
+@click.command(name="log")
 @click.argument("directory", metavar="DIR")
 @click.argument("generation", type=int)
 @click.argument("index", type=int)
@@ -292,7 +292,7 @@ def log_command(directory: str, generation: int, index: int, as_json: bool) -> N
     click.echo(_table(columns, [[cell(h.get(k)) for k in columns] for h in history]))
 
 
-@cli.command()
+@click.command()
 @click.argument("directory", metavar="DIR")
 @click.option(
     "--eps",
@@ -316,7 +316,7 @@ def robustness(directory: str, eps_text: str, labels: tuple[str, ...], attack_lo
     from .analysis.sweep import robustness_sweep
 
     epsilons = parse_epsilons(eps_text)
-    result = _with_bar(
+    result = with_progress(
         lambda progress: robustness_sweep(directory, epsilons, labels or None, progress, attack_loss=attack_loss),
         enabled=not as_json,
         label="FGSM sweep",
@@ -345,13 +345,7 @@ def robustness(directory: str, eps_text: str, labels: tuple[str, ...], attack_lo
     click.echo(f"written: {directory}/robustness.json, {directory}/robustness.csv")
 
 
-def _with_bar(run: Any, enabled: bool, label: str) -> Any:
-    from .cli import _with_progress
-
-    return _with_progress(run, enabled, label)
-
-
-@cli.command()
+@click.command()
 @click.argument("directory", metavar="DIR")
 @click.option("--out", "out_dir", default=None, help="Report folder (default: DIR/report).")
 def analyze(directory: str, out_dir: str | None) -> None:
