@@ -153,7 +153,7 @@ def test_getinvocation_prints_a_train_command(tmp_path):
 
 
 def test_ray_evaluator_settings_and_overrides():
-    from taylorglo.experiment.config import memory_bytes
+    from taylorglo.evaluators.config import memory_bytes
 
     config = ExperimentConfig.from_dict(
         merged(

@@ -7,17 +7,17 @@ import pytest
 import torch
 from torch import nn
 
-from taylorglo.analysis.robustness import (
+from taylorglo.errors import TaylorGLOError
+from taylorglo.loss import TaylorGLOLoss
+from taylorglo.training import TrainConfig, evaluate, load_dataset, train
+from taylorglo.training.augment import to_float
+from taylorglo.training.fgsm import (
     DEFAULT_EPSILONS,
     fgsm_accuracy,
     fgsm_perturb,
     fgsm_sweep,
     parse_epsilons,
 )
-from taylorglo.errors import TaylorGLOError
-from taylorglo.loss import TaylorGLOLoss
-from taylorglo.training import TrainConfig, evaluate, load_dataset, train
-from taylorglo.training.augment import to_float
 
 #: The SPEC's sample TaylorGLO loss (code layout: Y, Y², Y³, XY, XY², X²Y, then c_x, c_y).
 SPEC_P = [8.2896, 0.2415, 7.8726, 8.9666, 2.0184, 7.0513, -10.9408, 7.5216]

@@ -312,8 +312,8 @@ def log_command(directory: str, generation: int, index: int, as_json: bool) -> N
 @click.option("--json", "as_json", is_flag=True)
 def robustness(directory: str, eps_text: str, labels: tuple[str, ...], attack_loss: str, as_json: bool) -> None:
     """FGSM accuracy sweep (test set) of the networks `final` saved: best loss vs cross-entropy."""
-    from .analysis.robustness import parse_epsilons
     from .analysis.sweep import robustness_sweep
+    from .training.fgsm import parse_epsilons
 
     epsilons = parse_epsilons(eps_text)
     result = with_progress(

@@ -21,10 +21,10 @@ from ..atomic import write_atomic
 from ..epbt.report import BEST_MODEL, best_member, generations_csv, members_csv, schedule_of
 from ..errors import TaylorGLOError
 from ..experiment.reading import open_experiment, status
-from ..experiment.store import Candidate, Member
 from ..polynomial import format_formula, loss_spec
+from ..records import Candidate, Member
 from . import epbt_plots
-from .report import _CSP, _CSS, Section, _e, _fmt, _slug, _table, report_directory
+from .page import Section, esc, fmt, kv_table, render_page, report_directory, with_extra
 
 FIGURES = ("population.png", "lineage.png", "schedule.png")
 _CAPTIONS = {
@@ -75,7 +75,7 @@ def write_epbt_report(
     title = (
         ""
         if best is None
-        else f"member {best[0].generation}:{best[0].index}, validation accuracy {_fmt(best[0].fitness)}"
+        else f"member {best[0].generation}:{best[0].index}, validation accuracy {fmt(best[0].fitness)}"
     )
     epbt_plots.plot_schedule(out / "schedule.png", schedule, title)
     write_atomic(out / "members.csv", members_csv(members, results))
@@ -91,17 +91,15 @@ def write_epbt_report(
             "figures",
             "Figures",
             "".join(
-                f'<figure><img src="{_e(n)}" alt="{_e(n)}" width="800"><figcaption>{_e(_CAPTIONS[n])}</figcaption>'
+                f'<figure><img src="{esc(n)}" alt="{esc(n)}" width="800"><figcaption>{esc(_CAPTIONS[n])}</figcaption>'
                 "</figure>"
                 for n in FIGURES
             ),
         ),
         _schedule_section(schedule),
     ]
-    taken = {s.id for s in sections}
-    for title_, fragment in [*evidence_sections(experiment.directory, out), *extra_sections]:
-        sections.append(Section(_slug(title_, taken), title_, fragment))
-    files = "".join(f'<li><a href="{_e(f)}">{_e(f)}</a></li>' for f in ("members.csv", "generations.csv", *FIGURES))
+    sections = with_extra(sections, [*evidence_sections(experiment.directory, out), *extra_sections])
+    files = "".join(f'<li><a href="{esc(f)}">{esc(f)}</a></li>' for f in ("members.csv", "generations.csv", *FIGURES))
     sections.append(Section("files", "Files", f"<ul>{files}</ul>"))
     index = out / "index.html"
     write_atomic(index, _render(config.name, info, best, sections))
@@ -120,24 +118,24 @@ def _experiment_section(config, directory: Path) -> Section:
     nov = e.novelty_pulsation
     dist = e.distillation
     rows = [
-        ("name", _e(config.name)),
-        ("directory", f"<code>{_e(directory.resolve())}</code>"),
-        ("dataset · model", _e(f"{t.dataset} · {t.model}")),
-        ("full schedule", _e(f"{schedule}, batch {t.batch_size}, lr {t.lr:g}, weight decay {t.weight_decay:g}")),
-        ("population", _e(e.population)),
-        ("evolves", _e(", ".join(e.evolve) or "nothing")),
-        ("initial loss", _e(e.initial_loss if isinstance(e.initial_loss, str) else loss_spec(e.initial_loss))),
-        ("exploit", _e(f"{e.exploit}" + (f", fraction {e.fraction:g}" if e.exploit == "truncation" else ""))),
+        ("name", esc(config.name)),
+        ("directory", f"<code>{esc(directory.resolve())}</code>"),
+        ("dataset · model", esc(f"{t.dataset} · {t.model}")),
+        ("full schedule", esc(f"{schedule}, batch {t.batch_size}, lr {t.lr:g}, weight decay {t.weight_decay:g}")),
+        ("population", esc(e.population)),
+        ("evolves", esc(", ".join(e.evolve) or "nothing")),
+        ("initial loss", esc(e.initial_loss if isinstance(e.initial_loss, str) else loss_spec(e.initial_loss))),
+        ("exploit", esc(f"{e.exploit}" + (f", fraction {e.fraction:g}" if e.exploit == "truncation" else ""))),
         (
             "explore",
-            _e(
+            esc(
                 f"loss genes + N(0, {e.mutate_sigma:g}²); hyperparameters × {e.perturb} or resampled "
                 f"(p = {e.resample_probability:g})"
             ),
         ),
         (
             "novelty pulsation",
-            _e(
+            esc(
                 "off"
                 if nov is None
                 else f"every {nov.cycle} generations, multiplier "
@@ -146,16 +144,16 @@ def _experiment_section(config, directory: Path) -> Section:
         ),
         (
             "distillation",
-            _e(
+            esc(
                 "off"
                 if dist is None
                 else f"weight {dist.weight:g}, temperature {dist.temperature:g}, first {dist.steps} steps after a copy"
             ),
         ),
-        ("invariant rule", f'<span id="invariant-rule">{_e(e.invariant)}</span>'),
-        ("seed", _e(config.seed)),
+        ("invariant rule", f'<span id="invariant-rule">{esc(e.invariant)}</span>'),
+        ("seed", esc(config.seed)),
     ]
-    return Section("experiment", "Experiment (EPBT)", _table(rows))
+    return Section("experiment", "Experiment (EPBT)", kv_table(rows))
 
 
 def _progress_section(info: dict, members: Sequence[Member], candidates: Sequence[Candidate]) -> Section:
@@ -163,24 +161,24 @@ def _progress_section(info: dict, members: Sequence[Member], candidates: Sequenc
     state = info["state"] + (f" (pid {info['pid']})" if info["pid"] else "")
     wall = sum(c.wall_time or 0.0 for c in candidates)
     rows = [
-        ("state", f'<strong id="state" class="state-{_e(info["state"])}">{_e(state)}</strong>'),
+        ("state", f'<strong id="state" class="state-{esc(info["state"])}">{esc(state)}</strong>'),
         (
             "generations completed",
             f'<span id="generations-completed">{info["generations_completed"]}</span> of '
-            f"{info['generations_total'] or '?'} ({_e(info['ready_steps'])} steps each)",
+            f"{info['generations_total'] or '?'} ({esc(info['ready_steps'])} steps each)",
         ),
         ("segments trained", f'<span id="count-evaluated">{n["evaluated"]}</span>'),
         ("failed (NaN/inf loss: replaced at the next step)", f'<span id="count-failed">{n["failed"]}</span>'),
         ("pending", f'<span id="count-pending">{n["pending"]}</span>'),
-        ("exploit copies", _e(info["exploits"])),
-        ("novelty copies", _e(info["novelty_copies"])),
+        ("exploit copies", esc(info["exploits"])),
+        ("novelty copies", esc(info["novelty_copies"])),
         (
             "mutated losses rejected by the invariant (drawn again, never trained)",
             f'<span id="count-rejected-invariant">{info["invariant_redraws"]}</span>',
         ),
-        ("training time", _e(f"{wall / 60:.1f} min summed over segments")),
+        ("training time", esc(f"{wall / 60:.1f} min summed over segments")),
     ]
-    return Section("progress", "Progress", _table(rows))
+    return Section("progress", "Progress", kv_table(rows))
 
 
 def _best_section(best: tuple[Candidate, Member] | None, info: dict) -> Section:
@@ -190,14 +188,14 @@ def _best_section(best: tuple[Candidate, Member] | None, info: dict) -> Section:
     test = (c.metrics or {}).get("test_accuracy")
     rows = [
         ("member", f'<span id="best-candidate">{c.generation}:{c.index}</span> (generation:member)'),
-        ("validation accuracy", f'<strong id="best-fitness">{_fmt(c.fitness)}</strong>'),
-        ("test accuracy", _fmt(test) + ("" if test is not None else " (measured when the schedule ends)")),
-        ("its loss now", f"<code>{_e(format_formula(c.params) if c.params else 'cross-entropy')}</code>"),
-        ("loss for `taylorglo train --loss`", f'<code class="copy">{_e(loss_spec(c.params or None))}</code>'),
-        ("learning rate · weight decay", _e(f"{m.lr:.4g} · {m.weight_decay:.4g}")),
-        ("network", f"<code>{_e(BEST_MODEL)}</code> (when the run has finished)"),
+        ("validation accuracy", f'<strong id="best-fitness">{fmt(c.fitness)}</strong>'),
+        ("test accuracy", fmt(test) + ("" if test is not None else " (measured when the schedule ends)")),
+        ("its loss now", f"<code>{esc(format_formula(c.params) if c.params else 'cross-entropy')}</code>"),
+        ("loss for `taylorglo train --loss`", f'<code class="copy">{esc(loss_spec(c.params or None))}</code>'),
+        ("learning rate · weight decay", esc(f"{m.lr:.4g} · {m.weight_decay:.4g}")),
+        ("network", f"<code>{esc(BEST_MODEL)}</code> (when the run has finished)"),
     ]
-    return Section("best", "Best member", _table(rows))
+    return Section("best", "Best member", kv_table(rows))
 
 
 def _schedule_section(schedule: Sequence[dict]) -> Section:
@@ -205,10 +203,10 @@ def _schedule_section(schedule: Sequence[dict]) -> Section:
     for s in schedule:
         loss = format_formula(s["params"]).split(" = ", 1)[-1].split(";")[0] if s["params"] else "cross-entropy"
         rows.append(
-            f"<tr><td>{s['generation']}</td><td>{s['start_step']}–{s['stop_step']}</td><td>{_e(s['action'])}"
+            f"<tr><td>{s['generation']}</td><td>{s['start_step']}–{s['stop_step']}</td><td>{esc(s['action'])}"
             f'{" + distillation" if s["distill"] else ""}</td><td class="num">{s["lr"]:.4g}</td>'
-            f'<td class="num">{s["weight_decay"]:.3g}</td><td class="num">{_fmt(s["val_accuracy"])}</td>'
-            f"<td><code>{_e(loss)}</code></td></tr>"
+            f'<td class="num">{s["weight_decay"]:.3g}</td><td class="num">{fmt(s["val_accuracy"])}</td>'
+            f"<td><code>{esc(loss)}</code></td></tr>"
         )
     head = (
         "<thead><tr><th>generation</th><th>steps</th><th>how it got here</th><th>lr</th><th>weight decay</th>"
@@ -222,22 +220,9 @@ def _schedule_section(schedule: Sequence[dict]) -> Section:
 
 
 def _render(name: str, info: dict, best: tuple[Candidate, Member] | None, sections: list[Section]) -> str:
-    nav = "".join(f'<a href="#{_e(s.id)}">{_e(s.title)}</a>' for s in sections)
-    body = "".join(f'<section id="{_e(s.id)}"><h2>{_e(s.title)}</h2>{s.html}</section>' for s in sections)
-    best_text = "" if best is None else f" · best member {_fmt(best[0].fitness)}"
+    best_text = "" if best is None else f" · best member {fmt(best[0].fitness)}"
     subtitle = (
         f"EPBT · {info['state']} · {info['generations_completed']} of {info['generations_total'] or '?'} "
         f"generations{best_text}"
     )
-    generated = time.strftime("%Y-%m-%d %H:%M:%S")
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(name)} · taylorglo report</title><style>{_CSS}</style></head>\n"
-        f'<body><header><h1 id="name">{_e(name)}</h1><p>{_e(subtitle)}</p></header>\n'
-        f"<nav>{nav}</nav>\n<main>{body}</main>\n"
-        f"<footer>Written by <code>taylorglo analyze</code> at {_e(generated)} from "
-        f"<code>{_e(info['store'])}</code>; it only reads the store.</footer>\n</body></html>\n"
-    )
+    return render_page(name, subtitle, sections, info["store"], time.time())

@@ -31,28 +31,27 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import html
 import io
-import math
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from ..atomic import remove_stale_temporaries, write_atomic
-from ..errors import TaylorGLOError, one_line
+from ..atomic import write_atomic
+from ..errors import TaylorGLOError
 from ..evaluators.lending import META_KEY as LENDING_KEY
 from ..evaluators.lending import depends_on_timing
 from ..evaluators.lending import describe as describe_lending
 from ..experiment.config import ExperimentConfig
 from ..experiment.lock import is_running
 from ..experiment.reading import open_experiment
-from ..experiment.store import STATUSES, Candidate, Generation, Store
+from ..experiment.store import Store
 from ..polynomial import format_formula, loss_spec, order_for_length, taylor_terms, to_paper_layout
+from ..records import STATUSES, Candidate, Generation
 from . import plots
+from .page import Section, esc, fmt, kv_table, render_page, report_directory, with_extra
 
 FIGURES = ("fitness.png", "cmaes.png", "loss.png")
 #: Columns of candidates.csv: every field of a store row except ``metrics`` (the training log,
@@ -328,19 +327,9 @@ def _draw_figures(data: ReportData, out: Path) -> None:
     )
     best = data.best
     title = (
-        "" if best is None else (f"best loss: candidate {best.generation}:{best.index}, fitness {_fmt(best.fitness)}")
+        "" if best is None else (f"best loss: candidate {best.generation}:{best.index}, fitness {fmt(best.fitness)}")
     )
     plots.plot_loss(out / "loss.png", None if best is None else best.params, title=title)
-
-
-def report_directory(out: Path) -> Path:
-    """``out``, created if need be, without the half-written files of an ``analyze`` killed there."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TaylorGLOError(f"OUT: cannot create the report directory {str(out)!r}: {one_line(exc)}") from None
-    remove_stale_temporaries(out)
-    return out
 
 
 def write_report(
@@ -380,61 +369,36 @@ def write_report(
 # --------------------------------------------------------------------------------------------
 
 
-class Section(NamedTuple):
-    """One part of the page: an anchor id, a heading, and the body as an HTML fragment."""
-
-    id: str
-    title: str
-    html: str
-
-
-def _e(value: object) -> str:
-    """HTML-escape anything that comes from the data (names, paths, reasons, formulas)."""
-    return html.escape(str(value), quote=True)
-
-
-def _fmt(value: float | None, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:.{digits}f}"
-
-
-def _table(rows: Sequence[tuple[str, str]], cls: str = "kv") -> str:
-    """A two-column table; the *values* must already be HTML (escaped by the caller)."""
-    body = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows)
-    return f'<table class="{cls}">{body}</table>'
-
-
 def _experiment_section(data: ReportData) -> Section:
     c = data.config
     t, s = c.training, c.search
     schedule = f"{t.epochs:g} epochs" if t.epochs is not None else f"{t.steps} steps" if t.steps else "default steps"
     rows = [
-        ("name", _e(c.name)),
-        ("directory", f"<code>{_e(data.directory.resolve())}</code>"),
+        ("name", esc(c.name)),
+        ("directory", f"<code>{esc(data.directory.resolve())}</code>"),
         (
             "dataset",
-            _e(t.dataset) + ("" if t.data_fraction == 1.0 else f" ({_e(t.data_fraction)} of the training split)"),
+            esc(t.dataset) + ("" if t.data_fraction == 1.0 else f" ({esc(t.data_fraction)} of the training split)"),
         ),
-        ("model", _e(t.model)),
-        ("full schedule", _e(f"{schedule}, batch {t.batch_size}, lr {t.lr:g}")),
+        ("model", esc(t.model)),
+        ("full schedule", esc(f"{schedule}, batch {t.batch_size}, lr {t.lr:g}")),
         (
             "partial fraction",
-            _e(f"{s.partial_fraction:g} (fitness = {s.fitness_meaning} after this share of the schedule)"),
+            esc(f"{s.partial_fraction:g} (fitness = {s.fitness_meaning} after this share of the schedule)"),
         ),
-        ("population (λ)", _e(s.population)),
-        ("generations", _e(s.generations)),
-        ("σ₀ · order", _e(f"{s.sigma:g} · order {s.order}")),
-        ("invariant rule", f'<span id="invariant-rule">{_e(s.invariant)}</span>'),
-        ("seeds", _e(f"seed {c.seed}, one training seed per {s.seeds}")),
-        ("evaluator", _e(f"{c.evaluator.kind}, {c.evaluator.workers or 'auto'} workers")),
+        ("population (λ)", esc(s.population)),
+        ("generations", esc(s.generations)),
+        ("σ₀ · order", esc(f"{s.sigma:g} · order {s.order}")),
+        ("invariant rule", f'<span id="invariant-rule">{esc(s.invariant)}</span>'),
+        ("seeds", esc(f"seed {c.seed}, one training seed per {s.seeds}")),
+        ("evaluator", esc(f"{c.evaluator.kind}, {c.evaluator.workers or 'auto'} workers")),
     ]
     if data.lending is not None and data.lending.get("mode") != "unavailable":
-        line = _e(describe_lending(data.lending))
+        line = esc(describe_lending(data.lending))
         if depends_on_timing(data.lending):
             line = f'<strong id="timing-note">{line}</strong>'
         rows.append(("idle cores", line))
-    return Section("experiment", "Experiment", _table(rows))
+    return Section("experiment", "Experiment", kv_table(rows))
 
 
 def _progress_section(data: ReportData) -> Section:
@@ -450,7 +414,7 @@ def _progress_section(data: ReportData) -> Section:
         ("pending", "pending (asked, not yet evaluated)"),
     )
     count_rows = "".join(
-        f'<tr><th>{_e(label)}</th><td class="num" id="count-{status}">{n[status]}</td>'
+        f'<tr><th>{esc(label)}</th><td class="num" id="count-{status}">{n[status]}</td>'
         f'<td class="num">{_share(n[status], recorded) if status != "pending" else ""}</td></tr>'
         for status, label in labels
     )
@@ -461,16 +425,16 @@ def _progress_section(data: ReportData) -> Section:
     wall = sum(c.wall_time or 0.0 for c in data.candidates)
     open_g = data.open_generation
     rows = [
-        ("state", f'<strong id="state" class="state-{_e(data.state)}">{_e(state)}</strong>'),
+        ("state", f'<strong id="state" class="state-{esc(data.state)}">{esc(state)}</strong>'),
         (
             "generations completed",
             f'<span id="generations-completed">{data.completed}</span> of {total}'
             + ("" if open_g is None else f" (generation {open_g} open)"),
         ),
-        ("training time", _e(f"{wall / 60:.1f} min summed over evaluations")),
-        ("last result", _e(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(max(times)))) if times else "–"),
+        ("training time", esc(f"{wall / 60:.1f} min summed over evaluations")),
+        ("last result", esc(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(max(times)))) if times else "–"),
     ]
-    body = _table(rows) + (
+    body = kv_table(rows) + (
         '<table class="counts"><thead><tr><th>candidates</th><th>count</th><th>share</th></tr></thead>'
         f"<tbody>{count_rows}</tbody></table>"
     )
@@ -494,17 +458,17 @@ def _best_section(data: ReportData) -> Section:
     rows = [
         (
             "fitness",
-            f'<strong id="best-fitness">{_fmt(best.fitness)}</strong> ({_e(data.config.search.fitness_meaning)} after '
+            f'<strong id="best-fitness">{fmt(best.fitness)}</strong> ({esc(data.config.search.fitness_meaning)} after '
             f"the partial schedule)",
         ),
         ("candidate", f'<span id="best-candidate">{best.generation}:{best.index}</span> (generation:index)'),
-        ("formula (code layout)", f"<code>{_e(format_formula(best.params, 'code'))}</code>"),
-        ("formula (paper layout)", f"<code>{_e(format_formula(best.params, 'paper'))}</code>"),
-        ("parameters p (code layout)", f"<code>{_e(', '.join(f'{p:.4f}' for p in best.params))}</code>"),
-        ("parameters θ (paper layout)", f"<code>{_e(', '.join(f'{p:.4f}' for p in theta))}</code>"),
-        ("loss for `taylorglo train --loss`", f'<code class="copy">{_e(loss_spec(best.params))}</code>'),
+        ("formula (code layout)", f"<code>{esc(format_formula(best.params, 'code'))}</code>"),
+        ("formula (paper layout)", f"<code>{esc(format_formula(best.params, 'paper'))}</code>"),
+        ("parameters p (code layout)", f"<code>{esc(', '.join(f'{p:.4f}' for p in best.params))}</code>"),
+        ("parameters θ (paper layout)", f"<code>{esc(', '.join(f'{p:.4f}' for p in theta))}</code>"),
+        ("loss for `taylorglo train --loss`", f'<code class="copy">{esc(loss_spec(best.params))}</code>'),
     ]
-    return Section("best", "Best loss", _table(rows))
+    return Section("best", "Best loss", kv_table(rows))
 
 
 _CAPTIONS = {
@@ -529,7 +493,7 @@ _CAPTIONS = {
 
 def _figures_section(data: ReportData) -> Section:
     figures = "".join(
-        f'<figure><img src="{_e(name)}" alt="{_e(name)}" width="800"><figcaption>{_e(_CAPTIONS[name])}'
+        f'<figure><img src="{esc(name)}" alt="{esc(name)}" width="800"><figcaption>{esc(_CAPTIONS[name])}'
         "</figcaption></figure>"
         for name in FIGURES
     )
@@ -547,15 +511,15 @@ def _generations_section(data: ReportData) -> Section:
     rows = []
     for g in data.generations:
         state = "" if g.closed else ' <span class="tag">open</span>'
-        sigma = _fmt(g.sigma, 3) if g.sigma is not None else "–"
+        sigma = fmt(g.sigma, 3) if g.sigma is not None else "–"
         if g.best is None:
             best = '<td class="num">–</td><td>–</td>'
             formula = '<td class="muted">no evaluated candidate</td>'
         else:
-            best = f'<td class="num">{_fmt(g.best.fitness)}</td><td>{g.generation}:{g.best.index}</td>'
-            formula = f"<td><code>{_e(_polynomial(g.best.params))}</code></td>"
+            best = f'<td class="num">{fmt(g.best.fitness)}</td><td>{g.generation}:{g.best.index}</td>'
+            formula = f"<td><code>{esc(_polynomial(g.best.params))}</code></td>"
         rows.append(
-            f'<tr><td>{g.generation}{state}</td>{best}<td class="num">{_fmt(g.mean_fitness)}</td>'
+            f'<tr><td>{g.generation}{state}</td>{best}<td class="num">{fmt(g.mean_fitness)}</td>'
             f'<td class="num">{g.counts["rejected-invariant"]}</td>'
             f'<td class="num">{g.counts["failed"] + g.counts["aborted"]}</td><td class="num">{sigma}</td>'
             f"{formula}</tr>"
@@ -574,12 +538,12 @@ def _generations_section(data: ReportData) -> Section:
 
 def _files_section(data: ReportData) -> Section:
     files = ("candidates.csv", "generations.csv", *FIGURES)
-    items = "".join(f'<li><a href="{_e(f)}">{_e(f)}</a></li>' for f in files)
+    items = "".join(f'<li><a href="{esc(f)}">{esc(f)}</a></li>' for f in files)
     return Section(
         "files",
         "Files",
         f"<p>Beside this page (the store itself is "
-        f"<code>{_e(data.directory.resolve() / Store.FILENAME)}</code>):</p><ul>{items}</ul>",
+        f"<code>{esc(data.directory.resolve() / Store.FILENAME)}</code>):</p><ul>{items}</ul>",
     )
 
 
@@ -594,74 +558,22 @@ SECTIONS: tuple[Callable[[ReportData], Section], ...] = (
 )
 
 
-def _slug(title: str, taken: set[str]) -> str:
-    base = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "section"
-    slug, k = base, 2
-    while slug in taken:
-        slug, k = f"{base}-{k}", k + 1
-    taken.add(slug)
-    return slug
-
-
 def _sections(data: ReportData, extra: Sequence[tuple[str, str]] = ()) -> list[Section]:
     """The built-in sections followed by the extra ``(title, fragment)`` ones."""
     sections = [make(data) for make in SECTIONS]
-    taken = {s.id for s in sections}
-    sections += [Section(_slug(title, taken), title, fragment) for title, fragment in extra]
-    return sections
-
-
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 0;
-       color: #1d1d1f; background: #fafafa; line-height: 1.45; }
-header { background: #1f3b57; color: white; padding: 1.2em 2em; }
-header h1 { margin: 0 0 0.2em 0; font-size: 1.6em; }
-header p { margin: 0; opacity: 0.85; }
-nav { padding: 0.6em 2em; background: #e8edf2; font-size: 0.95em; }
-nav a { margin-right: 1.2em; color: #1f3b57; }
-main { padding: 0 2em 3em 2em; max-width: 1100px; }
-section { margin-top: 1.8em; }
-h2 { border-bottom: 2px solid #d0d7de; padding-bottom: 0.2em; font-size: 1.25em; }
-table { border-collapse: collapse; margin: 0.6em 0 1em 0; background: white; }
-th, td { border: 1px solid #d0d7de; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
-table.kv th { background: #f3f5f7; font-weight: 600; white-space: nowrap; }
-table.counts th, table.grid th { background: #f3f5f7; }
-table.grid { width: 100%; font-size: 0.92em; } table.grid th { vertical-align: bottom; }
-tr.total td, tr.total th { font-weight: 600; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.9em;
-       white-space: pre-wrap; word-break: break-word; }
-.muted { color: #777; }
-.tag { background: #ffe9a8; color: #6b5500; border-radius: 3px; padding: 0 0.35em; font-size: 0.85em; }
-.state-finished { color: #1a7f37; } .state-running { color: #9a6700; } .state-stopped { color: #cf222e; }
-figure { margin: 1em 0 2em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #d0d7de;
-       background: white; } figcaption { color: #555; font-size: 0.92em; max-width: 800px; }
-footer { color: #777; font-size: 0.85em; padding: 1em 2em; }
-"""
-
-#: No script, no network: images only from beside the page (file: or the same origin) or data: URIs.
-_CSP = "default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'"
+    return with_extra(sections, extra)
 
 
 def render_html(data: ReportData, extra_sections: Sequence[tuple[str, str]] = ()) -> str:
-    """The whole page: header, a table of contents, the sections, a footer."""
-    sections = _sections(data, extra_sections)
-    nav = "".join(f'<a href="#{_e(s.id)}">{_e(s.title)}</a>' for s in sections)
-    body = "".join(f'<section id="{_e(s.id)}"><h2>{_e(s.title)}</h2>{s.html}</section>' for s in sections)
-    generated = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(data.generated_at))
-    best = "" if data.best is None else f" · best fitness {_fmt(data.best.fitness)}"
+    """The search's page (:func:`.page.render_page`)."""
+    best = "" if data.best is None else f" · best fitness {fmt(data.best.fitness)}"
     subtitle = (
         f"TaylorGLO search · {data.state} · {data.completed} of {data.config.search.generations} generations{best}"
     )
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(data.config.name)} · taylorglo report</title><style>{_CSS}</style></head>\n"
-        f'<body><header><h1 id="name">{_e(data.config.name)}</h1><p>{_e(subtitle)}</p></header>\n'
-        f"<nav>{nav}</nav>\n<main>{body}</main>\n"
-        f"<footer>Written by <code>taylorglo analyze</code> at {_e(generated)} from "
-        f"<code>{_e(data.directory.resolve() / Store.FILENAME)}</code>; it only reads the store, so running it "
-        "again while a search runs shows the newer results.</footer>\n</body></html>\n"
+    return render_page(
+        data.config.name,
+        subtitle,
+        _sections(data, extra_sections),
+        data.directory.resolve() / Store.FILENAME,
+        data.generated_at,
     )

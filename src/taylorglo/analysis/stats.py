@@ -20,8 +20,9 @@ import numpy as np
 
 from ..errors import TaylorGLOError
 from ..experiment.reading import open_experiment, status
-from ..experiment.store import CROSS_ENTROPY_LABEL, PBT_LABEL, FinalLoss, FinalRun, Store
+from ..experiment.store import Store
 from ..polynomial import format_formula
+from ..records import CROSS_ENTROPY_LABEL, PBT_LABEL, FinalLoss, FinalRun
 
 
 def describe(values: Sequence[float]) -> dict[str, Any]:

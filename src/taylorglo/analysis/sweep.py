@@ -19,11 +19,11 @@ from typing import Any
 from ..atomic import write_atomic
 from ..errors import TaylorGLOError
 from ..experiment.reading import open_experiment
-from ..experiment.store import CROSS_ENTROPY_LABEL
+from ..records import CROSS_ENTROPY_LABEL
 from ..training.checkpoint import load_network
 from ..training.data import load_dataset
+from ..training.fgsm import DEFAULT_EPSILONS, fgsm_sweep
 from ..training.trainer import as_loss
-from .robustness import DEFAULT_EPSILONS, fgsm_sweep
 from .stats import describe, ttests
 
 RESULT_FILE = "robustness.json"

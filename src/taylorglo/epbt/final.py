@@ -33,8 +33,9 @@ from ..experiment.final import FINAL_DIR, FinalProgress, _final_run, _run_line, 
 from ..experiment.host import LOG_FILE, _Log, make_evaluator, open_experiment
 from ..experiment.lock import ExperimentLock
 from ..experiment.progress import Reporter
-from ..experiment.store import CROSS_ENTROPY_LABEL, PBT_LABEL, FinalLoss, FinalRun, Store
+from ..experiment.store import Store
 from ..experiment.threads import final_jobs
+from ..records import CROSS_ENTROPY_LABEL, PBT_LABEL, FinalLoss, FinalRun
 from ..training.trainer import ScheduleStep
 from .report import BEST_MODEL, best_member, schedule_of
 from .runner import member_stretch

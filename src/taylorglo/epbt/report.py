@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_atomic
-from ..experiment.store import Candidate, Member, Store
+from ..experiment.store import Store
 from ..polynomial import format_formula, loss_spec
+from ..records import Candidate, Member
 
 BEST_MODEL = "models/epbt-best.pt"
 

@@ -30,7 +30,8 @@ import numpy as np
 
 from ..errors import TaylorGLOError
 from ..evaluators.base import Evaluator, Job, SegmentSpec
-from ..experiment.store import Candidate, Member, Store
+from ..experiment.store import Store
+from ..records import Candidate, Member
 from ..seeds import derived_seed
 from ..training.data import DataSplits
 from ..training.trainer import ScheduleStep

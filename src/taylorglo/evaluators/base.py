@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from ..experiment.store import Candidate
+from ..records import Candidate
 from ..training.facts import TrainingFacts, probe
 from .lending import Lending
 

@@ -32,7 +32,7 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TaylorGLOError, one_line
-from ..experiment.store import Candidate
+from ..records import Candidate
 from ..training.config import TrainConfig
 from ..training.facts import TrainingFacts
 from .base import Evaluator, Job

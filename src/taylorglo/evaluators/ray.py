@@ -41,12 +41,12 @@ from typing import Any
 
 from ..atomic import write_atomic
 from ..errors import TaylorGLOError, one_line
-from ..experiment.config import EvaluatorConfig, memory_bytes
-from ..experiment.store import Candidate
+from ..records import Candidate
 from ..training.config import TrainConfig
 from ..training.data import DataSplits
 from ..training.facts import TrainingFacts, probe
 from .base import Evaluator, Job, worker_name
+from .config import EvaluatorConfig, memory_bytes
 from .lending import Lending
 from .worker import WorkerState
 

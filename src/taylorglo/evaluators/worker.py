@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from ..errors import TaylorGLOError, one_line
-from ..experiment.store import Candidate
 from ..polynomial import loss_spec
+from ..records import Candidate
 from ..training.checkpoint import load_state, save_network, save_state
 from ..training.config import TrainConfig
 from ..training.data import DataSplits, load_dataset
@@ -115,7 +115,7 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
                 keep_state=segment is not None,
             )
         if result.ok and job.fgsm_epsilon is not None and result.model is not None:
-            from ..analysis.robustness import fgsm_accuracy as attack
+            from ..training.fgsm import fgsm_accuracy as attack
 
             device = next(result.model.parameters()).device
             fgsm_accuracy = attack(

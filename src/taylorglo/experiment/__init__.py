@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from ..lazy import exports
 
 _EXPORTS = {
-    "Candidate": ".store",
-    "EvaluatorConfig": ".config",
+    "Candidate": "..records",
+    "EvaluatorConfig": "..evaluators.config",
     "ExperimentConfig": ".config",
     "SearchConfig": ".config",
     "Store": ".store",
@@ -25,7 +25,9 @@ __getattr__, __dir__ = exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .config import EvaluatorConfig, ExperimentConfig, SearchConfig
+    from ..evaluators.config import EvaluatorConfig
+    from ..records import Candidate
+    from .config import ExperimentConfig, SearchConfig
     from .host import init_experiment, start
     from .reading import open_experiment, status
-    from .store import Candidate, Store
+    from .store import Store

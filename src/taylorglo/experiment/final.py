@@ -28,11 +28,12 @@ from typing import Any
 
 from ..errors import TaylorGLOError
 from ..polynomial import check_params, loss_spec
+from ..records import CROSS_ENTROPY_LABEL, Candidate, FinalLoss, FinalRun
 from ..seeds import derived_seed
 from .host import LOG_FILE, _Log, make_evaluator, open_experiment
 from .lock import ExperimentLock
 from .progress import Reporter
-from .store import CROSS_ENTROPY_LABEL, Candidate, FinalLoss, FinalRun, Store
+from .store import Store
 from .threads import final_jobs
 
 FINAL_DIR = "final"

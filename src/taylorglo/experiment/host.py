@@ -33,6 +33,7 @@ from ..atomic import remove_stale_temporaries, write_atomic
 from ..errors import TaylorGLOError
 from ..invariant import invariant_holds
 from ..polynomial import format_formula
+from ..records import Candidate
 from ..search import CMAESSearch
 from ..seeds import candidate_seed
 from ..training.config import TrainConfig
@@ -40,7 +41,7 @@ from .config import ExperimentConfig, read_config_file
 from .lock import ExperimentLock
 from .progress import Reporter, SearchProgress
 from .reading import Experiment, open_experiment, status
-from .store import Candidate, Store
+from .store import Store
 from .threads import recorded_layout, search_plan
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .store import Candidate, Store
+from ..records import Candidate
+from .store import Store
 
 
 @dataclass

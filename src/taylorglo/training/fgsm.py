@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import TaylorGLOError
-from ..training.augment import to_float
+from .augment import to_float
 
 __all__ = ["DEFAULT_EPSILONS", "fgsm_accuracy", "fgsm_perturb", "fgsm_sweep", "parse_epsilons"]
 
