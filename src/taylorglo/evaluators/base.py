@@ -17,7 +17,7 @@ import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..records import Candidate
 from ..training.facts import TrainingFacts, probe
@@ -65,6 +65,21 @@ class Job:
     #: Torch threads for this job instead of the worker's own: the host sets them from the
     #: experiment's recorded layout, so that a result never depends on who runs it.
     threads: int | None = None
+
+    def failed(self, reason: str, worker: str | None = None, metrics: dict[str, Any] | None = None) -> Candidate:
+        """The result of this job when it could not train (its worker died, the training raised):
+        fitness 0 and the reason, in at most 500 characters."""
+        return Candidate(
+            generation=self.generation,
+            index=self.index,
+            params=list(self.params or []),
+            seed=self.seed,
+            status="failed",
+            fitness=0.0,
+            reason=reason[:500],
+            worker=worker,
+            metrics=metrics,
+        )
 
     def reads(self) -> list[str]:
         """Files the job reads: an evaluator whose workers do not share this disk ships them."""

@@ -273,16 +273,8 @@ def _receive(worker: _Worker) -> tuple[str, Any] | None:
 def _crashed(job: Job, deaths: int, retries: int, worker: _Worker) -> Candidate:
     how = worker.death()
     hint = " (out of memory?)" if "SIGKILL" in how else ""
-    return Candidate(
-        generation=job.generation,
-        index=job.index,
-        params=list(job.params or []),
-        seed=job.seed,
-        status="failed",
-        fitness=0.0,
-        reason=(
-            f"its worker process died {deaths} times while training it, the last one (pid "
-            f"{worker.process.pid}) {how}{hint}; evaluator.retries = {retries}"
-        ),
+    return job.failed(
+        f"its worker process died {deaths} times while training it, the last one (pid "
+        f"{worker.process.pid}) {how}{hint}; evaluator.retries = {retries}",
         metrics={"worker_deaths": deaths},
     )

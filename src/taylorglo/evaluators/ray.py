@@ -245,7 +245,7 @@ class RayEvaluator(Evaluator):
                 if isinstance(cause, TaylorGLOError):  # the configuration, not the candidate
                     raise TaylorGLOError(str(cause)) from None
                 self._idle.append(actor)
-                yield _failed(job, f"{type(cause).__name__}: {one_line(cause)}")
+                yield job.failed(f"{type(cause).__name__}: {one_line(cause)}")
                 continue
             except ray.exceptions.RayError as exc:  # the worker, its node or the object died
                 name = self._names.get(actor, "?")
@@ -261,8 +261,7 @@ class RayEvaluator(Evaluator):
                     )
                 )
                 if reruns[job] > self.config.retries:
-                    yield _failed(
-                        job,
+                    yield job.failed(
                         f"Ray worker lost while training this candidate, {reruns[job]} time(s) "
                         f"(evaluator.retries = {self.config.retries}); last on {name}: "
                         f"{type(exc).__name__}: {one_line(exc)}",
@@ -305,15 +304,3 @@ class RayEvaluator(Evaluator):
             self.ray.shutdown()
         self._owns_ray = False
         self._actor_cls = None
-
-
-def _failed(job: Job, reason: str) -> Candidate:
-    return Candidate(
-        generation=job.generation,
-        index=job.index,
-        params=list(job.params or []),
-        seed=job.seed,
-        status="failed",
-        fitness=0.0,
-        reason=reason[:500],
-    )

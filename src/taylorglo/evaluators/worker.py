@@ -129,16 +129,7 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
     except TaylorGLOError:
         raise
     except Exception as exc:  # a numerical blow-up deep inside torch is the candidate's fault
-        return Candidate(
-            generation=job.generation,
-            index=job.index,
-            params=params or [],
-            seed=job.seed,
-            status="failed",
-            fitness=0.0,
-            reason=f"{type(exc).__name__}: {one_line(exc)}"[:500],
-            worker=worker_name(),
-        )
+        return job.failed(f"{type(exc).__name__}: {one_line(exc)}", worker=worker_name())
     status = {"ok": "evaluated", "aborted": "aborted", "failed": "failed"}[result.status]
     metrics = result.to_dict(history=True)
     if job.save_model is not None and result.ok and result.model is not None:
