@@ -1,4 +1,4 @@
-"""The EPBT loop that ``taylorglo start`` runs for ``kind = "epbt"``: crash-safe like the search.
+"""EPBT's generations (:mod:`.kind` runs them under the host's loop): crash-safe like the search.
 
 A *generation* of EPBT is one ready interval: every member trains steps ``[start, stop)`` of the
 full schedule from its checkpoint, is measured on validation data, and saves its new checkpoint.
@@ -19,34 +19,31 @@ that the plan starts from survive, so at most ``population × 2`` exist at any t
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import TaylorGLOError
-from ..evaluators.base import Evaluator, Job, SegmentSpec
+from ..evaluators.base import Job, SegmentSpec
 from ..experiment.store import Store
 from ..records import Candidate, Member
 from ..seeds import derived_seed
-from ..training.data import DataSplits
 from ..training.trainer import ScheduleStep
 from .config import DistillationConfig, EPBTConfig
 from .population import Genes, genes_from, genome_vector, initial_genes, mutate
-from .selection import is_novelty_step, select
+from .selection import select
 
 CHECKPOINTS = "checkpoints"
 #: Mixed into the seed of EPBT's selection generators so they never coincide with training seeds.
 _SELECTION_TAG = 0xE9B7
 
 
-def plan_meta(config: Any, data: DataSplits) -> dict[str, int]:
-    """The run's shape in steps: the full schedule cut into ready intervals."""
-    schedule = config.training.schedule(len(data.train_y))
+def plan_meta(config: Any, train_size: int) -> dict[str, int]:
+    """The run's shape in steps: the full schedule (over ``train_size`` examples) cut into ready
+    intervals."""
+    schedule = config.training.schedule(train_size)
     ready = config.epbt.ready_interval(schedule.steps_per_epoch, schedule.total_steps)
     return {
         "total_steps": schedule.total_steps,
@@ -195,53 +192,3 @@ def prune_checkpoints(directory: Path, store: Store, generation: int, sources: b
             path.unlink(missing_ok=True)
             removed += 1
     return removed
-
-
-def run_generations(
-    directory: Path,
-    store: Store,
-    config: Any,
-    runner: Evaluator,
-    data: DataSplits,
-    meta: dict[str, int],
-    threads: int | None = None,
-) -> Iterator[tuple[str, Any]]:
-    """Run (or resume) every remaining generation, each segment on ``threads`` torch threads (the
-    experiment's recorded layout); yield events for the host to log and show:
-    ``("begin", (generation, candidates, fresh))``, ``("member", candidate)``, ``("end", generation)``."""
-    (directory / CHECKPOINTS).mkdir(exist_ok=True)
-    while True:
-        latest = store.latest_generation()
-        if latest is not None and not latest.closed:
-            generation, fresh = latest.generation, False
-        else:
-            generation = 0 if latest is None else latest.generation + 1
-            if generation >= meta["generations"]:
-                if latest is not None:  # the run is over: only the final population's networks stay
-                    prune_checkpoints(directory, store, latest.generation, sources=False)
-                return
-            candidates, members = plan_generation(store, config, generation, meta, data.num_classes)
-            plan = {
-                "start": members[0].start_step,
-                "stop": members[0].stop_step,
-                "novelty": is_novelty_step(generation, config.epbt),
-            }
-            store.open_generation(generation, json.dumps(plan).encode(), candidates, members)
-            fresh = True
-        prune_checkpoints(directory, store, generation)
-        candidates = store.candidates(generation)
-        members = store.members(generation)
-        yield "begin", (generation, candidates, fresh)
-        jobs = [
-            dataclasses.replace(job_for(directory, config, c, m), threads=threads)
-            for c, m in zip(candidates, members)
-            if c.status == "pending"
-        ]
-        for result in runner.evaluate(jobs):
-            if store.record(result):
-                yield "member", result
-        still = [c.index for c in store.candidates(generation) if c.status == "pending"]
-        if still:
-            raise RuntimeError(f"generation {generation}: members {still} were not trained")
-        store.close_generation(generation, b"{}", config.epbt.mutate_sigma)
-        yield "end", generation

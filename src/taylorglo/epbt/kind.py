@@ -1,0 +1,108 @@
+"""EPBT (``kind = "epbt"``) under the host's one generation loop
+(:class:`~taylorglo.experiment.generations.GenerationKind`): a generation is one ready interval
+of every member's training (:mod:`.runner`): **open** plans it from the previous generation's
+recorded results (exploit and explore) and records every member before anything trains; the
+jobs continue each member's network from its checkpoint; **close** records the generation done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from ..errors import TaylorGLOError
+from ..evaluators.base import Job
+from ..experiment.generations import GenerationKind
+from ..experiment.threads import recorded_layout
+from .report import export_epbt, save_best_network
+from .runner import CHECKPOINTS, job_for, plan_generation, plan_meta, prune_checkpoints
+from .selection import is_novelty_step
+
+#: The store's ``meta`` key holding the run's shape in steps (:func:`.runner.plan_meta`).
+PLAN_KEY = "epbt_plan"
+
+
+class EPBTKind(GenerationKind):
+    """See the module docstring."""
+
+    threads: int | None = None
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        meta = plan_meta(self.config, self.facts.train_size)
+        recorded = self.store.get_meta(PLAN_KEY)
+        if recorded is not None and recorded != meta:
+            raise TaylorGLOError(
+                f"training: the schedule resolves to {meta} now but the experiment started with "
+                f"{recorded}; the data or config changed: restore them or start a new directory"
+            )
+        if recorded is None:
+            self.store.set_meta(PLAN_KEY, meta)
+        self.meta = meta
+
+    @staticmethod
+    def training(config: Any) -> Any:
+        """Members train stretches of the full schedule."""
+        return config.training
+
+    def generations(self) -> int:
+        return self.meta["generations"]
+
+    def describe(self) -> str:
+        e, meta = self.config.epbt, self.meta
+        assert e is not None
+        return (
+            f"EPBT, {e.population} members, {meta['generations']} generations of {meta['ready_steps']} steps "
+            f"({meta['total_steps']} in all)"
+        )
+
+    def begin(self) -> None:
+        self.threads = recorded_layout(self.store, self.runner, self.log)["threads"]
+        (self.directory / CHECKPOINTS).mkdir(exist_ok=True)
+
+    def open(self, generation: int) -> None:
+        assert self.config.epbt is not None
+        candidates, members = plan_generation(self.store, self.config, generation, self.meta, self.facts.num_classes)
+        plan = {
+            "start": members[0].start_step,
+            "stop": members[0].stop_step,
+            "novelty": is_novelty_step(generation, self.config.epbt),
+        }
+        self.store.open_generation(generation, json.dumps(plan).encode(), candidates, members)
+
+    def jobs(self, generation: int) -> list[Job]:
+        prune_checkpoints(self.directory, self.store, generation)
+        candidates, members = self.store.candidates(generation), self.store.members(generation)
+        return [
+            dataclasses.replace(job_for(self.directory, self.config, c, m), threads=self.threads)
+            for c, m in zip(candidates, members)
+            if c.status == "pending"
+        ]
+
+    def close(self, generation: int) -> None:
+        assert self.config.epbt is not None
+        self.store.close_generation(generation, b"{}", self.config.epbt.mutate_sigma)
+
+    def export(self) -> None:
+        export_epbt(self.directory, self.store, self.config)
+
+    def end(self) -> None:
+        latest = self.store.latest_generation()
+        if latest is not None:  # the run is over: only the final population's networks stay
+            prune_checkpoints(self.directory, self.store, latest.generation, sources=False)
+        export_epbt(self.directory, self.store, self.config, final=True)
+        from ..training.data import load_dataset
+
+        t = self.config.training
+        data = load_dataset(t.dataset, t.data_dir, t.data_fraction, field="training.dataset")
+        saved = save_best_network(self.directory, self.store, self.config, data)
+        if saved is not None:
+            self.log(f"best member's network saved to {saved}")
+
+    def finished_text(self, status: dict[str, Any]) -> str:
+        best = status.get("best")
+        if not best:
+            return "best member -"
+        test = best.get("test_accuracy")
+        return f"best member {best['fitness']:.4f}" + (f" (test {test:.4f})" if test is not None else "")

@@ -1,0 +1,166 @@
+"""The TaylorGLO search (``kind = "taylorglo"``): CMA-ES over the loss's parameters, one
+generation of λ candidates at a time, a candidate's fitness its partial training's validation
+accuracy (SPEC §2). Its part of the host's one generation loop
+(:class:`~taylorglo.experiment.generations.GenerationKind`):
+
+* **open** asks CMA-ES for λ candidates (from the previous generation's told state, or a new
+  search), rejects those the invariant fails, and records them with the state after ``ask``;
+* **resume** restores that state, so a restarted generation is told exactly what it asked;
+* **close** tells CMA-ES the generation's fitnesses and records the state after ``tell``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+from ..atomic import write_atomic
+from ..evaluators.base import Job
+from ..experiment.generations import GenerationKind
+from ..experiment.store import Store
+from ..experiment.threads import search_plan
+from ..invariant import invariant_holds
+from ..polynomial import format_formula
+from ..records import Candidate
+from ..search import CMAESSearch
+from ..seeds import candidate_seed
+
+
+class SearchKind(GenerationKind):
+    """See the module docstring."""
+
+    search: CMAESSearch | None = None
+    plan: Callable[[int], list[int]] | None = None
+
+    def generations(self) -> int:
+        return self.config.search.generations
+
+    def describe(self) -> str:
+        return f"{self.config.search.generations} generations x {self.config.search.population} candidates"
+
+    def begin(self) -> None:
+        _fill_summaries(self.store)
+        self.plan = search_plan(self.store, self.config.evaluator.lend_idle_cores, self.runner, self.log)
+
+    def resume(self, generation: int) -> None:
+        row = self.store.generation(generation)
+        assert row is not None
+        self.search = CMAESSearch.from_state(row.asked_state)
+
+    def open(self, generation: int) -> None:
+        config, num_classes = self.config, self.facts.num_classes
+        previous = self.store.generation(generation - 1) if generation else None
+        search = (
+            config.search.new_search(config.seed)
+            if previous is None
+            else CMAESSearch.from_state(previous.told_state or b"")
+        )
+        rule = config.search.invariant
+        candidates = []
+        for index, params in enumerate(search.ask()):
+            seed = candidate_seed(config.seed, generation, index, config.search.seeds)
+            if invariant_holds(params, num_classes, rule):
+                candidates.append(Candidate(generation, index, params, seed, "pending"))
+            else:
+                reason = f"fails the {rule} invariant for {num_classes} classes"
+                candidates.append(
+                    Candidate(generation, index, params, seed, "rejected-invariant", fitness=0.0, reason=reason)
+                )
+        self.store.open_generation(generation, search.state(), candidates, asked_summary=search.summary())
+        self.search = search
+
+    def jobs(self, generation: int) -> list[Job]:
+        assert self.plan is not None
+        return _jobs(self.store.candidates(generation), self.config.candidate_fgsm_epsilon, self.plan)
+
+    def close(self, generation: int) -> None:
+        assert self.search is not None
+        rows = self.store.candidates(generation)
+        self.search.tell([c.params for c in rows], [c.fitness or 0.0 for c in rows])
+        self.store.close_generation(generation, self.search.state(), self.search.sigma, self.search.summary())
+
+    def export(self) -> None:
+        export(self.directory, self.store, self.config)
+
+    def finished_text(self, status: dict[str, Any]) -> str:
+        return f"best fitness {status['best']['fitness'] if status['best'] else None}"
+
+
+def _fill_summaries(store: Store) -> None:
+    """Give generations an older version recorded the plain-data summaries readers use. The
+    pickles are this experiment's own, which ``start`` unpickles anyway to resume."""
+    for g in store.missing_summaries():
+        asked = CMAESSearch.from_state(g.asked_state).summary()
+        told = CMAESSearch.from_state(g.told_state).summary() if g.told_state else None
+        store.set_summaries(g.generation, asked, told)
+
+
+def _jobs(candidates: list[Candidate], fgsm_epsilon: float | None, plan: Callable[[int], list[int]]) -> list[Any]:
+    """The jobs of a generation's pending candidates. Threads are planned over every candidate
+    that trains, recorded or not, so a resumed generation gets the plan it started with."""
+    trained = [c for c in candidates if c.status != "rejected-invariant"]
+    threads = dict(zip((c.index for c in trained), plan(len(trained))))
+    return [
+        Job(c.generation, c.index, tuple(c.params), c.seed, fgsm_epsilon=fgsm_epsilon, threads=threads[c.index])
+        for c in candidates
+        if c.status == "pending"
+    ]
+
+
+def export(directory: Any, store: Store, config: Any) -> None:
+    """Rewrite the human-readable views (best.json, generations.csv, candidates.csv) atomically."""
+    best = store.best()
+    if best is not None:
+        write_atomic(
+            directory / "best.json",
+            json.dumps(
+                {
+                    "name": config.name,
+                    "params": best.params,
+                    "fitness": best.fitness,
+                    "generation": best.generation,
+                    "index": best.index,
+                    "seed": best.seed,
+                    "formula": format_formula(best.params),
+                    "formula_paper": format_formula(best.params, "paper"),
+                    "loss": "taylorglo:" + ",".join(repr(p) for p in best.params),
+                },
+                indent=2,
+            )
+            + "\n",
+        )
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["generation", "best_fitness", "mean_fitness", "min_fitness", "sigma"])
+    for g in store.generations():
+        if g.closed:
+            writer.writerow([g.generation, g.best_fitness, g.mean_fitness, g.min_fitness, g.sigma])
+    write_atomic(directory / "generations.csv", out.getvalue())
+    out = io.StringIO()
+    writer = csv.writer(out)
+    columns = [
+        "generation",
+        "index",
+        "status",
+        "fitness",
+        "val_accuracy",
+        "val_loss",
+        "train_accuracy",
+        "train_loss",
+        "steps",
+        "attempts",
+        "wall_time",
+        "worker",
+        "seed",
+        "reason",
+        "params",
+    ]
+    writer.writerow(columns)
+    for c in store.candidates():
+        row = c.to_dict()
+        row["params"] = " ".join(repr(p) for p in c.params)
+        writer.writerow([row[k] for k in columns])
+    write_atomic(directory / "candidates.csv", out.getvalue())
