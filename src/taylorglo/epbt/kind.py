@@ -14,7 +14,9 @@ from typing import Any
 from ..errors import TaylorGLOError
 from ..evaluators.base import Job
 from ..experiment.generations import GenerationKind
+from ..experiment.progress import Wording
 from ..experiment.threads import recorded_layout
+from ..records import Candidate
 from .report import export_epbt, save_best_network
 from .runner import CHECKPOINTS, job_for, plan_generation, plan_meta, prune_checkpoints
 from .selection import is_novelty_step
@@ -27,6 +29,12 @@ class EPBTKind(GenerationKind):
     """See the module docstring."""
 
     threads: int | None = None
+    wording = Wording(
+        label="EPBT",
+        noun="member",
+        counts=lambda c: f"member segments ({c['evaluated']} trained, {c['failed']} failed)",
+        bar=lambda c: f"trained {c['evaluated']}  failed {c['failed']}",
+    )
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -99,6 +107,10 @@ class EPBTKind(GenerationKind):
         saved = save_best_network(self.directory, self.store, self.config, data)
         if saved is not None:
             self.log(f"best member's network saved to {saved}")
+
+    def result_detail(self, result: Candidate) -> str:
+        m = result.metrics or {}
+        return f" lr {m['lr']:.3g} wd {m['weight_decay']:.3g}" if "lr" in m else ""
 
     def finished_text(self, status: dict[str, Any]) -> str:
         best = status.get("best")

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..records import Candidate, Generation
+from .progress import Wording
 from .store import Store
 
 if TYPE_CHECKING:
@@ -41,6 +43,9 @@ class GenerationKind(ABC):
     ) -> None:
         self.directory, self.store, self.config = directory, store, config
         self.facts, self.runner, self.log = facts, runner, log
+
+    #: How its progress is spoken of (the log's and the display's words).
+    wording: Wording = Wording()
 
     @staticmethod
     def training(config: ExperimentConfig) -> TrainConfig:
@@ -82,6 +87,15 @@ class GenerationKind(ABC):
     def end(self) -> None:  # noqa: B027 (a kind may have nothing to finish)
         """After the last generation (also when a resumed ``start`` finds nothing left to run)."""
 
+    def result_detail(self, result: Candidate) -> str:
+        """What the log line of one recorded result adds after its fitness (EPBT: the member's
+        hyperparameters)."""
+        return ""
+
+    def generation_detail(self, generation: Generation) -> str:
+        """What a closed generation's log line adds after its statistics (the search: σ)."""
+        return ""
+
     @abstractmethod
     def finished_text(self, status: dict[str, Any]) -> str:
         """The ``finished:`` log line's end, from the experiment's status."""
@@ -110,7 +124,7 @@ def run_generations(
         for result in runner.evaluate(kind.jobs(generation)):
             if store.record(result):
                 progress.record(result)
-                log.candidate(progress, result)
+                log.candidate(progress, result, kind)
                 reporter.update(progress)
         still = [c.index for c in store.candidates(generation) if c.status == "pending"]
         if still:  # cannot happen unless an evaluator drops jobs; never close a partial generation
@@ -118,7 +132,7 @@ def run_generations(
         kind.close(generation)
         kind.export()
         progress.end_generation()
-        log.generation(progress, store.generation(generation))
+        log.generation(progress, store.generation(generation), kind)
         reporter.update(progress)
     kind.end()
     reporter.end(progress)

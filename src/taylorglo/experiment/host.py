@@ -31,7 +31,7 @@ from ..errors import TaylorGLOError
 from ..records import Candidate
 from ..training.config import TrainConfig
 from .config import ExperimentConfig, read_config_file
-from .generations import run_generations
+from .generations import GenerationKind, run_generations
 from .kinds import kind_class
 from .lock import ExperimentLock
 from .progress import Reporter, SearchProgress
@@ -165,7 +165,7 @@ def start(
         ):
             facts = runner.facts()
             kind = kind_cls(experiment.directory, store, config, facts, runner, log.info)
-            progress = SearchProgress.from_store(store, config, runner.workers, kind.generations())
+            progress = SearchProgress.from_store(store, config, runner.workers, kind.generations(), kind.wording)
             log.info(
                 f"start: {config.name}: {kind.describe()}, {runner.workers} {config.evaluator.kind} workers, "
                 f"{facts.summary}; resuming at generation {progress.generation}"
@@ -189,23 +189,18 @@ class _Log:
             f.write(line + "\n")
         self.reporter.log(line, detail)
 
-    def candidate(self, p: SearchProgress, c: Candidate) -> None:
-        """One recorded result: a search's candidate, or (with its hyperparameters) an EPBT member's stretch."""
+    def candidate(self, p: SearchProgress, c: Candidate, kind: GenerationKind) -> None:
+        """One recorded result (a search's candidate, an EPBT member's stretch), in the kind's words."""
         what = f"fitness {c.fitness:.4f}" if c.status == "evaluated" else f"{c.status} ({c.reason})"
-        m = c.metrics or {}
-        noun, hyper = "candidate", ""
-        if p.kind == "epbt":
-            noun = "member"
-            hyper = f" lr {m['lr']:.3g} wd {m['weight_decay']:.3g}" if "lr" in m else ""
         wall = f" {c.wall_time:.1f}s" if c.wall_time is not None else ""
         self.info(
-            f"{noun} {c.generation}:{c.index} {what}{hyper}{wall} on {c.worker}; "
+            f"{kind.wording.noun} {c.generation}:{c.index} {what}{kind.result_detail(c)}{wall} on {c.worker}; "
             f"{p.generation_done}/{p.population} of generation {c.generation} done; best {p.best_text()}",
             detail=True,
         )
 
-    def generation(self, p: SearchProgress, g: Any) -> None:
-        sigma = "" if p.kind == "epbt" else f" sigma {g.sigma:.3g}"
+    def generation(self, p: SearchProgress, g: Any, kind: GenerationKind) -> None:
+        sigma = kind.generation_detail(g)
         self.info(
             f"generation {g.generation} ({g.generation + 1} of {p.generations_total}) done: best {g.best_fitness:.4f} "
             f"mean {g.mean_fitness:.4f} min {g.min_fitness:.4f}{sigma}; "

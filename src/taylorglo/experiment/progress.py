@@ -10,11 +10,35 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..records import Candidate
 from .store import Store
+
+
+def _search_counts(c: dict[str, int]) -> str:
+    return (
+        f"candidates ({c['evaluated']} evaluated, {c['rejected-invariant']} rejected by the invariant, "
+        f"{c['failed']} failed, {c['aborted']} aborted)"
+    )
+
+
+def _search_bar(c: dict[str, int]) -> str:
+    return f"evaluated {c['evaluated']}  rejected {c['rejected-invariant']}  failed {c['failed'] + c['aborted']}"
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How a kind's progress is spoken of: the overall bar's ``label``, the ``noun`` of one row,
+    the ``counts`` after "done/total" in the log, and the generation bar's ``bar`` text (both
+    from the status counts). The defaults are the search's."""
+
+    label: str = "search"
+    noun: str = "candidate"
+    counts: Callable[[dict[str, int]], str] = _search_counts
+    bar: Callable[[dict[str, int]], str] = _search_bar
 
 
 @dataclass
@@ -33,13 +57,17 @@ class SearchProgress:
     trained_seconds: float = 0.0
     trained_runs: int = 0
     started_at: float = field(default_factory=time.time)
-    #: "taylorglo" (candidates of a CMA-ES search) or "epbt" (members' training segments).
-    kind: str = "taylorglo"
+    #: How the kind's rows are spoken of (a search's candidates, EPBT's member segments).
+    wording: Wording = field(default_factory=lambda: Wording())
 
     @classmethod
-    def from_store(cls, store: Store, config: Any, workers: int, generations: int | None = None) -> SearchProgress:
+    def from_store(
+        cls, store: Store, config: Any, workers: int, generations: int | None = None, wording: Wording | None = None
+    ) -> SearchProgress:
         """Progress so far; ``generations`` overrides the config's count (EPBT's comes from the data)."""
-        progress = cls(generations or config.search.generations, config.population, workers, kind=config.kind)
+        progress = cls(
+            generations or config.search.generations, config.population, workers, wording=wording or Wording()
+        )
         counts = store.counts()
         for key in progress.counts:
             progress.counts[key] = counts[key]
@@ -96,13 +124,7 @@ class SearchProgress:
         return "-" if self.best_fitness is None else f"{self.best_fitness:.4f}"
 
     def counts_text(self) -> str:
-        c = self.counts
-        if self.kind == "epbt":
-            return f"{self.done}/{self.total} member segments ({c['evaluated']} trained, {c['failed']} failed)"
-        return (
-            f"{self.done}/{self.total} candidates ({c['evaluated']} evaluated, "
-            f"{c['rejected-invariant']} rejected by the invariant, {c['failed']} failed, {c['aborted']} aborted)"
-        )
+        return f"{self.done}/{self.total} {self.wording.counts(self.counts)}"
 
 
 def format_duration(seconds: float) -> str:
@@ -158,7 +180,7 @@ class LiveReporter(Reporter):
             TextColumn("{task.fields[info]}"),
             console=self.console,
         )
-        self._all = self._bar.add_task("EPBT" if progress.kind == "epbt" else "search", total=progress.total, info="")
+        self._all = self._bar.add_task(progress.wording.label, total=progress.total, info="")
         self._gen = self._bar.add_task("generation", total=progress.population, info="")
         self._bar.start()
         self.update(progress)
@@ -174,9 +196,7 @@ class LiveReporter(Reporter):
             self._gen,
             completed=progress.generation_done,
             description=f"generation {progress.generation + 1}/{progress.generations_total}",
-            info=f"trained {c['evaluated']}  failed {c['failed']}"
-            if progress.kind == "epbt"
-            else f"evaluated {c['evaluated']}  rejected {c['rejected-invariant']}  failed {c['failed'] + c['aborted']}",
+            info=progress.wording.bar(c),
         )
 
     def log(self, line: str, detail: bool = False) -> None:

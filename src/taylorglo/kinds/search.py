@@ -24,7 +24,7 @@ from ..experiment.store import Store
 from ..experiment.threads import search_plan
 from ..invariant import invariant_holds
 from ..polynomial import format_formula
-from ..records import Candidate
+from ..records import Candidate, Generation
 from ..search import CMAESSearch
 from ..seeds import candidate_seed
 
@@ -84,6 +84,9 @@ class SearchKind(GenerationKind):
 
     def export(self) -> None:
         export(self.directory, self.store, self.config)
+
+    def generation_detail(self, generation: Generation) -> str:
+        return f" sigma {generation.sigma:.3g}"
 
     def finished_text(self, status: dict[str, Any]) -> str:
         return f"best fitness {status['best']['fitness'] if status['best'] else None}"
