@@ -32,10 +32,11 @@ with open(report, "w") as fh:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    """Two finished experiments with final runs (written by the previous version)."""
+    """Two finished experiments with final runs and an EPBT one (written by the previous version)."""
     root = tmp_path_factory.mktemp("runs")
     for name in ("a", "b"):
         shutil.copytree(FIXTURES / "v3-final", root / name)
+    shutil.copytree(FIXTURES / "v3-epbt-killed", root / "epbt")
     return root
 
 
@@ -55,6 +56,7 @@ COMMANDS = [
     ("train", "--help"),
     ("status", "{a}"),
     ("status", "--json", "{a}"),
+    ("status", "{epbt}"),
     ("check", "{a}"),
     ("compare", "{a}"),
     ("compare", "--json", "{a}"),
@@ -70,7 +72,7 @@ COMMANDS = [
 
 @pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
 def test_a_command_that_only_reads_imports_no_heavy_library(runs, tmp_path, args):
-    argv = [a.format(a=runs / "a", b=runs / "b", root=runs, config=EXAMPLE) for a in args]
+    argv = [a.format(a=runs / "a", b=runs / "b", epbt=runs / "epbt", root=runs, config=EXAMPLE) for a in args]
     code, modules = _imports(tmp_path, *argv)
     assert code == 0
     heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)

@@ -17,7 +17,7 @@ from ..experiment.generations import GenerationKind
 from ..experiment.progress import Wording
 from ..experiment.threads import recorded_layout
 from ..records import Candidate
-from .report import export_epbt, save_best_network
+from .report import epbt_status, export_epbt, save_best_network
 from .runner import CHECKPOINTS, job_for, plan_generation, plan_meta, prune_checkpoints
 from .selection import is_novelty_step
 
@@ -53,6 +53,11 @@ class EPBTKind(GenerationKind):
     def training(config: Any) -> Any:
         """Members train stretches of the full schedule."""
         return config.training
+
+    @classmethod
+    def status_fields(cls, store: Any, config: Any) -> dict[str, Any]:
+        """The best member of the final population, its genes and schedule; the run's shape."""
+        return {**epbt_status(store, config), "invariant": config.epbt.invariant}
 
     def generations(self) -> int:
         return self.meta["generations"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,10 +30,12 @@ from ..evaluators.base import Job, SegmentSpec
 from ..experiment.store import Store
 from ..records import Candidate, Member
 from ..seeds import derived_seed
-from ..training.trainer import ScheduleStep
 from .config import DistillationConfig, EPBTConfig
 from .population import Genes, genes_from, genome_vector, initial_genes, mutate
 from .selection import select
+
+if TYPE_CHECKING:
+    from ..training.trainer import ScheduleStep
 
 CHECKPOINTS = "checkpoints"
 #: Mixed into the seed of EPBT's selection generators so they never coincide with training seeds.
@@ -144,6 +146,8 @@ def member_stretch(
     """A member's stretch of training as the trainer takes it: shared by the EPBT run itself and
     ``final``'s replay of a lineage, so both train a stretch the same way."""
     d = distillation if distill else None
+    from ..training.trainer import ScheduleStep  # torch: only where a member trains, not where one is read
+
     return ScheduleStep(
         start=start,
         stop=stop,

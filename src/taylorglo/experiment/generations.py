@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..polynomial import format_formula
 from ..records import Candidate, Generation
 from .progress import Wording
 from .store import Store
@@ -51,6 +52,26 @@ class GenerationKind(ABC):
     def training(config: ExperimentConfig) -> TrainConfig:
         """What the experiment's workers train (by default a search candidate's partial schedule)."""
         return config.candidate_training()
+
+    @classmethod
+    def status_fields(cls, store: Store, config: ExperimentConfig) -> dict[str, Any]:
+        """The kind's part of ``taylorglo status`` (read-only, no torch): at least
+        ``generations_total`` (None while unknown), ``best`` (a dict, or None) and ``invariant``.
+        The default is a search's: its best candidate."""
+        best = store.best()
+        return {
+            "generations_total": config.search.generations,
+            "invariant": config.search.invariant,
+            "best": None
+            if best is None
+            else {
+                "params": best.params,
+                "fitness": best.fitness,
+                "generation": best.generation,
+                "index": best.index,
+                "formula": format_formula(best.params),
+            },
+        }
 
     @abstractmethod
     def generations(self) -> int:

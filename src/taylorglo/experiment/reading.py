@@ -16,8 +16,8 @@ from ..errors import TaylorGLOError
 from ..evaluators.lending import META_KEY as LENDING_KEY
 from ..evaluators.lending import TIMING_NOTE, depends_on_timing, upgrade
 from ..evaluators.lending import describe as describe_lending
-from ..polynomial import format_formula
 from .config import ExperimentConfig
+from .kinds import kind_class
 from .lock import is_running
 from .store import Store
 
@@ -60,22 +60,15 @@ def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """Where an experiment stands; only reads, so it is safe while ``start`` runs elsewhere."""
     experiment = open_experiment(directory)
     config = experiment.config
-    extra: dict[str, Any] = {}
     with experiment.reader() as store:
         counts = store.counts()
         generations = store.generations()
         totals = store.totals()
         lending = store.get_meta(LENDING_KEY)
-        if config.kind == "epbt":  # the best member of the final population, its genes and schedule
-            from ..epbt.report import epbt_status
-
-            extra = epbt_status(store, config)
-            best = None
-        else:
-            best = store.best()
+        extra = kind_class(config.kind).status_fields(store, config)
     completed = sum(1 for g in generations if g.closed)
     running = is_running(experiment.directory)
-    total = extra["generations_total"] if extra else config.search.generations
+    total = extra["generations_total"]
     if total is not None and completed >= total:
         state = "finished"
     elif running:
@@ -94,7 +87,7 @@ def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
         "generations_completed": completed,
         "generations_total": total,
         "population": config.population,
-        "invariant": config.epbt.invariant if config.epbt else config.search.invariant,
+        "invariant": extra["invariant"],
         "candidates": {
             "evaluated": recorded["evaluated"],
             "rejected_invariant": recorded["rejected-invariant"],
@@ -103,15 +96,7 @@ def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
             "pending": counts["pending"],
             "total": sum(recorded.values()),
         },
-        "best": None
-        if best is None
-        else {
-            "params": best.params,
-            "fitness": best.fitness,
-            "generation": best.generation,
-            "index": best.index,
-            "formula": format_formula(best.params),
-        },
+        "best": extra["best"],
         "generations": [
             {
                 "generation": g.generation,
