@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib
 import io
 import os
 import time
@@ -45,6 +46,7 @@ from ..evaluators.lending import META_KEY as LENDING_KEY
 from ..evaluators.lending import depends_on_timing
 from ..evaluators.lending import describe as describe_lending
 from ..experiment.config import ExperimentConfig
+from ..experiment.kinds import kind_class
 from ..experiment.lock import is_running
 from ..experiment.reading import open_experiment
 from ..experiment.store import Store
@@ -347,10 +349,17 @@ def write_report(
     Content-Security-Policy allows no script and no network. Raises :class:`TaylorGLOError`
     (one line) when the directory is not an experiment or has no recorded candidate yet.
     """
-    if open_experiment(directory).config.kind == "epbt":
-        from .epbt_report import write_epbt_report
+    kind = kind_class(open_experiment(directory).config.kind)
+    module, _, name = kind.report.partition(":")
+    return getattr(importlib.import_module(module), name)(directory, out_dir, extra_sections)
 
-        return write_epbt_report(directory, out_dir, extra_sections)
+
+def write_search_report(
+    directory: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None = None,
+    extra_sections: Sequence[tuple[str, str]] = (),
+) -> Path:
+    """:func:`write_report` for a TaylorGLO search."""
     data = load_report_data(directory)
     out = report_directory(Path(out_dir) if out_dir is not None else data.directory / "report")
     _draw_figures(data, out)

@@ -29,6 +29,7 @@ class EPBTKind(GenerationKind):
     """See the module docstring."""
 
     threads: int | None = None
+    report = "taylorglo.analysis.epbt_report:write_epbt_report"
     wording = Wording(
         label="EPBT",
         noun="member",

@@ -47,6 +47,8 @@ class GenerationKind(ABC):
 
     #: How its progress is spoken of (the log's and the display's words).
     wording: Wording = Wording()
+    #: ``module:function`` writing its HTML report (``taylorglo analyze``), imported only then.
+    report: str = "taylorglo.analysis.report:write_search_report"
 
     @staticmethod
     def training(config: ExperimentConfig) -> TrainConfig:
