@@ -11,10 +11,11 @@ An experiment is a directory::
     DIR/lock                held by a running `start`
 
 The SQLite file is the only source of truth; the other files are views of it, rewritten
-atomically, for people and spreadsheets. :func:`start` is a loop over generations that can be cut
-at any instant: everything it needs to continue is in the store (see :mod:`.store`), so running
-it again resumes where the last run stopped, and a search resumed any number of times ends with
-the same results as one that never stopped.
+atomically, for people and spreadsheets. :func:`start` runs the one generation loop
+(:mod:`.generations`) under the experiment's kind (:mod:`.kinds`); it can be cut at any instant:
+everything it needs to continue is in the store (see :mod:`.store`), so running it again resumes
+where the last run stopped, and a search resumed any number of times ends with the same results
+as one that never stopped.
 """
 
 from __future__ import annotations
