@@ -124,11 +124,10 @@ class GenerationKind(ABC):
         """The ``finished:`` log line's end, from the experiment's status."""
 
 
-def run_generations(
-    kind: GenerationKind, store: Store, runner: Evaluator, progress: SearchProgress, log: Any, reporter: Reporter
-) -> None:
-    """Run (or resume) every generation that remains; ``log`` is the host's (``candidate`` and
-    ``generation`` lines), ``reporter`` the display."""
+def run_generations(kind: GenerationKind, progress: SearchProgress, log: Any, reporter: Reporter) -> None:
+    """Run (or resume) every generation that remains, on the kind's store and evaluator; ``log``
+    is the host's (``candidate`` and ``generation`` lines), ``reporter`` the display."""
+    store, runner = kind.store, kind.runner
     reporter.begin(progress)
     kind.begin()
     while True:

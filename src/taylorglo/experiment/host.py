@@ -40,7 +40,7 @@ from .reading import Experiment, open_experiment, status
 from .store import Store
 
 if TYPE_CHECKING:
-    from ..training.data import DataSplits
+    pass
 
 CONFIG_COPY = "config"
 LOG_FILE = "host.log"
@@ -104,20 +104,16 @@ def make_evaluator(
     workers: int | None,
     most: int,
     log: Callable[[str], None],
-    data: DataSplits | None = None,
 ) -> Any:
     """The evaluator ``config`` asks for, training with ``training``; never more than ``most``
     workers (more than there are jobs at once would only idle). Shared by the search and ``final``.
-    ``log`` receives what the evaluator reports (a worker that died); ``data``, the dataset the
-    driver has loaded, is handed to evaluators that can reuse it."""
-    evaluator = _evaluator(config, training, workers, most, data)
+    ``log`` receives what the evaluator reports (a worker that died)."""
+    evaluator = _evaluator(config, training, workers, most)
     evaluator.log = log
     return evaluator
 
 
-def _evaluator(
-    config: ExperimentConfig, training: TrainConfig, workers: int | None, most: int, data: DataSplits | None
-) -> Any:
+def _evaluator(config: ExperimentConfig, training: TrainConfig, workers: int | None, most: int) -> Any:
     e = config.evaluator
     if e.kind == "local":
         from ..evaluators.local import LocalEvaluator, cpu_count
@@ -128,7 +124,8 @@ def _evaluator(
         from ..evaluators.ray import RayEvaluator
         from ..training.data import load_dataset
 
-        if data is None and e.ship_data:
+        data = None
+        if e.ship_data:  # loaded here once, shipped to every actor through Ray's object store
             data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
         n = workers or e.max_in_flight or e.workers or most
         return RayEvaluator(training, e, workers=max(1, min(n, most)), data=data)
@@ -171,7 +168,7 @@ def start(
                 f"start: {config.name}: {kind.describe()}, {runner.workers} {config.evaluator.kind} workers, "
                 f"{facts.summary}; resuming at generation {progress.generation}"
             )
-            run_generations(kind, store, runner, progress, log, reporter)
+            run_generations(kind, progress, log, reporter)
         result = status(experiment.directory)
         log.info(f"finished: {kind.finished_text(result)}")
     return result

@@ -58,7 +58,7 @@ class SearchProgress:
     trained_runs: int = 0
     started_at: float = field(default_factory=time.time)
     #: How the kind's rows are spoken of (a search's candidates, EPBT's member segments).
-    wording: Wording = field(default_factory=lambda: Wording())
+    wording: Wording = field(default_factory=Wording)
 
     @classmethod
     def from_store(

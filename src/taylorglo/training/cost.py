@@ -63,9 +63,11 @@ def step_macs(model: nn.Module, input_shape: tuple[int, ...], batch_size: int) -
     return 3 * batch_size * forward_macs(model, input_shape)
 
 
-def network_macs(training: TrainConfig, data: DataSplits) -> int:
+def network_macs(training: TrainConfig, data: DataSplits, model: nn.Module | None = None) -> int:
     """Multiply-accumulates of one training step of ``training``'s network on ``data`` (the
-    count the ``"auto"`` rule reads). Leaves the caller's RNG as it was."""
-    with torch.random.fork_rng(devices=[]):
-        model = build_network(training, data)
+    count the ``"auto"`` rule reads): of ``model`` where the caller has built that network
+    already, else of one built here. Leaves the caller's RNG as it was."""
+    if model is None:
+        with torch.random.fork_rng(devices=[]):
+            model = build_network(training, data)
     return step_macs(model, data.input_shape, min(training.batch_size, len(data.train_y)))

@@ -43,12 +43,12 @@ def probe(training: TrainConfig, data: DataSplits | None = None) -> TrainingFact
 
     if data is None:
         data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
-    check_network(training, data)
+    network = check_network(training, data)
     device = resolve_device(training.device)
     return TrainingFacts(
         summary=data.summary(),
         num_classes=data.num_classes,
         train_size=len(data.train_y),
-        step_macs=network_macs(training, data),
+        step_macs=network_macs(training, data, network),  # counted on the network just checked
         device=device.type,
     )

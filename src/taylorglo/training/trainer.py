@@ -150,10 +150,10 @@ def check_logits(logits: torch.Tensor, batch: int, num_classes: int, model: str,
         )
 
 
-def check_network(config: TrainConfig, data: DataSplits, field: str = "training.model") -> None:
+def check_network(config: TrainConfig, data: DataSplits, field: str = "training.model") -> nn.Module:
     """Build ``config``'s network and run two validation examples through it, so that a model
     that does not fit the data fails before any training, in one line. Leaves the caller's RNG
-    as it was."""
+    as it was; returns the network (in eval mode), for a caller that inspects it too."""
     with torch.random.fork_rng(devices=[]):
         net = build_network(config, data, field).eval()
     try:
@@ -165,6 +165,7 @@ def check_network(config: TrainConfig, data: DataSplits, field: str = "training.
             f"{tuple(data.val_x.shape[1:])}: {type(exc).__name__}: {one_line(exc)}"
         ) from None
     check_logits(logits, len(data.val_x[:2]), data.num_classes, config.model, field)
+    return net
 
 
 def resolve_device(name: str, field: str = "training.device") -> torch.device:
