@@ -69,7 +69,9 @@ def test_bad_epbt_fields_are_one_line_errors_naming_the_field(epbt, message):
 
 
 def test_epbt_and_search_tables_belong_to_their_kinds():
-    with pytest.raises(TaylorGLOError, match=r"^search: an EPBT experiment has no \[search\] table"):
+    with pytest.raises(
+        TaylorGLOError, match=r'^search: the \[search\] table is for kind = "taylorglo"; .*settings go in \[epbt\]'
+    ):
         ExperimentConfig.from_dict(merged(EPBT, search={"population": 4}))
     with pytest.raises(TaylorGLOError, match=r'^epbt: the \[epbt\] table is for kind = "epbt"'):
         ExperimentConfig.from_dict(merged(SMALL, epbt={"population": 4}))

@@ -191,25 +191,10 @@ def init(directory: str, config: str, exist_ok: bool) -> None:
 
     experiment = init_experiment(directory, config, exist_ok=exist_ok)
     cfg = experiment.config
-    if cfg.epbt is not None:
-        e = cfg.epbt
-        ready = (
-            f"{e.ready_steps} steps"
-            if e.ready_steps
-            else f"{e.ready_epochs:g} epochs"
-            if e.ready_epochs
-            else "a tenth of the schedule"
-        )
-        evolves = ", ".join(e.evolve) or "nothing"
-        click.echo(
-            f"created {directory}: {cfg.name!r}, EPBT with {e.population} members evolving {evolves} "
-            f"every {ready}, {cfg.training.model} on {cfg.training.dataset}"
-        )
-    else:
-        click.echo(
-            f"created {directory}: {cfg.name!r}, {cfg.search.generations} generations x "
-            f"{cfg.search.population} candidates, {cfg.training.model} on {cfg.training.dataset}"
-        )
+    click.echo(
+        f"created {directory}: {cfg.name!r}, {cfg.kind_class().outline(cfg)}, "
+        f"{cfg.training.model} on {cfg.training.dataset}"
+    )
     click.echo(f"next: taylorglo start {directory}")
 
 
@@ -242,69 +227,10 @@ def start(directory: str, workers: int | None, evaluator_kind: str | None, addre
 
 def _print_summary(directory: str, result: dict[str, Any]) -> None:
     from .experiment import open_experiment
-    from .experiment.invocation import train_command
 
-    if result["kind"] == "epbt":
-        _print_epbt_summary(directory, result)
-        return
-    c = result["candidates"]
-    click.echo(
-        f"{result['name']}: {result['state']}, {result['generations_completed']}/"
-        f"{result['generations_total']} generations, {c['total']} candidates: {c['evaluated']} trained, "
-        f"{c['rejected_invariant']} rejected by the {result['invariant']} invariant (never trained), "
-        f"{c['failed']} failed, {c['aborted']} aborted"
-    )
-    best = result["best"]
-    if best is None:
-        click.echo("no candidate has been evaluated yet")
-        return
     config = open_experiment(directory).config
-    unit = config.training.unit
-    full = config.training.epochs if unit == "epochs" else (config.training.steps or config.training.DEFAULT_STEPS)
-    click.echo(
-        f"best loss: fitness {best['fitness']:.4f} = {config.search.fitness_meaning} after "
-        f"{config.search.partial_fraction:.0%} of the {full:g}-{unit[:-1]} training schedule "
-        f"(candidate {best['generation']}:{best['index']})"
-    )
-    click.echo(f"  {best['formula']}")
-    click.echo(
-        f"results in {directory}/: best.json (the best loss), generations.csv, candidates.csv, "
-        f"experiment.sqlite (everything), host.log"
-    )
-    click.echo("train the best loss on the full schedule, and cross-entropy the same way to compare:")
-    click.echo("  " + train_command(config.training, best["params"], config.seed))
-    click.echo("  " + train_command(config.training, None, config.seed))
-    click.echo(
-        f"or all of it, repeated, with t-tests: taylorglo final {directory} --repeats 10; "
-        f"then taylorglo analyze {directory} (HTML report)"
-    )
-
-
-def _print_epbt_summary(directory: str, result: dict[str, Any]) -> None:
-    c = result["candidates"]
-    total = result["generations_total"]
-    click.echo(
-        f"{result['name']}: {result['state']}, {result['generations_completed']}/{total or '?'} EPBT "
-        f"generations of {result['ready_steps'] or '?'} steps, {result['population']} members: "
-        f"{c['evaluated']} segments trained, {c['failed']} failed; {result['exploits']} exploits, "
-        f"{result['novelty_copies']} novelty copies, {result['invariant_redraws']} mutated losses "
-        f"rejected by the {result['invariant']} invariant (never trained)"
-    )
-    best = result["best"]
-    if best is None:
-        click.echo("no generation is complete yet")
-        return
-    test = "" if best["test_accuracy"] is None else f", test accuracy {best['test_accuracy']:.4f}"
-    click.echo(
-        f"best member: {best['generation']}:{best['index']}, validation accuracy {best['fitness']:.4f}"
-        f"{test}; lr {best['lr']:.3g}, weight decay {best['weight_decay']:.3g}; its loss now:"
-    )
-    click.echo(f"  {best['formula']}")
-    click.echo(
-        f"results in {directory}/: best.json (best member and its {best['schedule_length']}-step loss "
-        f"schedule), members.csv (every member, its parent and genes), generations.csv, "
-        f"experiment.sqlite (everything), host.log, checkpoints/"
-    )
+    for line in config.kind_class().summary(directory, result, config):
+        click.echo(line)
 
 
 @click.command()
@@ -313,6 +239,7 @@ def _print_epbt_summary(directory: str, result: dict[str, Any]) -> None:
 def status(directory: str, as_json: bool) -> None:
     """Where the search in DIR stands; safe to run while `start` runs."""
     from .experiment import status as read_status
+    from .experiment.kinds import kind_class
 
     result = read_status(directory)
     if as_json:
@@ -320,10 +247,12 @@ def status(directory: str, as_json: bool) -> None:
         return
     if result["state"] == "running":
         click.echo(f"running (pid {result['pid']})")
+    kind = kind_class(result["kind"])
     for g in result["generations"][-10:]:
-        sigma = "" if result["kind"] == "epbt" else f"  sigma {g['sigma']:.3g}"
+        detail = kind.generation_detail(g)
         click.echo(
-            f"  generation {g['generation']:>3}: best {g['best']:.4f}  mean {g['mean']:.4f}  min {g['min']:.4f}{sigma}"
+            f"  generation {g['generation']:>3}: best {g['best']:.4f}  mean {g['mean']:.4f}  min {g['min']:.4f}"
+            + (f" {detail}" if detail else "")
         )
     _print_summary(directory, result)
     for note in result.get("notes", []):
@@ -356,50 +285,19 @@ def getinvocation(source: str, candidate: str | None, params: str | None, full: 
     from pathlib import Path
 
     from .experiment import ExperimentConfig, open_experiment
-    from .experiment.invocation import train_command
-    from .seeds import candidate_seed
 
     from_dir = Path(source).is_dir()
     # A config file's network is not built here: the printed `taylorglo train` checks it when it runs.
     config = open_experiment(source).config if from_dir else ExperimentConfig.load(source, check_network=False)
-    if config.kind == "epbt":
-        raise TaylorGLOError(
-            "CONFIG|DIR: an EPBT member continues a checkpoint, which `taylorglo train` cannot; "
-            "see members.csv and best.json, or replay the best schedule with `taylorglo final`"
-        )
     generation, index = 0, 0
     if candidate is not None:
         g, sep, i = candidate.partition(":")
         if not (sep and g.isdigit() and i.isdigit()):
             raise TaylorGLOError(f"--candidate: expected GENERATION:INDEX such as 0:3, got {candidate!r}")
         generation, index = int(g), int(i)
-    if index >= config.search.population or generation >= config.search.generations:
-        raise TaylorGLOError(
-            f"--candidate: {generation}:{index} is outside {config.search.generations} "
-            f"generations x {config.search.population} candidates"
-        )
-    threads = None
-    if params is not None:
-        values = parse_floats(params, "--params")
-    elif from_dir:
-        from .experiment.store import Store
-
-        with Store(Path(source) / Store.FILENAME, readonly=True) as store:
-            rows = [c for c in store.candidates(generation) if c.index == index]
-        if not rows:
-            raise TaylorGLOError(f"--candidate: generation {generation} has not been asked yet")
-        values = rows[0].params
-        threads = None if full else (rows[0].metrics or {}).get("threads")
-    elif generation == 0:
-        values = config.search.new_search(config.seed).ask()[index]  # CMA-ES (pycma), not torch
-    else:
-        raise TaylorGLOError(
-            "--candidate: only generation 0 is known before a search runs; pass an experiment DIR or --params"
-        )
-    training = config.training if full else config.candidate_training()
-    click.echo(
-        train_command(training, values, candidate_seed(config.seed, generation, index, config.search.seeds), threads)
-    )
+    values = None if params is None else parse_floats(params, "--params")
+    directory = Path(source) if from_dir else None
+    click.echo(config.kind_class().invocation(directory, config, generation, index, values, full))
 
 
 def _parse_model_options(pairs: tuple[str, ...]) -> dict[str, Any]:

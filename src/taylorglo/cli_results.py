@@ -40,7 +40,12 @@ def _t(value: float | None) -> str:
 
 @click.command()
 @click.argument("directory", metavar="DIR")
-@click.option("--repeats", type=int, default=10, show_default=True, help="Full-schedule runs per loss.")
+@click.option(
+    "--repeats",
+    type=int,
+    default=None,
+    help="Full-schedule runs per loss (default 10; a one-shot experiment's: its config's repeats).",
+)
 @click.option("--generation-best", is_flag=True, help="Evaluate the best candidate of every generation.")
 @click.option("--params", default=None, help="Evaluate this loss (P0,...,P7, code layout) instead.")
 @click.option("--workers", type=int, default=None, help="Parallel trainings (default as for `start`).")
@@ -60,7 +65,7 @@ def _t(value: float | None) -> str:
 @click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
 def final(
     directory: str,
-    repeats: int,
+    repeats: int | None,
     generation_best: bool,
     params: str | None,
     workers: int | None,
@@ -100,6 +105,7 @@ def final(
             retry_failed=retry_failed,
         )
 
+    resume = f"taylorglo final {directory}" + (f" --repeats {repeats}" if repeats else "")
     if live:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
@@ -109,10 +115,10 @@ def final(
             task = bar.add_task("final", total=None)
             interruptible(
                 lambda: run(lambda run_, loss, done, total: bar.update(task, completed=done, total=total)),
-                f"taylorglo final {directory} --repeats {repeats}",
+                resume,
             )
     else:
-        interruptible(lambda: run(None), f"taylorglo final {directory} --repeats {repeats}")
+        interruptible(lambda: run(None), resume)
     _print_compare(directory)
 
 

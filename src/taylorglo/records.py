@@ -88,6 +88,16 @@ class Generation:
     def closed(self) -> bool:
         return self.told_state is not None
 
+    def row(self) -> dict[str, Any]:
+        """The generation's statistics as plain data (a row of ``taylorglo status``)."""
+        return {
+            "generation": self.generation,
+            "best": self.best_fitness,
+            "mean": self.mean_fitness,
+            "min": self.min_fitness,
+            "sigma": self.sigma,
+        }
+
     @staticmethod
     def from_row(row: Sequence[Any]) -> Generation:
         values = list(row)

@@ -15,8 +15,8 @@ schedule (SPEC §4's statistics follow in ``compare``):
   evaluator. It costs ``population`` networks per repeat where the others cost one: that is the
   budget of the EPBT run it is compared with.
 
-Rows are planned first and filled as runs end, as for a search's ``final``; running it again
-re-runs only what is missing.
+Trained by the one final loop (:mod:`taylorglo.experiment.final`): rows are planned first and
+filled as runs end; running it again re-runs only what is missing.
 """
 
 from __future__ import annotations
@@ -29,13 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TaylorGLOError
-from ..experiment.final import FINAL_DIR, FinalProgress, _final_run, _run_line, final_seed
-from ..experiment.host import LOG_FILE, _Log, make_evaluator, open_experiment
-from ..experiment.lock import ExperimentLock
+from ..experiment.final import FINAL_DIR, Contender, FinalOptions, baseline, final_seed
 from ..experiment.progress import Reporter
 from ..experiment.store import Store
-from ..experiment.threads import final_jobs
-from ..records import CROSS_ENTROPY_LABEL, PBT_LABEL, FinalLoss, FinalRun
+from ..records import PBT_LABEL, FinalRun
 from ..training.trainer import ScheduleStep
 from .report import BEST_MODEL, best_member, schedule_of
 from .runner import member_stretch
@@ -68,101 +65,60 @@ def pbt_config(config: Any, repeat: int) -> dict[str, Any]:
         config.epbt, evolve=evolve, initial_loss="cross-entropy", novelty_pulsation=None, distillation=None
     )
     data = dataclasses.replace(
-        config, name=f"{config.name}-pbt-{repeat}", seed=final_seed(config.seed, repeat), epbt=epbt
+        config, name=f"{config.name}-pbt-{repeat}", seed=final_seed(config.seed, repeat), settings=epbt
     ).to_dict()
     return data
 
 
-def run_epbt_final(
-    directory: str | os.PathLike[str],
-    repeats: int = 10,
-    workers: int | None = None,
-    save_models: bool = True,
-    pbt: bool = True,
-    progress: FinalProgress | None = None,
-    reporter: Reporter | None = None,
-    evaluator: dict[str, Any] | None = None,
-    retry_failed: bool = False,
-) -> list[FinalLoss]:
-    """Replay the best member's schedule, cross-entropy and (``pbt``) plain PBT ``repeats`` times."""
-    from ..experiment.final import _job, retried_text
-
-    if not isinstance(repeats, int) or repeats < 1:
-        raise TaylorGLOError(f"--repeats: must be a positive integer, got {repeats!r}")
-    experiment = open_experiment(directory)
-    config = experiment.config.with_evaluator(evaluator)
-    root = experiment.directory
-    reporter = reporter or Reporter()
-    with ExperimentLock(root), experiment.store() as store:
-        log = _Log(root / LOG_FILE, reporter)
-        total = (store.get_meta("epbt_plan") or {}).get("generations")
-        completed = sum(1 for g in store.generations() if g.closed)
-        best = best_member(store)
-        if best is None or total is None or completed < total:
+def epbt_contenders(store: Store, root: Path, config: Any, options: FinalOptions) -> tuple[list[Contender], str]:
+    """Cross-entropy, the best member's schedule replayed and (``options.pbt``) plain PBT, for the
+    one final loop; refuses the search's options and a run not yet finished."""
+    for flag, value in (
+        ("--params", options.params),
+        ("--generation-best", options.generation_best),
+        ("--from-pretrained", options.from_pretrained),
+    ):
+        if value:
             raise TaylorGLOError(
-                f"DIR: {str(root)!r} has not finished its EPBT run ({completed} of {total or '?'} "
-                f"generations); run `taylorglo start {root}` first"
+                f"{flag}: not for an EPBT experiment, whose final replays its best member's schedule; drop it"
             )
-        c, _ = best
-        schedule = schedule_of(store, c.generation, c.index)
-        steps = replay_steps(schedule, config)
-        seeds = [final_seed(config.seed, r) for r in range(repeats)]
-        plan = [
-            (CROSS_ENTROPY_LABEL, None, "baseline"),
-            (
-                schedule_label(c.generation, c.index),
-                c.params or None,
-                f"schedule of EPBT's best member {c.generation}:{c.index}, replayed from scratch",
-            ),
-        ]
-        if pbt:
-            plan.append((PBT_LABEL, None, "plain PBT: cross-entropy, hyperparameters evolved, same population"))
-        losses = []
-        retried = 0
-        for label, params, source in plan:
-            loss = store.add_final_loss(
-                label,
-                params,
-                source,
-                c.generation if label.startswith("epbt") else None,
-                c.index if label.startswith("epbt") else None,
-            )
-            retried += store.plan_final_runs(loss.id, seeds, retry_failed)
-            losses.append(loss)
-        by_id = {loss.id: loss for loss in losses}
-        wanted = [run for run in store.final_runs() if run.loss_id in by_id and run.repeat < repeats]
-        todo = sorted((run for run in wanted if run.status == "pending"), key=lambda run: (run.repeat, run.loss_id))
-        done = len(wanted) - len(todo)
-        log.info(
-            f"final: {config.name}: EPBT schedule of {c.generation}:{c.index} ({len(steps)} stretches), "
-            f"cross-entropy{' and plain PBT' if pbt else ''} x {repeats} repeats; {done} runs recorded, "
-            f"{len(todo)} to run" + retried_text(retried)
+    total = (store.get_meta("epbt_plan") or {}).get("generations")
+    completed = sum(1 for g in store.generations() if g.closed)
+    best = best_member(store)
+    if best is None or total is None or completed < total:
+        raise TaylorGLOError(
+            f"DIR: {str(root)!r} has not finished its EPBT run ({completed} of {total or '?'} "
+            f"generations); run `taylorglo start {root}` first"
         )
+    c, _ = best
+    steps = replay_steps(schedule_of(store, c.generation, c.index), config)
+    contenders = [
+        baseline(),
+        Contender(
+            schedule_label(c.generation, c.index),
+            c.params or None,
+            f"schedule of EPBT's best member {c.generation}:{c.index}, replayed from scratch",
+            c.generation,
+            c.index,
+            job={"schedule": steps},
+        ),
+    ]
+    if options.pbt:
 
-        def record(run: FinalRun) -> None:
-            nonlocal done
-            if store.record_final(run):
-                done += 1
-                log.info(_run_line(run, by_id[run.loss_id], done, len(wanted)), detail=True)
-                if progress is not None:
-                    progress(run, by_id[run.loss_id], done, len(wanted))
+        def alone(run: FinalRun) -> FinalRun:
+            reporter = options.reporter or Reporter()
+            return _pbt_run(root, config, run, options.workers, reporter, options.evaluator)
 
-        single = [run for run in todo if by_id[run.loss_id].label != PBT_LABEL]
-        if single:
-            jobs = []
-            for run in single:
-                job = _job(run, by_id[run.loss_id], root, save_models)
-                if by_id[run.loss_id].label != CROSS_ENTROPY_LABEL:
-                    job = dataclasses.replace(job, schedule=steps)
-                jobs.append(job)
-            with make_evaluator(config, config.final_training(), workers, len(jobs), log.info) as runner:
-                for result in runner.evaluate(final_jobs(store, runner, jobs, log.info)):
-                    record(_final_run(result, root))
-        for run in todo:
-            if by_id[run.loss_id].label == PBT_LABEL:
-                record(_pbt_run(root, config, run, workers, reporter, evaluator))
-        log.info(f"final: {config.name}: {done} of {len(wanted)} runs recorded")
-    return losses
+        contenders.append(
+            Contender(
+                PBT_LABEL, None, "plain PBT: cross-entropy, hyperparameters evolved, same population", alone=alone
+            )
+        )
+    what = (
+        f"EPBT schedule of {c.generation}:{c.index} ({len(steps)} stretches), "
+        f"cross-entropy{' and plain PBT' if options.pbt else ''}"
+    )
+    return contenders, what
 
 
 def _pbt_run(

@@ -17,6 +17,7 @@ from ..experiment.generations import GenerationKind
 from ..experiment.progress import Wording
 from ..experiment.threads import recorded_layout
 from ..records import Candidate
+from .config import EPBTConfig
 from .report import epbt_status, export_epbt, save_best_network
 from .runner import CHECKPOINTS, job_for, plan_generation, plan_meta, prune_checkpoints
 from .selection import is_novelty_step
@@ -28,6 +29,8 @@ PLAN_KEY = "epbt_plan"
 class EPBTKind(GenerationKind):
     """See the module docstring."""
 
+    table = "epbt"
+    settings: EPBTConfig
     threads: int | None = None
     report = "taylorglo.analysis.epbt_report:write_epbt_report"
     wording = Wording(
@@ -50,6 +53,10 @@ class EPBTKind(GenerationKind):
             self.store.set_meta(PLAN_KEY, meta)
         self.meta = meta
 
+    @classmethod
+    def parse_settings(cls, table: dict[str, Any], training: Any) -> EPBTConfig:
+        return EPBTConfig.from_dict(table)
+
     @staticmethod
     def training(config: Any) -> Any:
         """Members train stretches of the full schedule."""
@@ -58,14 +65,13 @@ class EPBTKind(GenerationKind):
     @classmethod
     def status_fields(cls, store: Any, config: Any) -> dict[str, Any]:
         """The best member of the final population, its genes and schedule; the run's shape."""
-        return {**epbt_status(store, config), "invariant": config.epbt.invariant}
+        return {**epbt_status(store, config), "invariant": config.settings.invariant}
 
     def generations(self) -> int:
         return self.meta["generations"]
 
     def describe(self) -> str:
-        e, meta = self.config.epbt, self.meta
-        assert e is not None
+        e, meta = self.settings, self.meta
         return (
             f"EPBT, {e.population} members, {meta['generations']} generations of {meta['ready_steps']} steps "
             f"({meta['total_steps']} in all)"
@@ -76,12 +82,11 @@ class EPBTKind(GenerationKind):
         (self.directory / CHECKPOINTS).mkdir(exist_ok=True)
 
     def open(self, generation: int) -> None:
-        assert self.config.epbt is not None
         candidates, members = plan_generation(self.store, self.config, generation, self.meta, self.facts.num_classes)
         plan = {
             "start": members[0].start_step,
             "stop": members[0].stop_step,
-            "novelty": is_novelty_step(generation, self.config.epbt),
+            "novelty": is_novelty_step(generation, self.settings),
         }
         self.store.open_generation(generation, json.dumps(plan).encode(), candidates, members)
 
@@ -95,8 +100,7 @@ class EPBTKind(GenerationKind):
         ]
 
     def close(self, generation: int) -> None:
-        assert self.config.epbt is not None
-        self.store.close_generation(generation, b"{}", self.config.epbt.mutate_sigma)
+        self.store.close_generation(generation, b"{}", self.settings.mutate_sigma)
 
     def export(self) -> None:
         export_epbt(self.directory, self.store, self.config)
@@ -117,6 +121,55 @@ class EPBTKind(GenerationKind):
     def result_detail(self, result: Candidate) -> str:
         m = result.metrics or {}
         return f" lr {m['lr']:.3g} wd {m['weight_decay']:.3g}" if "lr" in m else ""
+
+    @classmethod
+    def outline(cls, config: Any) -> str:
+        e = config.epbt
+        ready = (
+            f"{e.ready_steps} steps"
+            if e.ready_steps
+            else f"{e.ready_epochs:g} epochs"
+            if e.ready_epochs
+            else "a tenth of the schedule"
+        )
+        return f"EPBT with {e.population} members evolving {', '.join(e.evolve) or 'nothing'} every {ready}"
+
+    @classmethod
+    def summary(cls, directory: str, status: dict[str, Any], config: Any) -> list[str]:
+        c, total = status["candidates"], status["generations_total"]
+        lines = [
+            f"{status['name']}: {status['state']}, {status['generations_completed']}/{total or '?'} EPBT "
+            f"generations of {status['ready_steps'] or '?'} steps, {status['population']} members: "
+            f"{c['evaluated']} segments trained, {c['failed']} failed; {status['exploits']} exploits, "
+            f"{status['novelty_copies']} novelty copies, {status['invariant_redraws']} mutated losses "
+            f"rejected by the {status['invariant']} invariant (never trained)"
+        ]
+        best = status["best"]
+        if best is None:
+            return [*lines, "no generation is complete yet"]
+        test = "" if best["test_accuracy"] is None else f", test accuracy {best['test_accuracy']:.4f}"
+        return [
+            *lines,
+            f"best member: {best['generation']}:{best['index']}, validation accuracy {best['fitness']:.4f}"
+            f"{test}; lr {best['lr']:.3g}, weight decay {best['weight_decay']:.3g}; its loss now:",
+            f"  {best['formula']}",
+            f"results in {directory}/: best.json (best member and its {best['schedule_length']}-step loss "
+            f"schedule), members.csv (every member, its parent and genes), generations.csv, "
+            f"experiment.sqlite (everything), host.log, checkpoints/",
+        ]
+
+    @classmethod
+    def final_contenders(cls, store: Any, directory: Any, config: Any, options: Any) -> tuple[list[Any], str]:
+        from .final import epbt_contenders
+
+        return epbt_contenders(store, directory, config, options)
+
+    @classmethod
+    def invocation(cls, directory: Any, config: Any, generation: int, index: int, params: Any, full: bool) -> str:
+        raise TaylorGLOError(
+            "CONFIG|DIR: an EPBT member continues a checkpoint, which `taylorglo train` cannot; "
+            "see members.csv and best.json, or replay the best schedule with `taylorglo final`"
+        )
 
     def finished_text(self, status: dict[str, Any]) -> str:
         best = status.get("best")

@@ -13,7 +13,6 @@ _EXPORTS = {
     "Candidate": "..records",
     "EvaluatorConfig": "..evaluators.config",
     "ExperimentConfig": ".config",
-    "SearchConfig": ".config",
     "Store": ".store",
     "init_experiment": ".host",
     "open_experiment": ".reading",
@@ -27,7 +26,7 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:
     from ..evaluators.config import EvaluatorConfig
     from ..records import Candidate
-    from .config import ExperimentConfig, SearchConfig
+    from .config import ExperimentConfig
     from .host import init_experiment, start
     from .reading import open_experiment, status
     from .store import Store

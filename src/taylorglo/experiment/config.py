@@ -2,9 +2,11 @@
 
 Validation happens at ``taylorglo init`` so that a typo costs a second, not a day: every problem
 is a one-line :class:`~taylorglo.errors.TaylorGLOError` naming the field (``search.population``,
-``training.dataset``) and what to write instead. The ``[training]`` table is exactly
-:class:`~taylorglo.training.TrainConfig`, so the training fields have one definition and one
-validator for the CLI, the host and EPBT.
+``training.dataset``) and what to write instead. The fields every experiment has are checked
+here: ``[training]`` is exactly :class:`~taylorglo.training.TrainConfig` (one definition and one
+validator for every kind), ``[evaluator]`` is :class:`~taylorglo.evaluators.config.EvaluatorConfig`;
+the one table that is the kind's own (``[search]``, ``[epbt]``, ``[oneshot]``) is parsed by the
+kind (:meth:`~taylorglo.experiment.generations.GenerationKind.parse_settings`), found by name.
 """
 
 from __future__ import annotations
@@ -13,140 +15,66 @@ import dataclasses
 import json
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..epbt.config import EPBTConfig
 from ..errors import TaylorGLOError, one_line
 from ..evaluators.config import EvaluatorConfig
-from ..invariant import RULES
 from ..plugins import is_plugin_ref
-from ..polynomial import MAX_MAGNITUDE, SUPPORTED_ORDERS, num_params
-from ..training.config import TrainConfig, _is_int, _is_number
+from ..training.config import TrainConfig, _is_int
 from ..training.names import DATASET_NAMES
+from .kinds import kind_class, kind_tables
 
 if TYPE_CHECKING:
-    from ..search import CMAESSearch
+    from .generations import GenerationKind
 
-KINDS = ("taylorglo", "epbt")
 FUTURE_KINDS = ("oneshot",)
-SEED_MODES = ("generation", "candidate")
-FITNESSES = ("accuracy", "fgsm")
+#: Fields every experiment has, whatever its kind.
+COMMON_FIELDS = ("name", "kind", "seed", "training", "evaluator")
 #: The largest seed: numpy's and CMA-ES's generators take 32-bit seeds.
 MAX_SEED = 2**32 - 1
 
 
 @dataclass
-class SearchConfig:
-    """The ``[search]`` table: CMA-ES over TaylorGLO parameters (SPEC §2, §3, §5)."""
-
-    order: int = 3
-    #: λ, candidates per generation (SPEC: 20; 28 for MNIST).
-    population: int = 20
-    #: σ₀, the initial step size (SPEC: 1.2).
-    sigma: float = 1.2
-    generations: int = 50
-    #: A candidate's fitness is its validation accuracy after this share of the full schedule.
-    partial_fraction: float = 0.1
-    #: Trainability check before training: "reference" | "gradient" | "off" (SPEC §5).
-    invariant: str = "reference"
-    #: Training seeds: "generation" (all candidates of a generation share one seed, so they are
-    #: ranked on the same initialisation and batch order: common random numbers, less noise in
-    #: what CMA-ES sees) or "candidate" (a fresh seed per candidate). [SPEC: unknown; our choice.]
-    seeds: str = "generation"
-    #: Initial mean (default: zeros, SPEC §2), in the code layout.
-    mean: list[float] | None = None
-    #: What a candidate is scored on: "accuracy" (clean validation accuracy, SPEC §2) or "fgsm"
-    #: (validation accuracy under a one-step FGSM attack of size ``fgsm_epsilon``, SPEC §6).
-    fitness: str = "accuracy"
-    #: The attack size for ``fitness = "fgsm"``, in pixel units of [0, 1] images (SPEC §6: 0.1).
-    fgsm_epsilon: float = 0.1
-
-    @property
-    def fitness_meaning(self) -> str:
-        """What a fitness number is, in words, for every place that prints one (CLI, report)."""
-        if self.fitness == "fgsm":
-            return f"validation accuracy under FGSM (eps {self.fgsm_epsilon:g})"
-        return "validation accuracy"
-
-    def new_search(self, seed: int) -> CMAESSearch:
-        """The CMA-ES search this table describes, before its first ``ask`` (deterministic: a
-        function of the table and ``seed``)."""
-        from ..search import CMAESSearch
-
-        return CMAESSearch(num_params(self.order), self.population, self.sigma, seed=seed, mean=self.mean)
-
-    def validate(self, prefix: str = "search.") -> SearchConfig:
-        def bad(name: str, why: str) -> TaylorGLOError:
-            return TaylorGLOError(f"{prefix}{name}: {why}")
-
-        if not _is_int(self.order) or self.order not in SUPPORTED_ORDERS:
-            raise bad("order", f"must be one of {', '.join(map(str, SUPPORTED_ORDERS))}, got {self.order!r}")
-        if not _is_int(self.population) or self.population < 2:
-            raise bad(
-                "population", f"must be an integer >= 2 (CMA-ES needs at least two candidates), got {self.population!r}"
-            )
-        if not (_is_number(self.sigma) and 0 < self.sigma <= MAX_MAGNITUDE):
-            raise bad(
-                "sigma",
-                f"must be a positive number up to {MAX_MAGNITUDE:g} (larger steps sample parameters "
-                f"that overflow), got {self.sigma!r}",
-            )
-        if not _is_int(self.generations) or self.generations < 1:
-            raise bad("generations", f"must be a positive integer, got {self.generations!r}")
-        if not (_is_number(self.partial_fraction) and 0 < self.partial_fraction <= 1):
-            raise bad("partial_fraction", f"must be a number in (0, 1], got {self.partial_fraction!r}")
-        if self.invariant not in RULES:
-            raise bad("invariant", f"must be one of {', '.join(map(repr, RULES))}, got {self.invariant!r}")
-        if self.seeds not in SEED_MODES:
-            raise bad("seeds", f"must be one of {', '.join(map(repr, SEED_MODES))}, got {self.seeds!r}")
-        if self.fitness not in FITNESSES:
-            raise bad("fitness", f"must be one of {', '.join(map(repr, FITNESSES))}, got {self.fitness!r}")
-        if not (_is_number(self.fgsm_epsilon) and 0 < self.fgsm_epsilon <= 1):
-            raise bad("fgsm_epsilon", f"must be a number in (0, 1] (pixel units), got {self.fgsm_epsilon!r}")
-        if self.mean is not None:
-            n = num_params(self.order)
-            if (
-                not isinstance(self.mean, list)
-                or len(self.mean) != n
-                or not all(_is_number(v) and abs(v) <= MAX_MAGNITUDE for v in self.mean)
-            ):
-                raise bad(
-                    "mean",
-                    f"must be a list of {n} numbers (order {self.order}), each of size at most "
-                    f"{MAX_MAGNITUDE:g}, got {self.mean!r}",
-                )
-        return self
-
-
-@dataclass
 class ExperimentConfig:
-    """A whole experiment file. ``training`` is the *full* schedule; candidates train
-    ``search.partial_fraction`` of it."""
+    """A whole experiment file. ``training`` is the *full* schedule; ``settings`` is the kind's
+    own table (a search's :class:`~taylorglo.glo.config.SearchConfig`), named ``table`` in the
+    file and readable by that name too: ``config.search.population``."""
 
     name: str
-    kind: str = "taylorglo"
-    seed: int = 0
-    training: TrainConfig = field(default_factory=TrainConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
-    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
-    #: The ``[epbt]`` table; set exactly when ``kind == "epbt"``.
-    epbt: EPBTConfig | None = None
+    kind: str
+    seed: int
+    training: TrainConfig
+    evaluator: EvaluatorConfig
+    #: The kind's table's name (``"search"``), and its settings as the kind parsed them.
+    table: str
+    settings: Any
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names not found otherwise: the kind's table by its name.
+        values = self.__dict__
+        if "table" in values and name == values["table"]:
+            return values["settings"]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def kind_class(self) -> type[GenerationKind]:
+        """The class that runs this experiment's kind."""
+        return kind_class(self.kind)
 
     @property
     def population(self) -> int:
-        """Trainings at once: CMA-ES's λ, or EPBT's population."""
-        return self.epbt.population if self.epbt is not None else self.search.population
-
-    @property
-    def candidate_fgsm_epsilon(self) -> float | None:
-        """The FGSM size a candidate's fitness is measured at; None for clean accuracy."""
-        return self.search.fgsm_epsilon if self.search.fitness == "fgsm" else None
+        """Trainings at once: CMA-ES's λ, EPBT's population."""
+        return self.settings.population
 
     def final_training(self) -> TrainConfig:
         """The training config of ``final``: the full schedule, measured on the test set."""
         return self.training.replace(eval_test=True)
+
+    def candidate_training(self) -> TrainConfig:
+        """The training config of one of the kind's jobs (a search candidate's: the partial
+        schedule, no test pass)."""
+        return self.kind_class().training(self)
 
     def with_evaluator(self, overrides: dict[str, Any] | None) -> ExperimentConfig:
         """This config with ``[evaluator]`` fields replaced for one run (``start --evaluator ray``):
@@ -160,23 +88,15 @@ class ExperimentConfig:
         evaluator = _from_table(EvaluatorConfig, {**dataclasses.asdict(base), **overrides}, "evaluator.").validate()
         return dataclasses.replace(self, evaluator=evaluator)
 
-    def candidate_training(self) -> TrainConfig:
-        """The training config of one fitness evaluation: the partial schedule, no test pass."""
-        return self.training.replace(partial_fraction=self.search.partial_fraction, eval_test=False)
-
     def to_dict(self) -> dict[str, Any]:
-        out = {
+        return {
             "name": self.name,
             "kind": self.kind,
             "seed": self.seed,
             "training": {k: v for k, v in self.training.to_dict().items() if k != "partial_fraction"},
-            "search": dataclasses.asdict(self.search),
+            self.table: self.settings.to_dict(),
             "evaluator": dataclasses.asdict(self.evaluator),
         }
-        if self.epbt is not None:
-            del out["search"]
-            out["epbt"] = self.epbt.to_dict()
-        return out
 
     @classmethod
     def from_dict(cls, data: Any, default_name: str = "experiment", check_network: bool = True) -> ExperimentConfig:
@@ -185,18 +105,19 @@ class ExperimentConfig:
         experiment's store holds, checked in full when it was recorded)."""
         if not isinstance(data, dict):
             raise TaylorGLOError("config: the file must hold a table of fields (name, kind, seed, [training], ...)")
-        known = {"name", "kind", "seed", "training", "search", "evaluator", "epbt"}
-        for key in data:
-            if key not in known:
-                raise TaylorGLOError(f"{key}: unknown field; known top-level fields are {', '.join(sorted(known))}")
         name = data.get("name", default_name)
         if not isinstance(name, str) or not name.strip():
             raise TaylorGLOError(f"name: must be a non-empty string, got {name!r}")
         kind = data.get("kind", "taylorglo")
         if kind in FUTURE_KINDS:
             raise TaylorGLOError(f'kind: {kind!r} experiments are not supported yet; use kind = "taylorglo"')
-        if kind not in KINDS:
-            raise TaylorGLOError(f"kind: must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")
+        if not isinstance(kind, str):
+            raise TaylorGLOError(f'kind: must be a string such as "taylorglo", got {kind!r}')
+        kind_cls = kind_class(kind)
+        table = kind_cls.table
+        for key in data:
+            if key not in COMMON_FIELDS and key != table:
+                raise _unexpected_table(key, kind, table)
         seed = data.get("seed", 0)
         if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
             raise TaylorGLOError(
@@ -215,14 +136,10 @@ class ExperimentConfig:
         except TypeError as exc:  # a wrongly typed value that the dataclass itself rejected
             raise TaylorGLOError(f"training: {one_line(exc)}") from None
         _check_dataset_and_model(training, check_network)
-        search = _from_table(SearchConfig, _table(data, "search"), "search.").validate()
-        epbt = None
-        if kind == "epbt":
-            if "search" in data:
-                raise TaylorGLOError("search: an EPBT experiment has no [search] table; its settings go in [epbt]")
-            epbt = EPBTConfig.from_dict(_table(data, "epbt"))
-        elif "epbt" in data:
-            raise TaylorGLOError('epbt: the [epbt] table is for kind = "epbt"; set kind = "epbt" or remove it')
+        try:
+            settings = kind_cls.parse_settings(_table(data, table), training)
+        except TypeError as exc:
+            raise TaylorGLOError(f"{table}: {one_line(exc)}") from None
         evaluator = _from_table(EvaluatorConfig, _table(data, "evaluator"), "evaluator.").validate()
         if evaluator.gpus_per_candidate > 0 and training.device == "cpu":
             raise TaylorGLOError(
@@ -230,7 +147,13 @@ class ExperimentConfig:
                 'set training.device = "cuda" (or "auto"), or gpus_per_candidate = 0'
             )
         return cls(
-            name=name.strip(), kind=kind, seed=seed, training=training, search=search, evaluator=evaluator, epbt=epbt
+            name=name.strip(),
+            kind=kind,
+            seed=seed,
+            training=training,
+            evaluator=evaluator,
+            table=table,
+            settings=settings,
         )
 
     @classmethod
@@ -262,6 +185,18 @@ def read_config_file(path: str | os.PathLike[str]) -> Any:
     except Exception as exc:  # tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError
         raise TaylorGLOError(f"CONFIG: {path.name} is not valid {suffix[1:].upper()}: {one_line(exc)}") from None
     raise TaylorGLOError(f"CONFIG: {path.name}: use a .toml, .json, .yaml or .yml file")
+
+
+def _unexpected_table(key: str, kind: str, table: str) -> TaylorGLOError:
+    """A top-level field this kind does not have: another kind's table, or a typo."""
+    owners = [name for name, owned in kind_tables().items() if owned == key]
+    if owners:
+        return TaylorGLOError(
+            f'{key}: the [{key}] table is for kind = "{owners[0]}"; set kind = "{owners[0]}" or remove it '
+            f"(a kind = {kind!r} experiment's settings go in [{table}])"
+        )
+    known = ", ".join(sorted({*COMMON_FIELDS, table}))
+    return TaylorGLOError(f"{key}: unknown field; known top-level fields are {known}")
 
 
 def _table(data: dict[str, Any], key: str) -> dict[str, Any]:

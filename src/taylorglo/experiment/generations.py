@@ -1,5 +1,5 @@
-"""The one crash-safe generation loop every experiment kind runs under, and the interface a kind
-implements to run under it.
+"""The one crash-safe generation loop the kinds that run generations share, and the hooks such a
+kind implements to run under it.
 
 The host owns what every kind shares: the lock, the log, the evaluator, the progress display and
 this loop. A generation is opened (its plan recorded in one transaction before anything trains),
@@ -11,77 +11,33 @@ the way Optuna's samplers sit under one study loop: the loop never asks which ki
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from pathlib import Path
+from abc import abstractmethod
 from typing import TYPE_CHECKING, Any
 
-from ..polynomial import format_formula
-from ..records import Candidate, Generation
-from .progress import Wording
-from .store import Store
+from ..records import Candidate
+from .kind import ExperimentKind
+from .progress import Reporter, SearchProgress
 
 if TYPE_CHECKING:
-    from ..evaluators.base import Evaluator, Job
-    from ..training.config import TrainConfig
-    from ..training.facts import TrainingFacts
-    from .config import ExperimentConfig
-    from .progress import Reporter, SearchProgress
+    from ..evaluators.base import Job
 
 
-class GenerationKind(ABC):
-    """One experiment kind's part of ``start``, made once per ``start`` (after the workers have
-    reported the training's facts) and driven by :func:`run_generations`."""
+class GenerationKind(ExperimentKind):
+    """A kind that runs generations (the search, EPBT): :meth:`run` is :func:`run_generations`,
+    which calls the hooks below."""
 
-    def __init__(
-        self,
-        directory: Path,
-        store: Store,
-        config: ExperimentConfig,
-        facts: TrainingFacts,
-        runner: Evaluator,
-        log: Callable[[str], None],
-    ) -> None:
-        self.directory, self.store, self.config = directory, store, config
-        self.facts, self.runner, self.log = facts, runner, log
+    def run(self, log: Any, reporter: Reporter) -> None:
+        workers = self.runner.workers
+        progress = SearchProgress.from_store(self.store, self.config, workers, self.generations(), self.wording)
+        run_generations(self, progress, log, reporter)
 
-    #: How its progress is spoken of (the log's and the display's words).
-    wording: Wording = Wording()
-    #: ``module:function`` writing its HTML report (``taylorglo analyze``), imported only then.
-    report: str = "taylorglo.analysis.report:write_search_report"
-
-    @staticmethod
-    def training(config: ExperimentConfig) -> TrainConfig:
-        """What the experiment's workers train (by default a search candidate's partial schedule)."""
-        return config.candidate_training()
-
-    @classmethod
-    def status_fields(cls, store: Store, config: ExperimentConfig) -> dict[str, Any]:
-        """The kind's part of ``taylorglo status`` (read-only, no torch): at least
-        ``generations_total`` (None while unknown), ``best`` (a dict, or None) and ``invariant``.
-        The default is a search's: its best candidate."""
-        best = store.best()
-        return {
-            "generations_total": config.search.generations,
-            "invariant": config.search.invariant,
-            "best": None
-            if best is None
-            else {
-                "params": best.params,
-                "fitness": best.fitness,
-                "generation": best.generation,
-                "index": best.index,
-                "formula": format_formula(best.params),
-            },
-        }
+    def position(self) -> str:
+        closed = sum(1 for g in self.store.generations() if g.closed)
+        return f"resuming at generation {closed}"
 
     @abstractmethod
     def generations(self) -> int:
         """How many generations the experiment has in all."""
-
-    @abstractmethod
-    def describe(self) -> str:
-        """The experiment's shape for the ``start:`` log line (``"8 generations x 10 candidates"``)."""
 
     def begin(self) -> None:  # noqa: B027 (a kind may have nothing to prepare)
         """Before the first generation of this ``start``: bring older records up to date, decide
@@ -115,13 +71,11 @@ class GenerationKind(ABC):
         hyperparameters)."""
         return ""
 
-    def generation_detail(self, generation: Generation) -> str:
-        """What a closed generation's log line adds after its statistics (the search: σ)."""
+    @classmethod
+    def generation_detail(cls, row: dict[str, Any]) -> str:
+        """What a closed generation's line (in the log, in ``status``) adds after its statistics;
+        ``row`` is :meth:`~taylorglo.records.Generation.row` (the search adds σ)."""
         return ""
-
-    @abstractmethod
-    def finished_text(self, status: dict[str, Any]) -> str:
-        """The ``finished:`` log line's end, from the experiment's status."""
 
 
 def run_generations(kind: GenerationKind, progress: SearchProgress, log: Any, reporter: Reporter) -> None:

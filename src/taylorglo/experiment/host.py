@@ -32,7 +32,6 @@ from ..errors import TaylorGLOError
 from ..records import Candidate
 from ..training.config import TrainConfig
 from .config import ExperimentConfig, read_config_file
-from .generations import GenerationKind, run_generations
 from .kinds import kind_class
 from .lock import ExperimentLock
 from .progress import Reporter, SearchProgress
@@ -40,7 +39,7 @@ from .reading import Experiment, open_experiment, status
 from .store import Store
 
 if TYPE_CHECKING:
-    pass
+    from .generations import GenerationKind
 
 CONFIG_COPY = "config"
 LOG_FILE = "host.log"
@@ -163,12 +162,11 @@ def start(
         ):
             facts = runner.facts()
             kind = kind_cls(experiment.directory, store, config, facts, runner, log.info)
-            progress = SearchProgress.from_store(store, config, runner.workers, kind.generations(), kind.wording)
             log.info(
                 f"start: {config.name}: {kind.describe()}, {runner.workers} {config.evaluator.kind} workers, "
-                f"{facts.summary}; resuming at generation {progress.generation}"
+                f"{facts.summary}; {kind.position()}"
             )
-            run_generations(kind, progress, log, reporter)
+            kind.run(log, reporter)
         result = status(experiment.directory)
         log.info(f"finished: {kind.finished_text(result)}")
     return result
@@ -198,7 +196,7 @@ class _Log:
         )
 
     def generation(self, p: SearchProgress, g: Any, kind: GenerationKind) -> None:
-        sigma = kind.generation_detail(g)
+        sigma = kind.generation_detail(g.row())
         self.info(
             f"generation {g.generation} ({g.generation + 1} of {p.generations_total}) done: best {g.best_fitness:.4f} "
             f"mean {g.mean_fitness:.4f} min {g.min_fitness:.4f}{sigma}; "

@@ -62,12 +62,10 @@ class SearchProgress:
 
     @classmethod
     def from_store(
-        cls, store: Store, config: Any, workers: int, generations: int | None = None, wording: Wording | None = None
+        cls, store: Store, config: Any, workers: int, generations: int, wording: Wording | None = None
     ) -> SearchProgress:
-        """Progress so far; ``generations`` overrides the config's count (EPBT's comes from the data)."""
-        progress = cls(
-            generations or config.search.generations, config.population, workers, wording=wording or Wording()
-        )
+        """Progress so far, of ``generations`` in all (the kind's count)."""
+        progress = cls(generations, config.population, workers, wording=wording or Wording())
         counts = store.counts()
         for key in progress.counts:
             progress.counts[key] = counts[key]

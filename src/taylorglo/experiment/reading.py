@@ -97,17 +97,7 @@ def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
             "total": sum(recorded.values()),
         },
         "best": extra["best"],
-        "generations": [
-            {
-                "generation": g.generation,
-                "best": g.best_fitness,
-                "mean": g.mean_fitness,
-                "min": g.min_fitness,
-                "sigma": g.sigma,
-            }
-            for g in generations
-            if g.closed
-        ],
+        "generations": [g.row() for g in generations if g.closed],
         "training_time": totals["wall_time"],
         "step_time": totals["step_time"],
         "store": str(experiment.store_path),

@@ -1,7 +1,7 @@
-"""The TaylorGLO search (``kind = "taylorglo"``): CMA-ES over the loss's parameters, one
-generation of λ candidates at a time, a candidate's fitness its partial training's validation
-accuracy (SPEC §2). Its part of the host's one generation loop
-(:class:`~taylorglo.experiment.generations.GenerationKind`):
+"""The TaylorGLO search's part of the host's one generation loop
+(:class:`~taylorglo.experiment.generations.GenerationKind`): CMA-ES over the loss's parameters,
+one generation of λ candidates at a time, a candidate's fitness its partial training's
+validation accuracy (SPEC §2):
 
 * **open** asks CMA-ES for λ candidates (from the previous generation's told state, or a new
   search), rejects those the invariant fails, and records them with the state after ``ask``;
@@ -15,31 +15,56 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..atomic import write_atomic
+from ..errors import TaylorGLOError
 from ..evaluators.base import Job
 from ..experiment.generations import GenerationKind
+from ..experiment.invocation import train_command
 from ..experiment.store import Store
 from ..experiment.threads import search_plan
 from ..invariant import invariant_holds
 from ..polynomial import format_formula
-from ..records import Candidate, Generation
+from ..records import Candidate
 from ..search import CMAESSearch
 from ..seeds import candidate_seed
+from .config import SearchConfig
+
+if TYPE_CHECKING:
+    from ..experiment.config import ExperimentConfig
+    from ..experiment.final import Contender, FinalOptions
+    from ..training.config import TrainConfig
 
 
 class SearchKind(GenerationKind):
     """See the module docstring."""
 
+    table = "search"
+    report = "taylorglo.analysis.report:write_search_report"
+    settings: SearchConfig
     search: CMAESSearch | None = None
     plan: Callable[[int], list[int]] | None = None
 
+    @classmethod
+    def parse_settings(cls, table: dict[str, Any], training: TrainConfig) -> SearchConfig:
+        return SearchConfig.from_table(table)
+
+    @staticmethod
+    def training(config: ExperimentConfig) -> TrainConfig:
+        """A candidate trains the partial schedule, scored on validation data only."""
+        return config.training.replace(partial_fraction=config.search.partial_fraction, eval_test=False)
+
     def generations(self) -> int:
-        return self.config.search.generations
+        return self.settings.generations
 
     def describe(self) -> str:
-        return f"{self.config.search.generations} generations x {self.config.search.population} candidates"
+        return self.outline(self.config)
+
+    @classmethod
+    def outline(cls, config: ExperimentConfig) -> str:
+        return f"{config.search.generations} generations x {config.search.population} candidates"
 
     def begin(self) -> None:
         _fill_summaries(self.store)
@@ -51,17 +76,17 @@ class SearchKind(GenerationKind):
         self.search = CMAESSearch.from_state(row.asked_state)
 
     def open(self, generation: int) -> None:
-        config, num_classes = self.config, self.facts.num_classes
+        settings, num_classes = self.settings, self.facts.num_classes
         previous = self.store.generation(generation - 1) if generation else None
         search = (
-            config.search.new_search(config.seed)
+            settings.new_search(self.config.seed)
             if previous is None
             else CMAESSearch.from_state(previous.told_state or b"")
         )
-        rule = config.search.invariant
+        rule = settings.invariant
         candidates = []
         for index, params in enumerate(search.ask()):
-            seed = candidate_seed(config.seed, generation, index, config.search.seeds)
+            seed = candidate_seed(self.config.seed, generation, index, settings.seeds)
             if invariant_holds(params, num_classes, rule):
                 candidates.append(Candidate(generation, index, params, seed, "pending"))
             else:
@@ -74,7 +99,7 @@ class SearchKind(GenerationKind):
 
     def jobs(self, generation: int) -> list[Job]:
         assert self.plan is not None
-        return _jobs(self.store.candidates(generation), self.config.candidate_fgsm_epsilon, self.plan)
+        return _jobs(self.store.candidates(generation), self.settings.candidate_fgsm_epsilon, self.plan)
 
     def close(self, generation: int) -> None:
         assert self.search is not None
@@ -85,11 +110,86 @@ class SearchKind(GenerationKind):
     def export(self) -> None:
         export(self.directory, self.store, self.config)
 
-    def generation_detail(self, generation: Generation) -> str:
-        return f" sigma {generation.sigma:.3g}"
+    @classmethod
+    def generation_detail(cls, row: dict[str, Any]) -> str:
+        return f" sigma {row['sigma']:.3g}"
 
     def finished_text(self, status: dict[str, Any]) -> str:
         return f"best fitness {status['best']['fitness'] if status['best'] else None}"
+
+    @classmethod
+    def summary(cls, directory: str, status: dict[str, Any], config: ExperimentConfig) -> list[str]:
+        c = status["candidates"]
+        lines = [
+            f"{status['name']}: {status['state']}, {status['generations_completed']}/"
+            f"{status['generations_total']} generations, {c['total']} candidates: {c['evaluated']} trained, "
+            f"{c['rejected_invariant']} rejected by the {status['invariant']} invariant (never trained), "
+            f"{c['failed']} failed, {c['aborted']} aborted"
+        ]
+        best = status["best"]
+        if best is None:
+            return [*lines, "no candidate has been evaluated yet"]
+        t = config.training
+        full = t.epochs if t.unit == "epochs" else (t.steps or t.DEFAULT_STEPS)
+        return [
+            *lines,
+            f"best loss: fitness {best['fitness']:.4f} = {config.search.fitness_meaning} after "
+            f"{config.search.partial_fraction:.0%} of the {full:g}-{t.unit[:-1]} training schedule "
+            f"(candidate {best['generation']}:{best['index']})",
+            f"  {best['formula']}",
+            f"results in {directory}/: best.json (the best loss), generations.csv, candidates.csv, "
+            f"experiment.sqlite (everything), host.log",
+            "train the best loss on the full schedule, and cross-entropy the same way to compare:",
+            "  " + train_command(t, best["params"], config.seed),
+            "  " + train_command(t, None, config.seed),
+            f"or all of it, repeated, with t-tests: taylorglo final {directory} --repeats 10; "
+            f"then taylorglo analyze {directory} (HTML report)",
+        ]
+
+    @classmethod
+    def final_contenders(
+        cls, store: Store, directory: Path, config: ExperimentConfig, options: FinalOptions
+    ) -> tuple[list[Contender], str]:
+        from .final import search_contenders
+
+        return search_contenders(store, directory, config, options)
+
+    @classmethod
+    def invocation(
+        cls,
+        directory: Path | None,
+        config: ExperimentConfig,
+        generation: int,
+        index: int,
+        params: list[float] | None,
+        full: bool,
+    ) -> str:
+        """A candidate's training as one command: its parameters from the store (or, before the
+        search runs, the first generation CMA-ES will ask), its seed and thread count."""
+        settings: SearchConfig = config.search
+        if index >= settings.population or generation >= settings.generations:
+            raise TaylorGLOError(
+                f"--candidate: {generation}:{index} is outside {settings.generations} "
+                f"generations x {settings.population} candidates"
+            )
+        threads = None
+        if params is not None:
+            values = params
+        elif directory is not None:
+            with Store(directory / Store.FILENAME, readonly=True) as store:
+                rows = [c for c in store.candidates(generation) if c.index == index]
+            if not rows:
+                raise TaylorGLOError(f"--candidate: generation {generation} has not been asked yet")
+            values = rows[0].params
+            threads = None if full else (rows[0].metrics or {}).get("threads")
+        elif generation == 0:
+            values = settings.new_search(config.seed).ask()[index]  # CMA-ES (pycma), not torch
+        else:
+            raise TaylorGLOError(
+                "--candidate: only generation 0 is known before a search runs; pass an experiment DIR or --params"
+            )
+        training = config.training if full else cls.training(config)
+        return train_command(training, values, candidate_seed(config.seed, generation, index, settings.seeds), threads)
 
 
 def _fill_summaries(store: Store) -> None:

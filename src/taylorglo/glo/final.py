@@ -1,0 +1,89 @@
+"""What ``taylorglo final`` trains for a TaylorGLO search: cross-entropy and the best candidate
+(``--generation-best``: the best of every generation; ``--params``: a given loss), each from
+scratch or (``--from-pretrained``) continuing the candidate's own partial run; trained by the
+one final loop (:mod:`taylorglo.experiment.final`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import TaylorGLOError
+from ..experiment.final import Contender, FinalOptions, baseline, params_label
+from ..experiment.store import Store
+from ..polynomial import check_params
+from ..records import Candidate
+
+
+def candidate_label(generation: int, index: int) -> str:
+    return f"candidate-{generation}:{index}"
+
+
+def search_contenders(store: Store, directory: Path, config: Any, options: FinalOptions) -> tuple[list[Contender], str]:
+    """Cross-entropy and the chosen losses (see the module docstring)."""
+    choices = choose_losses(store, directory, options.generation_best, options.params)
+    if options.from_pretrained:
+        if options.params is not None:
+            raise TaylorGLOError(
+                "--from-pretrained: only search candidates have a partial run to continue; "
+                "drop --params or --from-pretrained"
+            )
+        choices = _pretrained(store, config, choices)
+    contenders = [baseline(), *choices]
+    return contenders, f"{len(contenders)} losses"
+
+
+def choose_losses(
+    store: Store, directory: Path, generation_best: bool = False, params: Sequence[float] | None = None
+) -> list[Contender]:
+    """What ``final`` evaluates besides cross-entropy."""
+    if params is not None:
+        values, _ = check_params(params)
+        return [Contender(params_label(values), values, "given with --params")]
+    candidates = [c for c in store.candidates() if c.status == "evaluated"]
+    if not candidates:
+        raise TaylorGLOError(
+            f"DIR: {str(directory)!r} has no evaluated candidate yet; run `taylorglo start {directory}` "
+            "first, or give a loss with --params"
+        )
+    if not generation_best:
+        best = store.best()
+        assert best is not None
+        return [_choice(best, "best of the search")]
+    by_generation: dict[int, Candidate] = {}
+    for c in candidates:  # in (generation, index) order, so ties go to the earliest
+        current = by_generation.get(c.generation)
+        if current is None or (c.fitness or 0.0) > (current.fitness or 0.0):
+            by_generation[c.generation] = c
+    return [_choice(c, f"best of generation {g}") for g, c in sorted(by_generation.items())]
+
+
+def _choice(c: Candidate, source: str) -> Contender:
+    return Contender(candidate_label(c.generation, c.index), list(c.params), source, c.generation, c.index)
+
+
+def _pretrained(store: Store, config: Any, choices: list[Contender]) -> list[Contender]:
+    """Each choice continuing its candidate's partial run: the run replayed from the seed of the
+    attempt that produced the recorded result (retries after an abort reseed), for the steps the
+    partial schedule takes on this data, then trained on under the repeat's seed."""
+    from ..training.data import load_dataset
+
+    training = config.candidate_training()
+    data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
+    steps = training.schedule(len(data.train_y)).run_steps
+    out = []
+    for choice in choices:
+        (c,) = [c for c in store.candidates(choice.generation) if c.index == choice.index]
+        out.append(
+            Contender(
+                choice.label + "+pretrained",
+                choice.params,
+                choice.source + ", continued from its partial run",
+                choice.generation,
+                choice.index,
+                pretrained=True,
+                job={"pretrained": (int((c.metrics or {}).get("seed", c.seed)), steps)},
+            )
+        )
+    return out
