@@ -77,7 +77,7 @@ BAD = [
     ({"evaluator": {"kind": "ray", "ship_data": "yes"}}, "evaluator.ship_data: must be true or false"),
     ({"evaluator": {"lend_idle_cores": "yes"}}, 'evaluator.lend_idle_cores: must be "auto", "measure", true or false'),
     ({"evaluator": {"lend_idle_cores": 1}}, 'evaluator.lend_idle_cores: must be "auto", "measure", true or false'),
-    ({"kind": "oneshot"}, "kind: 'oneshot' experiments are not supported yet"),
+    ({"kind": "oneshot"}, 'search: the [search] table is for kind = "taylorglo"'),
     ({"seed": -3}, "seed: must be an integer from 0 to 2**32 - 1"),
     ({"colour": "blue"}, "colour: unknown field"),
 ]

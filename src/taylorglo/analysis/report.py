@@ -349,7 +349,10 @@ def write_report(
     Content-Security-Policy allows no script and no network. Raises :class:`TaylorGLOError`
     (one line) when the directory is not an experiment or has no recorded candidate yet.
     """
-    kind = kind_class(open_experiment(directory).config.kind)
+    config = open_experiment(directory).config
+    kind = kind_class(config.kind)
+    if kind.report is None:
+        raise TaylorGLOError(f"DIR: a kind = {config.kind!r} experiment has no report")
     module, _, name = kind.report.partition(":")
     return getattr(importlib.import_module(module), name)(directory, out_dir, extra_sections)
 

@@ -29,7 +29,6 @@ from .kinds import kind_class, kind_tables
 if TYPE_CHECKING:
     from .generations import GenerationKind
 
-FUTURE_KINDS = ("oneshot",)
 #: Fields every experiment has, whatever its kind.
 COMMON_FIELDS = ("name", "kind", "seed", "training", "evaluator")
 #: The largest seed: numpy's and CMA-ES's generators take 32-bit seeds.
@@ -109,8 +108,6 @@ class ExperimentConfig:
         if not isinstance(name, str) or not name.strip():
             raise TaylorGLOError(f"name: must be a non-empty string, got {name!r}")
         kind = data.get("kind", "taylorglo")
-        if kind in FUTURE_KINDS:
-            raise TaylorGLOError(f'kind: {kind!r} experiments are not supported yet; use kind = "taylorglo"')
         if not isinstance(kind, str):
             raise TaylorGLOError(f'kind: must be a string such as "taylorglo", got {kind!r}')
         kind_cls = kind_class(kind)

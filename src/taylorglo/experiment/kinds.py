@@ -18,6 +18,7 @@ from .kind import ExperimentKind
 _BUILT_IN = {
     "taylorglo": "taylorglo.glo.kind:SearchKind",
     "epbt": "taylorglo.epbt.kind:EPBTKind",
+    "oneshot": "taylorglo.oneshot.kind:OneShotKind",
 }
 _REGISTERED: dict[str, type[ExperimentKind]] = {}
 

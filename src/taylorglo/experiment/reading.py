@@ -69,11 +69,14 @@ def status(directory: str | os.PathLike[str]) -> dict[str, Any]:
     completed = sum(1 for g in generations if g.closed)
     running = is_running(experiment.directory)
     total = extra["generations_total"]
-    if total is not None and completed >= total:
+    # A kind that runs no generations (one-shot) says itself whether it has started and finished.
+    finished = extra.pop("finished", total is not None and completed >= total)
+    started = extra.pop("started", bool(generations))
+    if finished:
         state = "finished"
     elif running:
         state = "running"
-    elif generations:
+    elif started:
         state = "stopped"
     else:
         state = "not started"
