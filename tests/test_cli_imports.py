@@ -13,6 +13,7 @@ import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "v3"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "digits.toml"
+ONESHOT = Path(__file__).parent / "fixtures" / "oneshot-tiny.toml"
 HEAVY = ("torch", "matplotlib", "ray", "scipy")
 
 PROBE = """
@@ -32,11 +33,15 @@ with open(report, "w") as fh:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    """Two finished experiments with final runs and an EPBT one (written by the previous version)."""
+    """Two finished experiments with final runs and an EPBT one (written by the previous version),
+    and a one-shot experiment (its two repeats run by ``final``, which is its ``start``'s loop)."""
     root = tmp_path_factory.mktemp("runs")
     for name in ("a", "b"):
         shutil.copytree(FIXTURES / "v3-final", root / name)
     shutil.copytree(FIXTURES / "v3-epbt-killed", root / "epbt")
+    oneshot = root / "oneshot"
+    subprocess.run([sys.executable, "-m", "taylorglo", "init", str(oneshot), str(ONESHOT)], check=True)
+    subprocess.run([sys.executable, "-m", "taylorglo", "final", str(oneshot), "--repeats", "2"], check=True)
     return root
 
 
@@ -57,6 +62,8 @@ COMMANDS = [
     ("status", "{a}"),
     ("status", "--json", "{a}"),
     ("status", "{epbt}"),
+    ("status", "{oneshot}"),
+    ("compare", "{oneshot}"),
     ("check", "{a}"),
     ("compare", "{a}"),
     ("compare", "--json", "{a}"),
@@ -72,7 +79,8 @@ COMMANDS = [
 
 @pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
 def test_a_command_that_only_reads_imports_no_heavy_library(runs, tmp_path, args):
-    argv = [a.format(a=runs / "a", b=runs / "b", epbt=runs / "epbt", root=runs, config=EXAMPLE) for a in args]
+    names = {"a": runs / "a", "b": runs / "b", "epbt": runs / "epbt", "oneshot": runs / "oneshot"}
+    argv = [a.format(root=runs, config=EXAMPLE, **names) for a in args]
     code, modules = _imports(tmp_path, *argv)
     assert code == 0
     heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)

@@ -21,10 +21,13 @@ def test_example_configs_all_validate():
         "cifar10-allcnnc",
         "cifar10-resnet20",
         "epbt-digits",
+        "oneshot-digits",
+        "oneshot-mnist",
     }
     for path in examples:
         config = ExperimentConfig.load(path)
-        assert config.kind == ("epbt" if path.stem.startswith("epbt") else "taylorglo")
+        prefix = path.stem.partition("-")[0]
+        assert config.kind == (prefix if prefix in ("epbt", "oneshot") else "taylorglo")
 
 
 def test_mnist_example_has_the_spec_settings():

@@ -12,8 +12,18 @@ from dataclasses import dataclass
 from ..errors import TaylorGLOError
 from ..training.config import _is_int, _is_number
 
-#: The evaluators a config may name.
-EVALUATORS = ("local", "ray")
+#: The evaluators a config may name, and the ``module:function`` that makes each from the
+#: experiment's settings: ``make(training, config, workers, most) -> Evaluator`` (``workers``:
+#: ``start --workers``, or None; never more than ``most`` workers). Imported only when used.
+EVALUATORS = {
+    "local": "taylorglo.evaluators.local:from_config",
+    "ray": "taylorglo.evaluators.ray:from_config",
+}
+
+
+def register_evaluator(name: str, factory: str) -> None:
+    """Make ``[evaluator] kind = "NAME"`` run the evaluator ``factory`` (``"module:function"``) makes."""
+    EVALUATORS[name] = factory
 
 
 @dataclass

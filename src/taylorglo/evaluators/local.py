@@ -39,6 +39,7 @@ from .base import Evaluator, Job
 from .lending import Lending
 
 if TYPE_CHECKING:
+    from .config import EvaluatorConfig
     from .worker import WorkerState
 
 #: What the host sends a worker to ask for its :class:`TrainingFacts` instead of a job.
@@ -278,3 +279,10 @@ def _crashed(job: Job, deaths: int, retries: int, worker: _Worker) -> Candidate:
         f"{worker.process.pid}) {how}{hint}; evaluator.retries = {retries}",
         metrics={"worker_deaths": deaths},
     )
+
+
+def from_config(training: TrainConfig, config: EvaluatorConfig, workers: int | None, most: int) -> LocalEvaluator:
+    """The ``[evaluator] kind = "local"`` evaluator: ``workers`` (or the config's, or one per
+    core) processes, never more than ``most``."""
+    n = workers or config.workers
+    return LocalEvaluator(training, workers=max(1, min(n or cpu_count(), most)), retries=config.retries)

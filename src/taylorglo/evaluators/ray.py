@@ -304,3 +304,15 @@ class RayEvaluator(Evaluator):
             self.ray.shutdown()
         self._owns_ray = False
         self._actor_cls = None
+
+
+def from_config(training: TrainConfig, config: EvaluatorConfig, workers: int | None, most: int) -> RayEvaluator:
+    """The ``[evaluator] kind = "ray"`` evaluator; with ``ship_data`` the dataset is loaded here
+    once and shipped to every actor through Ray's object store."""
+    from ..training.data import load_dataset
+
+    data = None
+    if config.ship_data:
+        data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
+    n = workers or config.max_in_flight or config.workers or most
+    return RayEvaluator(training, config, workers=max(1, min(n, most)), data=data)

@@ -20,6 +20,7 @@ as one that never stopped.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import time
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..atomic import remove_stale_temporaries
 from ..errors import TaylorGLOError
+from ..evaluators.config import EVALUATORS
 from ..records import Candidate
 from ..training.config import TrainConfig
 from .config import ExperimentConfig, read_config_file
@@ -114,21 +116,8 @@ def make_evaluator(
 
 def _evaluator(config: ExperimentConfig, training: TrainConfig, workers: int | None, most: int) -> Any:
     e = config.evaluator
-    if e.kind == "local":
-        from ..evaluators.local import LocalEvaluator, cpu_count
-
-        n = workers or e.workers
-        return LocalEvaluator(training, workers=max(1, min(n or cpu_count(), most)), retries=e.retries)
-    if e.kind == "ray":
-        from ..evaluators.ray import RayEvaluator
-        from ..training.data import load_dataset
-
-        data = None
-        if e.ship_data:  # loaded here once, shipped to every actor through Ray's object store
-            data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
-        n = workers or e.max_in_flight or e.workers or most
-        return RayEvaluator(training, e, workers=max(1, min(n, most)), data=data)
-    raise TaylorGLOError(f'evaluator.kind: {e.kind!r} is not available; use "local" or "ray"')
+    module, _, name = EVALUATORS[e.kind].partition(":")
+    return getattr(importlib.import_module(module), name)(training, e, workers, most)
 
 
 def start(

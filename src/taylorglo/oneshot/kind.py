@@ -16,6 +16,7 @@ from ..errors import TaylorGLOError
 from ..experiment.kind import ExperimentKind
 from ..experiment.progress import Reporter, SearchProgress, Wording
 from ..experiment.store import Store
+from ..invariant import invariant_holds
 from ..polynomial import format_formula
 from ..records import Candidate, FinalLoss, FinalRun
 from .config import OneShotConfig
@@ -84,6 +85,12 @@ class OneShotKind(ExperimentKind):
         from ..experiment.final import FinalOptions, run_contest
 
         s = self.settings
+        for g in s.losses:  # given, so trained as given; but a user should know it may not train
+            if g.params is not None and not invariant_holds(list(g.params), self.facts.num_classes, "reference"):
+                self.log(
+                    f"warning: {g.label} fails the reference invariant for {self.facts.num_classes} classes "
+                    "(`taylorglo invariant` says why): it is trained as given, but may not learn"
+                )
         progress = SearchProgress(1, s.population, self.runner.workers, wording=self.wording)
         for run in self.store.final_runs():
             if run.status != "pending" and run.repeat < s.repeats:
