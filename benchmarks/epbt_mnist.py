@@ -82,12 +82,12 @@ def run_population(root: Path, args: argparse.Namespace, pbt: bool) -> dict[str,
 
 
 def run_cross_entropy(args: argparse.Namespace) -> dict[str, Any]:
-    from taylorglo.evaluators import Job, LocalEvaluator
+    from taylorglo.evaluators import FreshRun, Job, LocalEvaluator
     from taylorglo.seeds import candidate_seed
     from taylorglo.training import TrainConfig
 
     train = TrainConfig.from_dict(training(args))
-    jobs = [Job(0, k, None, candidate_seed(args.seed, 0, k, "candidate")) for k in range(args.population)]
+    jobs = [Job(0, k, FreshRun(None), candidate_seed(args.seed, 0, k, "candidate")) for k in range(args.population)]
     started = time.perf_counter()
     with LocalEvaluator(train, workers=args.workers) as evaluator:
         results = list(evaluator.evaluate(jobs))

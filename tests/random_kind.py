@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from taylorglo.errors import TaylorGLOError
-from taylorglo.evaluators.base import Job
+from taylorglo.evaluators import FreshRun, Job
 from taylorglo.experiment.generations import GenerationKind
 from taylorglo.records import Candidate
 
@@ -72,7 +72,11 @@ class RandomSearchKind(GenerationKind):
 
     def jobs(self, generation: int) -> list[Job]:
         rows = self.store.candidates(generation)
-        return [Job(c.generation, c.index, tuple(c.params), c.seed, threads=1) for c in rows if c.status == "pending"]
+        return [
+            Job(c.generation, c.index, FreshRun(tuple(c.params)), c.seed, threads=1)
+            for c in rows
+            if c.status == "pending"
+        ]
 
     def close(self, generation: int) -> None:
         self.store.close_generation(generation, b"random", self.settings.scale)

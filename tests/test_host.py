@@ -12,7 +12,7 @@ import pytest
 
 from experiments import SMALL, cli, eventually, merged, straight_and_killed, write_config
 from taylorglo.errors import TaylorGLOError
-from taylorglo.evaluators import Job, LocalEvaluator, evaluate_job, lending
+from taylorglo.evaluators import FreshRun, Job, LocalEvaluator, evaluate_job, lending
 from taylorglo.experiment import ExperimentConfig, Store, init_experiment, start, status
 from taylorglo.experiment.lock import ExperimentLock, is_running
 from taylorglo.training import TrainConfig, load_dataset
@@ -303,15 +303,17 @@ def test_a_second_start_is_refused_and_a_dead_holder_leaves_no_lock(tmp_path):
 def test_nan_candidates_are_failed_results_not_crashes(tmp_path):
     config = ExperimentConfig.from_dict(SMALL)
     training = config.candidate_training()
-    good = evaluate_job(training, Job(0, 0, (0, 0, 0, 5.0, 0, 0, 0, 0), 0))  # pushes the target up
-    nan = evaluate_job(training, Job(0, 1, (1e30,) * 8, 0))
+    good = evaluate_job(training, Job(0, 0, FreshRun((0, 0, 0, 5.0, 0, 0, 0, 0)), 0))  # pushes the target up
+    nan = evaluate_job(training, Job(0, 1, FreshRun((1e30,) * 8), 0))
     assert good.status == "evaluated" and good.fitness > 0.5
     assert nan.status == "failed" and nan.fitness == 0.0 and "non-finite" in nan.reason
     # The same through worker processes, in one batch: the NaN one does not disturb the other.
     with LocalEvaluator(training, workers=2) as evaluator:
         results = {
             r.index: r
-            for r in evaluator.evaluate([Job(0, 0, (0, 0, 0, 5.0, 0, 0, 0, 0), 0), Job(0, 1, (1e30,) * 8, 0)])
+            for r in evaluator.evaluate(
+                [Job(0, 0, FreshRun((0, 0, 0, 5.0, 0, 0, 0, 0)), 0), Job(0, 1, FreshRun((1e30,) * 8), 0)]
+            )
         }
     assert results[0].status == "evaluated" and results[0].fitness == good.fitness
     assert results[1].status == "failed"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from taylorglo.errors import TaylorGLOError
-from taylorglo.evaluators import Job, LocalEvaluator
+from taylorglo.evaluators import FreshRun, Job, LocalEvaluator
 from taylorglo.training import TrainConfig
 from taylorglo.training.data import load_dataset
 from taylorglo.training.facts import probe
@@ -25,7 +25,9 @@ def _evaluate(training: TrainConfig, seeds: list[int], workers: int = 2) -> tupl
     lines: list[str] = []
     with LocalEvaluator(training, workers=workers, threads=1, retries=2) as pool:
         pool.log = lines.append
-        results = {r.index: r for r in pool.evaluate([Job(0, i, PARAMS, seed) for i, seed in enumerate(seeds)])}
+        results = {
+            r.index: r for r in pool.evaluate([Job(0, i, FreshRun(PARAMS), seed) for i, seed in enumerate(seeds)])
+        }
     return results, lines
 
 

@@ -20,6 +20,7 @@ import pytest
 from experiments import SMALL, cli, merged, write_config
 from taylorglo.evaluators.base import Job
 from taylorglo.evaluators.lending import Lending
+from taylorglo.evaluators.recipes import FreshRun
 from taylorglo.experiment import init_experiment, start, status
 from taylorglo.experiment.config import ExperimentConfig
 from taylorglo.training.config import TrainConfig
@@ -153,7 +154,7 @@ def test_results_stream_back_as_each_finishes(ray_cluster, tmp_path):
     training = dataclasses.replace(
         config.candidate_training(), model="gated_model:model", steps=200, model_options={"gate": str(gate)}
     )
-    jobs = [Job(0, k, None, seed=k) for k in range(4)]  # cross-entropy: every job trains
+    jobs = [Job(0, k, FreshRun(None), seed=k) for k in range(4)]  # cross-entropy: every job trains
     arrived = []
     with RayEvaluator(training, config.evaluator, workers=2) as evaluator:
         for result in evaluator.evaluate(jobs):

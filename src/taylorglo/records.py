@@ -42,6 +42,30 @@ class Member:
 
 
 @dataclass
+class Result:
+    """What one training job came to, keyed by its job (:class:`~taylorglo.evaluators.base.Job`):
+    ``generation``/``index`` are where it belongs (a candidate's or member's row, or a final
+    run's loss id and repeat). The job's owner turns it into its own row (a store
+    :class:`Candidate`, a :class:`FinalRun`); a worker never sees those."""
+
+    generation: int
+    index: int
+    status: str
+    fitness: float | None = None
+    reason: str | None = None
+    val_accuracy: float | None = None
+    val_loss: float | None = None
+    train_accuracy: float | None = None
+    train_loss: float | None = None
+    steps: int | None = None
+    attempts: int | None = None
+    wall_time: float | None = None
+    step_time: float | None = None
+    worker: str | None = None
+    metrics: dict[str, Any] | None = None
+
+
+@dataclass
 class Candidate:
     """One row of the ``candidates`` table."""
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TaylorGLOError
+from ..evaluators.recipes import Replay
 from ..experiment.final import FINAL_DIR, Contender, FinalOptions, baseline, final_seed
 from ..experiment.progress import Reporter
 from ..experiment.store import Store
@@ -100,7 +101,7 @@ def epbt_contenders(store: Store, root: Path, config: Any, options: FinalOptions
             f"schedule of EPBT's best member {c.generation}:{c.index}, replayed from scratch",
             c.generation,
             c.index,
-            job={"schedule": steps},
+            recipe=Replay(None if not c.params else tuple(c.params), steps),
         ),
     ]
     if options.pbt:

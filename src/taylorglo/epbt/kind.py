@@ -16,7 +16,7 @@ from ..evaluators.base import Job
 from ..experiment.generations import GenerationKind
 from ..experiment.progress import Wording
 from ..experiment.threads import recorded_layout
-from ..records import Candidate
+from ..records import Result
 from .config import EPBTConfig
 from .report import epbt_status, export_epbt, save_best_network
 from .runner import CHECKPOINTS, job_for, plan_generation, plan_meta, prune_checkpoints
@@ -118,7 +118,7 @@ class EPBTKind(GenerationKind):
         if saved is not None:
             self.log(f"best member's network saved to {saved}")
 
-    def result_detail(self, result: Candidate) -> str:
+    def result_detail(self, result: Result) -> str:
         m = result.metrics or {}
         return f" lr {m['lr']:.3g} wd {m['weight_decay']:.3g}" if "lr" in m else ""
 

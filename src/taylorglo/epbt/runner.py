@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import TaylorGLOError
-from ..evaluators.base import Job, SegmentSpec
+from ..evaluators.base import Job
+from ..evaluators.recipes import Stretch
 from ..experiment.store import Store
 from ..records import Candidate, Member
 from ..seeds import derived_seed
@@ -171,12 +172,12 @@ def job_for(directory: Path, config: Any, candidate: Candidate, member: Member) 
         member.distill,
         config.epbt.distillation,
     )
-    spec = SegmentSpec(
+    recipe = Stretch(
         stretch,
         save_to=str(directory / member.checkpoint),
         resume_from=None if member.resume_from is None else str(directory / member.resume_from),
     )
-    return Job(candidate.generation, candidate.index, stretch.params, candidate.seed, segment=spec)
+    return Job(candidate.generation, candidate.index, recipe, candidate.seed)
 
 
 def prune_checkpoints(directory: Path, store: Store, generation: int, sources: bool = True) -> int:

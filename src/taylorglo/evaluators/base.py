@@ -1,7 +1,7 @@
 """The evaluator interface: what a host hands jobs to.
 
-A search hands an :class:`Evaluator` a batch of :class:`Job` s and receives each finished
-:class:`~taylorglo.experiment.store.Candidate` the moment it ends, in any order. Where the jobs run
+A host hands an :class:`Evaluator` a batch of :class:`Job` s and receives each one's
+:class:`~taylorglo.records.Result` the moment it ends, in any order, keyed by its job. Where the jobs run
 (worker processes on this machine, a Ray cluster) is the evaluator's business alone; the search and
 the host never change when another evaluator slots in.
 
@@ -19,61 +19,42 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ..records import Candidate
+from ..records import Result
 from ..training.facts import TrainingFacts, probe
 from .lending import Lending
+from .recipes import Recipe
 
 if TYPE_CHECKING:
     from ..training.config import TrainConfig
-    from ..training.trainer import ScheduleStep
-
-
-@dataclass(frozen=True)
-class SegmentSpec:
-    """An EPBT member's next stretch of training (its steps, loss, hyperparameters and
-    distillation), continuing the state in ``resume_from`` (None: a fresh network) and saving the
-    state reached to ``save_to``. The job's ``params`` are the stretch's."""
-
-    stretch: ScheduleStep
-    save_to: str
-    resume_from: str | None = None
 
 
 @dataclass(frozen=True)
 class Job:
-    """One training to run: where its result belongs, the loss, the seed, and what to measure.
+    """One training to run: where its result belongs, its seed, what it trains (its
+    :class:`~.recipes.Recipe`) and what to measure and keep.
 
-    A search's candidates and ``final`` 's repeats are both jobs: ``generation``/``index`` place the
-    result (for ``final``, the final loss's id and the repeat). ``params`` None trains with
-    cross-entropy, the baseline. ``fgsm_epsilon`` makes the fitness the validation accuracy under an
-    FGSM attack of that size instead of the clean one; ``save_model`` keeps the trained network.
-    ``pretrained = (seed0, steps)`` replays the first ``steps`` steps of the run ``seed0`` makes (a
-    candidate's partial run) and continues from there with ``seed`` ("from pretrained", SPEC §4).
+    ``generation``/``index`` are the result's key, whatever its owner keeps there (a search
+    candidate's or an EPBT member's row; a final run's loss id and repeat). ``fgsm_epsilon``
+    makes the fitness the validation accuracy under an FGSM attack of that size instead of the
+    clean one; ``save_model`` keeps the trained network there.
     """
 
     generation: int
     index: int
-    params: tuple[float, ...] | None
+    recipe: Recipe
     seed: int
     fgsm_epsilon: float | None = None
     save_model: str | None = None
-    pretrained: tuple[int, int] | None = None
-    segment: SegmentSpec | None = None
-    #: Train through this loss/hyperparameter schedule instead of one loss (an EPBT lineage
-    #: replayed by ``final``); ``params`` is then the schedule's last loss, the network's own.
-    schedule: tuple[ScheduleStep, ...] | None = None
     #: Torch threads for this job instead of the worker's own: the host sets them from the
     #: experiment's recorded layout, so that a result never depends on who runs it.
     threads: int | None = None
 
-    def failed(self, reason: str, worker: str | None = None, metrics: dict[str, Any] | None = None) -> Candidate:
+    def failed(self, reason: str, worker: str | None = None, metrics: dict[str, Any] | None = None) -> Result:
         """The result of this job when it could not train (its worker died, the training raised):
         fitness 0 and the reason, in at most 500 characters."""
-        return Candidate(
+        return Result(
             generation=self.generation,
             index=self.index,
-            params=list(self.params or []),
-            seed=self.seed,
             status="failed",
             fitness=0.0,
             reason=reason[:500],
@@ -83,24 +64,16 @@ class Job:
 
     def reads(self) -> list[str]:
         """Files the job reads: an evaluator whose workers do not share this disk ships them."""
-        return [self.segment.resume_from] if self.segment and self.segment.resume_from else []
+        return self.recipe.reads()
 
     def writes(self) -> list[str]:
         """Files the job writes, to be brought back by such an evaluator."""
-        out = [self.save_model] if self.save_model else []
-        return out + ([self.segment.save_to] if self.segment else [])
+        return ([self.save_model] if self.save_model else []) + self.recipe.writes()
 
     def relocated(self, paths: dict[str, str]) -> Job:
         """This job with the files of :meth:`reads`/:meth:`writes` renamed by ``paths``."""
-        segment = self.segment
-        if segment is not None:
-            segment = replace(
-                segment,
-                save_to=paths.get(segment.save_to, segment.save_to),
-                resume_from=paths.get(segment.resume_from or "", segment.resume_from),
-            )
         save_model = paths.get(self.save_model, self.save_model) if self.save_model else None
-        return replace(self, segment=segment, save_model=save_model)
+        return replace(self, recipe=self.recipe.relocated(paths), save_model=save_model)
 
 
 class Evaluator(ABC):
@@ -113,7 +86,7 @@ class Evaluator(ABC):
     _facts: TrainingFacts | None = None
 
     @abstractmethod
-    def evaluate(self, jobs: Sequence[Job]) -> Iterator[Candidate]:
+    def evaluate(self, jobs: Sequence[Job]) -> Iterator[Result]:
         """Yield one result per job as each finishes. A problem with the *configuration*
         (missing dataset, bad plug-in) raises :class:`TaylorGLOError`; a bad *candidate* is a
         ``failed`` result, never an exception."""

@@ -32,7 +32,7 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TaylorGLOError, one_line
-from ..records import Candidate
+from ..records import Result
 from ..training.config import TrainConfig
 from ..training.facts import TrainingFacts
 from .base import Evaluator, Job
@@ -196,7 +196,7 @@ class LocalEvaluator(Evaluator):
         while len(self._pool) < min(self.workers, wanted):
             self._pool.append(_Worker(self._context, (self.training.to_dict(), self.threads, os.getpid(), time.time())))
 
-    def evaluate(self, jobs: Sequence[Job]) -> Iterator[Candidate]:
+    def evaluate(self, jobs: Sequence[Job]) -> Iterator[Result]:
         todo = deque(jobs)
         deaths: dict[Job, int] = {}
         while todo or any(w.job is not None for w in self._pool):
@@ -271,7 +271,7 @@ def _receive(worker: _Worker) -> tuple[str, Any] | None:
     return None
 
 
-def _crashed(job: Job, deaths: int, retries: int, worker: _Worker) -> Candidate:
+def _crashed(job: Job, deaths: int, retries: int, worker: _Worker) -> Result:
     how = worker.death()
     hint = " (out of memory?)" if "SIGKILL" in how else ""
     return job.failed(

@@ -41,7 +41,7 @@ from typing import Any
 
 from ..atomic import write_atomic
 from ..errors import TaylorGLOError, one_line
-from ..records import Candidate
+from ..records import Result
 from ..training.config import TrainConfig
 from ..training.data import DataSplits
 from ..training.facts import TrainingFacts, probe
@@ -77,7 +77,7 @@ class TrainingWorker:
         """Where this worker runs (``host:pid``); answering means it is up and holds its resources."""
         return worker_name()
 
-    def evaluate(self, job: Job, inputs: dict[str, bytes] | None = None) -> tuple[Candidate, dict[str, bytes]]:
+    def evaluate(self, job: Job, inputs: dict[str, bytes] | None = None) -> tuple[Result, dict[str, bytes]]:
         """:func:`evaluate_job` on this node's disk: the files the job reads arrive as ``inputs``
         (bytes by driver path), and the files it writes go back the same way, so workers need no
         shared filesystem with the driver."""
@@ -218,7 +218,7 @@ class RayEvaluator(Evaluator):
             return None
         return Lending(workers, self.threads, int(workers * per_actor))
 
-    def evaluate(self, jobs: Sequence[Job]) -> Iterator[Candidate]:
+    def evaluate(self, jobs: Sequence[Job]) -> Iterator[Result]:
         if not jobs:
             return
         self._connect()

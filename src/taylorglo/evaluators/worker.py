@@ -15,13 +15,13 @@ import torch
 
 from ..errors import TaylorGLOError, one_line
 from ..polynomial import loss_spec
-from ..records import Candidate
-from ..training.checkpoint import load_state, save_network, save_state
+from ..records import Result
+from ..training.checkpoint import save_network
 from ..training.config import TrainConfig
 from ..training.data import DataSplits, load_dataset
 from ..training.facts import TrainingFacts, probe
-from ..training.trainer import Segment, as_loss, train, train_schedule
-from .base import Job, SegmentSpec, worker_name
+from ..training.trainer import as_loss
+from .base import Job, worker_name
 
 
 class WorkerState:
@@ -65,7 +65,7 @@ class WorkerState:
             raise self.data
         return probe(self.training, self.data)
 
-    def run(self, job: Job) -> Candidate:
+    def run(self, job: Job) -> Result:
         """:func:`evaluate_job` on this worker's data (raising the dataset's error, if loading
         failed), with the job's threads if it has its own; the threads used go in its metrics."""
         if isinstance(self.data, BaseException):
@@ -83,37 +83,20 @@ class WorkerState:
         return result
 
 
-def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None) -> Candidate:
-    """Train ``job``'s loss for ``training``'s schedule; fitness = final validation accuracy
-    (under FGSM at ``job.fgsm_epsilon`` when set).
+def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None) -> Result:
+    """Train what ``job`` 's recipe trains for ``training`` 's schedule; fitness = final
+    validation accuracy (under FGSM at ``job.fgsm_epsilon`` when set).
 
     Fitness is 0 for a run that failed (NaN/inf loss, an exception inside training) or was
     early-aborted on every attempt (SPEC §2); the reason and all metrics are kept.
     """
-    params = None if job.params is None else list(job.params)
+    params = None if job.recipe.params is None else list(job.recipe.params)
     if data is None:
         data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
     keep = job.fgsm_epsilon is not None or job.save_model is not None
     fgsm_accuracy = None
     try:
-        loss_fn = as_loss(params, training.round_params)
-        seed, reseed = job.seed, None
-        if job.pretrained is not None:
-            seed, reseed = job.pretrained[0], (job.pretrained[1], job.seed)
-        run, segment = _segment(training, job.segment, data)
-        if job.schedule:
-            result = train_schedule(training, job.schedule, seed, data, keep_model=keep)
-        else:
-            result = train(
-                run,
-                loss_fn,
-                seed=seed,
-                data=data,
-                keep_model=keep,
-                reseed=reseed,
-                segment=segment,
-                keep_state=segment is not None,
-            )
+        result, added = job.recipe.train(training, job, data, keep)
         if result.ok and job.fgsm_epsilon is not None and result.model is not None:
             from ..training.fgsm import fgsm_accuracy as attack
 
@@ -122,7 +105,7 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
                 result.model,
                 data.val_x.to(device),
                 data.val_y.to(device),
-                loss_fn,
+                as_loss(params, training.round_params),
                 job.fgsm_epsilon,
                 training.eval_batch_size,
             )
@@ -143,30 +126,14 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
             seed=job.seed,
         )
         metrics["model_path"] = job.save_model
-    if job.segment is not None and result.ok and result.state is not None:
-        spec = job.segment
-        save_state(
-            result.state,
-            spec.save_to,
-            params=params,
-            lr=run.lr,
-            weight_decay=run.weight_decay,
-            seed=job.seed,
-            generation=job.generation,
-            index=job.index,
-        )
-        metrics["checkpoint"] = spec.save_to
-    if job.segment is not None:
-        metrics["lr"], metrics["weight_decay"] = run.lr, run.weight_decay
+    metrics.update(added)
     if fgsm_accuracy is not None:
         metrics["fgsm_epsilon"] = job.fgsm_epsilon
         metrics["fgsm_accuracy"] = fgsm_accuracy
     fitness = result.val_accuracy if fgsm_accuracy is None else fgsm_accuracy
-    return Candidate(
+    return Result(
         generation=job.generation,
         index=job.index,
-        params=params or [],
-        seed=job.seed,
         status=status,
         fitness=fitness if status == "evaluated" else 0.0,
         reason=result.reason,
@@ -181,13 +148,3 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
         worker=worker_name(),
         metrics=metrics,
     )
-
-
-def _segment(training: TrainConfig, spec: SegmentSpec | None, data: DataSplits) -> tuple[TrainConfig, Segment | None]:
-    """The training config and :class:`Segment` of an EPBT job (``training`` itself otherwise).
-    Only the segment that ends the schedule is measured on the test set."""
-    if spec is None:
-        return training, None
-    total = training.schedule(len(data.train_y)).total_steps
-    state = load_state(spec.resume_from) if spec.resume_from else None
-    return spec.stretch.config_for(training, spec.stretch.stop >= total), spec.stretch.segment(state)

@@ -24,17 +24,18 @@ this loop too:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TaylorGLOError
+from ..evaluators.base import Job
+from ..evaluators.recipes import FreshRun, Recipe
 from ..polynomial import loss_spec
-from ..records import CROSS_ENTROPY_LABEL, Candidate, FinalLoss, FinalRun
+from ..records import CROSS_ENTROPY_LABEL, FinalLoss, FinalRun, Result
 from ..seeds import derived_seed
 from .host import LOG_FILE, _Log, make_evaluator, open_experiment
 from .lock import ExperimentLock
@@ -43,7 +44,7 @@ from .store import Store
 from .threads import final_jobs
 
 if TYPE_CHECKING:
-    from ..evaluators.base import Evaluator, Job
+    from ..evaluators.base import Evaluator
     from .config import ExperimentConfig
 
 FINAL_DIR = "final"
@@ -65,9 +66,9 @@ class Contender:
     index: int | None = None
     #: Recorded with the loss: its runs continue a candidate's partial run (``--from-pretrained``).
     pretrained: bool = False
-    #: Fields of each repeat's :class:`~taylorglo.evaluators.base.Job` beyond loss and seed (the
-    #: partial run to continue, an EPBT schedule to replay).
-    job: dict[str, Any] = field(default_factory=dict)
+    #: What each repeat trains (None: a fresh run of ``params``; a candidate's partial run
+    #: continued, an EPBT schedule replayed); a repeat differs from another by its seed only.
+    recipe: Recipe | None = None
     #: Trains a repeat itself instead of on the evaluator (plain PBT: an experiment per repeat).
     alone: Callable[[FinalRun], FinalRun] | None = None
 
@@ -217,8 +218,9 @@ def run_contest(
     ]
     if jobs:
         with evaluator(len(jobs)) as runner:
+            seeds = {(job.generation, job.index): job.seed for job in jobs}
             for result in runner.evaluate(final_jobs(store, runner, jobs, log.info)):
-                record(_final_run(result, root))
+                record(_final_run(result, root, seeds[result.generation, result.index]))
     for run in todo:
         alone = contender_of[run.loss_id].alone
         if alone is not None:
@@ -228,20 +230,12 @@ def run_contest(
 
 
 def _job(run: FinalRun, contender: Contender, root: Path, save_models: bool) -> Job:
-    from ..evaluators.base import Job
-
     path = str(model_path(root, contender.label, run.repeat).resolve()) if save_models else None
-    job = Job(
-        run.loss_id,
-        run.repeat,
-        None if contender.params is None else tuple(contender.params),
-        run.seed,
-        save_model=path,
-    )
-    return dataclasses.replace(job, **contender.job) if contender.job else job
+    recipe = contender.recipe or FreshRun(None if contender.params is None else tuple(contender.params))
+    return Job(run.loss_id, run.repeat, recipe, run.seed, save_model=path)
 
 
-def _final_run(c: Candidate, root: Path) -> FinalRun:
+def _final_run(c: Result, root: Path, seed: int) -> FinalRun:
     m = c.metrics or {}
     saved = m.get("model_path")
     if saved is not None:  # recorded relative to DIR, so the experiment can move
@@ -249,7 +243,7 @@ def _final_run(c: Candidate, root: Path) -> FinalRun:
     return FinalRun(
         loss_id=c.generation,
         repeat=c.index,
-        seed=c.seed,
+        seed=seed,
         status="finished" if c.status == "evaluated" else c.status,
         reason=c.reason,
         test_accuracy=m.get("test_accuracy"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any
 
-from ..records import Candidate
+from ..records import Result
 from .kind import ExperimentKind
 from .progress import Reporter, SearchProgress
 
@@ -66,7 +66,7 @@ class GenerationKind(ExperimentKind):
     def end(self) -> None:  # noqa: B027 (a kind may have nothing to finish)
         """After the last generation (also when a resumed ``start`` finds nothing left to run)."""
 
-    def result_detail(self, result: Candidate) -> str:
+    def result_detail(self, result: Result) -> str:
         """What the log line of one recorded result adds after its fitness (EPBT: the member's
         hyperparameters)."""
         return ""

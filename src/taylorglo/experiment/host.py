@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ..atomic import remove_stale_temporaries
 from ..errors import TaylorGLOError
 from ..evaluators.config import EVALUATORS
-from ..records import Candidate
+from ..records import Result
 from ..training.config import TrainConfig
 from .config import ExperimentConfig, read_config_file
 from .kinds import kind_class
@@ -174,7 +174,7 @@ class _Log:
             f.write(line + "\n")
         self.reporter.log(line, detail)
 
-    def candidate(self, p: SearchProgress, c: Candidate, kind: GenerationKind) -> None:
+    def candidate(self, p: SearchProgress, c: Result, kind: GenerationKind) -> None:
         """One recorded result (a search's candidate, an EPBT member's stretch), in the kind's words."""
         what = f"fitness {c.fitness:.4f}" if c.status == "evaluated" else f"{c.status} ({c.reason})"
         wall = f" {c.wall_time:.1f}s" if c.wall_time is not None else ""

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ..records import Candidate
+from ..records import Candidate, Result
 from .store import Store
 
 
@@ -83,7 +83,7 @@ class SearchProgress:
         if fresh:
             self.counts["rejected-invariant"] += sum(1 for c in candidates if c.status == "rejected-invariant")
 
-    def record(self, c: Candidate) -> None:
+    def record(self, c: Result | Candidate) -> None:
         self.counts[c.status] = self.counts.get(c.status, 0) + 1
         self.generation_done += 1
         if c.wall_time:

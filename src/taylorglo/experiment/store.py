@@ -40,6 +40,7 @@ from ..records import (
     FinalRun,
     Generation,
     Member,
+    Result,
 )
 
 SCHEMA_VERSION = 4
@@ -486,15 +487,16 @@ class Store:
 
     # -- candidates ----------------------------------------------------------------------------
 
-    def record(self, c: Candidate) -> bool:
-        """Store a finished evaluation; False (and nothing written) if it was already recorded."""
+    def record(self, c: Result) -> bool:
+        """Store a finished evaluation in the row it is keyed by; False (and nothing written) if
+        it was already recorded."""
         with self.transaction() as db:
             cur = db.execute(
                 "UPDATE candidates SET status = ?, fitness = ?, reason = ?, val_accuracy = ?, val_loss = ?, "
                 "train_accuracy = ?, train_loss = ?, steps = ?, attempts = ?, wall_time = ?, step_time = ?, "
                 "worker = ?, finished_at = ?, metrics = ? "
                 "WHERE generation = ? AND idx = ? AND status = 'pending'",
-                self._row(c, time.time())[4:] + (c.generation, c.index),
+                self._outcome(c, time.time()) + (c.generation, c.index),
             )
             return cur.rowcount == 1
 
@@ -639,11 +641,12 @@ class Store:
 
     @staticmethod
     def _row(c: Candidate, finished_at: float | None) -> tuple[Any, ...]:
+        return (c.generation, c.index, json.dumps(c.params), c.seed, *Store._outcome(c, finished_at))
+
+    @staticmethod
+    def _outcome(c: Candidate | Result, finished_at: float | None) -> tuple[Any, ...]:
+        """A row's columns from ``status`` on: what a training came to."""
         return (
-            c.generation,
-            c.index,
-            json.dumps(c.params),
-            c.seed,
             c.status,
             _finite(c.fitness),
             c.reason,

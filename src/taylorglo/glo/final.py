@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TaylorGLOError
+from ..evaluators.recipes import ContinuedRun
 from ..experiment.final import Contender, FinalOptions, baseline, params_label
 from ..experiment.store import Store
 from ..polynomial import check_params
@@ -83,7 +84,11 @@ def _pretrained(store: Store, config: Any, choices: list[Contender]) -> list[Con
                 choice.generation,
                 choice.index,
                 pretrained=True,
-                job={"pretrained": (int((c.metrics or {}).get("seed", c.seed)), steps)},
+                recipe=ContinuedRun(
+                    None if choice.params is None else tuple(choice.params),
+                    int((c.metrics or {}).get("seed", c.seed)),
+                    steps,
+                ),
             )
         )
     return out

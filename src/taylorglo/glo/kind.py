@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..atomic import write_atomic
 from ..errors import TaylorGLOError
 from ..evaluators.base import Job
+from ..evaluators.recipes import FreshRun
 from ..experiment.generations import GenerationKind
 from ..experiment.invocation import train_command
 from ..experiment.store import Store
@@ -207,7 +208,14 @@ def _jobs(candidates: list[Candidate], fgsm_epsilon: float | None, plan: Callabl
     trained = [c for c in candidates if c.status != "rejected-invariant"]
     threads = dict(zip((c.index for c in trained), plan(len(trained))))
     return [
-        Job(c.generation, c.index, tuple(c.params), c.seed, fgsm_epsilon=fgsm_epsilon, threads=threads[c.index])
+        Job(
+            c.generation,
+            c.index,
+            FreshRun(tuple(c.params)),
+            c.seed,
+            fgsm_epsilon=fgsm_epsilon,
+            threads=threads[c.index],
+        )
         for c in candidates
         if c.status == "pending"
     ]

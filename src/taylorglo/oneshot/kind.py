@@ -18,7 +18,7 @@ from ..experiment.progress import Reporter, SearchProgress, Wording
 from ..experiment.store import Store
 from ..invariant import invariant_holds
 from ..polynomial import format_formula
-from ..records import Candidate, FinalLoss, FinalRun
+from ..records import FinalLoss, FinalRun, Result
 from .config import OneShotConfig
 
 if TYPE_CHECKING:
@@ -94,12 +94,12 @@ class OneShotKind(ExperimentKind):
         progress = SearchProgress(1, s.population, self.runner.workers, wording=self.wording)
         for run in self.store.final_runs():
             if run.status != "pending" and run.repeat < s.repeats:
-                progress.record(_as_candidate(run))
+                progress.record(_as_result(run))
         reporter.begin(progress)
         reporter.update(progress)
 
         def recorded(run: FinalRun, loss: FinalLoss, done: int, total: int) -> None:
-            progress.record(_as_candidate(run))
+            progress.record(_as_result(run))
             reporter.update(progress)
 
         contenders, what = self.final_contenders(self.store, self.directory, self.config, FinalOptions())
@@ -190,7 +190,7 @@ class OneShotKind(ExperimentKind):
         return lines
 
 
-def _as_candidate(run: FinalRun) -> Candidate:
+def _as_result(run: FinalRun) -> Result:
     """A recorded run as the progress display counts results."""
     status = "evaluated" if run.status == "finished" else run.status
-    return Candidate(run.loss_id, run.repeat, [], run.seed, status, fitness=run.test_accuracy, wall_time=run.wall_time)
+    return Result(run.loss_id, run.repeat, status, fitness=run.test_accuracy, wall_time=run.wall_time)

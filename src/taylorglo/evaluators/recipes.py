@@ -1,0 +1,171 @@
+"""Recipes: what one job trains, each kind of training work one small type that knows how.
+
+A :class:`~.base.Job` is where its result belongs, its seed, what to measure and keep, and a
+recipe: a fresh run of a loss (a search candidate, a ``final`` repeat), a run that continues a
+candidate's partial run (``final --from-pretrained``), an EPBT member's stretch from its saved
+state, or a lineage's schedule replayed from scratch. The one function every worker runs
+(:func:`~.worker.evaluate_job`) asks the recipe to train and measures the result the same way
+for all of them; a new kind of training work (a user's own training function, a population
+trained at once) is a new recipe, not a branch there.
+
+This module imports no torch (the host builds recipes); :meth:`Recipe.train` imports it where
+it runs, in a worker.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..training.config import TrainConfig
+    from ..training.data import DataSplits
+    from ..training.trainer import ScheduleStep, TrainResult
+    from .base import Job
+
+
+class Recipe(ABC):
+    """One kind of training work (see the module docstring)."""
+
+    #: The loss the trained network ends with (TaylorGLO parameters; None: cross-entropy): what an
+    #: FGSM fitness attacks through, and what a saved network records.
+    params: tuple[float, ...] | None
+
+    @abstractmethod
+    def train(
+        self, training: TrainConfig, job: Job, data: DataSplits, keep_model: bool
+    ) -> tuple[TrainResult, dict[str, Any]]:
+        """Train for ``training`` 's schedule under ``job`` 's seed; return the result and the
+        metrics this recipe adds to it. May raise: an exception is the job's failure."""
+
+    def reads(self) -> list[str]:
+        """Files the training reads: an evaluator whose workers do not share this disk ships them."""
+        return []
+
+    def writes(self) -> list[str]:
+        """Files the training writes, to be brought back by such an evaluator."""
+        return []
+
+    def relocated(self, paths: dict[str, str]) -> Recipe:
+        """This recipe with the files of :meth:`reads` / :meth:`writes` renamed by ``paths``."""
+        return self
+
+
+def _loss(params: tuple[float, ...] | None, training: TrainConfig) -> Any:
+    from ..training.trainer import as_loss
+
+    return as_loss(None if params is None else list(params), training.round_params)
+
+
+@dataclass(frozen=True)
+class FreshRun(Recipe):
+    """A fresh network trained with one loss from the job's seed."""
+
+    params: tuple[float, ...] | None
+
+    def train(
+        self, training: TrainConfig, job: Job, data: DataSplits, keep_model: bool
+    ) -> tuple[TrainResult, dict[str, Any]]:
+        from ..training.trainer import train
+
+        return train(training, _loss(self.params, training), seed=job.seed, data=data, keep_model=keep_model), {}
+
+
+@dataclass(frozen=True)
+class ContinuedRun(Recipe):
+    """The first ``steps`` steps of the run seed ``from_seed`` makes (a candidate's partial run,
+    replayed rather than stored: training is deterministic for a seed), then on to the end of the
+    schedule with the job's seed ("from pretrained", SPEC §4)."""
+
+    params: tuple[float, ...] | None
+    from_seed: int
+    steps: int
+
+    def train(
+        self, training: TrainConfig, job: Job, data: DataSplits, keep_model: bool
+    ) -> tuple[TrainResult, dict[str, Any]]:
+        from ..training.trainer import train
+
+        loss = _loss(self.params, training)
+        result = train(
+            training, loss, seed=self.from_seed, data=data, keep_model=keep_model, reseed=(self.steps, job.seed)
+        )
+        return result, {}
+
+
+@dataclass(frozen=True)
+class Stretch(Recipe):
+    """An EPBT member's next stretch of training (its steps, loss, hyperparameters and
+    distillation), continuing the state in ``resume_from`` (None: a fresh network) and saving the
+    state reached to ``save_to``. Only the stretch that ends the schedule is measured on the test
+    set."""
+
+    stretch: ScheduleStep
+    save_to: str
+    resume_from: str | None = None
+
+    @property
+    def params(self) -> tuple[float, ...] | None:  # type: ignore[override]
+        return self.stretch.params
+
+    def train(
+        self, training: TrainConfig, job: Job, data: DataSplits, keep_model: bool
+    ) -> tuple[TrainResult, dict[str, Any]]:
+        from ..training.checkpoint import load_state, save_state
+        from ..training.trainer import train
+
+        total = training.schedule(len(data.train_y)).total_steps
+        state = load_state(self.resume_from) if self.resume_from else None
+        run = self.stretch.config_for(training, self.stretch.stop >= total)
+        params = None if self.params is None else list(self.params)
+        result = train(
+            run,
+            _loss(self.params, training),
+            seed=job.seed,
+            data=data,
+            keep_model=keep_model,
+            segment=self.stretch.segment(state),
+            keep_state=True,
+        )
+        metrics: dict[str, Any] = {}
+        if result.ok and result.state is not None:
+            save_state(
+                result.state,
+                self.save_to,
+                params=params,
+                lr=run.lr,
+                weight_decay=run.weight_decay,
+                seed=job.seed,
+                generation=job.generation,
+                index=job.index,
+            )
+            metrics["checkpoint"] = self.save_to
+        metrics["lr"], metrics["weight_decay"] = run.lr, run.weight_decay
+        return result, metrics
+
+    def reads(self) -> list[str]:
+        return [self.resume_from] if self.resume_from else []
+
+    def writes(self) -> list[str]:
+        return [self.save_to]
+
+    def relocated(self, paths: dict[str, str]) -> Stretch:
+        resume = paths.get(self.resume_from or "", self.resume_from)
+        return replace(self, save_to=paths.get(self.save_to, self.save_to), resume_from=resume)
+
+
+@dataclass(frozen=True)
+class Replay(Recipe):
+    """One fresh network trained through a schedule of losses and hyperparameters (an EPBT
+    lineage replayed from scratch); ``params`` is the schedule's last loss, the network's own."""
+
+    params: tuple[float, ...] | None
+    schedule: tuple[ScheduleStep, ...]
+
+    def train(
+        self, training: TrainConfig, job: Job, data: DataSplits, keep_model: bool
+    ) -> tuple[TrainResult, dict[str, Any]]:
+        from ..training.trainer import train_schedule
+
+        return train_schedule(training, self.schedule, job.seed, data, keep_model=keep_model), {}
