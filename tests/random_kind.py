@@ -15,6 +15,7 @@ from taylorglo.errors import TaylorGLOError
 from taylorglo.evaluators import FreshRun, Job
 from taylorglo.experiment.generations import GenerationKind
 from taylorglo.records import Candidate
+from taylorglo.training.config import check_fields
 
 
 @dataclass
@@ -37,10 +38,7 @@ class RandomSearchKind(GenerationKind):
 
     @classmethod
     def parse_settings(cls, table: dict[str, Any], training: Any) -> RandomSettings:
-        known = [f.name for f in dataclasses.fields(RandomSettings)]
-        for key in table:
-            if key not in known:
-                raise TaylorGLOError(f"random.{key}: unknown field; known fields are {', '.join(known)}")
+        check_fields(RandomSettings, table, "random.")
         settings = RandomSettings(**table)
         if not isinstance(settings.population, int) or settings.population < 1:
             raise TaylorGLOError(f"random.population: must be a positive integer, got {settings.population!r}")

@@ -209,7 +209,7 @@ def init(directory: str, config: str, exist_ok: bool) -> None:
 @evaluator_options
 @click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
 def start(directory: str, workers: int | None, evaluator_kind: str | None, address: str | None, plain: bool) -> None:
-    """Run the search in DIR to its end; after any crash or kill, run it again to resume."""
+    """Run the experiment in DIR to its end; after any crash or kill, run it again to resume."""
     from .experiment import start as run_search
     from .experiment.progress import LiveReporter, PlainReporter
 
@@ -237,7 +237,7 @@ def _print_summary(directory: str, result: dict[str, Any]) -> None:
 @click.argument("directory", metavar="DIR")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (machine-readable).")
 def status(directory: str, as_json: bool) -> None:
-    """Where the search in DIR stands; safe to run while `start` runs."""
+    """Where the experiment in DIR stands; safe to run while `start` runs."""
     from .experiment import status as read_status
     from .experiment.kinds import kind_class
 

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import TaylorGLOError
 from ..invariant import RULES
 from ..polynomial import MAX_MAGNITUDE, SUPPORTED_ORDERS, num_params
-from ..training.config import _is_int, _is_number
+from ..training.config import _is_int, _is_number, check_fields
 
 EXPLOITS = ("truncation", "tournament")
 GENES = ("loss", "lr", "weight_decay")
@@ -146,10 +146,7 @@ class EPBTConfig:
 
     @classmethod
     def from_dict(cls, table: dict[str, Any], prefix: str = "epbt.") -> EPBTConfig:
-        known = [f.name for f in dataclasses.fields(cls)]
-        for key in table:
-            if key not in known:
-                raise TaylorGLOError(f"{prefix}{key}: unknown field; known fields are {', '.join(known)}")
+        check_fields(cls, table, prefix)
         values = dict(table)
         for name, sub in (("novelty_pulsation", NoveltyConfig), ("distillation", DistillationConfig)):
             value = values.get(name)
@@ -158,12 +155,7 @@ class EPBTConfig:
             elif value is True:
                 values[name] = sub()
             elif isinstance(value, dict):
-                sub_known = [f.name for f in dataclasses.fields(sub)]
-                for key in value:
-                    if key not in sub_known:
-                        raise TaylorGLOError(
-                            f"{prefix}{name}.{key}: unknown field; known fields are {', '.join(sub_known)}"
-                        )
+                check_fields(sub, value, f"{prefix}{name}.")
                 values[name] = sub(**value).validate(f"{prefix}{name}.")
             else:
                 raise TaylorGLOError(

@@ -74,15 +74,7 @@ def pbt_config(config: Any, repeat: int) -> dict[str, Any]:
 def epbt_contenders(store: Store, root: Path, config: Any, options: FinalOptions) -> tuple[list[Contender], str]:
     """Cross-entropy, the best member's schedule replayed and (``options.pbt``) plain PBT, for the
     one final loop; refuses the search's options and a run not yet finished."""
-    for flag, value in (
-        ("--params", options.params),
-        ("--generation-best", options.generation_best),
-        ("--from-pretrained", options.from_pretrained),
-    ):
-        if value:
-            raise TaylorGLOError(
-                f"{flag}: not for an EPBT experiment, whose final replays its best member's schedule; drop it"
-            )
+    options.refuse_choices("not for an EPBT experiment, whose final replays its best member's schedule")
     total = (store.get_meta("epbt_plan") or {}).get("generations")
     completed = sum(1 for g in store.generations() if g.closed)
     best = best_member(store)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import TaylorGLOError, one_line
 from ..evaluators.config import EvaluatorConfig
 from ..plugins import is_plugin_ref
-from ..training.config import TrainConfig, _is_int
+from ..training.config import TrainConfig, _is_int, check_fields
 from ..training.names import DATASET_NAMES
 from .kinds import kind_class, kind_tables
 
@@ -204,10 +204,7 @@ def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _from_table(cls: type, table: dict[str, Any], prefix: str) -> Any:
-    known = [f.name for f in dataclasses.fields(cls)]
-    for key in table:
-        if key not in known:
-            raise TaylorGLOError(f"{prefix}{key}: unknown field; known fields are {', '.join(known)}")
+    check_fields(cls, table, prefix)
     return cls(**table)
 
 

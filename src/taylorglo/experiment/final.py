@@ -87,6 +87,17 @@ class FinalOptions:
     reporter: Reporter | None = None
     evaluator: dict[str, Any] | None = None
 
+    def refuse_choices(self, why: str) -> None:
+        """For a kind that does not choose among candidates: ``--params``, ``--generation-best``
+        and ``--from-pretrained`` are refused in one line, ``why`` saying what it trains instead."""
+        for flag, value in (
+            ("--params", self.params),
+            ("--generation-best", self.generation_best),
+            ("--from-pretrained", self.from_pretrained),
+        ):
+            if value:
+                raise TaylorGLOError(f"{flag}: {why}; drop it")
+
 
 def final_seed(seed: int, repeat: int) -> int:
     """The training seed of repeat ``repeat``, the same for every loss of an experiment."""

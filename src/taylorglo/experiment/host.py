@@ -3,19 +3,19 @@
 An experiment is a directory::
 
     DIR/config.toml         the file given to `init`, copied verbatim (for the record)
-    DIR/experiment.sqlite   the configuration as validated, CMA-ES states, every candidate
-    DIR/host.log            one line per event, appended by every `start`
-    DIR/best.json           the best loss so far (rewritten after each generation)
-    DIR/generations.csv     best / mean / min fitness per generation
-    DIR/candidates.csv      every candidate with its status and metrics
-    DIR/lock                held by a running `start`
+    DIR/experiment.sqlite   the configuration as validated, every result, the kind's state
+    DIR/host.log            one line per event, appended by every `start` and `final`
+    DIR/lock                held by a running `start` or `final`
+    DIR/...                 the kind's views (a search's best.json, generations.csv, candidates.csv;
+                            EPBT's members.csv and checkpoints/), and final/ (final networks)
 
 The SQLite file is the only source of truth; the other files are views of it, rewritten
-atomically, for people and spreadsheets. :func:`start` runs the one generation loop
-(:mod:`.generations`) under the experiment's kind (:mod:`.kinds`); it can be cut at any instant:
-everything it needs to continue is in the store (see :mod:`.store`), so running it again resumes
-where the last run stopped, and a search resumed any number of times ends with the same results
-as one that never stopped.
+atomically, for people and spreadsheets. :func:`start` holds the lock, starts the workers and
+hands them to the experiment's kind (:mod:`.kinds`, :class:`~.kind.ExperimentKind`), which runs
+the one generation loop (:mod:`.generations`) or the one final loop (:mod:`.final`); it can be cut
+at any instant: everything it needs to continue is in the store (see :mod:`.store`), so running
+it again resumes where the last run stopped, and an experiment resumed any number of times ends
+with the same results as one that never stopped.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def start(
     reporter: Reporter | None = None,
     evaluator: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the search in ``directory`` to its last generation; return :func:`status`.
+    """Run (or resume) the experiment in ``directory`` to its end; return :func:`status`.
 
     ``evaluator`` overrides fields of the config's ``[evaluator]`` table for this run only (for
     example ``{"kind": "ray", "address": "auto"}``): results do not depend on where they train.

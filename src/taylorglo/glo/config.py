@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import TaylorGLOError
 from ..invariant import RULES
 from ..polynomial import MAX_MAGNITUDE, SUPPORTED_ORDERS, num_params
-from ..training.config import _is_int, _is_number
+from ..training.config import _is_int, _is_number, check_fields
 
 if TYPE_CHECKING:
     from ..search import CMAESSearch
@@ -112,8 +112,5 @@ class SearchConfig:
     @classmethod
     def from_table(cls, table: dict[str, Any], prefix: str = "search.") -> SearchConfig:
         """The table as parsed from the file: unknown fields and bad values are one line each."""
-        known = [f.name for f in dataclasses.fields(cls)]
-        for key in table:
-            if key not in known:
-                raise TaylorGLOError(f"{prefix}{key}: unknown field; known fields are {', '.join(known)}")
+        check_fields(cls, table, prefix)
         return cls(**table).validate(prefix)

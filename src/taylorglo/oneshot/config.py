@@ -7,14 +7,13 @@ to name it in reports. Each is checked here, at ``init``, without torch.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import TaylorGLOError
 from ..experiment.final import Contender, baseline, params_label
 from ..polynomial import check_params, loss_spec
-from ..training.config import _is_int
+from ..training.config import _is_int, check_fields
 
 CROSS_ENTROPY_NAMES = ("cross-entropy", "ce", "crossentropy")
 _LABEL_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+:")
@@ -61,10 +60,7 @@ class OneShotConfig:
 
     @classmethod
     def from_table(cls, table: dict[str, Any], prefix: str = "oneshot.") -> OneShotConfig:
-        known = [f.name for f in dataclasses.fields(cls)]
-        for key in table:
-            if key not in known:
-                raise TaylorGLOError(f"{prefix}{key}: unknown field; known fields are {', '.join(known)}")
+        check_fields(cls, table, prefix)
         losses = table.get("losses")
         if not isinstance(losses, list) or not losses:
             raise TaylorGLOError(

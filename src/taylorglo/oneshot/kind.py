@@ -12,7 +12,6 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TaylorGLOError
 from ..experiment.kind import ExperimentKind
 from ..experiment.progress import Reporter, SearchProgress, Wording
 from ..experiment.store import Store
@@ -69,15 +68,7 @@ class OneShotKind(ExperimentKind):
     def final_contenders(
         cls, store: Store, directory: Path, config: ExperimentConfig, options: FinalOptions
     ) -> tuple[list[Contender], str]:
-        for flag, value in (
-            ("--params", options.params),
-            ("--generation-best", options.generation_best),
-            ("--from-pretrained", options.from_pretrained),
-        ):
-            if value:
-                raise TaylorGLOError(
-                    f"{flag}: not for a one-shot experiment, which trains the losses its config names; drop it"
-                )
+        options.refuse_choices("not for a one-shot experiment, which trains the losses its config names")
         losses = config.settings.losses
         return [g.contender() for g in losses], f"{len(losses)} given losses"
 

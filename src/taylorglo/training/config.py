@@ -138,10 +138,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], prefix: str = "") -> TrainConfig:
         """Build from a config table; unknown keys are a one-line error that lists the known ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in data:
-            if key not in known:
-                raise TaylorGLOError(f"{prefix}{key}: unknown field; known fields are {', '.join(sorted(known))}")
+        check_fields(cls, data, prefix)
         values = dict(data)
         if "lr_decay" in values and _is_number(values["lr_decay"]):
             values["lr_decay"] = [values["lr_decay"]]
@@ -166,6 +163,15 @@ class Schedule:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_fields(cls: type, table: Any, prefix: str) -> None:
+    """Every key of a config ``table`` must be a field of the dataclass ``cls``: an unknown one
+    (a typo) is one line naming it and listing the known ones."""
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in table:
+        if key not in known:
+            raise TaylorGLOError(f"{prefix}{key}: unknown field; known fields are {', '.join(known)}")
 
 
 def _is_int(value: Any) -> bool:
