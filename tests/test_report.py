@@ -16,10 +16,11 @@ from PIL import Image
 
 from experiments import SMALL, merged, write_config
 from taylorglo.analysis import plots
-from taylorglo.analysis.report import CANDIDATE_COLUMNS, FIGURES, write_report
+from taylorglo.analysis.report import write_report
 from taylorglo.errors import TaylorGLOError
 from taylorglo.experiment import Store, init_experiment, start
 from taylorglo.experiment.lock import ExperimentLock
+from taylorglo.glo.page import CANDIDATE_COLUMNS, FIGURES
 from taylorglo.invariant import slope
 from taylorglo.loss import order_for_length, taylor_terms
 

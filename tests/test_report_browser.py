@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from taylorglo.analysis.evidence import FINAL_FIGURE, ROBUSTNESS_FIGURE
-from taylorglo.analysis.report import FIGURES, write_report
+from taylorglo.analysis.report import write_report
 from taylorglo.analysis.sweep import robustness_sweep
 from taylorglo.experiment.final import run_final
+from taylorglo.glo.page import FIGURES
 from test_report import finished_experiment
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")

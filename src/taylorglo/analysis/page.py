@@ -1,6 +1,6 @@
 """The one page skeleton every report uses: sections, a table of contents, the style, the footer.
 
-A kind's report (the search's :mod:`.report`, EPBT's :mod:`.epbt_report`) builds its
+A kind's report (the search's :mod:`taylorglo.glo.page`, EPBT's :mod:`taylorglo.epbt.page`) builds its
 :class:`Section` s and hands them to :func:`render_page`; the page is static HTML whose
 Content-Security-Policy allows no script and no network, so it opens from a file anywhere.
 """

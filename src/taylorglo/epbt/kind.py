@@ -32,7 +32,7 @@ class EPBTKind(GenerationKind):
     table = "epbt"
     settings: EPBTConfig
     threads: int | None = None
-    report = "taylorglo.analysis.epbt_report:write_epbt_report"
+    report = "taylorglo.epbt.page:write_epbt_report"
     wording = Wording(
         label="EPBT",
         noun="member",

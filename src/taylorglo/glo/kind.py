@@ -43,7 +43,7 @@ class SearchKind(GenerationKind):
     """See the module docstring."""
 
     table = "search"
-    report = "taylorglo.analysis.report:write_search_report"
+    report = "taylorglo.glo.page:write_search_report"
     settings: SearchConfig
     search: CMAESSearch | None = None
     plan: Callable[[int], list[int]] | None = None

@@ -17,14 +17,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..analysis.page import Section, esc, fmt, kv_table, render_page, report_directory, with_extra
 from ..atomic import write_atomic
-from ..epbt.report import BEST_MODEL, best_member, generations_csv, members_csv, schedule_of
 from ..errors import TaylorGLOError
 from ..experiment.reading import open_experiment, status
 from ..polynomial import format_formula, loss_spec
 from ..records import Candidate, Member
-from . import epbt_plots
-from .page import Section, esc, fmt, kv_table, render_page, report_directory, with_extra
+from . import plots as epbt_plots
+from .report import BEST_MODEL, best_member, generations_csv, members_csv, schedule_of
 
 FIGURES = ("population.png", "lineage.png", "schedule.png")
 _CAPTIONS = {
@@ -81,7 +81,7 @@ def write_epbt_report(
     write_atomic(out / "members.csv", members_csv(members, results))
     write_atomic(out / "generations.csv", generations_csv(members, results))
 
-    from .evidence import evidence_sections
+    from ..analysis.evidence import evidence_sections
 
     sections = [
         _experiment_section(config, experiment.directory),

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from .plots import BLUE, GREEN, GREY, ORANGE, PURPLE, RED, _limits, loss_grid, save_figure, taylorglo_curves
+from ..analysis.plots import BLUE, GREEN, GREY, ORANGE, PURPLE, RED, _limits, loss_grid, save_figure, taylorglo_curves
 
 ACTION_COLOURS = {"init": GREY, "continue": GREY, "exploit": ORANGE, "novelty": PURPLE}
 
