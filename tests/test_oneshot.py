@@ -11,7 +11,7 @@ import pytest
 
 from experiments import SMALL, cli, kill_9_when, merged, write_config
 from taylorglo.errors import TaylorGLOError
-from taylorglo.experiment import ExperimentConfig, init_experiment, status
+from taylorglo.experiment import ExperimentConfig, init_experiment, start, status
 from taylorglo.experiment.final import final_seed, params_label
 from taylorglo.training.checkpoint import load_network
 
@@ -100,6 +100,10 @@ def test_oneshot_runs_end_to_end_from_the_cli(tmp_path):
     assert _runs(run)[:2] == rows[:2] and len(_runs(run)) == 6
     compared = json.loads(cli("compare", str(run), "--json", check=True).stdout)
     assert [c["a"] + " vs " + c["b"] for c in compared["comparisons"]] == ["found vs cross-entropy"]
+    paired = json.loads(cli("ttest", str(run), str(run), "--label-b", "cross-entropy", "--json", check=True).stdout)
+    assert paired["a"]["label"] == "found" and paired["b"]["label"] == "cross-entropy"
+    collated = cli("collate", str(tmp_path), check=True).stdout
+    assert "digits-oneshot" in collated and "found" in collated
     refused = cli("final", str(run), "--params", FOUND.partition(":")[2])
     assert refused.returncode == 2 and refused.stderr.startswith("error: --params: not for a one-shot experiment")
     page = cli("analyze", str(run), check=True)
@@ -121,7 +125,7 @@ def test_a_oneshot_killed_mid_run_resumes_to_the_uninterrupted_results(tmp_path)
     assert returncode == -signal.SIGKILL, "the runs ended before the kill"
     assert status(killed)["state"] == "stopped"
     before = [r for r in _runs(killed) if r[3] != "pending"]
-    cli("start", str(killed), check=True)
+    start(killed)  # the Python API resumes it as the CLI does
     after = _runs(killed)
     assert all(r in after for r in before)  # recorded before the kill, not re-run
     assert after == _runs(straight) and len(after) == 6
