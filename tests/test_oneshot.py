@@ -12,7 +12,7 @@ import pytest
 from experiments import SMALL, cli, kill_9_when, merged, write_config
 from taylorglo.errors import TaylorGLOError
 from taylorglo.experiment import ExperimentConfig, init_experiment, start, status
-from taylorglo.experiment.final import final_seed, params_label
+from taylorglo.experiment.contenders import final_seed, params_label
 from taylorglo.training.checkpoint import load_network
 
 FOUND = "taylorglo:8.2896,0.2415,7.8726,8.9666,2.0184,7.0513,-10.9408,7.5216"

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..errors import TaylorGLOError
 from ..evaluators.recipes import Replay
-from ..experiment.final import FINAL_DIR, Contender, FinalOptions, baseline, final_seed
+from ..experiment.contenders import FINAL_DIR, Contender, FinalOptions, baseline, final_seed
 from ..experiment.progress import Reporter
 from ..experiment.store import Store
 from ..records import PBT_LABEL, FinalRun

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from ..training.config import TrainConfig
     from ..training.data import DataSplits
     from ..training.trainer import ScheduleStep, TrainResult
-    from .base import Job
 
 
 class Recipe(ABC):
@@ -34,10 +33,11 @@ class Recipe(ABC):
 
     @abstractmethod
     def train(
-        self, training: TrainConfig, job: Job, data: DataSplits, keep_model: bool
+        self, training: TrainConfig, seed: int, data: DataSplits, keep_model: bool, key: tuple[int, int]
     ) -> tuple[TrainResult, dict[str, Any]]:
-        """Train for ``training`` 's schedule under ``job`` 's seed; return the result and the
-        metrics this recipe adds to it. May raise: an exception is the job's failure."""
+        """Train for ``training`` 's schedule from ``seed`` (the job's; ``key`` is where its result
+        belongs); return the result and the metrics this recipe adds to it. May raise: an
+        exception is the job's failure."""
 
     def reads(self) -> list[str]:
         """Files the training reads: an evaluator whose workers do not share this disk ships them."""
@@ -65,11 +65,11 @@ class FreshRun(Recipe):
     params: tuple[float, ...] | None
 
     def train(
-        self, training: TrainConfig, job: Job, data: DataSplits, keep_model: bool
+        self, training: TrainConfig, seed: int, data: DataSplits, keep_model: bool, key: tuple[int, int]
     ) -> tuple[TrainResult, dict[str, Any]]:
         from ..training.trainer import train
 
-        return train(training, _loss(self.params, training), seed=job.seed, data=data, keep_model=keep_model), {}
+        return train(training, _loss(self.params, training), seed=seed, data=data, keep_model=keep_model), {}
 
 
 @dataclass(frozen=True)
@@ -83,14 +83,12 @@ class ContinuedRun(Recipe):
     steps: int
 
     def train(
-        self, training: TrainConfig, job: Job, data: DataSplits, keep_model: bool
+        self, training: TrainConfig, seed: int, data: DataSplits, keep_model: bool, key: tuple[int, int]
     ) -> tuple[TrainResult, dict[str, Any]]:
         from ..training.trainer import train
 
         loss = _loss(self.params, training)
-        result = train(
-            training, loss, seed=self.from_seed, data=data, keep_model=keep_model, reseed=(self.steps, job.seed)
-        )
+        result = train(training, loss, seed=self.from_seed, data=data, keep_model=keep_model, reseed=(self.steps, seed))
         return result, {}
 
 
@@ -110,7 +108,7 @@ class Stretch(Recipe):
         return self.stretch.params
 
     def train(
-        self, training: TrainConfig, job: Job, data: DataSplits, keep_model: bool
+        self, training: TrainConfig, seed: int, data: DataSplits, keep_model: bool, key: tuple[int, int]
     ) -> tuple[TrainResult, dict[str, Any]]:
         from ..training.checkpoint import load_state, save_state
         from ..training.trainer import train
@@ -122,7 +120,7 @@ class Stretch(Recipe):
         result = train(
             run,
             _loss(self.params, training),
-            seed=job.seed,
+            seed=seed,
             data=data,
             keep_model=keep_model,
             segment=self.stretch.segment(state),
@@ -136,9 +134,9 @@ class Stretch(Recipe):
                 params=params,
                 lr=run.lr,
                 weight_decay=run.weight_decay,
-                seed=job.seed,
-                generation=job.generation,
-                index=job.index,
+                seed=seed,
+                generation=key[0],
+                index=key[1],
             )
             metrics["checkpoint"] = self.save_to
         metrics["lr"], metrics["weight_decay"] = run.lr, run.weight_decay
@@ -164,8 +162,8 @@ class Replay(Recipe):
     schedule: tuple[ScheduleStep, ...]
 
     def train(
-        self, training: TrainConfig, job: Job, data: DataSplits, keep_model: bool
+        self, training: TrainConfig, seed: int, data: DataSplits, keep_model: bool, key: tuple[int, int]
     ) -> tuple[TrainResult, dict[str, Any]]:
         from ..training.trainer import train_schedule
 
-        return train_schedule(training, self.schedule, job.seed, data, keep_model=keep_model), {}
+        return train_schedule(training, self.schedule, seed, data, keep_model=keep_model), {}

@@ -96,7 +96,7 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
     keep = job.fgsm_epsilon is not None or job.save_model is not None
     fgsm_accuracy = None
     try:
-        result, added = job.recipe.train(training, job, data, keep)
+        result, added = job.recipe.train(training, job.seed, data, keep, (job.generation, job.index))
         if result.ok and job.fgsm_epsilon is not None and result.model is not None:
             from ..training.fgsm import fgsm_accuracy as attack
 

@@ -6,7 +6,7 @@ is a one-line :class:`~taylorglo.errors.TaylorGLOError` naming the field (``sear
 here: ``[training]`` is exactly :class:`~taylorglo.training.TrainConfig` (one definition and one
 validator for every kind), ``[evaluator]`` is :class:`~taylorglo.evaluators.config.EvaluatorConfig`;
 the one table that is the kind's own (``[search]``, ``[epbt]``, ``[oneshot]``) is parsed by the
-kind (:meth:`~taylorglo.experiment.generations.GenerationKind.parse_settings`), found by name.
+kind (:meth:`~taylorglo.experiment.kind.ExperimentKind.parse_settings`), found by name.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ..training.names import DATASET_NAMES
 from .kinds import kind_class, kind_tables
 
 if TYPE_CHECKING:
-    from .generations import GenerationKind
+    from .kind import ExperimentKind
 
 #: Fields every experiment has, whatever its kind.
 COMMON_FIELDS = ("name", "kind", "seed", "training", "evaluator")
@@ -57,7 +57,7 @@ class ExperimentConfig:
             return values["settings"]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def kind_class(self) -> type[GenerationKind]:
+    def kind_class(self) -> type[ExperimentKind]:
         """The class that runs this experiment's kind."""
         return kind_class(self.kind)
 

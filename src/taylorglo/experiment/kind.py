@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import TaylorGLOError
 from ..polynomial import format_formula
@@ -20,11 +20,32 @@ from .store import Store
 
 if TYPE_CHECKING:
     from ..evaluators.base import Evaluator
+    from ..evaluators.config import EvaluatorConfig
     from ..training.config import TrainConfig
     from ..training.facts import TrainingFacts
-    from .config import ExperimentConfig
-    from .final import Contender, FinalOptions
+    from .contenders import Contender, FinalOptions
     from .progress import Reporter
+
+
+class KindConfig(Protocol):
+    """What a kind is given of its experiment's configuration (an
+    :class:`~.config.KindConfig`): the fields every experiment has, and its own table's
+    settings as :meth:`ExperimentKind.parse_settings` made them."""
+
+    name: str
+    kind: str
+    seed: int
+    training: TrainConfig
+    evaluator: EvaluatorConfig
+    table: str
+    settings: Any
+
+    @property
+    def population(self) -> int: ...
+
+    def final_training(self) -> TrainConfig: ...
+
+    def candidate_training(self) -> TrainConfig: ...
 
 
 class ExperimentKind(ABC):
@@ -36,7 +57,7 @@ class ExperimentKind(ABC):
         self,
         directory: Path,
         store: Store,
-        config: ExperimentConfig,
+        config: KindConfig,
         facts: TrainingFacts,
         runner: Evaluator,
         log: Callable[[str], None],
@@ -64,12 +85,12 @@ class ExperimentKind(ABC):
         ``<table>.<field>``."""
 
     @staticmethod
-    def training(config: ExperimentConfig) -> TrainConfig:
+    def training(config: KindConfig) -> TrainConfig:
         """What the experiment's workers train: by default the full schedule, validation only."""
         return config.training.replace(eval_test=False)
 
     @classmethod
-    def status_fields(cls, store: Store, config: ExperimentConfig) -> dict[str, Any]:
+    def status_fields(cls, store: Store, config: KindConfig) -> dict[str, Any]:
         """The kind's part of ``taylorglo status`` (read-only, no torch): at least
         ``generations_total`` (None while unknown), ``best`` (a dict, or None) and ``invariant``.
         By default: the settings' ``generations`` and ``invariant`` where it has them, and the
@@ -108,13 +129,13 @@ class ExperimentKind(ABC):
     # What ``final`` trains.
 
     @classmethod
-    def final_repeats(cls, config: ExperimentConfig) -> int:
+    def final_repeats(cls, config: KindConfig) -> int:
         """Repeats per contender when ``final`` is not told (the reference's ten)."""
         return 10
 
     @classmethod
     def final_contenders(
-        cls, store: Store, directory: Path, config: ExperimentConfig, options: FinalOptions
+        cls, store: Store, directory: Path, config: KindConfig, options: FinalOptions
     ) -> tuple[list[Contender], str]:
         """What ``taylorglo final`` trains, the cross-entropy baseline first, and how the log
         names them; a :class:`~taylorglo.errors.TaylorGLOError` names an option the kind has no
@@ -124,14 +145,14 @@ class ExperimentKind(ABC):
     # What the CLI says of an experiment of this kind (read-only, no torch).
 
     @classmethod
-    def outline(cls, config: ExperimentConfig) -> str:
+    def outline(cls, config: KindConfig) -> str:
         """The experiment's shape from its config alone, for ``taylorglo init``'s line."""
         generations = getattr(config.settings, "generations", None)
         shape = f"{generations} generations x " if generations is not None else ""
         return f"{shape}{config.population} {cls.wording.noun}s"
 
     @classmethod
-    def summary(cls, directory: str, status: dict[str, Any], config: ExperimentConfig) -> list[str]:
+    def summary(cls, directory: str, status: dict[str, Any], config: KindConfig) -> list[str]:
         """The lines ``taylorglo start`` and ``status`` end with: where the experiment stands,
         its best result, and where its files are."""
         c, noun = status["candidates"], cls.wording.noun
@@ -153,7 +174,7 @@ class ExperimentKind(ABC):
     def invocation(
         cls,
         directory: Path | None,
-        config: ExperimentConfig,
+        config: KindConfig,
         generation: int,
         index: int,
         params: list[float] | None,

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import TaylorGLOError
 from ..evaluators.recipes import ContinuedRun
-from ..experiment.final import Contender, FinalOptions, baseline, params_label
+from ..experiment.contenders import Contender, FinalOptions, baseline, params_label
 from ..experiment.store import Store
 from ..polynomial import check_params
 from ..records import Candidate

@@ -35,7 +35,7 @@ from .config import SearchConfig
 
 if TYPE_CHECKING:
     from ..experiment.config import ExperimentConfig
-    from ..experiment.final import Contender, FinalOptions
+    from ..experiment.contenders import Contender, FinalOptions
     from ..training.config import TrainConfig
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import TaylorGLOError
-from ..experiment.final import Contender, baseline, params_label
+from ..experiment.contenders import Contender, baseline, params_label
 from ..polynomial import check_params, loss_spec
 from ..training.config import _is_int, check_fields
 

@@ -22,7 +22,7 @@ from .config import OneShotConfig
 
 if TYPE_CHECKING:
     from ..experiment.config import ExperimentConfig
-    from ..experiment.final import Contender, FinalOptions
+    from ..experiment.contenders import Contender, FinalOptions
     from ..training.config import TrainConfig
 
 
@@ -73,7 +73,8 @@ class OneShotKind(ExperimentKind):
         return [g.contender() for g in losses], f"{len(losses)} given losses"
 
     def run(self, log: Any, reporter: Reporter) -> None:
-        from ..experiment.final import FinalOptions, run_contest
+        from ..experiment.contenders import FinalOptions
+        from ..experiment.final import run_contest
 
         s = self.settings
         for g in s.losses:  # given, so trained as given; but a user should know it may not train
