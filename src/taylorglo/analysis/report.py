@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from ..errors import TaylorGLOError
 from ..experiment.kinds import kind_class
 from ..experiment.reading import open_experiment
+from ..plugins import resolve_plugin
 
 
 def write_report(
@@ -35,5 +35,4 @@ def write_report(
     kind = kind_class(config.kind)
     if kind.report is None:
         raise TaylorGLOError(f"DIR: a kind = {config.kind!r} experiment has no report")
-    module, _, name = kind.report.partition(":")
-    return getattr(importlib.import_module(module), name)(directory, out_dir, extra_sections)
+    return resolve_plugin(kind.report, "kind")(directory, out_dir, extra_sections)

@@ -74,21 +74,23 @@ class FreshRun(Recipe):
 
 @dataclass(frozen=True)
 class ContinuedRun(Recipe):
-    """The first ``steps`` steps of the run seed ``from_seed`` makes (a candidate's partial run,
-    replayed rather than stored: training is deterministic for a seed), then on to the end of the
-    schedule with the job's seed ("from pretrained", SPEC §4)."""
+    """The run seed ``from_seed`` makes for the first ``partial_fraction`` of the schedule (a
+    candidate's partial run, replayed rather than stored: training is deterministic for a seed),
+    then on to the end of the schedule with the job's seed ("from pretrained", SPEC §4). The steps
+    that share takes are counted on the worker's data, where the data is."""
 
     params: tuple[float, ...] | None
     from_seed: int
-    steps: int
+    partial_fraction: float
 
     def train(
         self, training: TrainConfig, seed: int, data: DataSplits, keep_model: bool, key: tuple[int, int]
     ) -> tuple[TrainResult, dict[str, Any]]:
         from ..training.trainer import train
 
+        steps = training.replace(partial_fraction=self.partial_fraction).schedule(len(data.train_y)).run_steps
         loss = _loss(self.params, training)
-        result = train(training, loss, seed=self.from_seed, data=data, keep_model=keep_model, reseed=(self.steps, seed))
+        result = train(training, loss, seed=self.from_seed, data=data, keep_model=keep_model, reseed=(steps, seed))
         return result, {}
 
 

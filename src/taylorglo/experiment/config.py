@@ -46,16 +46,20 @@ class ExperimentConfig:
     seed: int
     training: TrainConfig
     evaluator: EvaluatorConfig
-    #: The kind's table's name (``"search"``), and its settings as the kind parsed them.
-    table: str
+    #: The kind's table, as the kind parsed it.
     settings: Any
 
     def __getattr__(self, name: str) -> Any:
-        # Only called for names not found otherwise: the kind's table by its name.
-        values = self.__dict__
-        if "table" in values and name == values["table"]:
-            return values["settings"]
+        # Only called for names not found otherwise: the kind's table by its name (never a
+        # dunder, which pickle and copy probe before the fields exist).
+        if not name.startswith("__") and "kind" in self.__dict__ and name == kind_class(self.__dict__["kind"]).table:
+            return self.__dict__["settings"]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def table(self) -> str:
+        """The name of the kind's table in the file (``"search"`` for ``[search]``)."""
+        return self.kind_class().table
 
     def kind_class(self) -> type[ExperimentKind]:
         """The class that runs this experiment's kind."""
@@ -149,7 +153,6 @@ class ExperimentConfig:
             seed=seed,
             training=training,
             evaluator=evaluator,
-            table=table,
             settings=settings,
         )
 

@@ -20,7 +20,6 @@ with the same results as one that never stopped.
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import time
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..atomic import remove_stale_temporaries
 from ..errors import TaylorGLOError
 from ..evaluators.config import EVALUATORS
+from ..plugins import resolve_plugin
 from ..records import Result
 from ..training.config import TrainConfig
 from .config import ExperimentConfig, read_config_file
@@ -116,8 +116,7 @@ def make_evaluator(
 
 def _evaluator(config: ExperimentConfig, training: TrainConfig, workers: int | None, most: int) -> Any:
     e = config.evaluator
-    module, _, name = EVALUATORS[e.kind].partition(":")
-    return getattr(importlib.import_module(module), name)(training, e, workers, most)
+    return resolve_plugin(EVALUATORS[e.kind], "evaluator.kind")(training, e, workers, most)
 
 
 def start(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 class KindConfig(Protocol):
     """What a kind is given of its experiment's configuration (an
-    :class:`~.config.KindConfig`): the fields every experiment has, and its own table's
+    :class:`~.config.ExperimentConfig`): the fields every experiment has, and its own table's
     settings as :meth:`ExperimentKind.parse_settings` made them."""
 
     name: str
@@ -110,9 +110,10 @@ class ExperimentKind(ABC):
             },
         }
 
-    @abstractmethod
     def describe(self) -> str:
-        """The experiment's shape for the ``start:`` log line (``"8 generations x 10 candidates"``)."""
+        """The experiment's shape for the ``start:`` log line (``"8 generations x 10 candidates"``);
+        by default :meth:`outline`'s, which knows only the config."""
+        return self.outline(self.config)
 
     @abstractmethod
     def position(self) -> str:
@@ -152,23 +153,29 @@ class ExperimentKind(ABC):
         return f"{shape}{config.population} {cls.wording.noun}s"
 
     @classmethod
+    def standing(cls, status: dict[str, Any]) -> str:
+        """Where the experiment stands, in one line: its generations and how its rows ended."""
+        c, noun = status["candidates"], cls.wording.noun
+        return (
+            f"{status['name']}: {status['state']}, {status['generations_completed']}/"
+            f"{status['generations_total'] or '?'} generations, {c['total']} {noun}s: {c['evaluated']} trained, "
+            f"{c['rejected_invariant']} rejected by the {status['invariant']} invariant (never trained), "
+            f"{c['failed']} failed, {c['aborted']} aborted"
+        )
+
+    @classmethod
     def summary(cls, directory: str, status: dict[str, Any], config: KindConfig) -> list[str]:
         """The lines ``taylorglo start`` and ``status`` end with: where the experiment stands,
         its best result, and where its files are."""
-        c, noun = status["candidates"], cls.wording.noun
-        lines = [
-            f"{status['name']}: {status['state']}, {status['generations_completed']}/"
-            f"{status['generations_total'] or '?'} generations, {c['total']} {noun}s: {c['evaluated']} trained, "
-            f"{c['rejected_invariant']} rejected by the {status['invariant']} invariant, {c['failed']} failed, "
-            f"{c['aborted']} aborted"
-        ]
-        best = status["best"]
+        best, noun = status["best"], cls.wording.noun
         if best is None:
-            return [*lines, f"no {noun} has been evaluated yet"]
-        lines.append(f"best: fitness {best['fitness']:.4f} ({noun} {best['generation']}:{best['index']})")
-        lines.append(f"  {best['formula']}")
-        lines.append(f"results in {directory}/: experiment.sqlite (everything), host.log")
-        return lines
+            return [cls.standing(status), f"no {noun} has been evaluated yet"]
+        return [
+            cls.standing(status),
+            f"best: fitness {best['fitness']:.4f} ({noun} {best['generation']}:{best['index']})",
+            f"  {best['formula']}",
+            f"results in {directory}/: experiment.sqlite (everything), host.log",
+        ]
 
     @classmethod
     def invocation(

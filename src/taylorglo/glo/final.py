@@ -66,13 +66,8 @@ def _choice(c: Candidate, source: str) -> Contender:
 
 def _pretrained(store: Store, config: Any, choices: list[Contender]) -> list[Contender]:
     """Each choice continuing its candidate's partial run: the run replayed from the seed of the
-    attempt that produced the recorded result (retries after an abort reseed), for the steps the
-    partial schedule takes on this data, then trained on under the repeat's seed."""
-    from ..training.data import load_dataset
-
-    training = config.candidate_training()
-    data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
-    steps = training.schedule(len(data.train_y)).run_steps
+    attempt that produced the recorded result (retries after an abort reseed) for the search's
+    partial schedule, then trained on under the repeat's seed."""
     out = []
     for choice in choices:
         (c,) = [c for c in store.candidates(choice.generation) if c.index == choice.index]
@@ -87,7 +82,7 @@ def _pretrained(store: Store, config: Any, choices: list[Contender]) -> list[Con
                 recipe=ContinuedRun(
                     None if choice.params is None else tuple(choice.params),
                     int((c.metrics or {}).get("seed", c.seed)),
-                    steps,
+                    config.search.partial_fraction,
                 ),
             )
         )

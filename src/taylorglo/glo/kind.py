@@ -60,13 +60,6 @@ class SearchKind(GenerationKind):
     def generations(self) -> int:
         return self.settings.generations
 
-    def describe(self) -> str:
-        return self.outline(self.config)
-
-    @classmethod
-    def outline(cls, config: ExperimentConfig) -> str:
-        return f"{config.search.generations} generations x {config.search.population} candidates"
-
     def begin(self) -> None:
         _fill_summaries(self.store)
         self.plan = search_plan(self.store, self.config.evaluator.lend_idle_cores, self.runner, self.log)
@@ -120,13 +113,7 @@ class SearchKind(GenerationKind):
 
     @classmethod
     def summary(cls, directory: str, status: dict[str, Any], config: ExperimentConfig) -> list[str]:
-        c = status["candidates"]
-        lines = [
-            f"{status['name']}: {status['state']}, {status['generations_completed']}/"
-            f"{status['generations_total']} generations, {c['total']} candidates: {c['evaluated']} trained, "
-            f"{c['rejected_invariant']} rejected by the {status['invariant']} invariant (never trained), "
-            f"{c['failed']} failed, {c['aborted']} aborted"
-        ]
+        lines = [cls.standing(status)]
         best = status["best"]
         if best is None:
             return [*lines, "no candidate has been evaluated yet"]

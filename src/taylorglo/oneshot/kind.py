@@ -8,15 +8,14 @@ recorded as it ends); ``final`` on it runs the same loop (``--repeats`` adds run
 from __future__ import annotations
 
 import contextlib
-import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..analysis.stats import loss_summary
 from ..experiment.kind import ExperimentKind
 from ..experiment.progress import Reporter, SearchProgress, Wording
 from ..experiment.store import Store
 from ..invariant import invariant_holds
-from ..polynomial import format_formula
 from ..records import FinalLoss, FinalRun, Result
 from .config import OneShotConfig
 
@@ -52,9 +51,6 @@ class OneShotKind(ExperimentKind):
     def outline(cls, config: ExperimentConfig) -> str:
         s: OneShotConfig = config.settings
         return f"one-shot, {len(s.losses)} losses x {s.repeats} repeats"
-
-    def describe(self) -> str:
-        return self.outline(self.config)
 
     def position(self) -> str:
         runs = [r for r in self.store.final_runs() if r.status != "pending"]
@@ -120,17 +116,11 @@ class OneShotKind(ExperimentKind):
         runs = [r for r in store.final_runs() if r.loss_id in by_id]
         losses = []
         for loss_id, loss in by_id.items():
-            accuracies = [r.test_accuracy for r in runs if r.loss_id == loss_id and r.status == "finished"]
-            accuracies = [a for a in accuracies if a is not None]
+            summary = loss_summary(loss, [r for r in runs if r.loss_id == loss_id])
+            accuracy = summary["test_accuracy"]
             losses.append(
-                {
-                    "label": loss.label,
-                    "params": loss.params,
-                    "formula": "cross-entropy" if loss.params is None else format_formula(loss.params),
-                    "finished": len(accuracies),
-                    "mean": statistics.fmean(accuracies) if accuracies else None,
-                    "std": statistics.stdev(accuracies) if len(accuracies) > 1 else None,
-                }
+                {key: summary[key] for key in ("label", "params", "formula", "finished")}
+                | {"mean": accuracy["mean"], "std": accuracy["std"]}
             )
         scored = [entry for entry in losses if entry["mean"] is not None]
         top = max(scored, key=lambda entry: entry["mean"], default=None)
