@@ -16,21 +16,22 @@ from taylorglo.loss import loss_spec, parse_loss, taylor_terms
 OLD_LOSS = [8.2896, 0.2415, 7.8726, 8.9666, 2.0184, 7.0513, -10.9408, 7.5216]
 
 
+def reference_row(p, row, t):
+    """SPEC §1 written out literally in plain Python for one example, order 3, no torch."""
+    m = max(row)
+    exps = [math.exp(v - m) for v in row]
+    z = sum(exps)
+    s = 0.0
+    for c, e in enumerate(exps):
+        x, y = (1.0 if c == t else 0.0), e / z
+        X, Y = x - p[6], y - p[7]
+        s += p[0] * Y + p[1] * Y**2 + p[2] * Y**3 + p[3] * X * Y + p[4] * X * Y**2 + p[5] * X**2 * Y
+    return -s
+
+
 def reference_loss(params, logits, targets):
-    """SPEC §1 written out literally in plain Python, order 3, no torch."""
-    p = params
-    total = 0.0
-    for row, t in zip(logits, targets):
-        m = max(row)
-        exps = [math.exp(v - m) for v in row]
-        z = sum(exps)
-        s = 0.0
-        for c, e in enumerate(exps):
-            x, y = (1.0 if c == t else 0.0), e / z
-            X, Y = x - p[6], y - p[7]
-            s += p[0] * Y + p[1] * Y**2 + p[2] * Y**3 + p[3] * X * Y + p[4] * X * Y**2 + p[5] * X**2 * Y
-        total += -s
-    return total / len(targets)
+    """The batch mean of :func:`reference_row`."""
+    return sum(reference_row(params, row, t) for row, t in zip(logits, targets)) / len(targets)
 
 
 def test_simplest_case_by_hand():
@@ -145,3 +146,92 @@ def test_parse_loss_specs(tmp_path):
         parse_loss("taylorglo:1,2", field="--loss")
     with pytest.raises(TaylorGLOError, match="expected 'cross-entropy'"):
         parse_loss("hinge")
+
+
+# --- the drop-in contract: nn.CrossEntropyLoss's shapes, mask and reductions ---------------------
+
+
+def _ce_rows(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy as a loss of (label, probability) rows: plugged into classwise_loss, it must
+    be nn.CrossEntropyLoss exactly, which checks the wrapper's shape, mask and reduction logic."""
+    return -(x * torch.log(y)).sum(dim=1)
+
+
+SHAPES = [(6, 4), (3, 5, 7), (2, 3, 4, 5)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_wrapper_with_cross_entropy_rows_is_cross_entropy(shape, reduction):
+    from taylorglo.loss import classwise_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(shape, generator=g, dtype=torch.float64)
+    target = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=g)
+    target.view(-1)[::3] = -100  # masked entries, as a padded sequence or a segmentation void
+    ours = classwise_loss(logits, target, _ce_rows, reduction, -100)
+    theirs = nn.CrossEntropyLoss(reduction=reduction)(logits, target)
+    assert ours.shape == theirs.shape
+    assert torch.allclose(ours, theirs, atol=1e-12)
+    soft = torch.softmax(torch.randn(shape, generator=g, dtype=torch.float64), dim=1)
+    ours = classwise_loss(logits, soft, _ce_rows, reduction, -100)
+    theirs = nn.CrossEntropyLoss(reduction=reduction)(logits, soft)
+    assert ours.shape == theirs.shape and torch.allclose(ours, theirs, atol=1e-12)
+
+
+def _by_hand(params, logits, target, ignore_index):
+    """Per-position :func:`reference_row` losses (None where ignored), class axis second."""
+    rows = logits.movedim(1, -1).reshape(-1, logits.shape[1]) if logits.dim() > 2 else logits
+    return [
+        None if t == ignore_index else reference_row(params, row, t)
+        for row, t in zip(rows.tolist(), target.reshape(-1).tolist())
+    ]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_taylorglo_shapes_mask_and_reductions_by_hand(shape):
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(shape, generator=g, dtype=torch.float64)
+    target = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=g)
+    target.view(-1)[1::4] = 7  # a custom ignore_index, out of the class range
+    hand = _by_hand(OLD_LOSS, logits, target, ignore_index=7)
+    kept = [v for v in hand if v is not None]
+    none = TaylorGLOLoss(OLD_LOSS, reduction="none", ignore_index=7)(logits, target)
+    assert none.shape == target.shape
+    assert none.reshape(-1).tolist() == pytest.approx([0.0 if v is None else v for v in hand], rel=1e-12)
+    total = TaylorGLOLoss(OLD_LOSS, reduction="sum", ignore_index=7)(logits, target)
+    mean = TaylorGLOLoss(OLD_LOSS, ignore_index=7)(logits, target)
+    assert float(total) == pytest.approx(sum(kept), rel=1e-12)
+    assert float(mean) == pytest.approx(sum(kept) / len(kept), rel=1e-12)
+
+
+def test_half_precision_logits_are_computed_in_float32():
+    from taylorglo.loss import CrossEntropyLoss
+
+    logits = torch.randn(8, 5, generator=torch.Generator().manual_seed(2))
+    target = torch.randint(0, 5, (8,), generator=torch.Generator().manual_seed(3))
+    for dtype in (torch.float16, torch.bfloat16):
+        low = logits.to(dtype).requires_grad_()
+        for loss in (TaylorGLOLoss(OLD_LOSS), CrossEntropyLoss()):
+            value = loss(low, target)
+            assert value.dtype == torch.float32
+            assert float(value.detach()) == pytest.approx(float(loss(low.detach().float(), target)), abs=1e-6)
+            value.backward()
+            assert low.grad is not None and low.grad.dtype == dtype
+            low.grad = None
+
+
+def test_drop_in_refuses_what_cross_entropy_refuses():
+    loss = TaylorGLOLoss(OLD_LOSS)
+    with pytest.raises(ValueError, match="shape"):
+        loss(torch.randn(4, 3), torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match="shape"):
+        loss(torch.randn(4, 3), torch.rand(4, 2))
+    with pytest.raises(ValueError, match="reduction"):
+        TaylorGLOLoss(OLD_LOSS, reduction="avg")
+
+
+def test_parsed_cross_entropy_is_the_drop_in_baseline():
+    from taylorglo.loss import CrossEntropyLoss
+
+    assert isinstance(parse_loss("cross-entropy"), CrossEntropyLoss)

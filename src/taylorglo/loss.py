@@ -20,11 +20,10 @@ code layout.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .errors import TaylorGLOError
@@ -47,23 +46,100 @@ from .polynomial import (  # noqa: F401
     to_paper_layout,
 )
 
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(reduction: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+    return reduction
+
+
+def _upcast(logits: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits in float32: a polynomial of probabilities near 0 and 1 loses its
+    gradient in float16/bfloat16 (as ``torch.autocast`` does for cross-entropy)."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
+def classwise_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    per_example: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    reduction: str,
+    ignore_index: int,
+) -> torch.Tensor:
+    """``nn.CrossEntropyLoss``'s calling convention around a loss of (softmax, one-hot) rows.
+
+    ``logits`` are ``(B, C)`` or ``(B, C, d1, ...)`` (the class axis second, as for
+    cross-entropy); ``target`` holds class indices of shape ``(B,)`` / ``(B, d1, ...)``, where
+    ``ignore_index`` entries count for nothing (and not in the mean), or probabilities of the
+    logits' shape (soft labels: every entry counts). ``per_example(x, y)`` maps ``(M, C)`` rows of
+    labels and probabilities to ``(M,)`` losses. Returns float32 for half-precision logits."""
+    z = _upcast(logits)
+    if z.dim() < 1:
+        raise ValueError(f"logits must have a class axis: (B, C) or (B, C, d1, ...), got shape {tuple(z.shape)}")
+    classes = z.shape[1] if z.dim() > 1 else z.shape[0]
+    batch_shape = (z.shape[0], *z.shape[2:]) if z.dim() > 1 else ()
+    rows = z.movedim(1, -1).reshape(-1, classes) if z.dim() > 2 else z.reshape(-1, classes)
+    y = torch.softmax(rows, dim=1)  # subtracts the row maximum: huge logits give exact 0/1
+    if target.is_floating_point():
+        if target.shape != z.shape:
+            raise ValueError(f"soft targets must have the logits' shape {tuple(z.shape)}, got {tuple(target.shape)}")
+        t = target.movedim(1, -1) if z.dim() > 2 else target
+        losses = per_example(t.reshape(-1, classes).to(y.dtype), y)
+        mask = None
+    else:
+        if tuple(target.shape) != batch_shape:
+            raise ValueError(
+                f"class-index targets must have shape {batch_shape} for logits {tuple(z.shape)}, "
+                f"got {tuple(target.shape)}"
+            )
+        flat = target.reshape(-1)
+        mask = flat != ignore_index
+        x = torch.zeros_like(y).scatter_(1, torch.where(mask, flat, 0).unsqueeze(1), 1.0)
+        losses = per_example(x, y) * mask
+    if reduction == "none":
+        return losses.reshape(batch_shape)
+    if reduction == "sum":
+        return losses.sum()
+    return losses.mean() if mask is None else losses.sum() / mask.sum()
+
+
+class CrossEntropyLoss(nn.CrossEntropyLoss):
+    """The cross-entropy baseline: :class:`torch.nn.CrossEntropyLoss` (every shape, mask and
+    reduction of it) with half-precision logits computed in float32, as :class:`TaylorGLOLoss`
+    computes them, so the two are compared on equal terms."""
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return super().forward(_upcast(input), target)
+
 
 class TaylorGLOLoss(nn.Module):
     """TaylorGLO loss as a drop-in for :class:`torch.nn.CrossEntropyLoss`.
 
-    ``forward(logits, target)`` takes raw logits ``(B, n)`` and integer class targets ``(B,)`` (or a
-    ``(B, n)`` float tensor of soft labels, used for mixed-label augmentation), and returns the
-    scalar loss. The softmax is taken as ``exp(log_softmax)`` so huge logits stay finite.
+    ``forward(logits, target)`` takes what cross-entropy takes (:func:`classwise_loss`): raw
+    logits ``(B, C)`` or ``(B, C, d1, ...)``, class-index targets (with ``ignore_index``) or soft
+    labels of the logits' shape, and ``reduction`` ``"mean"`` / ``"sum"`` / ``"none"``; so a
+    segmentation loop or a Hugging Face ``compute_loss_func`` uses a found loss unchanged.
 
     ``round_to`` reproduces the reference, which rendered parameters to 4 decimals before training.
     """
 
-    def __init__(self, params: Sequence[float], order: int | None = None, round_to: int | None = None) -> None:
+    def __init__(
+        self,
+        params: Sequence[float],
+        order: int | None = None,
+        round_to: int | None = None,
+        reduction: str = "mean",
+        ignore_index: int = -100,
+    ) -> None:
         super().__init__()
         values, self.order = check_params(params, order)
         if round_to is not None:
             values = [round(v, round_to) for v in values]
         self.params = values
+        self.reduction = _check_reduction(reduction)
+        self.ignore_index = int(ignore_index)
         self.terms = taylor_terms(self.order)
         # Per power of Y (1..order), the (coefficient, power of X) pairs that multiply it: Horner in Y.
         by_power: dict[int, list[tuple[float, int]]] = {}
@@ -89,16 +165,13 @@ class TaylorGLOLoss(nn.Module):
         return acc
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        # softmax subtracts the row maximum, so very large logits give exact 0/1, never inf/NaN.
-        y = torch.softmax(logits, dim=1)
-        if target.dim() == 1:
-            x = F.one_hot(target, num_classes=logits.shape[1]).to(y.dtype)
-        else:
-            x = target.to(y.dtype)
-        return -self.per_class(x, y).sum(dim=1).mean()
+        return classwise_loss(logits, target, self._per_example, self.reduction, self.ignore_index)
+
+    def _per_example(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return -self.per_class(x, y).sum(dim=1)
 
     def extra_repr(self) -> str:
-        return f"order={self.order}, params={self.params}"
+        return f"order={self.order}, params={self.params}, reduction={self.reduction!r}"
 
     def __str__(self) -> str:
         return describe_loss(self.params)
@@ -130,7 +203,7 @@ def parse_loss(spec: str, field: str = "loss", round_to: int | None = None) -> n
     """
     spec = spec.strip()
     if spec in (CROSS_ENTROPY, "ce", "crossentropy"):
-        return nn.CrossEntropyLoss()
+        return CrossEntropyLoss()
     kind, sep, rest = spec.partition(":")
     if kind != "taylorglo" or not sep:
         raise TaylorGLOError(f"{field}: expected 'cross-entropy' or 'taylorglo:P0,...,P7', got {spec!r}")
