@@ -143,7 +143,10 @@ def kill_9_when(args: list[str], directory: Path, ready: Any, on_poll: Any = Non
     import time
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "taylorglo", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "taylorglo", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=plugin_env(),
     )
     deadline = time.time() + 300
     state = None

@@ -17,8 +17,8 @@ from taylorglo.experiment import ExperimentConfig, Store, init_experiment, start
 from taylorglo.experiment.lock import ExperimentLock, is_running
 from taylorglo.training import TrainConfig, load_dataset
 from taylorglo.training.cost import network_macs, step_macs
-from taylorglo.training.facts import probe
 from taylorglo.training.models import build_model
+from taylorglo.training.trainers import probe
 
 # A slower variant for the kill test: ~0.3 s per candidate, so a kill lands inside a generation.
 # Lending forced on: the resumed generations must replay the lent threads too.

@@ -9,7 +9,7 @@ from taylorglo.errors import TaylorGLOError
 from taylorglo.evaluators import FreshRun, Job, LocalEvaluator
 from taylorglo.training import TrainConfig
 from taylorglo.training.data import load_dataset
-from taylorglo.training.facts import probe
+from taylorglo.training.trainers import probe
 
 PARAMS = None  # cross-entropy: the jobs differ by seed alone
 KILL_SEED = 777

@@ -98,33 +98,55 @@ def cli() -> None:
     metavar="KEY=VALUE",
     help="Keyword argument for the model factory (VALUE read as JSON, else text); repeatable.",
 )
+@click.option(
+    "--objective",
+    default=None,
+    help="Your own training function, package.module:function (replaces dataset, model and schedule).",
+)
+@click.option(
+    "--objective-option",
+    "objective_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option for the objective (trial.options; VALUE read as JSON, else text); repeatable.",
+)
+@click.option("--num-classes", type=int, default=None, help="Classes of the objective's task.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with all metrics.")
 def train(
-    loss_spec: str, lr_decay: str, seed: int, as_json: bool, model_option: tuple[str, ...], **options: Any
+    loss_spec: str,
+    lr_decay: str,
+    seed: int,
+    as_json: bool,
+    model_option: tuple[str, ...],
+    objective_option: tuple[str, ...],
+    **options: Any,
 ) -> None:
     """Train one network once and print its metrics."""
     from .loss import parse_loss
     from .training import TrainConfig
-    from .training import train as run_training
+    from .training.trainers import trainer_for
 
     config = TrainConfig(
         lr_decay=parse_floats(lr_decay, "--lr-decay"),
         eval_test=True,
-        model_options=_parse_model_options(model_option),
+        model_options=_parse_options(model_option, "--model-option"),
+        objective_options=_parse_options(objective_option, "--objective-option"),
         **options,
     ).validate("--")
     loss = parse_loss(loss_spec, field="--loss", round_to=config.round_params)
-    result = with_progress(
-        lambda progress: run_training(config, loss, seed=seed, progress=progress),
+    phase = "final" if config.partial_fraction == 1.0 else "search"
+    result, extra = with_progress(
+        lambda progress: trainer_for(config).fresh(loss, seed, None, False, phase, progress),
         enabled=not as_json,
-        label=f"training {config.model} on {config.dataset}",
+        label=f"training {config.describe()}",
     )
     if as_json:
-        click.echo(json.dumps({"loss": loss_spec, "config": config.to_dict(), **result.to_dict()}))
+        click.echo(json.dumps({"loss": loss_spec, "config": config.to_dict(), **result.to_dict(), **extra}))
         return
     rows = [
         ("status", result.status + (f" ({result.reason})" if result.reason else "")),
         ("loss", loss_spec),
+        *((("fitness", _fmt(result.fitness)),) if result.fitness is not None else ()),
         ("steps", f"{result.steps} of {result.total_steps}"),
         ("attempts", str(result.attempts)),
         ("train accuracy (last window)", _fmt(result.train_accuracy)),
@@ -191,10 +213,7 @@ def init(directory: str, config: str, exist_ok: bool) -> None:
 
     experiment = init_experiment(directory, config, exist_ok=exist_ok)
     cfg = experiment.config
-    click.echo(
-        f"created {directory}: {cfg.name!r}, {cfg.kind_class().outline(cfg)}, "
-        f"{cfg.training.model} on {cfg.training.dataset}"
-    )
+    click.echo(f"created {directory}: {cfg.name!r}, {cfg.kind_class().outline(cfg)}, {cfg.training.describe()}")
     click.echo(f"next: taylorglo start {directory}")
 
 
@@ -300,12 +319,12 @@ def getinvocation(source: str, candidate: str | None, params: str | None, full: 
     click.echo(config.kind_class().invocation(directory, config, generation, index, values, full))
 
 
-def _parse_model_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+def _parse_options(pairs: tuple[str, ...], flag: str) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
-            raise TaylorGLOError(f"--model-option: expected KEY=VALUE, got {pair!r}")
+            raise TaylorGLOError(f"{flag}: expected KEY=VALUE, got {pair!r}")
         try:
             options[key] = json.loads(text)
         except ValueError:

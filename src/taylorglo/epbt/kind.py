@@ -55,6 +55,11 @@ class EPBTKind(GenerationKind):
 
     @classmethod
     def parse_settings(cls, table: dict[str, Any], training: Any) -> EPBTConfig:
+        if training.objective is not None:
+            raise TaylorGLOError(
+                "training.objective: EPBT continues each member's network from its saved state, and an "
+                'objective has no save/restore contract yet; use kind = "taylorglo" (or "oneshot") with it'
+            )
         return EPBTConfig.from_dict(table)
 
     @staticmethod

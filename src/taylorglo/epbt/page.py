@@ -120,7 +120,7 @@ def _experiment_section(config, directory: Path) -> Section:
     rows = [
         ("name", esc(config.name)),
         ("directory", f"<code>{esc(directory.resolve())}</code>"),
-        ("dataset · model", esc(f"{t.dataset} · {t.model}")),
+        ("trains", esc(t.describe())),
         ("full schedule", esc(f"{schedule}, batch {t.batch_size}, lr {t.lr:g}, weight decay {t.weight_decay:g}")),
         ("population", esc(e.population)),
         ("evolves", esc(", ".join(e.evolve) or "nothing")),

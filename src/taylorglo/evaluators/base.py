@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..records import Result
-from ..training.facts import TrainingFacts, probe
+from ..training.facts import TrainingFacts
+from ..training.trainers import probe
 from .lending import Lending
 from .recipes import Recipe
 

@@ -126,6 +126,11 @@ def describe(decision: dict[str, Any]) -> str:
     head = f"idle cores at a generation's barrier: {verdict}"
     if mode == "unavailable":
         return f"{head} (the evaluator has no cores to lend)"
+    if mode == "auto" and not decision["step_macs"]:
+        return (
+            f"{head}: the cost of a training step is unknown (the objective trains its own "
+            "network; evaluator.lend_idle_cores = true lends them)"
+        )
     if mode == "auto":
         return (
             f"{head}: a training step does {decision['step_macs']:.3g} multiply-accumulates (lent from "

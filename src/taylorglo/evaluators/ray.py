@@ -44,7 +44,8 @@ from ..errors import TaylorGLOError, one_line
 from ..records import Result
 from ..training.config import TrainConfig
 from ..training.data import DataSplits
-from ..training.facts import TrainingFacts, probe
+from ..training.facts import TrainingFacts
+from ..training.trainers import probe
 from .base import Evaluator, Job, worker_name
 from .config import EvaluatorConfig, memory_bytes
 from .lending import Lending
@@ -309,10 +310,10 @@ class RayEvaluator(Evaluator):
 def from_config(training: TrainConfig, config: EvaluatorConfig, workers: int | None, most: int) -> RayEvaluator:
     """The ``[evaluator] kind = "ray"`` evaluator; with ``ship_data`` the dataset is loaded here
     once and shipped to every actor through Ray's object store."""
-    from ..training.data import load_dataset
+    from ..training.trainers import trainer_for
 
     data = None
     if config.ship_data:
-        data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
+        data = trainer_for(training).load_data()
     n = workers or config.max_in_flight or config.workers or most
     return RayEvaluator(training, config, workers=max(1, min(n, most)), data=data)

@@ -60,16 +60,19 @@ def _loss(params: tuple[float, ...] | None, training: TrainConfig) -> Any:
 
 @dataclass(frozen=True)
 class FreshRun(Recipe):
-    """A fresh network trained with one loss from the job's seed."""
+    """A fresh network trained with one loss from the job's seed, by the config's trainer
+    (taylorglo's loop, or the user's objective: :mod:`taylorglo.training.trainers`); ``phase``
+    tells an objective whether it is a search's candidate or a ``final`` run."""
 
     params: tuple[float, ...] | None
+    phase: str = "search"
 
     def train(
         self, training: TrainConfig, seed: int, data: DataSplits, keep_model: bool, key: tuple[int, int]
     ) -> tuple[TrainResult, dict[str, Any]]:
-        from ..training.trainer import train
+        from ..training.trainers import trainer_for
 
-        return train(training, _loss(self.params, training), seed=seed, data=data, keep_model=keep_model), {}
+        return trainer_for(training).fresh(_loss(self.params, training), seed, data, keep_model, self.phase)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ from ..polynomial import loss_spec
 from ..records import Result
 from ..training.checkpoint import save_network
 from ..training.config import TrainConfig
-from ..training.data import DataSplits, load_dataset
-from ..training.facts import TrainingFacts, probe
+from ..training.data import DataSplits
+from ..training.facts import TrainingFacts
 from ..training.trainer import as_loss
+from ..training.trainers import probe, trainer_for
 from .base import Job, worker_name
 
 
@@ -48,9 +49,7 @@ class WorkerState:
         self.data: DataSplits | BaseException | None = data
         if data is None:
             try:
-                self.data = load_dataset(
-                    self.training.dataset, self.training.data_dir, self.training.data_fraction, field="training.dataset"
-                )
+                self.data = trainer_for(self.training).load_data()
             except Exception as exc:  # reported with the first job, as a configuration error
                 self.data = exc
         self.marks: dict[str, float] | None = {
@@ -92,12 +91,12 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
     """
     params = None if job.recipe.params is None else list(job.recipe.params)
     if data is None:
-        data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
+        data = trainer_for(training).load_data()
     keep = job.fgsm_epsilon is not None or job.save_model is not None
     fgsm_accuracy = None
     try:
         result, added = job.recipe.train(training, job.seed, data, keep, (job.generation, job.index))
-        if result.ok and job.fgsm_epsilon is not None and result.model is not None:
+        if result.ok and job.fgsm_epsilon is not None and result.model is not None and data is not None:
             from ..training.fgsm import fgsm_accuracy as attack
 
             device = next(result.model.parameters()).device
@@ -115,7 +114,7 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
         return job.failed(f"{type(exc).__name__}: {one_line(exc)}", worker=worker_name())
     status = {"ok": "evaluated", "aborted": "aborted", "failed": "failed"}[result.status]
     metrics = result.to_dict(history=True)
-    if job.save_model is not None and result.ok and result.model is not None:
+    if job.save_model is not None and result.ok and result.model is not None and data is not None:
         save_network(
             result.model,
             job.save_model,
@@ -130,7 +129,8 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
     if fgsm_accuracy is not None:
         metrics["fgsm_epsilon"] = job.fgsm_epsilon
         metrics["fgsm_accuracy"] = fgsm_accuracy
-    fitness = result.val_accuracy if fgsm_accuracy is None else fgsm_accuracy
+    fitness = fgsm_accuracy if fgsm_accuracy is not None else result.fitness
+    fitness = result.val_accuracy if fitness is None else fitness
     return Result(
         generation=job.generation,
         index=job.index,

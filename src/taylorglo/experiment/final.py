@@ -175,7 +175,7 @@ def run_contest(
 
 def _job(run: FinalRun, contender: Contender, root: Path, save_models: bool) -> Job:
     path = str(model_path(root, contender.label, run.repeat).resolve()) if save_models else None
-    recipe = contender.recipe or FreshRun(None if contender.params is None else tuple(contender.params))
+    recipe = contender.recipe or FreshRun(None if contender.params is None else tuple(contender.params), "final")
     return Job(run.loss_id, run.repeat, recipe, run.seed, save_model=path)
 
 

@@ -36,16 +36,16 @@ def train_argv(
             argv += [flag, ",".join(_num(v) for v in value)]
         elif name == "nesterov":
             argv.append("--nesterov" if value else "--no-nesterov")
-        elif name == "model_options":
+        elif name in ("model_options", "objective_options"):
             for key, option in value.items():
-                argv += ["--model-option", f"{key}={json.dumps(option)}"]
+                argv += [flag[:-1], f"{key}={json.dumps(option)}"]
         elif name in ("dataset", "model"):
             argv += [flag, str(value)]
         else:
             argv += [flag, _num(value) if isinstance(value, float) else str(value)]
-    if "--dataset" not in argv:
+    if "--dataset" not in argv and training.objective is None:
         argv[2:2] = ["--dataset", training.dataset]
-    if "--model" not in argv:
+    if "--model" not in argv and training.objective is None:
         argv[4:4] = ["--model", training.model]
     loss = "cross-entropy" if params is None else "taylorglo:" + ",".join(repr(float(p)) for p in params)
     argv += ["--loss", loss, "--seed", str(seed)]

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import TaylorGLOError
 from ..evaluators.base import Evaluator, Job
 from ..evaluators.lending import META_KEY as LENDING_KEY
 from ..evaluators.lending import Lending, decide, describe, upgrade
@@ -86,10 +87,15 @@ def _measure(training: Any) -> Callable[[int, int], float]:
     only if that mode, opted into, asks)."""
 
     def measure(threads: int, cores: int) -> float:
-        from ..training.data import load_dataset
         from ..training.step_timing import thread_speedup
+        from ..training.trainers import trainer_for
 
-        data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
+        data = trainer_for(training).load_data()
+        if data is None:
+            raise TaylorGLOError(
+                'evaluator.lend_idle_cores: "measure" times a step of the built-in network, and '
+                "training.objective trains its own; use true or false"
+            )
         return thread_speedup(training, data, threads, cores)
 
     return measure

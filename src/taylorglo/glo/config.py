@@ -44,10 +44,15 @@ class SearchConfig:
     fitness: str = "accuracy"
     #: The attack size for ``fitness = "fgsm"``, in pixel units of [0, 1] images (SPEC §6: 0.1).
     fgsm_epsilon: float = 0.1
+    #: What the fitness is called where it is shown (a user objective's, e.g. "validation AUC");
+    #: default: what ``fitness`` measures.
+    fitness_name: str | None = None
 
     @property
     def fitness_meaning(self) -> str:
         """What a fitness number is, in words, for every place that prints one (CLI, report)."""
+        if self.fitness_name:
+            return self.fitness_name
         if self.fitness == "fgsm":
             return f"validation accuracy under FGSM (eps {self.fgsm_epsilon:g})"
         return "validation accuracy"

@@ -30,6 +30,11 @@ def search_contenders(store: Store, directory: Path, config: Any, options: Final
                 "--from-pretrained: only search candidates have a partial run to continue; "
                 "drop --params or --from-pretrained"
             )
+        if config.training.objective is not None:
+            raise TaylorGLOError(
+                "--from-pretrained: continuing a candidate's partial run needs the built-in trainer; "
+                "training.objective trains from scratch: drop --from-pretrained"
+            )
         choices = _pretrained(store, config, choices)
     contenders = [baseline(), *choices]
     return contenders, f"{len(contenders)} losses"

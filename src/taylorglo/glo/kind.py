@@ -12,6 +12,7 @@ validation accuracy (SPEC §2):
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from collections.abc import Callable
@@ -50,7 +51,15 @@ class SearchKind(GenerationKind):
 
     @classmethod
     def parse_settings(cls, table: dict[str, Any], training: TrainConfig) -> SearchConfig:
-        return SearchConfig.from_table(table)
+        settings = SearchConfig.from_table(table)
+        if training.objective is None:
+            return settings
+        if settings.fitness == "fgsm":
+            raise TaylorGLOError(
+                'search.fitness: "fgsm" attacks the built-in trainer\'s network on its data; with '
+                "training.objective, return the accuracy under attack as the objective's fitness"
+            )
+        return dataclasses.replace(settings, fitness_name=settings.fitness_name or "the objective's fitness")
 
     @staticmethod
     def training(config: ExperimentConfig) -> TrainConfig:
@@ -118,11 +127,10 @@ class SearchKind(GenerationKind):
         if best is None:
             return [*lines, "no candidate has been evaluated yet"]
         t = config.training
-        full = t.epochs if t.unit == "epochs" else (t.steps or t.DEFAULT_STEPS)
         return [
             *lines,
             f"best loss: fitness {best['fitness']:.4f} = {config.search.fitness_meaning} after "
-            f"{config.search.partial_fraction:.0%} of the {full:g}-{t.unit[:-1]} training schedule "
+            f"{config.search.partial_fraction:.0%} of {t.schedule_words()} "
             f"(candidate {best['generation']}:{best['index']})",
             f"  {best['formula']}",
             f"results in {directory}/: best.json (the best loss), generations.csv, candidates.csv, "

@@ -38,7 +38,7 @@ def write_oneshot_report(
         [
             ("name", esc(config.name)),
             ("directory", f"<code>{esc(experiment.directory.resolve())}</code>"),
-            ("dataset · model", esc(f"{t.dataset} · {t.model}")),
+            ("trains", esc(t.describe())),
             ("full schedule", esc(f"{schedule}, batch {t.batch_size}, lr {t.lr:g}, weight decay {t.weight_decay:g}")),
             ("losses", "<br>".join(f"{esc(g.label)}: <code>{esc(g.spec)}</code>" for g in s.losses)),
             ("repeats", esc(f"{s.repeats} per loss, repeat r of every loss with the same seed")),

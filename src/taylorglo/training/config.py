@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,8 +60,20 @@ class TrainConfig:
     device: str = "cpu"
     threads: int | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
+    #: The user's own training as the fitness, ``"package.module:function"``
+    #: (:mod:`taylorglo.training.objective`): it replaces dataset, model and schedule.
+    objective: str | None = None
+    #: Keyword options handed to the objective as ``trial.options``.
+    objective_options: dict[str, Any] = field(default_factory=dict)
+    #: Classes of the objective's task: the invariant needs them, and there is no dataset to count.
+    num_classes: int | None = None
 
     DEFAULT_STEPS = 1000
+    #: What an objective still takes from ``[training]``; every other field is the built-in trainer's.
+    OBJECTIVE_FIELDS = (
+        "partial_fraction", "abort_at", "abort_below", "attempts", "round_params", "device", "threads",
+        "eval_test", "objective", "objective_options", "num_classes",
+    )  # fmt: skip
 
     @property
     def unit(self) -> str:
@@ -111,7 +124,44 @@ class TrainConfig:
             raise bad("threads", f"must be a positive integer, got {self.threads!r}")
         if not isinstance(self.model_options, dict):
             raise bad("model_options", "must be a table of keyword arguments for the model factory")
+        self._validate_objective(bad)
         return self
+
+    def _validate_objective(self, bad: Callable[[str, str], TaylorGLOError]) -> None:
+        """With ``objective`` the user's code trains: the built-in trainer's fields would be
+        silently ignored, so a value given for one is refused; ``num_classes`` is required."""
+        if self.objective is None:
+            if self.num_classes is not None:
+                raise bad("num_classes", "is read from the dataset; give it only with training.objective")
+            if self.objective_options:
+                raise bad("objective_options", "given without training.objective")
+            return
+        if not isinstance(self.objective, str) or ":" not in self.objective:
+            raise bad("objective", f"must name a function as 'package.module:function', got {self.objective!r}")
+        if not _is_int(self.num_classes) or self.num_classes < 2:
+            raise bad(
+                "num_classes",
+                f"must be an integer >= 2 with training.objective (the invariant needs it), got {self.num_classes!r}",
+            )
+        if not isinstance(self.objective_options, dict):
+            raise bad("objective_options", "must be a table of options for the objective (trial.options)")
+        defaults = TrainConfig()
+        for f in dataclasses.fields(self):
+            if f.name not in self.OBJECTIVE_FIELDS and getattr(self, f.name) != getattr(defaults, f.name):
+                raise bad(f.name, "is the built-in trainer's; training.objective trains with its own code: remove it")
+
+    def describe(self) -> str:
+        """What trains, in a few words, for a log line or a page: ``"mlp on digits"``."""
+        if self.objective is not None:
+            return f"objective {self.objective} ({self.num_classes} classes)"
+        return f"{self.model} on {self.dataset}"
+
+    def schedule_words(self) -> str:
+        """The full schedule, as a sentence names it: ``"the 1000-step training schedule"``."""
+        if self.objective is not None:
+            return "the objective's full budget"
+        full = self.epochs if self.unit == "epochs" else (self.steps or self.DEFAULT_STEPS)
+        return f"the {full:g}-{self.unit[:-1]} training schedule"
 
     def schedule(self, train_size: int) -> Schedule:
         """Resolve the schedule into steps for a training split of ``train_size`` examples."""

@@ -5,17 +5,13 @@ for the invariant; the network's step cost, for the core-lending rule; the devic
 else that needs torch or the data. Finding them costs an ``import torch`` and a dataset load,
 which the workers pay anyway, so an evaluator asks one of its workers (``Evaluator.facts``) and
 the host never imports torch: its workers start at once and the first candidate trains as soon
-as one of them is ready. The dataclass is torch-free; :func:`probe` imports torch.
+as one of them is ready. Torch-free; the trainer that finds them (:func:`.trainers.probe`)
+imports torch where it runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .config import TrainConfig
-    from .data import DataSplits
 
 
 @dataclass(frozen=True)
@@ -30,25 +26,3 @@ class TrainingFacts:
     train_size: int
     step_macs: int
     device: str
-
-
-def probe(training: TrainConfig, data: DataSplits | None = None) -> TrainingFacts:
-    """The facts of ``training`` on ``data`` (loaded when None), after the checks a host makes
-    before training anything: the dataset loads (``training.dataset``), the network takes its
-    inputs and gives one logit per class (``training.model``), the device exists
-    (``training.device``); each raises :class:`~taylorglo.errors.TaylorGLOError` in one line."""
-    from .cost import network_macs
-    from .data import load_dataset
-    from .trainer import check_network, resolve_device
-
-    if data is None:
-        data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
-    network = check_network(training, data)
-    device = resolve_device(training.device)
-    return TrainingFacts(
-        summary=data.summary(),
-        num_classes=data.num_classes,
-        train_size=len(data.train_y),
-        step_macs=network_macs(training, data, network),  # counted on the network just checked
-        device=device.type,
-    )

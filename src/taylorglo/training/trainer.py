@@ -68,6 +68,8 @@ class TrainResult:
     #: with ``step_time``, what tells a slow evaluation from slow training.
     eval_time: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: The fitness the run's trainer measured (a user objective's); None: the validation accuracy.
+    fitness: float | None = None
     #: Validation accuracy of each class (EPBT's behaviour descriptor for novelty selection).
     val_class_accuracy: list[float] | None = None
     #: The trained network (Normalize layer first), for callers that save or attack it.
