@@ -25,6 +25,17 @@ SMALL: dict[str, Any] = {
     "evaluator": {"kind": "local", "workers": 2},
 }
 
+#: A search whose fitness is the user's own training loop (tests/own_objective.py: AdamW on a
+#: tabular task), the workers import it from the tests' folder.
+OWN: dict[str, Any] = {
+    "name": "own-tabular",
+    "kind": "taylorglo",
+    "seed": 0,
+    "training": {"objective": "own_objective:objective", "objective_options": {"epochs": 8}, "num_classes": 2},
+    "search": {"population": 4, "generations": 2, "partial_fraction": 0.25},
+    "evaluator": {"kind": "local", "workers": 2},
+}
+
 
 def merged(base: dict[str, Any], **tables: dict[str, Any] | Any) -> dict[str, Any]:
     out = json.loads(json.dumps(base))

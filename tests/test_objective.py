@@ -11,22 +11,13 @@ import sqlite3
 import pytest
 import torch
 
-from experiments import candidate_rows, cli, kill_9_when, merged, run_cli, write_config
+from experiments import OWN, candidate_rows, cli, kill_9_when, merged, run_cli, write_config
 from taylorglo.errors import TaylorGLOError
 from taylorglo.experiment import init_experiment, start, status
 from taylorglo.experiment.config import ExperimentConfig
 from taylorglo.loss import TaylorGLOLoss
 from taylorglo.training.config import TrainConfig
 from taylorglo.training.objective import run_objective
-
-OWN = {
-    "name": "own-tabular",
-    "kind": "taylorglo",
-    "seed": 0,
-    "training": {"objective": "own_objective:objective", "objective_options": {"epochs": 8}, "num_classes": 2},
-    "search": {"population": 4, "generations": 2, "partial_fraction": 0.25},
-    "evaluator": {"kind": "local", "workers": 2},
-}
 
 
 def _metrics(directory) -> dict[tuple[int, int], dict]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import SMALL, cli, merged, write_config
+from experiments import OWN, SMALL, cli, merged, write_config
 from taylorglo.evaluators.base import Job
 from taylorglo.evaluators.lending import Lending
 from taylorglo.evaluators.recipes import FreshRun
@@ -163,6 +163,21 @@ def test_results_stream_back_as_each_finishes(ray_cluster, tmp_path):
     assert sorted(r.index for r, _ in arrived) == [0, 1, 2, 3]
     assert all(r.status == "evaluated" for r, _ in arrived), [r.reason for r, _ in arrived]
     assert [opened for _, opened in arrived] == [False, True, True, True]
+
+
+def test_a_users_objective_on_ray_records_the_local_evaluators_candidates(ray_cluster, tmp_path):
+    """The user's own training loop (tests/own_objective.py) is called by Ray's actors exactly as
+    by the local pool: the same candidates, fitnesses and metrics it returned."""
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    init_experiment(local, write_config(tmp_path / "local.toml", OWN))
+    start(local)
+    init_experiment(remote, write_config(tmp_path / "ray.toml", merged(OWN, evaluator=RAY)))
+    assert start(remote)["state"] == "finished"
+    assert _rows(remote) == _rows(local)
+    assert any(r[4] == "evaluated" for r in _rows(remote))
+    drop = ("threads", "_worker", "wall_time", "step_time", "worker_startup")
+    same = [{k: v for k, v in m.items() if k not in drop} for _, m in sorted(_metrics(remote).items())]
+    assert same == [{k: v for k, v in m.items() if k not in drop} for _, m in sorted(_metrics(local).items())]
 
 
 @pytest.mark.parametrize("retries", [2, 0])
