@@ -137,9 +137,9 @@ class HostTimer:
         self._undo.append(lambda: setattr(owner, name, original))
 
     def __enter__(self) -> HostTimer:
+        from taylorglo.cmaes import CMAESSearch
         from taylorglo.experiment import host
         from taylorglo.experiment.store import Store
-        from taylorglo.search import CMAESSearch
 
         self.wrap(Store, "transaction", "database writes", context=True)
         self.wrap(host, "export", "export (CSV, JSON)")

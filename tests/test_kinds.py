@@ -34,7 +34,7 @@ def test_a_registered_kind_is_found_by_its_name():
     [
         ("bogus", r"kind: unknown experiment kind 'bogus'; use one of 'epbt', .*'taylorglo'"),
         ("no_such_module:Kind", r"kind: cannot load the experiment kind 'no_such_module:Kind'"),
-        ("taylorglo.search:CMAESSearch", r"kind: 'taylorglo.search:CMAESSearch' is not an experiment kind"),
+        ("taylorglo.cmaes:CMAESSearch", r"kind: 'taylorglo.cmaes:CMAESSearch' is not an experiment kind"),
     ],
 )
 def test_a_bad_kind_is_one_line_naming_the_field(name, message):

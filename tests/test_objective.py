@@ -203,3 +203,89 @@ def test_what_an_objective_cannot_do_is_refused_in_one_line(tmp_path):
     assert out.returncode == 2
     assert "training.objective: cannot import module 'no_such_module'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+SCRIPT = '''
+"""A user's script: its objective is defined right here, in __main__."""
+import sys
+
+import taylorglo
+
+
+def objective(loss_fn, trial):
+    import own_objective
+
+    return own_objective.objective(loss_fn, trial)
+
+
+if __name__ == "__main__":
+    result = taylorglo.search(
+        sys.argv[1], objective=objective, num_classes=2, options={"epochs": 4},
+        population=4, generations=1, partial_fraction=0.5, workers=2,
+    )
+    print(result["state"], result["candidates"]["evaluated"])
+'''
+
+
+def test_python_api_search_with_a_function_defined_in_the_script(tmp_path):
+    import subprocess
+    import sys
+
+    from experiments import plugin_env
+
+    script = tmp_path / "mine.py"
+    script.write_text(SCRIPT)
+    run = tmp_path / "runs" / "mine"
+
+    def go():
+        return subprocess.run(
+            [sys.executable, str(script), str(run)], capture_output=True, text=True, env=plugin_env(), timeout=600
+        )
+
+    first = go()
+    assert first.returncode == 0, first.stderr
+    state, evaluated = first.stdout.split()[-2:]
+    assert state == "finished" and int(evaluated) >= 1
+    rows = candidate_rows(run)
+    assert go().stdout.split()[-2:] == [state, evaluated]  # called again: resumed (nothing left), same rows
+    assert candidate_rows(run) == rows
+    config = json.loads((run / "config.json").read_text())
+    assert config["training"]["objective"] == "__main__:objective"
+    out = cli("status", str(run), check=True).stdout  # reading it needs no objective
+    assert "finished" in out
+
+
+def test_objectives_workers_cannot_import_are_refused_in_one_line(monkeypatch):
+    import sys
+    import types
+
+    from taylorglo.experiment.python_api import objective_ref
+
+    with pytest.raises(TaylorGLOError, match="a lambda or a function defined inside another"):
+        objective_ref(lambda loss_fn, trial: 0.0)
+
+    def nested(loss_fn, trial):
+        return 0.0
+
+    with pytest.raises(TaylorGLOError, match="a lambda or a function defined inside another"):
+        objective_ref(nested)
+    notebook = types.ModuleType("__main__")  # an interactive session's __main__ has no file
+    monkeypatch.setitem(sys.modules, "__main__", notebook)
+    cell = types.FunctionType(nested.__code__, {}, "cell")
+    cell.__module__, cell.__qualname__ = "__main__", "cell"
+    with pytest.raises(TaylorGLOError, match="interactive session .* from fit import objective"):
+        objective_ref(cell)
+    notebook.__file__ = "/somewhere/script.py"
+    assert objective_ref(cell) == "__main__:cell"
+    with pytest.raises(TaylorGLOError, match="ray workers cannot import"):
+        objective_ref(cell, evaluator="ray")
+    from own_objective import objective
+
+    assert objective_ref(objective) == "own_objective:objective"
+
+
+def test_resuming_a_script_objective_elsewhere_says_how():
+    from taylorglo.training.objective import load_objective
+
+    with pytest.raises(TaylorGLOError, match="was defined in the script that started the experiment"):
+        load_objective("__main__:no_such_objective")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from taylorglo.search import CMAESSearch
+from taylorglo.cmaes import CMAESSearch
 
 
 def _fitness(x):
@@ -79,7 +79,7 @@ def test_a_state_saved_by_another_process_continues_exactly(tmp_path, population
     blob = tmp_path / "asked.pickle"
     code = (
         "import sys, numpy as np\n"
-        "from taylorglo.search import CMAESSearch\n"
+        "from taylorglo.cmaes import CMAESSearch\n"
         f"s = CMAESSearch(8, {population}, 1.2, seed=3)\n"
         "f = lambda xs: [float(np.tanh(abs(np.sum(x)) / 4)) for x in xs]\n"
         "xs = s.ask(); s.tell(xs, f(xs)); s.ask()\n"

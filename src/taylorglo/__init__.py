@@ -4,6 +4,7 @@ The names most users need::
 
     from taylorglo import TaylorGLOLoss, invariant_holds, TrainConfig, train
     from taylorglo import init_experiment, start, status     # the experiment host
+    from taylorglo import search                              # a search over your own training
     from taylorglo import run_final, compare, robustness_sweep, write_report   # the evidence
 
 ``TaylorGLOLoss(params)`` is a drop-in for ``nn.CrossEntropyLoss``; ``invariant_holds`` rejects
@@ -34,13 +35,15 @@ _EXPORTS = {
     "to_paper_layout": ".polynomial",
     "TrainConfig": ".training.config",
     "TrainResult": ".training.trainer",
+    "Trial": ".training.objective",
     "build_model": ".training.models",
     "load_dataset": ".training.data",
     "train": ".training.trainer",
-    "CMAESSearch": ".search",
+    "CMAESSearch": ".cmaes",
     "ExperimentConfig": ".experiment.config",
     "init_experiment": ".experiment.host",
     "start": ".experiment.host",
+    "search": ".experiment.python_api",
     "status": ".experiment.reading",
     "run_final": ".experiment.final",
     "compare": ".analysis.stats",
@@ -55,16 +58,18 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .analysis.report import write_report
     from .analysis.stats import compare
     from .analysis.sweep import robustness_sweep
+    from .cmaes import CMAESSearch
     from .errors import TaylorGLOError
     from .experiment.config import ExperimentConfig
     from .experiment.final import run_final
     from .experiment.host import init_experiment, start
+    from .experiment.python_api import search
     from .experiment.reading import status
     from .invariant import invariant_holds
     from .loss import TaylorGLOLoss
     from .polynomial import format_formula, from_paper_layout, num_params, to_paper_layout
-    from .search import CMAESSearch
     from .training.config import TrainConfig
     from .training.data import load_dataset
     from .training.models import build_model
+    from .training.objective import Trial
     from .training.trainer import TrainResult, train

@@ -16,6 +16,7 @@ _EXPORTS = {
     "Store": ".store",
     "init_experiment": ".host",
     "open_experiment": ".reading",
+    "search": ".python_api",
     "start": ".host",
     "status": ".reading",
 }
@@ -28,5 +29,6 @@ if TYPE_CHECKING:
     from ..records import Candidate
     from .config import ExperimentConfig
     from .host import init_experiment, start
+    from .python_api import search
     from .reading import open_experiment, status
     from .store import Store

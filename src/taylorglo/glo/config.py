@@ -13,7 +13,7 @@ from ..polynomial import MAX_MAGNITUDE, SUPPORTED_ORDERS, num_params
 from ..training.config import _is_int, _is_number, check_fields
 
 if TYPE_CHECKING:
-    from ..search import CMAESSearch
+    from ..cmaes import CMAESSearch
 
 SEED_MODES = ("generation", "candidate")
 FITNESSES = ("accuracy", "fgsm")
@@ -60,7 +60,7 @@ class SearchConfig:
     def new_search(self, seed: int) -> CMAESSearch:
         """The CMA-ES search this table describes, before its first ``ask`` (deterministic: a
         function of the table and ``seed``)."""
-        from ..search import CMAESSearch
+        from ..cmaes import CMAESSearch
 
         return CMAESSearch(num_params(self.order), self.population, self.sigma, seed=seed, mean=self.mean)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..atomic import write_atomic
+from ..cmaes import CMAESSearch
 from ..errors import TaylorGLOError
 from ..evaluators.base import Job
 from ..evaluators.recipes import FreshRun
@@ -30,7 +31,6 @@ from ..experiment.threads import search_plan
 from ..invariant import invariant_holds
 from ..polynomial import format_formula
 from ..records import Candidate
-from ..search import CMAESSearch
 from ..seeds import candidate_seed
 from .config import SearchConfig
 

@@ -89,7 +89,7 @@ def run_objective(
     """Call ``training.objective`` for one candidate (or final repeat) and turn what it returns,
     raises or reports into a :class:`TrainResult` and the extra metrics to record."""
     assert training.objective is not None
-    objective = resolve_plugin(training.objective, "training.objective")
+    objective = load_objective(training.objective)
     device = resolve_device(training.device)
     started = time.perf_counter()
     metrics: dict[str, Any] = {}
@@ -142,6 +142,20 @@ def run_objective(
         model=trial.model,
     )
     return result, metrics
+
+
+def load_objective(ref: str) -> Any:
+    """The function ``ref`` names; one line when this process cannot import it."""
+    try:
+        return resolve_plugin(ref, "training.objective")
+    except TaylorGLOError:
+        if ref.startswith("__main__:"):
+            raise TaylorGLOError(
+                f"training.objective: {ref!r} was defined in the script that started the experiment, which "
+                "this process cannot import; resume it by running that script again (taylorglo.search "
+                "resumes), or move the function into an importable module and name it there"
+            ) from None
+        raise
 
 
 def _read(returned: Any) -> tuple[str, str | None, float | None, dict[str, float], dict[str, Any]]:

@@ -106,11 +106,11 @@ class ObjectiveTrainer(Trainer):
         return None
 
     def facts(self, data: DataSplits | None) -> TrainingFacts:
-        from ..plugins import resolve_plugin
+        from .objective import load_objective
         from .trainer import resolve_device
 
         t = self.training
-        resolve_plugin(str(t.objective), "training.objective")  # importable here, or one line now
+        load_objective(str(t.objective))  # importable here, or one line now
         return TrainingFacts(
             summary=f"objective {t.objective}: {t.num_classes} classes (the objective trains on its own data)",
             num_classes=int(t.num_classes or 0),

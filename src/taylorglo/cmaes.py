@@ -21,6 +21,7 @@ search continues bit for bit. That needs care twice over:
 
 from __future__ import annotations
 
+import io
 import math
 import pickle
 import sys
@@ -165,10 +166,18 @@ class CMAESSearch:
     @staticmethod
     def from_state(blob: bytes) -> CMAESSearch:
         _cma()  # the pickle refers to pycma's classes
-        obj = pickle.loads(blob)
+        obj = _Unpickler(io.BytesIO(blob)).load()
         if not isinstance(obj, CMAESSearch):
             raise ValueError("not a CMAESSearch state")
         return obj
+
+
+class _Unpickler(pickle.Unpickler):
+    """States pickled before this module was renamed (``taylorglo.search``, 0.1) name its classes
+    by the old path: they open here (``taylorglo.search`` is now the Python API's function)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(__name__ if module == "taylorglo.search" else module, name)
 
 
 def _is_solution_dict(value: object) -> bool:
