@@ -49,10 +49,14 @@ def objective(loss_fn: nn.Module, trial) -> dict:
             loss.backward()
             opt.step()
         trial.report(epoch + 1, accuracy(val_x, val_y))
-    if trial.phase == "final":
+    save = trial.options.get("save", "with-data")  # what final keeps for `taylorglo robustness`
+    if trial.phase == "final" and save == "with-data":
+        trial.save_model(model, inputs=test_x, targets=test_y)
+    elif trial.phase == "final" and save == "module":
         trial.save_model(model)
     return {
         "fitness": accuracy(val_x, val_y),
+        "fitness_name": "validation accuracy of the AdamW loop",
         "test_accuracy": accuracy(test_x, test_y),
         "epochs": epochs,
         "phase": trial.phase,

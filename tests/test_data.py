@@ -266,9 +266,9 @@ def test_plugin_errors_name_the_factory(tmp_path, monkeypatch):
         "tg_test_plugin_b",
         """
         import numpy as np
-        def flat():
-            return {"train_x": np.zeros((5, 16), np.uint8), "train_y": np.zeros(5, int),
-                    "test_x": np.zeros((2, 16), np.uint8), "test_y": np.zeros(2, int)}
+        def flat():  # five axes: neither images, features nor token ids
+            return {"train_x": np.zeros((5, 1, 1, 4, 4), np.uint8), "train_y": np.zeros(5, int),
+                    "test_x": np.zeros((2, 1, 1, 4, 4), np.uint8), "test_y": np.zeros(2, int)}
         def nothing():
             return 42
         def boom():

@@ -4,6 +4,7 @@ tabular task (tests/own_objective.py) through the CLI, resume after kill -9, fai
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import sqlite3
@@ -50,11 +51,26 @@ def test_a_search_whose_fitness_is_the_users_loop(own_search):
         assert 0.0 <= m["test_accuracy"] <= 1.0  # every other number it returned is kept
         assert [r["step"] for r in m["reports"]] == [1.0, 2.0]
     assert max(r[5] for r in trained) > 0.8  # the loop learns the task with the found losses
-    header = (own_search / "candidates.csv").read_text().splitlines()[0]
-    assert "fitness" in header
+    # Every other number it returned has its column in candidates.csv, after the store's own.
+    with (own_search / "candidates.csv").open() as fh:
+        table = {(int(r["generation"]), int(r["index"])): r for r in csv.DictReader(fh)}
+    assert list(next(iter(table.values())))[-3:] == ["test_accuracy", "epochs", "phase"]
+    for (g, i), row in table.items():
+        if row["status"] == "evaluated":
+            assert float(row["test_accuracy"]) == metrics[g, i]["test_accuracy"] and row["epochs"] == "2.0"
+            assert row["phase"] == "search" and float(row["fitness"]) == metrics[g, i]["objective_fitness"]
+    # What the objective called its fitness is what the CLI, best.json and the report call it.
     out = cli("status", str(own_search), check=True).stdout
-    assert "the objective's fitness after 25% of the objective's full budget" in out
+    assert "= validation accuracy of the AdamW loop after 25% of the objective's full budget" in out
+    assert json.loads((own_search / "best.json").read_text())["fitness_name"] == "validation accuracy of the AdamW loop"
     assert "--objective own_objective:objective" in out and "--dataset" not in out
+
+
+def test_the_report_of_an_objective_search(own_search, tmp_path):
+    cli("analyze", str(own_search), "--out", str(tmp_path / "report"), check=True)
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "validation accuracy of the AdamW loop after" in page
+    assert (tmp_path / "report" / "candidates.csv").read_text() == (own_search / "candidates.csv").read_text()
 
 
 def test_final_calls_the_objective_for_the_full_budget(own_search, tmp_path):
@@ -72,6 +88,45 @@ def test_final_calls_the_objective_for_the_full_budget(own_search, tmp_path):
         assert test_accuracy == m["test_accuracy"]
     out = cli("compare", str(run), check=True).stdout
     assert "cross-entropy" in out and "t " in out
+    # The saved modules are attacked on the test split the objective saved with them.
+    out = cli("robustness", str(run), "--eps", "0.5", check=True).stdout
+    assert "eps 0.5" in out and "cross-entropy" in out and "no saved network" not in out
+    result = json.loads((run / "robustness.json").read_text())
+    for entry in result["losses"]:
+        clean, attacked = entry["accuracy"]
+        assert clean["n"] == 2 and clean["mean"] > 0.8  # epsilon 0: the objective's own test accuracy
+        assert attacked["mean"] < clean["mean"]  # features are not clipped to a pixel range
+        with sqlite3.connect(run / "experiment.sqlite") as db:
+            recorded = sorted(
+                r[0]
+                for r in db.execute(
+                    "SELECT r.test_accuracy FROM final_runs r JOIN final_losses l ON l.id = r.loss_id "
+                    "WHERE l.label = ?",
+                    (entry["label"],),
+                )
+            )
+        assert sorted(clean["values"]) == pytest.approx(recorded)
+
+
+@pytest.mark.parametrize(
+    ("save", "message"),
+    [
+        ("module", "was saved without a test split to attack; call trial.save_model(model, inputs=x_test"),
+        ("none", "the objective did not call trial.save_model(model, inputs, targets)"),
+    ],
+)
+def test_robustness_says_why_an_objectives_network_cannot_be_attacked(tmp_path, save, message):
+    config = merged(
+        OWN,
+        training={"objective_options": {"epochs": 4, "save": save}},
+        search={"population": 4, "generations": 1},
+    )
+    run = tmp_path / "run"
+    cli("init", str(run), str(write_config(tmp_path / "own.toml", config)), check=True)
+    cli("start", str(run), check=True)
+    cli("final", str(run), "--repeats", "1", check=True)
+    out = cli("robustness", str(run), "--eps", "0.1")
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
 
 
 def test_taylorglo_train_runs_the_objective(own_search):

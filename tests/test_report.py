@@ -20,7 +20,8 @@ from taylorglo.analysis.report import write_report
 from taylorglo.errors import TaylorGLOError
 from taylorglo.experiment import Store, init_experiment, start
 from taylorglo.experiment.lock import ExperimentLock
-from taylorglo.glo.page import CANDIDATE_COLUMNS, FIGURES
+from taylorglo.glo.page import FIGURES
+from taylorglo.glo.tables import CANDIDATE_COLUMNS
 from taylorglo.invariant import slope
 from taylorglo.loss import order_for_length, taylor_terms
 

@@ -13,6 +13,7 @@ from taylorglo.training import TrainConfig, evaluate, load_dataset, train
 from taylorglo.training.augment import to_float
 from taylorglo.training.fgsm import (
     DEFAULT_EPSILONS,
+    Bounds,
     fgsm_accuracy,
     fgsm_perturb,
     fgsm_sweep,
@@ -116,7 +117,7 @@ def test_matches_a_hand_computed_attack_on_a_linear_model(loss_fn, loss, grad):
 
 def test_custom_clip_range():
     x, y = batch()
-    out = fgsm_perturb(linear_model(), x, y, nn.CrossEntropyLoss(), EPS, clip=(0.1, 0.9))
+    out = fgsm_perturb(linear_model(), x, y, nn.CrossEntropyLoss(), EPS, Bounds(clip=(0.1, 0.9)))
     expected = np.clip(X + EPS * np.sign(ce_grad(X)), 0.1, 0.9)
     np.testing.assert_allclose(out.view(len(Y), 4).numpy(), expected, rtol=0, atol=1e-6)
 

@@ -340,14 +340,13 @@ def robustness(directory: str, eps_text: str, labels: tuple[str, ...], attack_lo
         ):
             rows.append(["  Welch p vs cross-entropy", ""] + [_p(by_eps[e]["welch_p_vs_cross_entropy"]) for e in eps])
     through = "each network's own loss" if attack_loss == "own" else "cross-entropy"
-    click.echo(f"{result['name']}: test accuracy under FGSM through {through} (mean ± std over repeats)")
+    unit = result.get("epsilon_unit", "pixel range")
+    click.echo(f"{result['name']}: test accuracy under FGSM through {through} (mean ± std over repeats; eps in {unit})")
     click.echo(_table(["loss", "n"] + [f"eps {e:g}" for e in eps], rows))
     for label, count in result["missing_networks"].items():
         cost = "; no p-values against cross-entropy" if label == "cross-entropy" else ""
-        click.echo(
-            f"note: {label}: {count} finished run(s) have no saved network, left out{cost} "
-            "(`taylorglo final` without --no-save-models keeps them)"
-        )
+        why = result.get("missing_reasons", {}).get(label) or "`taylorglo final` without --no-save-models keeps them"
+        click.echo(f"note: {label}: {count} finished run(s) have no saved network, left out{cost} ({why})")
     click.echo(f"written: {directory}/robustness.json, {directory}/robustness.csv")
 
 

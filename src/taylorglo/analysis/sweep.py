@@ -16,13 +16,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..atomic import write_atomic
 from ..errors import TaylorGLOError
 from ..experiment.reading import open_experiment
 from ..records import CROSS_ENTROPY_LABEL
-from ..training.checkpoint import load_network
-from ..training.data import load_dataset
-from ..training.fgsm import DEFAULT_EPSILONS, fgsm_sweep
+from ..training.checkpoint import MODULE_FORMAT, load_network
+from ..training.config import TrainConfig
+from ..training.data import DataSplits, load_dataset
+from ..training.fgsm import DEFAULT_EPSILONS, Bounds, bounds_of, fgsm_sweep
 from ..training.trainer import as_loss
 from .stats import describe, ttests
 
@@ -61,8 +64,10 @@ def robustness_sweep(
             raise TaylorGLOError(f"--loss: no final loss {unknown[0]!r} in {root}; final losses: {known}")
         losses = [loss for loss in losses if loss.label in labels]
     eps = [0.0] + [float(e) for e in epsilons if float(e) != 0.0]
+    training = config.training
     work = []
     missing: dict[str, int] = {}  # finished runs without a network (--no-save-models, files removed): said so
+    why_missing: dict[str, str] = {}  # what the run recorded about it (a user objective that saved none)
     for loss in losses:
         for run in runs:
             if run.loss_id != loss.id or run.status != "finished":
@@ -71,18 +76,25 @@ def robustness_sweep(
                 work.append((loss, run))
             else:
                 missing[loss.label] = missing.get(loss.label, 0) + 1
+                reason = (run.metrics or {}).get("model_not_saved")
+                if reason:
+                    why_missing.setdefault(loss.label, str(reason))
     if not work:
+        if why_missing:
+            raise TaylorGLOError(f"DIR: {str(root)!r} has no saved final networks: {next(iter(why_missing.values()))}")
         raise TaylorGLOError(
             f"DIR: {str(root)!r} has no saved final networks; run `taylorglo final {root}` first "
             "(without --no-save-models)"
         )
-    training = config.training
-    data = load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
+    dataset: list[DataSplits] = []  # loaded once, when a network taylorglo built needs it
     per_loss: dict[str, dict[float, list[float]]] = {loss.label: {e: [] for e in eps} for loss, _ in work}
+    unit = "pixel range"
     for done, (loss, run) in enumerate(work, 1):
-        model, _ = load_network(root / run.model_path)
+        model, info = load_network(root / run.model_path)
+        x, y, bounds = _attacked_on(info, dataset, training, root / run.model_path)
+        unit = bounds.unit
         loss_fn = as_loss(loss.params if attack_loss == "own" else None, training.round_params)
-        for e, accuracy in fgsm_sweep(model, data.test_x, data.test_y, loss_fn, eps, training.eval_batch_size).items():
+        for e, accuracy in fgsm_sweep(model, x, y, loss_fn, eps, training.eval_batch_size, bounds).items():
             per_loss[loss.label][e].append(accuracy)
         if progress is not None:
             progress(done, len(work))
@@ -91,8 +103,10 @@ def robustness_sweep(
         "name": config.name,
         "directory": str(root),
         "epsilons": eps,
+        "epsilon_unit": unit,
         "attack_loss": attack_loss,
         "missing_networks": missing,
+        "missing_reasons": why_missing,
         "losses": [
             {
                 "label": label,
@@ -121,6 +135,31 @@ def robustness_sweep(
             writer.writerow([entry["label"], a["epsilon"], a["n"], a["mean"], a["std"], a["welch_p_vs_cross_entropy"]])
     write_atomic(root / "robustness.csv", out.getvalue())
     return result
+
+
+def _attacked_on(
+    info: dict[str, Any], dataset: list[DataSplits], training: TrainConfig, path: Path
+) -> tuple[torch.Tensor, torch.Tensor, Bounds]:
+    """(inputs, targets, bounds) a saved network is attacked on: the test split a user objective
+    saved with its module (clipped to the ``input_range`` it gave), else the experiment's dataset."""
+    if info.get("format") == MODULE_FORMAT:
+        if info.get("inputs") is None:
+            raise TaylorGLOError(
+                f"model: {str(path)!r} was saved without a test split to attack; call "
+                "trial.save_model(model, inputs=x_test, targets=y_test) in the objective and run final again"
+            )
+        clip = info.get("input_range")
+        return (
+            info["inputs"],
+            info["targets"],
+            Bounds(clip=None if clip is None else (float(clip[0]), float(clip[1])), unit="input units"),
+        )
+    if not dataset:
+        dataset.append(
+            load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
+        )
+    data = dataset[0]
+    return data.test_x, data.test_y, bounds_of(data)
 
 
 def read_robustness(directory: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -16,7 +16,6 @@ import torch
 from ..errors import TaylorGLOError, one_line
 from ..polynomial import loss_spec
 from ..records import Result
-from ..training.checkpoint import save_network
 from ..training.config import TrainConfig
 from ..training.data import DataSplits
 from ..training.facts import TrainingFacts
@@ -97,6 +96,7 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
     try:
         result, added = job.recipe.train(training, job.seed, data, keep, (job.generation, job.index))
         if result.ok and job.fgsm_epsilon is not None and result.model is not None and data is not None:
+            from ..training.fgsm import bounds_of
             from ..training.fgsm import fgsm_accuracy as attack
 
             device = next(result.model.parameters()).device
@@ -107,6 +107,7 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
                 as_loss(params, training.round_params),
                 job.fgsm_epsilon,
                 training.eval_batch_size,
+                bounds_of(data),
             )
     except TaylorGLOError:
         raise
@@ -114,17 +115,12 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
         return job.failed(f"{type(exc).__name__}: {one_line(exc)}", worker=worker_name())
     status = {"ok": "evaluated", "aborted": "aborted", "failed": "failed"}[result.status]
     metrics = result.to_dict(history=True)
-    if job.save_model is not None and result.ok and result.model is not None and data is not None:
-        save_network(
-            result.model,
-            job.save_model,
-            model_name=training.model,
-            model_options=training.model_options,
-            data=data,
-            loss=loss_spec(params),
-            seed=job.seed,
-        )
-        metrics["model_path"] = job.save_model
+    if job.save_model is not None and result.ok:
+        why_not = trainer_for(training).save_model(result, job.save_model, data, loss_spec(params), job.seed)
+        if why_not is None:
+            metrics["model_path"] = job.save_model
+        else:
+            metrics["model_not_saved"] = why_not
     metrics.update(added)
     if fgsm_accuracy is not None:
         metrics["fgsm_epsilon"] = job.fgsm_epsilon

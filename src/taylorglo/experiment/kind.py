@@ -107,6 +107,8 @@ class ExperimentKind(ABC):
                 "generation": best.generation,
                 "index": best.index,
                 "formula": format_formula(best.params),
+                # What a user objective called its fitness ("validation AUC"), when it did.
+                "fitness_name": (best.metrics or {}).get("fitness_name"),
             },
         }
 

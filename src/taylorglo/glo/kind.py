@@ -33,6 +33,7 @@ from ..polynomial import format_formula
 from ..records import Candidate
 from ..seeds import candidate_seed
 from .config import SearchConfig
+from .tables import candidates_csv
 
 if TYPE_CHECKING:
     from ..experiment.config import ExperimentConfig
@@ -129,7 +130,8 @@ class SearchKind(GenerationKind):
         t = config.training
         return [
             *lines,
-            f"best loss: fitness {best['fitness']:.4f} = {config.search.fitness_meaning} after "
+            f"best loss: fitness {best['fitness']:.4f} = {best.get('fitness_name') or config.search.fitness_meaning} "
+            "after "
             f"{config.search.partial_fraction:.0%} of {t.schedule_words()} "
             f"(candidate {best['generation']}:{best['index']})",
             f"  {best['formula']}",
@@ -227,6 +229,7 @@ def export(directory: Any, store: Store, config: Any) -> None:
                     "name": config.name,
                     "params": best.params,
                     "fitness": best.fitness,
+                    "fitness_name": (best.metrics or {}).get("fitness_name") or config.search.fitness_meaning,
                     "generation": best.generation,
                     "index": best.index,
                     "seed": best.seed,
@@ -245,28 +248,4 @@ def export(directory: Any, store: Store, config: Any) -> None:
         if g.closed:
             writer.writerow([g.generation, g.best_fitness, g.mean_fitness, g.min_fitness, g.sigma])
     write_atomic(directory / "generations.csv", out.getvalue())
-    out = io.StringIO()
-    writer = csv.writer(out)
-    columns = [
-        "generation",
-        "index",
-        "status",
-        "fitness",
-        "val_accuracy",
-        "val_loss",
-        "train_accuracy",
-        "train_loss",
-        "steps",
-        "attempts",
-        "wall_time",
-        "worker",
-        "seed",
-        "reason",
-        "params",
-    ]
-    writer.writerow(columns)
-    for c in store.candidates():
-        row = c.to_dict()
-        row["params"] = " ".join(repr(p) for p in c.params)
-        writer.writerow([row[k] for k in columns])
-    write_atomic(directory / "candidates.csv", out.getvalue())
+    write_atomic(directory / "candidates.csv", candidates_csv(store.candidates()))

@@ -31,7 +31,6 @@ from a :class:`ReportData`. Later analyses (final evaluation, FGSM sweeps) add t
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import os
 import time
@@ -53,11 +52,9 @@ from ..experiment.reading import open_experiment
 from ..experiment.store import Store
 from ..polynomial import format_formula, loss_spec, order_for_length, taylor_terms, to_paper_layout
 from ..records import STATUSES, Candidate, Generation
+from .tables import candidates_csv
 
 FIGURES = ("fitness.png", "cmaes.png", "loss.png")
-#: Columns of candidates.csv: every field of a store row except ``metrics`` (the training log,
-#: which has no tabular form), in the store's own order.
-CANDIDATE_COLUMNS = tuple(f.name for f in dataclasses.fields(Candidate) if f.name != "metrics")
 GENERATION_COLUMNS = (
     "generation",
     "state",
@@ -246,18 +243,6 @@ def _params_text(params: Sequence[float]) -> str:
     return " ".join(repr(float(p)) for p in params)
 
 
-def candidates_csv(data: ReportData) -> str:
-    """Every candidate row (all store columns but metrics); None is an empty cell, floats are exact."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CANDIDATE_COLUMNS)
-    for c in data.candidates:
-        row = c.to_dict()
-        row["params"] = _params_text(c.params)
-        writer.writerow([row[k] for k in CANDIDATE_COLUMNS])
-    return out.getvalue()
-
-
 def generations_csv(data: ReportData) -> str:
     """One row per generation, the open one included (state "open", no σ yet)."""
     out = io.StringIO()
@@ -342,7 +327,7 @@ def write_search_report(
     data = load_report_data(directory)
     out = report_directory(Path(out_dir) if out_dir is not None else data.directory / "report")
     _draw_figures(data, out)
-    write_atomic(out / "candidates.csv", candidates_csv(data))
+    write_atomic(out / "candidates.csv", candidates_csv(data.candidates))
     write_atomic(out / "generations.csv", generations_csv(data))
     from ..analysis.evidence import evidence_sections  # final results and FGSM sweep, once they exist
 
@@ -446,8 +431,9 @@ def _best_section(data: ReportData) -> Section:
     rows = [
         (
             "fitness",
-            f'<strong id="best-fitness">{fmt(best.fitness)}</strong> ({esc(data.config.search.fitness_meaning)} after '
-            f"the partial schedule)",
+            f'<strong id="best-fitness">{fmt(best.fitness)}</strong> '
+            f"({esc((best.metrics or {}).get('fitness_name') or data.config.search.fitness_meaning)} after "
+            "the partial schedule)",
         ),
         ("candidate", f'<span id="best-candidate">{best.generation}:{best.index}</span> (generation:index)'),
         ("formula (code layout)", f"<code>{esc(format_formula(best.params, 'code'))}</code>"),

@@ -8,6 +8,8 @@ atomic: a crash leaves either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import copy
+import io
 import os
 import warnings
 from pathlib import Path
@@ -19,7 +21,7 @@ from torch import nn
 from ..atomic import atomic_file
 from ..errors import TaylorGLOError, one_line
 from .data import DataSplits
-from .models import Normalize, build_model
+from .models import build_model, input_layer
 
 FORMAT = "taylorglo-network-1"
 
@@ -45,6 +47,8 @@ def save_network(
         "num_classes": data.num_classes,
         "mean": list(data.mean),
         "std": list(data.std),
+        "inputs": data.inputs,
+        "vocab_size": data.vocab_size,
         "loss": loss,
         "meta": meta,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -55,20 +59,30 @@ def save_network(
 
 
 def load_network(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """The saved network (in eval mode, on ``device``) and its description (everything but weights)."""
+    """The saved network (in eval mode, on ``device``) and its description (everything but weights;
+    for a user objective's module, also the ``inputs`` / ``targets`` / ``input_range`` it saved)."""
     path = Path(path)
     if not path.is_file():
         raise TaylorGLOError(
             f"model: {str(path)!r} does not exist; run `taylorglo final DIR` to train and save networks"
         )
     payload = _load(path, "model", "network")
+    if isinstance(payload, dict) and payload.get("format") == MODULE_FORMAT:
+        model = _load_module(path, payload)
+        model.to(device).eval()
+        return model, {k: v for k, v in payload.items() if k != "module"}
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise TaylorGLOError(f"model: {str(path)!r} is not a network saved by taylorglo")
     try:
+        inputs = payload.get("inputs", "images")  # files from before 0.2 hold images
         net = build_model(
-            payload["model"], tuple(payload["input_shape"]), payload["num_classes"], **payload["model_options"]
+            payload["model"],
+            tuple(payload["input_shape"]),
+            payload["num_classes"],
+            vocab_size=payload.get("vocab_size"),
+            **payload["model_options"],
         )
-        model = nn.Sequential(Normalize(payload["mean"], payload["std"]), net)
+        model = nn.Sequential(input_layer(inputs, payload["mean"], payload["std"]), net)
         model.load_state_dict(payload["state_dict"])
     except TaylorGLOError:
         raise
@@ -80,6 +94,66 @@ def load_network(path: str | os.PathLike[str], device: str | torch.device = "cpu
     model.to(device).eval()
     info = {k: v for k, v in payload.items() if k != "state_dict"}
     return model, info
+
+
+MODULE_FORMAT = "taylorglo-module-1"
+
+
+def save_module(
+    module: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    num_classes: int,
+    loss: str,
+    attack_data: dict[str, Any] | None,
+    **meta: Any,
+) -> Path:
+    """Write a user objective's trained ``module`` (pickled whole: taylorglo cannot rebuild a
+    network it did not build) with the test split ``robustness`` attacks it on, when given.
+
+    The module's pickle is kept as bytes inside a weights-only file, so opening the file (status,
+    robustness's listing) never runs code; only :func:`load_network` unpickles it, which imports
+    the module's class the way the objective itself was imported."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pickled = io.BytesIO()
+    module_cpu = copy.deepcopy(module).cpu()
+    torch.save(module_cpu, pickled)
+    payload = {
+        "format": MODULE_FORMAT,
+        "module_class": f"{type(module).__module__}.{type(module).__qualname__}",
+        "num_classes": int(num_classes),
+        "loss": loss,
+        "meta": meta,
+        "module": pickled.getvalue(),
+        **(attack_data or {}),
+    }
+    with atomic_file(path) as fh:
+        torch.save(payload, fh)
+    return path
+
+
+def _load_module(path: Path, payload: dict[str, Any]) -> nn.Module:
+    """The user's module inside a :data:`MODULE_FORMAT` file; one line when its class cannot be
+    imported here."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            module = torch.load(io.BytesIO(payload["module"]), map_location="cpu", weights_only=False)
+    except (ImportError, AttributeError) as exc:
+        raise TaylorGLOError(
+            f"model: {str(path)!r} holds a {payload.get('module_class')} that cannot be imported here "
+            f"({type(exc).__name__}: {one_line(exc)}); run this where the objective's module is importable "
+            "(PYTHONPATH as for the experiment)"
+        ) from None
+    except Exception as exc:
+        raise TaylorGLOError(
+            f"model: {str(path)!r} is damaged ({type(exc).__name__}: {one_line(exc)}); "
+            "restore it from a backup or leave its loss out"
+        ) from None
+    if not isinstance(module, nn.Module):
+        raise TaylorGLOError(f"model: {str(path)!r} does not hold a torch.nn.Module")
+    return module
 
 
 STATE_FORMAT = "taylorglo-train-state-1"

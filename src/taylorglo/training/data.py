@@ -53,13 +53,25 @@ SPLIT_SEED = 42
 # --------------------------------------------------------------------------------------------
 
 
+#: What a dataset's inputs are, which decides what is done to them (see :class:`DataSplits`).
+INPUT_KINDS = ("images", "features", "tokens")
+
+
 @dataclass(eq=False, repr=False)
 class DataSplits:
-    """Train/validation/test tensors of one dataset, in pixel space.
+    """Train/validation/test tensors of one dataset, as stored (images in pixel space).
 
-    Images are ``(N, C, H, W)``, either uint8 (0..255) or float32 in [0, 1]; the model sees them
-    through :func:`.augment.to_float` and a Normalize layer built from ``mean``/``std``, so the stored form
-    stays compact and augmentation (padding, Cutout fill) works in plain pixel units.
+    ``inputs`` says what ``*_x`` hold, and so what makes sense to do with them:
+
+    * ``"images"``: ``(N, C, H, W)``, uint8 (0..255) or float32 in [0, 1]; the model sees them
+      through :func:`.augment.to_float` and a Normalize layer built from ``mean``/``std``, so the
+      stored form stays compact and augmentation (padding, Cutout fill) works in pixel units.
+      FGSM clips perturbed images to [0, 1].
+    * ``"features"``: ``(N, F)`` float32 table rows, standardised per feature by the same Normalize
+      layer (``mean``/``std`` per feature); no augmentation; FGSM steps in standard deviations.
+    * ``"tokens"``: ``(N, T)`` int64 token ids below ``vocab_size``; no normalisation, no
+      augmentation, and no FGSM (ids have no gradient).
+
     ``eq=False``: two splits are "the same" only when they are the same object (tensors have no
     boolean equality), which is also what the in-process cache hands out.
     """
@@ -75,12 +87,14 @@ class DataSplits:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     augment: str = "none"
+    inputs: str = "images"
+    vocab_size: int | None = None
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of one image, what a model factory needs to size its first layer."""
-        c, h, w = self.train_x.shape[1:]
-        return int(c), int(h), int(w)
+    def input_shape(self) -> tuple[int, ...]:
+        """One example's shape (``(C, H, W)``, ``(F,)`` or ``(T,)``), what a model factory needs to
+        size its first layer."""
+        return tuple(int(s) for s in self.train_x.shape[1:])
 
     def to(self, device: torch.device | str) -> DataSplits:
         """A copy with every tensor on ``device`` (whole dataset on the GPU: no per-step copies)."""
@@ -88,11 +102,12 @@ class DataSplits:
         return dataclasses.replace(self, **moved)
 
     def summary(self) -> str:
-        """One line for logs: name, split sizes, image shape and number of classes."""
-        c, h, w = self.input_shape
+        """One line for logs: name, split sizes, input shape and number of classes."""
+        shape = "x".join(map(str, self.input_shape))
+        what = {"images": "", "features": " features", "tokens": f" tokens (vocabulary {self.vocab_size})"}
         return (
             f"{self.name}: {len(self.train_y)} train / {len(self.val_y)} val / "
-            f"{len(self.test_y)} test, {c}x{h}x{w} {str(self.train_x.dtype).replace('torch.', '')}, "
+            f"{len(self.test_y)} test, {shape} {str(self.train_x.dtype).replace('torch.', '')}{what[self.inputs]}, "
             f"{self.num_classes} classes, augment={self.augment}"
         )
 
@@ -279,39 +294,95 @@ def _splits_from_arrays(
     )
 
 
-def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled digits as ``(images (1797, 8, 8) in 0..16, labels)``, read straight
-    from the package's ``digits.csv.gz`` (what ``load_digits`` reads): importing scikit-learn costs
-    about a second, which every worker of a digits search would pay. Falls back to ``load_digits``
-    where the file is not where scikit-learn has kept it."""
-    import gzip
+def _sklearn_data_file(name: str) -> Path | None:
+    """A data file scikit-learn ships (``sklearn/datasets/data/<name>``), found without importing
+    scikit-learn: that import costs about a second, which every worker of a search would pay."""
     import importlib.util
 
     spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
     for root in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(root) / "datasets" / "data" / "digits.csv.gz"
+        path = Path(root) / "datasets" / "data" / name
         if path.is_file():
-            with gzip.open(path, "rt") as fh:
-                table = np.loadtxt(fh, delimiter=",")
-            return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(int)
+            return path
+    return None
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits as ``(images (1797, 8, 8) in 0..16, labels)``, read straight
+    from the package's ``digits.csv.gz`` (what ``load_digits`` reads). Falls back to
+    ``load_digits`` where the file is not where scikit-learn has kept it."""
+    import gzip
+
+    path = _sklearn_data_file("digits.csv.gz")
+    if path is not None:
+        with gzip.open(path, "rt") as fh:
+            table = np.loadtxt(fh, delimiter=",")
+        return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(int)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     return bunch.images, bunch.target
 
 
+def _table_arrays(file: str, loader: str) -> tuple[np.ndarray, np.ndarray]:
+    """A bundled scikit-learn table (``breast_cancer.csv``, ``wine_data.csv``: a header line, then
+    feature columns and the class last) as ``(features, labels)``; ``sklearn.datasets.<loader>``
+    where the file is not there."""
+    path = _sklearn_data_file(file)
+    if path is not None:
+        table = np.loadtxt(path, delimiter=",", skiprows=1)
+        return table[:, :-1], table[:, -1].astype(int)
+    import sklearn.datasets
+
+    bunch = getattr(sklearn.datasets, loader)()
+    return bunch.data, bunch.target
+
+
+def _bundled_splits(
+    name: str, x: torch.Tensor, y: torch.Tensor, shares: tuple[float, float], inputs: str
+) -> DataSplits:
+    """A small bundled dataset split train / validation / test by the seed-42 permutation (the
+    first ``shares[0]`` of it train, the next ``shares[1]`` validation, the rest test); mean and
+    std per channel or feature from the train split."""
+    n = len(y)
+    perm = torch.from_numpy(np.random.RandomState(SPLIT_SEED).permutation(n))
+    a, b = round(shares[0] * n), round((shares[0] + shares[1]) * n)
+    tr, va, te = perm[:a], perm[a:b], perm[b:]
+    mean, std = _channel_stats(x[tr])
+    return DataSplits(
+        name, x[tr], y[tr], x[va], y[va], x[te], y[te],
+        num_classes=int(y.max()) + 1, mean=mean, std=std, augment="none", inputs=inputs,
+    )  # fmt: skip
+
+
 def _load_digits() -> DataSplits:
-    """scikit-learn's bundled 8x8 digits: 1,197 / 300 / 300, always available offline."""
+    """scikit-learn's bundled 8x8 digits: 1,197 / 300 / 300 images, always available offline."""
     pixels, target = _digits_arrays()
     images = torch.from_numpy((pixels / 16.0).astype(np.float32)).unsqueeze(1)
     labels = torch.from_numpy(target.astype(np.int64))
-    perm = torch.from_numpy(np.random.RandomState(SPLIT_SEED).permutation(len(labels)))
-    tr, va, te = perm[:1197], perm[1197:1497], perm[1497:]
-    mean, std = _channel_stats(images[tr])
-    return DataSplits(
-        "digits", images[tr], labels[tr], images[va], labels[va], images[te], labels[te],
-        num_classes=10, mean=mean, std=std, augment="none",
-    )  # fmt: skip
+    return _bundled_splits("digits", images, labels, (1197 / 1797, 300 / 1797), "images")
+
+
+def _bundled_table(name: str, file: str, loader: str) -> Callable[[], DataSplits]:
+    """A loader of one bundled scikit-learn table: features, split 60 / 20 / 20."""
+
+    def load() -> DataSplits:
+        features, target = _table_arrays(file, loader)
+        x = torch.from_numpy(features.astype(np.float32))
+        y = torch.from_numpy(target.astype(np.int64))
+        return _bundled_splits(name, x, y, (0.6, 0.2), "features")
+
+    return load
+
+
+#: Datasets that ship inside a package (nothing to find or download): name -> loader.
+_BUNDLED: dict[str, Callable[[], DataSplits]] = {
+    "digits": _load_digits,
+    # 569 tumours x 30 measurements, malignant / benign (scikit-learn's load_breast_cancer).
+    "breast-cancer": _bundled_table("breast-cancer", "breast_cancer.csv", "load_breast_cancer"),
+    # 178 wines x 13 chemical measurements, 3 cultivars (scikit-learn's load_wine).
+    "wine": _bundled_table("wine", "wine_data.csv", "load_wine"),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,7 +409,7 @@ _IDX_EXPECTED = (
 )
 
 _BUILTINS: dict[str, _Source | None] = {
-    "digits": None,
+    **{name: None for name in _BUNDLED},
     "mnist": _Source(
         folders=("mnist", "MNIST"),
         url="https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -396,9 +467,9 @@ _BUILTINS: dict[str, _Source | None] = {
 
 def _load_builtin(name: str, dirs: list[Path], download: bool) -> DataSplits:
     """Find the first folder holding a copy; otherwise download into the cache and retry."""
-    if name == "digits":
-        return _load_digits()
     source = _BUILTINS[name]
+    if source is None:
+        return _BUNDLED[name]()
     assert source is not None
     reader = _locate_first(source, dirs)
     reason = "downloading is off (download=False)"
@@ -491,8 +562,9 @@ def _validated_plugin_splits(parts: dict[str, Any], who: str) -> DataSplits:
     tensors = {}
     for key in _TENSOR_FIELDS:
         if parts.get(key) is not None:
-            make = _plugin_images if key.endswith("_x") else _plugin_labels
+            make = _plugin_inputs if key.endswith("_x") else _plugin_labels
             tensors[key] = make(parts[key], key, who)
+    inputs = _input_kind(tensors["train_x"])
     if "val_x" not in tensors:
         n = len(tensors["train_x"])
         tr, va = (torch.from_numpy(i) for i in _split_train(n, _val_count(n, 0.1)))
@@ -504,10 +576,10 @@ def _validated_plugin_splits(parts: dict[str, Any], who: str) -> DataSplits:
         x, y = tensors[f"{split}_x"], tensors[f"{split}_y"]
         if len(x) != len(y):
             raise TaylorGLOError(f"{who}: {split}_x has {len(x)} images but {split}_y has {len(y)} labels")
-        if x.shape[1:] != tensors["train_x"].shape[1:]:
+        if x.shape[1:] != tensors["train_x"].shape[1:] or _input_kind(x) != inputs:
             raise TaylorGLOError(
-                f"{who}: {split}_x images are {tuple(x.shape[1:])} but train_x images are "
-                f"{tuple(tensors['train_x'].shape[1:])}"
+                f"{who}: {split}_x holds {_input_kind(x)} of shape {tuple(x.shape[1:])} but train_x holds "
+                f"{inputs} of shape {tuple(tensors['train_x'].shape[1:])}"
             )
     if len(tensors["train_x"]) == 0:
         raise TaylorGLOError(f"{who}: train_x is empty")
@@ -520,28 +592,67 @@ def _validated_plugin_splits(parts: dict[str, Any], who: str) -> DataSplits:
             f"{who}: labels must lie in 0..num_classes-1 with num_classes >= 2 "
             f"(got labels {min_label}..{max_label}, num_classes {num_classes})"
         )
-    channels = tensors["train_x"].shape[1]
-    mean = _plugin_stat(parts.get("mean"), channels, "mean", who)
-    std = _plugin_stat(parts.get("std"), channels, "std", who)
-    if mean is None or std is None:
-        computed = _channel_stats(tensors["train_x"])
-        mean, std = mean or computed[0], std or computed[1]
     augment = parts.get("augment") or "none"
     if augment not in ("none", "crop-flip"):
         raise TaylorGLOError(f"{who}: augment must be 'none' or 'crop-flip', got {augment!r}")
-    return DataSplits(name=str(parts["name"]), num_classes=num_classes, mean=mean, std=std, augment=augment, **tensors)
+    if augment != "none" and inputs != "images":
+        raise TaylorGLOError(f"{who}: augment {augment!r} crops and flips images; {inputs} take augment 'none'")
+    vocab_size = None
+    if inputs == "tokens":
+        vocab_size = _vocabulary(parts.get("vocab_size"), tensors, who)
+        mean, std = (0.0,), (1.0,)  # ids are not normalised: the model embeds them
+    else:
+        channels = tensors["train_x"].shape[1]
+        mean = _plugin_stat(parts.get("mean"), channels, "mean", who)
+        std = _plugin_stat(parts.get("std"), channels, "std", who)
+        if mean is None or std is None:
+            computed = _channel_stats(tensors["train_x"])
+            mean, std = mean or computed[0], std or computed[1]
+    return DataSplits(
+        name=str(parts["name"]), num_classes=num_classes, mean=mean, std=std, augment=augment,
+        inputs=inputs, vocab_size=vocab_size, **tensors,
+    )  # fmt: skip
 
 
-def _plugin_images(value: Any, key: str, who: str) -> torch.Tensor:
-    """(N, C, H, W) uint8, or float32 in [0, 1]; (N, H, W) gets a channel axis."""
+def _input_kind(x: torch.Tensor) -> str:
+    """What validated inputs hold: 4-D images, 2-D float features, 2-D integer token ids."""
+    if x.dim() == 4:
+        return "images"
+    return "features" if x.is_floating_point() else "tokens"
+
+
+def _vocabulary(value: Any, tensors: dict[str, torch.Tensor], who: str) -> int:
+    """The token vocabulary: the factory's ``vocab_size``, else the largest id + 1; ids in range."""
+    ids = [tensors[k] for k in ("train_x", "val_x", "test_x") if tensors[k].numel()]
+    low, high = min(int(t.min()) for t in ids), max(int(t.max()) for t in ids)
+    size = high + 1 if value is None else value
+    if not (isinstance(size, numbers.Integral) and not isinstance(size, bool) and size >= 1):
+        raise TaylorGLOError(f"{who}: vocab_size must be a positive integer, got {value!r}")
+    if low < 0 or high >= int(size):
+        raise TaylorGLOError(f"{who}: token ids must lie in 0..vocab_size-1 (got {low}..{high}, vocab_size {size})")
+    return int(size)
+
+
+def _plugin_inputs(value: Any, key: str, who: str) -> torch.Tensor:
+    """Images ``(N, C, H, W)`` uint8 or float32 in [0, 1] (``(N, H, W)`` gets a channel axis);
+    features ``(N, F)`` float (any range: they are standardised); token ids ``(N, T)`` integers."""
     try:
         x = torch.as_tensor(value)
     except Exception as exc:
         raise TaylorGLOError(f"{who}: {key} is not array-like ({type(value).__name__})") from exc
+    if x.dim() == 2:
+        if x.is_floating_point():
+            return x.to(torch.float32)
+        if x.is_complex() or x.dtype == torch.bool:
+            raise TaylorGLOError(f"{who}: {key} must be float features or integer token ids, got {x.dtype}")
+        return x.to(torch.int64)
     if x.dim() == 3:
         x = x.unsqueeze(1)
     if x.dim() != 4:
-        raise TaylorGLOError(f"{who}: {key} must have shape (N, C, H, W), got {tuple(x.shape)}")
+        raise TaylorGLOError(
+            f"{who}: {key} must have shape (N, C, H, W) images, (N, F) features or (N, T) token ids, "
+            f"got {tuple(x.shape)}"
+        )
     if x.dtype == torch.uint8:
         return x
     if not x.is_floating_point():

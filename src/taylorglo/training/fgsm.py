@@ -14,7 +14,8 @@ The attack works in pixel space. Every network in this project is
 ``nn.Sequential(Normalize(mean, std), net)``, so the model takes pixels in [0, 1] and ε is a
 fraction of the pixel range whatever the dataset's normalisation; clipping to [0, 1] keeps the
 perturbed image a valid image. Datasets may be stored as uint8; inputs go through
-:func:`~taylorglo.training.augment.to_float` exactly as in training and evaluation.
+:func:`~taylorglo.training.augment.to_float` exactly as in training and evaluation. Feature rows
+are attacked in units of each feature's standard deviation and not clipped (:class:`Bounds`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -29,10 +32,55 @@ from torch import nn
 from ..errors import TaylorGLOError
 from .augment import to_float
 
-__all__ = ["DEFAULT_EPSILONS", "fgsm_accuracy", "fgsm_perturb", "fgsm_sweep", "parse_epsilons"]
+if TYPE_CHECKING:
+    from .data import DataSplits
+
+__all__ = [
+    "DEFAULT_EPSILONS",
+    "PIXELS",
+    "Bounds",
+    "bounds_of",
+    "fgsm_accuracy",
+    "fgsm_perturb",
+    "fgsm_sweep",
+    "parse_epsilons",
+]
 
 #: The SPEC §6 sweep, in pixel units (images in [0, 1]).
 DEFAULT_EPSILONS: tuple[float, ...] = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What ε measures and where a perturbed input must stay.
+
+    Images: ε is a share of the pixel range and perturbed pixels are clipped to [0, 1] (SPEC §6).
+    Feature rows have neither a common unit nor a valid range: ε is in standard deviations of
+    each feature (``scale`` = the features' std) and nothing is clipped, so ε means the same on a
+    feature measured in thousands as on one measured in thousandths.
+    """
+
+    clip: tuple[float, float] | None = (0.0, 1.0)
+    scale: tuple[float, ...] | None = None
+    #: What ε is counted in, for tables: "pixel range", "feature std", "input units".
+    unit: str = "pixel range"
+
+    def step(self, x: torch.Tensor, epsilon: float, direction: torch.Tensor) -> torch.Tensor:
+        """``x`` moved by ``ε · scale · direction``, clipped."""
+        if self.scale is not None:
+            shape = (1, -1) + (1,) * (x.dim() - 2)
+            direction = direction * torch.as_tensor(self.scale, dtype=x.dtype, device=x.device).view(shape)
+        moved = x.detach() + epsilon * direction
+        return moved if self.clip is None else moved.clamp_(*self.clip)
+
+
+#: Images in [0, 1].
+PIXELS = Bounds()
+
+
+def bounds_of(data: DataSplits) -> Bounds:
+    """The :class:`Bounds` of a dataset's inputs (token ids have none: FGSM refuses them)."""
+    return PIXELS if data.inputs == "images" else Bounds(clip=None, scale=tuple(data.std), unit="feature std")
 
 
 @contextmanager
@@ -61,8 +109,22 @@ def _check_epsilon(epsilon: float) -> float:
     return value
 
 
+def _check_inputs(x: torch.Tensor) -> None:
+    """FGSM moves inputs along a gradient: integer token ids have none (uint8 pixels are fine)."""
+    if not x.is_floating_point() and x.dtype != torch.uint8:
+        raise TaylorGLOError(
+            f"FGSM: the inputs are integer token ids ({x.dtype}), which have no gradient to follow; "
+            "robustness sweeps and FGSM fitness need images or features"
+        )
+
+
 def _perturb(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module, epsilon: float, clip: tuple[float, float]
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: nn.Module,
+    epsilon: float,
+    bounds: Bounds,
 ) -> torch.Tensor:
     """The FGSM step for a model already in eval mode; ``x`` is float pixels."""
     # A caller inside torch.no_grad() or torch.inference_mode() (evaluation code often is) would
@@ -74,8 +136,7 @@ def _perturb(
         loss = loss_fn(model(x_adv), y)
         # autograd.grad (not backward) so nothing accumulates in the parameters' .grad.
         (grad,) = torch.autograd.grad(loss, x_adv)
-    lo, hi = clip
-    return (x.detach() + epsilon * grad.sign()).clamp_(lo, hi)
+    return bounds.step(x, epsilon, grad.sign())
 
 
 def fgsm_perturb(
@@ -84,7 +145,7 @@ def fgsm_perturb(
     y: torch.Tensor,
     loss_fn: nn.Module,
     epsilon: float,
-    clip: tuple[float, float] = (0.0, 1.0),
+    bounds: Bounds = PIXELS,
 ) -> torch.Tensor:
     """One FGSM step: ``clip(x + ε · sign(∇ₓ loss_fn(model(x), y)))``, detached.
 
@@ -99,11 +160,12 @@ def fgsm_perturb(
     ε = 0 entry is exactly the clean accuracy.
     """
     epsilon = _check_epsilon(epsilon)
+    _check_inputs(x)
     x = to_float(x)
     if epsilon == 0:
         return x.detach().clone()
     with _eval_mode(model):
-        return _perturb(model, x, y, loss_fn, epsilon, clip)
+        return _perturb(model, x, y, loss_fn, epsilon, bounds)
 
 
 def fgsm_accuracy(
@@ -113,6 +175,7 @@ def fgsm_accuracy(
     loss_fn: nn.Module,
     epsilon: float,
     batch_size: int = 100,
+    bounds: Bounds = PIXELS,
 ) -> float:
     """Accuracy in [0, 1] of ``model`` on FGSM-perturbed ``x`` (eval mode throughout).
 
@@ -120,8 +183,10 @@ def fgsm_accuracy(
     batches of ``batch_size``, each moved to ``y``'s device, so memory stays that of one batch.
     Each batch's gradient is that of the batch-mean loss; the sign makes the result independent of
     the batch size. Correct predictions are counted on ``y``'s device and read back once.
+    ``bounds`` says what ε measures and where perturbed inputs stay (:func:`bounds_of` a dataset).
     """
     epsilon = _check_epsilon(epsilon)
+    _check_inputs(x)
     if batch_size < 1:
         raise ValueError(f"batch_size: must be a positive integer, got {batch_size!r}")
     correct = torch.zeros((), dtype=torch.long, device=y.device)
@@ -130,7 +195,7 @@ def fgsm_accuracy(
             xb = to_float(x[start : start + batch_size].to(y.device))
             yb = y[start : start + batch_size]
             if epsilon > 0:
-                xb = _perturb(model, xb, yb, loss_fn, epsilon, (0.0, 1.0))
+                xb = _perturb(model, xb, yb, loss_fn, epsilon, bounds)
             with torch.no_grad():
                 correct += (model(xb).argmax(1) == yb).sum()
     return correct.item() / max(1, len(y))
@@ -143,13 +208,14 @@ def fgsm_sweep(
     loss_fn: nn.Module,
     epsilons: Iterable[float] = DEFAULT_EPSILONS,
     batch_size: int = 100,
+    bounds: Bounds = PIXELS,
 ) -> dict[float, float]:
     """``{ε: accuracy}`` for every ε given, in the order given (0.0 gives the clean accuracy).
 
     One full pass over ``x`` per ε: each ε's perturbation is computed from the clean input, never
     from another ε's result, as one-step FGSM prescribes.
     """
-    return {float(eps): fgsm_accuracy(model, x, y, loss_fn, eps, batch_size) for eps in epsilons}
+    return {float(eps): fgsm_accuracy(model, x, y, loss_fn, eps, batch_size, bounds) for eps in epsilons}
 
 
 def parse_epsilons(text: str, field: str = "--eps") -> list[float]:

@@ -38,7 +38,7 @@ from ..plugins import is_plugin_ref, resolve_plugin
 from .config import _is_number
 from .names import MODEL_NAMES
 
-__all__ = ["MODEL_NAMES", "Normalize", "build_model"]
+__all__ = ["MODEL_NAMES", "Normalize", "build_model", "input_layer"]
 
 _PATTERN_HELP = "resnetN/preresnetN with (N-2)%6==0, wrn-D-K with (D-4)%6==0"
 
@@ -49,7 +49,7 @@ _PATTERN_HELP = "resnetN/preresnetN with (N-2)%6==0, wrn-D-K with (D-4)%6==0"
 
 
 class Normalize(nn.Module):
-    """Per-channel ``(x - mean) / std`` on a ``(B, C, H, W)`` batch.
+    """Per-channel ``(x - mean) / std`` on a ``(B, C, H, W)`` batch (per feature on ``(B, F)``).
 
     Kept as a module (rather than a data transform) so normalisation runs on the device with the
     network and travels with it in ``state_dict``. ``mean`` and ``std`` are buffers, not parameters:
@@ -74,10 +74,18 @@ class Normalize(nn.Module):
         self.register_buffer("std", std_t.view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:  # table rows: one statistic per feature
+            return (x - self.mean.view(1, -1)) / self.std.view(1, -1)
         return (x - self.mean) / self.std
 
     def extra_repr(self) -> str:
         return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
+
+
+def input_layer(inputs: str, mean: Sequence[float], std: Sequence[float]) -> nn.Module:
+    """The layer in front of every network taylorglo builds: :class:`Normalize` for images and
+    features (so the network takes them as stored), nothing for token ids (the model embeds them)."""
+    return nn.Identity() if inputs == "tokens" else Normalize(mean, std)
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,12 +115,23 @@ def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
 class MLP(nn.Sequential):
     """Flatten → ``depth`` × (Linear(hidden) → ReLU) → Linear(num_classes); PyTorch default init.
 
-    ``depth=0`` is multinomial logistic regression, handy as a fast baseline in tests.
+    Takes images and feature rows alike (flattened); token ids when ``vocab_size`` is given, as
+    a bag of embeddings (the mean of ``hidden``-wide embeddings of a sequence's ids) in place of
+    the flatten. ``depth=0`` is multinomial logistic regression, handy as a fast baseline in tests.
     """
 
-    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, hidden: int = 256, depth: int = 1):
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        hidden: int = 256,
+        depth: int = 1,
+        vocab_size: int | None = None,
+    ):
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
+        if vocab_size is not None:
+            layers, width = [nn.EmbeddingBag(vocab_size, hidden, mode="mean")], hidden
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
             width = hidden
@@ -514,15 +533,26 @@ def _unknown(field: str, name: str) -> TaylorGLOError:
 
 
 def _build_builtin(
-    name: str, input_shape: tuple[int, int, int], num_classes: int, field: str, options: dict[str, Any]
+    name: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    field: str,
+    options: dict[str, Any],
+    vocab_size: int | None,
 ) -> nn.Module:
     key = _canonical(name)
-    c, h, w = input_shape
 
     if key == "mlp":
         _check_options(field, "mlp", options, {"hidden": _pos_int, "depth": _nonneg_int},
                        {"hidden": "a positive integer", "depth": "an integer >= 0"})  # fmt: skip
-        return MLP(input_shape, num_classes, **options)
+        return MLP(input_shape, num_classes, **options, vocab_size=vocab_size)
+    if len(input_shape) != 3:
+        what = "token ids" if vocab_size is not None else "features"
+        raise TaylorGLOError(
+            f"{field}: {name!r} takes images (C, H, W) but this dataset holds {what} of shape {input_shape}; "
+            "use model = 'mlp' or a plug-in model"
+        )
+    c, h, w = input_shape
 
     if key in ("mnist-cnn", "mnistcnn", "mnist"):
         _check_options(
@@ -578,33 +608,37 @@ def _build_builtin(
 
 def build_model(
     name: str,
-    input_shape: tuple[int, int, int],
+    input_shape: tuple[int, ...],
     num_classes: int,
     field: str = "model",
+    vocab_size: int | None = None,
     **options: Any,
 ) -> nn.Module:
     """Build a fresh, randomly initialised network mapping ``(B, *input_shape)`` to logits.
 
-    ``name`` is a built-in (see :data:`MODEL_NAMES` and the module docstring) or a plug-in
-    ``"package.module:function"``; ``options`` are the model's keyword options (validated for
-    built-ins, passed through to plug-ins). ``field`` names the config field or CLI option the
-    name came from, so every error is a single line the user can act on.
+    ``input_shape`` is ``(C, H, W)`` for images, ``(F,)`` for feature rows, ``(T,)`` for token
+    ids (then ``vocab_size`` is given, and passed on to a plug-in factory). ``name`` is a built-in
+    (see :data:`MODEL_NAMES` and the module docstring) or a plug-in ``"package.module:function"``;
+    ``options`` are the model's keyword options (validated for built-ins, passed through to
+    plug-ins). ``field`` names the config field or CLI option the name came from, so every error
+    is a single line the user can act on.
     """
     if not isinstance(name, str) or not name.strip():
         raise _unknown(field, str(name))
     shape = tuple(input_shape)
-    if len(shape) != 3 or not all(_pos_int(s) for s in shape):
-        raise TaylorGLOError(f"{field}: input shape must be three positive integers (C, H, W), got {input_shape!r}")
+    if len(shape) not in (1, 3) or not all(_pos_int(s) for s in shape):
+        raise TaylorGLOError(f"{field}: input shape must be (C, H, W) or (F,) positive integers, got {input_shape!r}")
     if not _pos_int(num_classes):
         raise TaylorGLOError(f"{field}: num_classes must be a positive integer, got {num_classes!r}")
-    in_shape: tuple[int, int, int] = (int(shape[0]), int(shape[1]), int(shape[2]))
+    in_shape = tuple(int(s) for s in shape)
 
     if not is_plugin_ref(name):
-        return _build_builtin(name, in_shape, int(num_classes), field, dict(options))
+        return _build_builtin(name, in_shape, int(num_classes), field, dict(options), vocab_size)
 
     factory = resolve_plugin(name, field)
+    extra = {} if vocab_size is None else {"vocab_size": int(vocab_size)}
     try:
-        model = factory(input_shape=in_shape, num_classes=int(num_classes), **options)
+        model = factory(input_shape=in_shape, num_classes=int(num_classes), **extra, **options)
     except TaylorGLOError:
         raise
     except Exception as exc:  # the user's factory failed; report it on one line, not a traceback

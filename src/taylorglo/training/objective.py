@@ -62,6 +62,7 @@ class Trial:
     _abort_below: float = 0.0
     reports: list[dict[str, float]] = field(default_factory=list)
     model: nn.Module | None = field(default=None, repr=False)
+    model_data: dict[str, Any] | None = field(default=None, repr=False)
 
     def report(self, step: float, value: float) -> None:
         """Record an intermediate value (validation accuracy, say) at ``step`` (the objective's
@@ -75,12 +76,40 @@ class Trial:
         if float(value) < self._abort_below:
             raise Aborted(f"early abort: {value:.4g} < {self._abort_below:g} at step {step:g}")
 
-    def save_model(self, module: nn.Module) -> None:
-        """Keep the trained network: ``final`` saves it with the run (``taylorglo robustness``
-        needs it)."""
+    def save_model(
+        self,
+        module: nn.Module,
+        inputs: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        input_range: tuple[float, float] | None = None,
+    ) -> None:
+        """Keep the trained network: ``final`` saves it with the run. ``taylorglo robustness``
+        attacks it on ``inputs`` / ``targets`` (a test split: the objective's data is its own, so
+        the file carries what to attack) and clips perturbed inputs to ``input_range`` (``(0, 1)``
+        for images; None for features, which have no valid range). The module is pickled whole, so
+        its class must be importable where ``robustness`` runs."""
         if not isinstance(module, nn.Module):
             raise TypeError(f"trial.save_model takes a torch.nn.Module, got {type(module).__name__}")
+        if (inputs is None) != (targets is None):
+            raise TypeError("trial.save_model: give inputs and targets together (a test split to attack), or neither")
+        if inputs is not None and targets is not None:
+            if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
+                raise TypeError("trial.save_model: inputs and targets must be tensors")
+            if len(inputs) != len(targets):
+                raise TypeError(f"trial.save_model: {len(inputs)} inputs but {len(targets)} targets")
+        if input_range is not None:
+            lo, hi = (float(v) for v in input_range)
+            if not lo < hi:
+                raise TypeError(f"trial.save_model: input_range must be (low, high) with low < high, got {input_range}")
+            input_range = (lo, hi)
         self.model = module
+        self.model_data = None
+        if inputs is not None and targets is not None:
+            self.model_data = {
+                "inputs": inputs.detach().cpu(),
+                "targets": targets.detach().cpu(),
+                "input_range": input_range,
+            }
 
 
 def run_objective(
@@ -140,6 +169,7 @@ def run_objective(
         step_time=wall,
         fitness=fitness,
         model=trial.model,
+        model_data=trial.model_data,
     )
     return result, metrics
 
@@ -180,7 +210,8 @@ def _read(returned: Any) -> tuple[str, str | None, float | None, dict[str, float
     if not math.isfinite(fitness):
         return "failed", f"objective returned a non-finite fitness ({fitness})", None, {}, {}
     name = rest.pop("fitness_name", None)
-    metrics: dict[str, Any] = {"objective_fitness": fitness}
+    # The names it returned, so candidates.csv gives each its column (records.tables).
+    metrics: dict[str, Any] = {"objective_fitness": fitness, "objective_metrics": [str(k) for k in rest]}
     if name is not None:
         metrics["fitness_name"] = str(name)
     known: dict[str, float] = {}

@@ -19,7 +19,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -32,7 +32,7 @@ from ..seeds import derived_seed
 from .augment import augment_batch, to_float
 from .config import Schedule, TrainConfig
 from .data import DataSplits, load_dataset
-from .models import Normalize, build_model
+from .models import build_model, input_layer
 from .sgd import SGD
 
 ProgressFn = Callable[[int, int], None]
@@ -41,6 +41,10 @@ LossLike = nn.Module | str | Sequence[float] | None
 #: Seeds of successive attempts after an early abort: a retry with the same seed would repeat
 #: the same run exactly, so attempt k uses ``seed + k * RETRY_SEED_STRIDE``.
 RETRY_SEED_STRIDE = 1_000_003
+
+
+#: TrainResult fields that are not metrics: the network, what it is attacked on, its state.
+_NOT_METRICS = ("model", "model_data", "state")
 
 
 @dataclass
@@ -74,6 +78,9 @@ class TrainResult:
     val_class_accuracy: list[float] | None = None
     #: The trained network (Normalize layer first), for callers that save or attack it.
     model: nn.Module | None = field(default=None, repr=False, compare=False)
+    #: What a saved ``model`` is attacked on when the trainer has no dataset of its own (a user
+    #: objective's ``trial.save_model(module, inputs, targets, input_range)``).
+    model_data: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     #: ``{"step", "model", "optimizer"}`` state dicts to continue this run from (``keep_state``).
     state: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
@@ -83,7 +90,8 @@ class TrainResult:
 
     def to_dict(self, history: bool = True) -> dict[str, Any]:
         """JSON-ready metrics (the network itself is left out)."""
-        data = asdict(self, dict_factory=lambda items: {k: v for k, v in items if k not in ("model", "state")})
+        # Not asdict(): it deep-copies every field first, the network and its tensors included.
+        data = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in _NOT_METRICS}
         if not history:
             data.pop("history")
         return data
@@ -135,10 +143,17 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temper
 
 
 def build_network(config: TrainConfig, data: DataSplits, field: str = "model") -> nn.Module:
-    """The network :func:`train` trains: ``config``'s model behind a :class:`Normalize` layer with
-    the data's statistics, so it takes raw pixels (the form ``save_network`` writes)."""
-    net = build_model(config.model, data.input_shape, data.num_classes, field=field, **config.model_options)
-    return nn.Sequential(Normalize(data.mean, data.std), net)
+    """The network :func:`train` trains: ``config``'s model behind the data's input layer
+    (:func:`~.models.input_layer`), so it takes inputs as stored (the form ``save_network`` writes)."""
+    net = build_model(
+        config.model,
+        data.input_shape,
+        data.num_classes,
+        field=field,
+        vocab_size=data.vocab_size,
+        **config.model_options,
+    )
+    return nn.Sequential(input_layer(data.inputs, data.mean, data.std), net)
 
 
 def check_logits(logits: torch.Tensor, batch: int, num_classes: int, model: str, field: str = "model") -> None:
@@ -156,6 +171,13 @@ def check_network(config: TrainConfig, data: DataSplits, field: str = "training.
     """Build ``config``'s network and run two validation examples through it, so that a model
     that does not fit the data fails before any training, in one line. Leaves the caller's RNG
     as it was; returns the network (in eval mode), for a caller that inspects it too."""
+    if data.inputs != "images":
+        for name, value in (("augment", config.augment == "crop-flip"), ("cutout", bool(config.cutout))):
+            if value:
+                raise TaylorGLOError(
+                    f"training.{name}: {data.name} holds {data.inputs}, which are not cropped, flipped or cut out; "
+                    f"remove training.{name}"
+                )
     with torch.random.fork_rng(devices=[]):
         net = build_network(config, data, field).eval()
     try:

@@ -58,6 +58,11 @@ class Trainer(ABC):
         as training goes, where the trainer can tell. Returns the result and the metrics to record
         beside it."""
 
+    @abstractmethod
+    def save_model(self, result: TrainResult, path: str, data: DataSplits | None, loss: str, seed: int) -> str | None:
+        """Write ``result`` 's network to ``path`` for ``taylorglo robustness``; None when written,
+        else why it could not be (the run is kept either way)."""
+
 
 class BuiltInTrainer(Trainer):
     """:func:`taylorglo.training.train` on the config's dataset and model."""
@@ -94,6 +99,16 @@ class BuiltInTrainer(Trainer):
         from .trainer import train
 
         return train(self.training, loss, seed=seed, data=data, keep_model=keep_model, progress=progress), {}
+
+    def save_model(self, result: TrainResult, path: str, data: DataSplits | None, loss: str, seed: int) -> str | None:
+        from .checkpoint import save_network
+
+        assert result.model is not None and data is not None
+        t = self.training
+        save_network(
+            result.model, path, model_name=t.model, model_options=t.model_options, data=data, loss=loss, seed=seed
+        )
+        return None
 
 
 class ObjectiveTrainer(Trainer):
@@ -133,6 +148,28 @@ class ObjectiveTrainer(Trainer):
         from .objective import run_objective
 
         return run_objective(self.training, loss, seed, phase, torch.get_num_threads())
+
+    def save_model(self, result: TrainResult, path: str, data: DataSplits | None, loss: str, seed: int) -> str | None:
+        import pickle
+
+        from .checkpoint import save_module
+
+        if result.model is None:
+            return "the objective did not call trial.save_model(model, inputs, targets)"
+        try:
+            save_module(
+                result.model,
+                path,
+                num_classes=int(self.training.num_classes or 0),
+                loss=loss,
+                attack_data=result.model_data,
+                seed=seed,
+            )
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a lambda or local class inside
+            return (
+                f"its module cannot be pickled ({type(exc).__name__}: {exc}); keep lambdas and local classes out of it"
+            )
+        return None
 
 
 def probe(training: TrainConfig, data: DataSplits | None = None) -> TrainingFacts:
