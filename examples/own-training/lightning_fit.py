@@ -10,10 +10,9 @@ import logging
 
 import lightning as L
 import torch
+from fit import table
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-
-from fit import table
 
 # Lightning announces its accelerator choice on every Trainer; a search makes hundreds of them.
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
