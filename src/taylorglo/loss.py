@@ -195,6 +195,53 @@ class TaylorGLOLoss(nn.Module):
         return cls(params, order=data.get("order"))
 
 
+def population_loss(losses: Sequence[nn.Module]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """One call for a population's losses, as a vectorized training needs it: ``(P, B, C)`` logits
+    and ``(P, B)`` class targets in, each member's batch-mean loss ``(P,)`` out.
+
+    TaylorGLO losses of one order are one polynomial with a coefficient row per member (a handful
+    of elementwise ops for the whole population, however large); cross-entropy members are one
+    ``cross_entropy`` call; any other mix falls back to one call per member.
+    """
+    losses = list(losses)
+    if losses and all(type(loss) is TaylorGLOLoss for loss in losses) and len({loss.order for loss in losses}) == 1:
+        first = losses[0]
+        assert isinstance(first, TaylorGLOLoss)
+        table = torch.tensor([loss.params for loss in losses], dtype=torch.float64)  # type: ignore[union-attr]
+        terms = first.terms
+
+        def taylorglo(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            z = _upcast(logits)
+            coef = table.to(device=z.device, dtype=z.dtype).view(len(losses), -1, 1, 1)
+            y = torch.softmax(z, dim=-1)
+            x = torch.zeros_like(y).scatter_(-1, target.unsqueeze(-1), 1.0)
+            X, Y = x - coef[:, -2], y - coef[:, -1]
+            acc: torch.Tensor | float = 0.0
+            for j in range(first.order, 0, -1):  # Horner in Y, as TaylorGLOLoss.per_class
+                coef_j: torch.Tensor | float = 0.0
+                for k, (i, jj) in enumerate(terms):
+                    if jj == j:
+                        coef_j = coef_j + (coef[:, k] if i == 0 else coef[:, k] * (X if i == 1 else X**i))
+                acc = (acc + coef_j) * Y
+            assert isinstance(acc, torch.Tensor)
+            return -acc.sum(-1).mean(-1)
+
+        return taylorglo
+    if losses and all(isinstance(loss, nn.CrossEntropyLoss) for loss in losses):
+
+        def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            z = _upcast(logits)
+            flat = nn.functional.cross_entropy(z.reshape(-1, z.shape[-1]), target.reshape(-1), reduction="none")
+            return flat.view(target.shape).mean(-1)
+
+        return cross_entropy
+
+    def each(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.stack([loss(z, t) for loss, z, t in zip(losses, logits, target)])
+
+    return each
+
+
 def parse_loss(spec: str, field: str = "loss", round_to: int | None = None) -> nn.Module:
     """Build a loss from its text form, as the CLI and configs write it.
 

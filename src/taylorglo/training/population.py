@@ -1,0 +1,367 @@
+"""Training a population at once: λ networks of one architecture as one stacked model.
+
+Every candidate of a generation trains the same network on the same data for the same steps;
+only the loss (and, in ``final``, the seed) differs. :func:`train_population` stacks the members'
+parameters (``torch.func.stack_module_state``) and runs one ``vmap`` ped forward and one backward
+pass for all of them per step, where :func:`~.trainer.train` would run λ small trainings that leave
+the cores (or a GPU) mostly idle.
+
+Each member is the training :func:`~.trainer.train` runs with its loss and seed, up to
+floating-point order: the same initialisation (built from its seed, as ``train`` builds it), the
+same batch order and augmentation (its own generator), the same schedule, early abort, NaN rule,
+retries and measurements, taken from the trainer's own pieces. What differs: dropout draws its
+masks from the stack's random stream (``vmap(randomness="different")``), not the member's own, so a
+member with dropout trains like ``train`` in distribution, not draw for draw. A member that aborts
+or diverges leaves the stack at once and stops costing compute; its retry (a fresh seed, as in
+``train``) goes into the next stack with the other retries.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from ..loss import population_loss
+from ..seeds import derived_seed
+from .augment import augment_batch, to_float
+from .config import Schedule, TrainConfig
+from .data import DataSplits, load_dataset
+from .sgd import SGD
+from .trainer import RETRY_SEED_STRIDE, LossLike, TrainResult, as_loss, build_network, check_logits, resolve_device
+
+
+def train_population(
+    config: TrainConfig,
+    losses: Sequence[LossLike],
+    seeds: Sequence[int],
+    data: DataSplits | None = None,
+    keep_model: bool = False,
+) -> list[TrainResult]:
+    """Train one fresh network per ``(loss, seed)`` for ``config``'s (possibly partial) schedule,
+    all at once; the results in the members' order, each what :func:`~.trainer.train` returns for
+    that loss and seed (see the module docstring for what may differ)."""
+    if len(losses) != len(seeds) or not losses:
+        raise ValueError(f"a population needs one seed per loss (got {len(losses)} losses, {len(seeds)} seeds)")
+    config.validate()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    loss_fns = [as_loss(loss, config.round_params) for loss in losses]
+    if data is None:
+        data = load_dataset(config.dataset, config.data_dir, config.data_fraction)
+    device = resolve_device(config.device)
+    data = data.to(device)
+    schedule = config.schedule(len(data.train_y))
+
+    results: list[TrainResult | None] = [None] * len(loss_fns)
+    times = [[0.0, 0.0, 0.0] for _ in loss_fns]  # wall, step, eval: summed over attempts
+    pending = list(range(len(loss_fns)))
+    for attempt in range(config.attempts):
+        if not pending:
+            break
+        stack = _Stack(
+            config,
+            schedule,
+            data,
+            device,
+            [loss_fns[i] for i in pending],
+            [seeds[i] + attempt * RETRY_SEED_STRIDE for i in pending],
+            keep_model,
+        )
+        retry = []
+        for i, result in zip(pending, stack.run()):
+            result.attempts = attempt + 1
+            times[i] = [t + r for t, r in zip(times[i], (result.wall_time, result.step_time, result.eval_time))]
+            result.wall_time, result.step_time, result.eval_time = times[i]
+            results[i] = result
+            if result.status == "aborted":
+                retry.append(i)
+        pending = retry
+    assert all(r is not None for r in results)
+    return [r for r in results if r is not None]
+
+
+class _Stack:
+    """One attempt of several members, trained in lockstep until each finishes or leaves."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        schedule: Schedule,
+        data: DataSplits,
+        device: torch.device,
+        losses: list[nn.Module],
+        seeds: list[int],
+        keep_model: bool,
+    ) -> None:
+        self.config, self.schedule, self.data, self.device = config, schedule, data, device
+        self.losses, self.seeds, self.keep_model = losses, seeds, keep_model
+        self.members = list(range(len(seeds)))  # positions (in the caller's order) still training
+        self.results: dict[int, TrainResult] = {}
+        self.history: dict[int, list[dict[str, Any]]] = {m: [] for m in self.members}
+        self.train_stats: dict[int, tuple[float | None, float | None]] = {m: (None, None) for m in self.members}
+
+    def run(self) -> list[TrainResult]:
+        cuda_ids = []
+        if self.device.type == "cuda":
+            cuda_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
+        started = time.perf_counter()
+        with torch.random.fork_rng(devices=cuda_ids):
+            self._train()
+        wall = (time.perf_counter() - started) / len(self.seeds)
+        for result in self.results.values():  # each member's share of the stack's time
+            result.wall_time = wall
+        return [self.results[m] for m in range(len(self.seeds))]
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _train(self) -> None:
+        config, schedule, data, device = self.config, self.schedule, self.data, self.device
+        networks = []
+        for seed in self.seeds:  # each member's initialisation is the one train() draws for its seed
+            torch.manual_seed(seed)
+            networks.append(build_network(config, data).to(device))
+        # Dropout's masks come from the stack's stream: fixed by its members' seeds, so a re-run
+        # stack (after kill -9) draws them again.
+        torch.manual_seed(derived_seed(*self.seeds))
+        self.base = copy.deepcopy(networks[0]).to("meta")
+        self.params, self.buffers = stack_module_state(networks)  # type: ignore[arg-type]
+        del networks
+        self.optimizer = self._optimizer(schedule.lr_at(config.lr, config.lr_gamma, 0))
+        orders = _BatchOrders(self.seeds, len(data.train_y), schedule.batch_size, device)
+        augment = (config.augment or data.augment) == "crop-flip"
+        cutout = config.cutout
+        lr_changes = {m: schedule.lr_at(config.lr, config.lr_gamma, m) for m in schedule.milestones}
+        forward = vmap(self._forward, in_dims=(0, 0, 0), randomness="different")
+        shared_forward = vmap(self._forward, in_dims=(0, 0, None), randomness="different")
+        loss_fn = population_loss(self.losses)
+        batch = schedule.batch_size
+        window_loss = torch.zeros(len(self.members), device=device)
+        window_correct = torch.zeros(len(self.members), device=device, dtype=torch.long)
+        window_steps = 0
+        self.base.train()
+        loop_started, self.eval_time = time.perf_counter(), 0.0
+        for step in range(schedule.run_steps):
+            if step in lr_changes:
+                self.optimizer.param_groups[0]["lr"] = lr_changes[step]
+            xs, ys = orders.batches(data, augment, cutout)
+            if len(xs) == 1:  # one batch for every member (a generation's shared seed): not copied
+                logits = shared_forward(self.params, self.buffers, xs[0])
+                yb = ys[0].expand(len(self.members), -1)
+            else:
+                logits = forward(self.params, self.buffers, torch.stack(xs))
+                yb = torch.stack(ys)
+            if step == 0:
+                check_logits(logits[0], batch, data.num_classes, config.model)
+            member_loss = loss_fn(logits, yb)
+            self.optimizer.zero_grad(set_to_none=True)
+            member_loss.sum().backward()  # members share no parameter: each gets its own gradient
+            self.optimizer.step()
+
+            window_loss += member_loss.detach()
+            window_correct += (logits.detach().argmax(-1) == yb).sum(-1)
+            window_steps += 1
+            done = step + 1
+            at_abort = done == schedule.abort_step
+            last = done == schedule.run_steps
+            if done % config.log_every and not last and not at_abort:
+                continue
+            losses = (window_loss / window_steps).tolist()
+            accs = (window_correct.double() / (window_steps * batch)).tolist()
+            window_loss.zero_()
+            window_correct.zero_()
+            window_steps = 0
+            leaving: dict[int, tuple[str, str | None, tuple[float, float] | None]] = {}
+            for pos, member in enumerate(self.members):
+                self.train_stats[member] = (accs[pos], losses[pos])
+                self.history[member].append(
+                    {
+                        "step": done,
+                        "epoch": round(done / schedule.steps_per_epoch, 3),
+                        "lr": self.optimizer.param_groups[0]["lr"],
+                        "train_loss": losses[pos],
+                        "train_accuracy": accs[pos],
+                    }
+                )
+                if not math.isfinite(losses[pos]):
+                    leaving[pos] = ("failed", f"non-finite training loss at step {done}", None)
+            if at_abort:
+                eval_started = time.perf_counter()
+                val = self._evaluate(data.val_x, data.val_y, classes=False)
+                self.eval_time += time.perf_counter() - eval_started
+                for pos, member in enumerate(self.members):
+                    if pos in leaving:
+                        continue
+                    self.history[member][-1]["val_accuracy"] = val[pos][0]
+                    if val[pos][0] < config.abort_below:
+                        reason = f"validation accuracy {val[pos][0]:.4f} < {config.abort_below} at step {done}"
+                        leaving[pos] = ("aborted", reason, (val[pos][0], val[pos][1]))
+            if last:
+                self._finish(
+                    {**{p: ("ok", None, None) for p in range(len(self.members))}, **leaving}, done, loop_started
+                )
+                return
+            if leaving:
+                self._finish(leaving, done, loop_started)
+                keep = [p for p in range(len(self.members)) if p not in leaving]
+                if not keep:
+                    return
+                self._keep(keep)
+                orders.keep(keep)
+                loss_fn = population_loss(self.losses)
+                window_loss, window_correct = window_loss[keep], window_correct[keep]
+
+    def _forward(
+        self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor
+    ) -> torch.Tensor:
+        return functional_call(self.base, (params, buffers), (x,))
+
+    def _optimizer(self, lr: float) -> SGD:
+        c = self.config
+        return SGD(self.params.values(), lr=lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay)
+
+    def _keep(self, keep: list[int]) -> None:
+        """Only the members at ``keep`` train on: the stack, its momentum and its lists shrink."""
+        index = torch.tensor(keep, device=self.device)
+        old, before = self.optimizer, self.params
+        self.params = {n: p.detach()[index].requires_grad_(True) for n, p in before.items()}
+        self.buffers = {n: b[index] for n, b in self.buffers.items()}
+        self.optimizer = self._optimizer(old.param_groups[0]["lr"])
+        for was, now in zip(before.values(), self.params.values()):
+            if was in old.state:
+                self.optimizer.state[now] = {k: v[index] for k, v in old.state[was].items()}
+        self.members = [self.members[p] for p in keep]
+        self.losses = [self.losses[p] for p in keep]
+
+    # -- measuring ------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _evaluate(
+        self, x: torch.Tensor, y: torch.Tensor, classes: bool
+    ) -> list[tuple[float, float, list[float] | None]]:
+        """Each member's accuracy, mean loss (and per-class accuracy) on ``(x, y)`` in eval mode:
+        :func:`~.trainer.evaluate_classes` for the whole stack in one pass."""
+        k, num_classes = len(self.members), self.data.num_classes
+        self.base.eval()
+        forward = vmap(self._forward, in_dims=(0, 0, None))
+        loss_fn = population_loss(self.losses)
+        correct = torch.zeros(k, dtype=torch.long, device=y.device)
+        total_loss = torch.zeros(k, device=y.device)
+        per_class = torch.zeros(k, num_classes, dtype=torch.long, device=y.device)
+        size = self.config.eval_batch_size
+        for start in range(0, len(y), size):
+            xb, yb = to_float(x[start : start + size]), y[start : start + size]
+            logits = forward(self.params, self.buffers, xb)
+            hits = logits.argmax(-1) == yb
+            correct += hits.sum(1)
+            if classes:
+                per_class += (hits.unsqueeze(-1) & nn.functional.one_hot(yb, num_classes).bool()).sum(1)
+            total_loss += loss_fn(logits, yb.expand(k, -1)) * len(yb)
+        self.base.train()
+        n = max(1, len(y))
+        sizes = torch.bincount(y, minlength=num_classes)[:num_classes].clamp(min=1).double()
+        rows = (per_class.double() / sizes).tolist() if classes else [None] * k
+        return [(c / n, t / n, r) for c, t, r in zip(correct.tolist(), total_loss.tolist(), rows)]
+
+    def _finish(
+        self, leaving: dict[int, tuple[str, str | None, tuple[float, float] | None]], steps: int, loop_started: float
+    ) -> None:
+        """Measure the members at the positions in ``leaving`` (validation, unless already
+        measured; test for a finished run) and record their results, as ``train``'s finish does."""
+        finish_started = time.perf_counter()
+        loop_time = (finish_started - loop_started - self.eval_time) / len(self.seeds)
+        val = self._evaluate(self.data.val_x, self.data.val_y, classes=True)
+        test = None
+        if self.config.eval_test and any(status == "ok" for status, _, _ in leaving.values()):
+            test = self._evaluate(self.data.test_x, self.data.test_y, classes=False)
+        eval_time = (self.eval_time + time.perf_counter() - finish_started) / len(self.seeds)
+        for pos, (status, reason, measured) in leaving.items():
+            member = self.members[pos]
+            val_acc, val_loss, class_acc = val[pos] if measured is None else (*measured, None)
+            test_acc = test_loss = None
+            if status == "ok" and test is not None:
+                test_acc, test_loss = test[pos][0], test[pos][1]
+            if status == "ok" and not math.isfinite(val_loss):
+                status, reason = "failed", "non-finite validation loss"
+            history = self.history[member]
+            if history:
+                history[-1].update({"val_accuracy": val_acc, "val_loss": val_loss})
+            train_acc, train_loss = self.train_stats[member]
+            self.results[member] = TrainResult(
+                status=status,
+                reason=reason,
+                val_accuracy=val_acc,
+                val_loss=val_loss,
+                test_accuracy=test_acc,
+                test_loss=test_loss,
+                train_accuracy=train_acc,
+                train_loss=train_loss,
+                steps=steps,
+                total_steps=self.schedule.total_steps,
+                attempts=1,
+                seed=self.seeds[member],
+                wall_time=0.0,
+                step_time=loop_time,
+                eval_time=eval_time,
+                history=history,
+                val_class_accuracy=class_acc,
+                model=self._network(pos) if self.keep_model else None,
+            )
+
+    def _network(self, pos: int) -> nn.Module:
+        """The member at ``pos`` as a network of its own (what ``train(keep_model=True)`` returns)."""
+        network = build_network(self.config, self.data).to(self.device)
+        state = {n: p.detach()[pos].clone() for n, p in self.params.items()}
+        state.update({n: b[pos].clone() for n, b in self.buffers.items()})
+        network.load_state_dict(state)
+        return network
+
+
+class _BatchOrders:
+    """Each member's batch order and augmentation, drawn as :func:`~.trainer.train` draws them
+    from its seed; members with equal seeds share one order (and one batch tensor)."""
+
+    def __init__(self, seeds: list[int], n: int, batch: int, device: torch.device) -> None:
+        self.n, self.batch, self.device = n, batch, device
+        self.unique = sorted(set(seeds), key=seeds.index)
+        self.of_member = [self.unique.index(s) for s in seeds]
+        self.generators = [torch.Generator(device=device).manual_seed(s) for s in self.unique]
+        self.perms = [torch.randperm(n, generator=g, device=device) for g in self.generators]
+        self.pos = [0] * len(self.unique)
+
+    def batches(self, data: DataSplits, augment: bool, cutout: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The next batch of every member (one when all share an order)."""
+        xs, ys = [], []
+        for u, generator in enumerate(self.generators):
+            if self.pos[u] + self.batch > self.n:
+                self.perms[u] = torch.randperm(self.n, generator=generator, device=self.device)
+                self.pos[u] = 0
+            idx = self.perms[u][self.pos[u] : self.pos[u] + self.batch]
+            self.pos[u] += self.batch
+            xb = to_float(data.train_x[idx])
+            if augment or cutout:
+                xb = augment_batch(
+                    xb, generator, flip=augment, crop_padding=4 if augment else 0, cutout=cutout, fill=data.mean
+                )
+            xs.append(xb)
+            ys.append(data.train_y[idx])
+        if len(self.unique) == 1:
+            return xs, ys
+        return [xs[u] for u in self.of_member], [ys[u] for u in self.of_member]
+
+    def keep(self, keep: list[int]) -> None:
+        """Only the members at ``keep`` go on (their orders continue where they were; an order no
+        member uses any more is dropped)."""
+        of_member = [self.of_member[p] for p in keep]
+        used = sorted(set(of_member))
+        self.unique = [self.unique[u] for u in used]
+        self.generators = [self.generators[u] for u in used]
+        self.perms = [self.perms[u] for u in used]
+        self.pos = [self.pos[u] for u in used]
+        self.of_member = [used.index(u) for u in of_member]

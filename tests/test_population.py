@@ -1,0 +1,106 @@
+"""Vectorized populations (training/population.py): each member is the training train() runs
+with its loss and seed, up to floating-point order."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from taylorglo.loss import CrossEntropyLoss, TaylorGLOLoss, population_loss
+from taylorglo.training import TrainConfig, train
+from taylorglo.training.data import load_dataset
+from taylorglo.training.population import train_population
+
+#: Losses the invariant accepts that train digits well, and cross-entropy.
+GOOD = [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+OTHER = [-1.0, 0.5, 0.2, 2.0, 0.3, 0.1, 0.0, 0.0]
+
+
+def cfg(**changes) -> TrainConfig:
+    base = dict(dataset="digits", model="mlp", steps=120, lr=0.05, batch_size=64, log_every=20)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def _agree(member, single, rtol=1e-4):
+    assert member.status == single.status and member.reason == single.reason
+    assert member.steps == single.steps and member.attempts == single.attempts and member.seed == single.seed
+    assert [h["step"] for h in member.history] == [h["step"] for h in single.history]
+    for a, b in zip(member.history, single.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=rtol, abs=1e-6, nan_ok=True)
+        assert a["train_accuracy"] == pytest.approx(b["train_accuracy"], abs=2 / 64)
+    assert member.val_accuracy == pytest.approx(single.val_accuracy, abs=1 / 300)
+    assert member.val_loss == pytest.approx(single.val_loss, rel=rtol, abs=1e-6, nan_ok=True)
+    if single.test_accuracy is not None:
+        assert member.test_accuracy == pytest.approx(single.test_accuracy, abs=1 / 300)
+
+
+def test_population_loss_is_each_members_loss():
+    torch.manual_seed(0)
+    logits, target = torch.randn(3, 16, 10), torch.randint(0, 10, (3, 16))
+    for losses in (
+        [TaylorGLOLoss(GOOD), TaylorGLOLoss(OTHER), TaylorGLOLoss([0.3] * 8)],
+        [CrossEntropyLoss()] * 3,
+        [TaylorGLOLoss(GOOD), CrossEntropyLoss(), TaylorGLOLoss(OTHER)],
+    ):
+        expected = torch.stack([loss(z, t) for loss, z, t in zip(losses, logits, target)])
+        assert torch.allclose(population_loss(losses)(logits, target), expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("same_seed", [True, False], ids=["one-seed", "own-seeds"])
+def test_each_member_trains_as_train_does(same_seed):
+    data = load_dataset("digits")
+    config = cfg()
+    losses = [GOOD, OTHER, "cross-entropy", GOOD]
+    seeds = [7, 7, 7, 7] if same_seed else [1, 2, 3, 4]
+    members = train_population(config, losses, seeds, data)
+    for loss, seed, member in zip(losses, seeds, members):
+        _agree(member, train(config, loss, seed=seed, data=data))
+
+
+def test_members_that_abort_or_diverge_leave_the_stack_and_retry_as_train_does():
+    data = load_dataset("digits")
+    # Zero coefficients train nothing: chance accuracy, aborted at step 40 on every attempt;
+    # huge ones diverge to a non-finite loss. GOOD trains on past both.
+    config = cfg(abort_at=40, abort_below=0.3, attempts=2)
+    losses = [[0.0] * 8, GOOD, [0.0, 0.0, 1e30, 0.0, 0.0, 0.0, 0.0, 0.0]]
+    members = train_population(config, losses, [5, 5, 5], data)
+    singles = [train(config, loss, seed=5, data=data) for loss in losses]
+    assert [m.status for m in members] == [s.status for s in singles] == ["aborted", "ok", "failed"]
+    for member, single in zip(members, singles):
+        _agree(member, single)
+    assert members[0].attempts == 2 and members[0].seed == singles[0].seed != 5
+
+
+def test_kept_networks_are_the_members(tmp_path):
+    data = load_dataset("digits")
+    config = cfg(steps=40)
+    members = train_population(config, [GOOD, OTHER], [1, 2], data, keep_model=True)
+    for member, loss, seed in zip(members, [GOOD, OTHER], [1, 2]):
+        single = train(config, loss, seed=seed, data=data, keep_model=True)
+        with torch.no_grad():
+            a, b = member.model.eval()(data.test_x), single.model.eval()(data.test_x)
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_batchnorm_members_keep_their_own_running_statistics():
+    data = load_dataset("digits")
+    config = cfg(model="resnet20", steps=20, batch_size=32, log_every=10)
+    members = train_population(config, [GOOD, "cross-entropy"], [1, 2], data)
+    for member, loss, seed in zip(members, [GOOD, "cross-entropy"], [1, 2]):
+        single = train(config, loss, seed=seed, data=data)
+        # BatchNorm amplifies the floating-point order early in training: agreement is looser.
+        assert member.status == single.status == "ok"
+        assert member.history[0]["train_loss"] == pytest.approx(single.history[0]["train_loss"], rel=1e-3)
+        assert member.history[1]["train_loss"] == pytest.approx(single.history[1]["train_loss"], rel=0.05)
+        assert member.val_accuracy == pytest.approx(single.val_accuracy, abs=0.05)
+
+
+def test_dropout_members_train_and_a_stack_repeats_itself():
+    data = load_dataset("digits")
+    config = cfg(model="mnist-cnn", model_options={"width": 0.25}, steps=30, log_every=10)
+    members = train_population(config, [GOOD, "cross-entropy"], [1, 2], data)
+    assert all(m.status == "ok" for m in members) and members[1].val_accuracy > 0.5
+    again = train_population(config, [GOOD, "cross-entropy"], [1, 2], data)
+    assert [m.val_accuracy for m in again] == [m.val_accuracy for m in members]  # its dropout stream is fixed
+    assert [m.history for m in again] == [m.history for m in members]
