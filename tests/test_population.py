@@ -104,3 +104,31 @@ def test_dropout_members_train_and_a_stack_repeats_itself():
     again = train_population(config, [GOOD, "cross-entropy"], [1, 2], data)
     assert [m.val_accuracy for m in again] == [m.val_accuracy for m in members]  # its dropout stream is fixed
     assert [m.history for m in again] == [m.history for m in members]
+
+
+@pytest.mark.parametrize(
+    ("model", "options"), [("mlp", {}), ("mnist-cnn", {"width": 0.25}), ("resnet20", {})], ids=["mlp", "dropout", "bn"]
+)
+def test_a_members_training_does_not_depend_on_its_stack(model, options):
+    # What makes a resumed generation exact: after kill -9 its pending members train in a smaller
+    # stack than the killed one, and must get the killed stack's results, bit for bit.
+    data = load_dataset("digits")
+    config = cfg(model=model, model_options=options, steps=20, batch_size=32, log_every=10)
+    alone = train_population(config, [GOOD], [1], data)[0]
+    for losses, seeds, at in (
+        ([OTHER, GOOD, "cross-entropy"], [2, 1, 3], 1),
+        ([GOOD, OTHER], [1, 1], 0),
+        ([[0.0, 0.0, 1e30, 0.0, 0.0, 0.0, 0.0, 0.0], GOOD], [1, 1], 1),  # its mate diverges and leaves
+    ):
+        member = train_population(config, losses, seeds, data)[at]
+        assert member.history == alone.history and member.val_loss == alone.val_loss
+        assert member.val_class_accuracy == alone.val_class_accuracy
+
+
+def test_dropout_members_draw_the_masks_train_draws():
+    data = load_dataset("digits")
+    config = cfg(model="mnist-cnn", model_options={"width": 0.25}, steps=30, log_every=10)
+    for member, loss, seed in zip(
+        train_population(config, [GOOD, "cross-entropy"], [1, 2], data), [GOOD, "cross-entropy"], [1, 2]
+    ):
+        _agree(member, train(config, loss, seed=seed, data=data), rtol=1e-5)

@@ -29,7 +29,6 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..loss import population_loss
-from ..seeds import derived_seed
 from .augment import augment_batch, to_float
 from .config import Schedule, TrainConfig
 from .data import DataSplits, load_dataset
@@ -102,7 +101,11 @@ class _Stack:
     ) -> None:
         self.config, self.schedule, self.data, self.device = config, schedule, data, device
         self.losses, self.seeds, self.keep_model = losses, seeds, keep_model
-        self.members = list(range(len(seeds)))  # positions (in the caller's order) still training
+        # Positions (in the caller's order) still training. A lone member trains beside a copy of
+        # itself: vmap over one member takes other kernels than over several (BatchNorm networks
+        # then differ in the last bits), and a member's result must not depend on how many share
+        # its stack, or a resumed generation (a smaller stack) would not repeat the killed one.
+        self.members = list(range(len(seeds))) if len(seeds) > 1 else [0, 0]
         self.results: dict[int, TrainResult] = {}
         self.history: dict[int, list[dict[str, Any]]] = {m: [] for m in self.members}
         self.train_stats: dict[int, tuple[float | None, float | None]] = {m: (None, None) for m in self.members}
@@ -123,23 +126,25 @@ class _Stack:
 
     def _train(self) -> None:
         config, schedule, data, device = self.config, self.schedule, self.data, self.device
-        networks = []
-        for seed in self.seeds:  # each member's initialisation is the one train() draws for its seed
+        networks, streams = [], []
+        seeds = [self.seeds[m] for m in self.members]
+        for seed in seeds:  # each member's initialisation is the one train() draws for its seed
             torch.manual_seed(seed)
             networks.append(build_network(config, data).to(device))
-        # Dropout's masks come from the stack's stream: fixed by its members' seeds, so a re-run
-        # stack (after kill -9) draws them again.
-        torch.manual_seed(derived_seed(*self.seeds))
+            streams.append(_stream_after_init(device))
         self.base = copy.deepcopy(networks[0]).to("meta")
+        self.dropout = _Dropouts(self.base, networks[0], to_float(data.train_x[: schedule.batch_size]), streams)
         self.params, self.buffers = stack_module_state(networks)  # type: ignore[arg-type]
         del networks
         self.optimizer = self._optimizer(schedule.lr_at(config.lr, config.lr_gamma, 0))
-        orders = _BatchOrders(self.seeds, len(data.train_y), schedule.batch_size, device)
+        orders = _BatchOrders(seeds, len(data.train_y), schedule.batch_size, device)
         augment = (config.augment or data.augment) == "crop-flip"
         cutout = config.cutout
         lr_changes = {m: schedule.lr_at(config.lr, config.lr_gamma, m) for m in schedule.milestones}
-        forward = vmap(self._forward, in_dims=(0, 0, 0), randomness="different")
-        shared_forward = vmap(self._forward, in_dims=(0, 0, None), randomness="different")
+        # No randomness inside vmap: dropout's noise is drawn outside, per member (_Dropouts).
+        forward = vmap(self._forward, in_dims=(0, 0, 0))
+        shared_forward = vmap(self._forward, in_dims=(0, 0, None))
+        self.losses = [self.losses[m] for m in self.members]
         loss_fn = population_loss(self.losses)
         batch = schedule.batch_size
         window_loss = torch.zeros(len(self.members), device=device)
@@ -151,11 +156,12 @@ class _Stack:
             if step in lr_changes:
                 self.optimizer.param_groups[0]["lr"] = lr_changes[step]
             xs, ys = orders.batches(data, augment, cutout)
+            buffers = {**self.buffers, **self.dropout.draw()}
             if len(xs) == 1:  # one batch for every member (a generation's shared seed): not copied
-                logits = shared_forward(self.params, self.buffers, xs[0])
+                logits = shared_forward(self.params, buffers, xs[0])
                 yb = ys[0].expand(len(self.members), -1)
             else:
-                logits = forward(self.params, self.buffers, torch.stack(xs))
+                logits = forward(self.params, buffers, torch.stack(xs))
                 yb = torch.stack(ys)
             if step == 0:
                 check_logits(logits[0], batch, data.num_classes, config.model)
@@ -179,6 +185,10 @@ class _Stack:
             window_steps = 0
             leaving: dict[int, tuple[str, str | None, tuple[float, float] | None]] = {}
             for pos, member in enumerate(self.members):
+                if not math.isfinite(losses[pos]):
+                    leaving[pos] = ("failed", f"non-finite training loss at step {done}", None)
+                if member in self.members[:pos]:  # a lone member's copy (see __init__): its twin logs
+                    continue
                 self.train_stats[member] = (accs[pos], losses[pos])
                 self.history[member].append(
                     {
@@ -189,8 +199,6 @@ class _Stack:
                         "train_accuracy": accs[pos],
                     }
                 )
-                if not math.isfinite(losses[pos]):
-                    leaving[pos] = ("failed", f"non-finite training loss at step {done}", None)
             if at_abort:
                 eval_started = time.perf_counter()
                 val = self._evaluate(data.val_x, data.val_y, classes=False)
@@ -212,8 +220,10 @@ class _Stack:
                 keep = [p for p in range(len(self.members)) if p not in leaving]
                 if not keep:
                     return
+                keep = keep * 2 if len(keep) == 1 else keep  # never a stack of one (see __init__)
                 self._keep(keep)
                 orders.keep(keep)
+                self.dropout.keep(keep)
                 loss_fn = population_loss(self.losses)
                 window_loss, window_correct = window_loss[keep], window_correct[keep]
 
@@ -321,6 +331,97 @@ class _Stack:
         state.update({n: b[pos].clone() for n, b in self.buffers.items()})
         network.load_state_dict(state)
         return network
+
+
+def _stream_after_init(device: torch.device) -> torch.Generator:
+    """A generator in the state the global one is in now, right after a member's network was
+    built from its seed: where ``train`` draws that member's dropout masks from."""
+    generator = torch.Generator(device=device)
+    if device.type == "cuda":
+        generator.set_state(torch.cuda.get_rng_state(device))
+    else:
+        generator.set_state(torch.get_rng_state())
+    return generator
+
+
+class _NoiseDropout(nn.Module):
+    """``nn.Dropout`` whose noise (``bernoulli(1 - p) / (1 - p)``, as ATen draws it) arrives as a
+    buffer, so that under ``vmap`` each member multiplies by noise drawn from its own stream."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.register_buffer("noise", torch.empty(0), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return x * self.noise
+
+
+class _Dropouts:
+    """Every dropout layer of the stacked network, and each member's stream of its noise.
+
+    A member's noise is drawn from the stream ``train`` draws its dropout from (the global
+    generator's state after the member's initialisation), layer by layer in the order the forward
+    pass meets them, with the shapes of a training batch: on the CPU the masks are the ones
+    ``train`` draws for that seed, and they never depend on the other members of the stack.
+    """
+
+    def __init__(
+        self, base: nn.Module, network: nn.Module, batch: torch.Tensor, streams: list[torch.Generator]
+    ) -> None:
+        self.streams = streams
+        names = {module: name for name, module in network.named_modules() if isinstance(module, nn.Dropout)}
+        shapes: list[tuple[str, float, tuple[int, ...]]] = []
+        hooks = [
+            module.register_forward_pre_hook(
+                lambda m, args: shapes.append((names[m], float(m.p), tuple(args[0].shape)))  # type: ignore[index]
+            )
+            for module in names
+        ]
+        was = network.training
+        try:
+            with torch.no_grad():
+                network.eval()(batch)  # eval: the shapes, and no draw from anyone's stream
+        finally:
+            network.train(was)
+            for hook in hooks:
+                hook.remove()
+        self.layers = [(name, p, shape) for name, p, shape in shapes if p > 0]
+        for name, module in list(base.named_modules()):
+            if isinstance(module, nn.Dropout):
+                _replace(base, name, _NoiseDropout(float(module.p)))
+
+    def draw(self) -> dict[str, torch.Tensor]:
+        """This step's noise of every layer, ``(members, *shape)``, keyed as buffers."""
+        if not self.layers:
+            return {}
+        noise: dict[str, list[torch.Tensor]] = {name: [] for name, _, _ in self.layers}
+        for stream in self.streams:
+            for name, p, shape in self.layers:
+                if p >= 1:
+                    noise[name].append(torch.zeros(shape, device=stream.device))
+                    continue
+                values = torch.empty(shape, device=stream.device).bernoulli_(1 - p, generator=stream)
+                noise[name].append(values.div_(1 - p))
+        return {f"{name}.noise": torch.stack(values) for name, values in noise.items()}
+
+    def keep(self, keep: list[int]) -> None:
+        """Only the members at ``keep`` go on; a member kept twice (a lone member's twin) gets a
+        copy of its stream, so that each draws its own noise, the same noise."""
+        streams = []
+        for p in keep:
+            stream = self.streams[p]
+            if any(s is stream for s in streams):
+                stream = torch.Generator(device=stream.device).set_state(stream.get_state())
+            streams.append(stream)
+        self.streams = streams
+
+
+def _replace(root: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent_name) if parent_name else root, child, module)
 
 
 class _BatchOrders:
