@@ -150,7 +150,7 @@ def test_start_decides_lending_by_a_count_and_keeps_to_it(finished):
         "min_step_macs": lending.MIN_STEP_MACS,
         "lend": macs >= lending.MIN_STEP_MACS,
     }
-    assert layout == {"workers": 2, "threads": 1, "cores": 2}
+    assert layout == {"workers": 2, "threads": 1, "cores": 2, "vectorize": 1}
     assert lending.describe(decision) in (directory / "host.log").read_text()
     for generation in range(SMALL["search"]["generations"]):
         trained = [c for c in candidates if c.generation == generation and c.status != "rejected-invariant"]

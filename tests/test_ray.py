@@ -299,6 +299,29 @@ def test_final_runs_on_ray_and_saves_networks_on_the_driver(ray_cluster, tmp_pat
     assert not list((directory / "final").rglob(".*.tmp"))
 
 
+def test_a_vectorized_search_and_final_on_ray(ray_cluster, tmp_path):
+    """``vectorize`` on Ray: each actor trains stacks of candidates (and of final repeats, whose
+    networks travel back to the driver), with the local one-at-a-time evaluator's results."""
+    from taylorglo.experiment.final import run_final
+    from taylorglo.training.checkpoint import load_network
+
+    config = merged(SMALL, search={"population": 8, "generations": 2})
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    init_experiment(local, write_config(tmp_path / "local.toml", config))
+    start(local)
+    init_experiment(remote, write_config(tmp_path / "ray.toml", merged(config, evaluator={**RAY, "vectorize": 4})))
+    assert start(remote)["state"] == "finished"
+    assert _rows(remote) == _rows(local)
+    sizes = [m.get("stack_size") for m in _metrics(remote).values() if m]
+    assert max(s for s in sizes if s) > 1
+    run_final(remote, repeats=2, workers=2)
+    with sqlite3.connect(remote / "experiment.sqlite") as db:
+        runs = db.execute("SELECT status, model_path, json_extract(metrics, '$.stack_size') FROM final_runs").fetchall()
+    assert len(runs) == 4 and all(r[0] == "finished" and r[2] == 2 for r in runs)
+    for _, path, _ in runs:
+        load_network(remote / path)
+
+
 def test_without_ray_installed_asking_for_it_is_one_line(tmp_path):
     directory = tmp_path / "run"
     init_experiment(directory, write_config(tmp_path / "ray.toml", merged(SMALL, evaluator=RAY)))

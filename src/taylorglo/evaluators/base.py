@@ -63,6 +63,21 @@ class Job:
             metrics=metrics,
         )
 
+    def fail(self, reason: str, worker: str | None = None, metrics: dict[str, Any] | None = None) -> list[Result]:
+        """:meth:`failed` as a list: what an evaluator yields for a unit of work that could not
+        run (a job, or a :class:`JobStack` of them)."""
+        return [self.failed(reason, worker, metrics)]
+
+    @property
+    def jobs(self) -> tuple[Job, ...]:
+        """The jobs this unit of work holds: itself (a :class:`JobStack` holds several)."""
+        return (self,)
+
+    @property
+    def label(self) -> str:
+        """What a log line calls it: ``job 3:1``."""
+        return f"job {self.generation}:{self.index}"
+
     def reads(self) -> list[str]:
         """Files the job reads: an evaluator whose workers do not share this disk ships them."""
         return self.recipe.reads()
@@ -77,11 +92,91 @@ class Job:
         return replace(self, recipe=self.recipe.relocated(paths), save_model=save_model)
 
 
+@dataclass(frozen=True)
+class JobStack:
+    """Jobs one worker trains at once as a vectorized population
+    (:func:`~taylorglo.training.population.train_population`); an evaluator dispatches it like a
+    job and gets one result per job back. Formed by :meth:`Evaluator.units`."""
+
+    jobs: tuple[Job, ...]
+
+    @property
+    def generation(self) -> int:
+        return self.jobs[0].generation
+
+    @property
+    def index(self) -> int:
+        return self.jobs[0].index
+
+    @property
+    def threads(self) -> int | None:
+        return self.jobs[0].threads
+
+    def fail(self, reason: str, worker: str | None = None, metrics: dict[str, Any] | None = None) -> list[Result]:
+        return [job.failed(reason, worker, metrics) for job in self.jobs]
+
+    def reads(self) -> list[str]:
+        return [path for job in self.jobs for path in job.reads()]
+
+    def writes(self) -> list[str]:
+        return [path for job in self.jobs for path in job.writes()]
+
+    def relocated(self, paths: dict[str, str]) -> JobStack:
+        return JobStack(tuple(job.relocated(paths) for job in self.jobs))
+
+    @property
+    def label(self) -> str:
+        """``jobs 3:0, 3:1, ...``."""
+        return f"jobs {', '.join(f'{j.generation}:{j.index}' for j in self.jobs)}"
+
+
+#: What an evaluator hands one worker: a job, or a stack of them.
+Unit = Job | JobStack
+
+
+def plan_stacks(jobs: Sequence[Job], size: int, workers: int = 1) -> list[Unit]:
+    """``jobs`` as units of work: stackable jobs (fresh runs of the built-in trainer with the same
+    threads) in :class:`JobStack` s of at most ``size``, in the order given, split evenly enough
+    that ``workers`` workers all get one; every other job alone.
+
+    A member's result does not depend on its stack's size or mates
+    (:mod:`taylorglo.training.population`), so how the jobs happen to be split (a generation
+    resumed with fewer jobs pending, another number of workers) never changes what they compute."""
+    if size <= 1:
+        return list(jobs)
+    stackable = sum(1 for job in jobs if job.recipe.stackable)
+    size = min(size, max(1, -(-stackable // max(1, workers))))
+    if size <= 1:
+        return list(jobs)
+    units: list[Unit] = []
+    open_stacks: dict[int | None, list[Job]] = {}
+    for job in jobs:
+        if not job.recipe.stackable:
+            units.append(job)
+            continue
+        stack = open_stacks.setdefault(job.threads, [])
+        stack.append(job)
+        if len(stack) == size:
+            units.append(JobStack(tuple(stack)))
+            open_stacks[job.threads] = []
+    for stack in open_stacks.values():
+        if stack:
+            units.append(JobStack(tuple(stack)) if len(stack) > 1 else stack[0])
+    return units
+
+
 class Evaluator(ABC):
     """Runs fitness evaluations; see the module docstring."""
 
     #: How many evaluations run at once (for progress estimates).
     workers: int = 1
+    #: How many of a batch's fresh runs a worker trains at once as one vectorized population
+    #: (``[evaluator] vectorize``; 1: one at a time). The host sets it from the experiment's record.
+    vectorize: int = 1
+
+    def units(self, jobs: Sequence[Job]) -> list[Unit]:
+        """``jobs`` as the units each worker is handed (:func:`plan_stacks` by :attr:`vectorize`)."""
+        return plan_stacks(jobs, self.vectorize, self.workers)
     #: The training every job runs (its schedule, network, data).
     training: TrainConfig
     _facts: TrainingFacts | None = None

@@ -35,7 +35,7 @@ from ..errors import TaylorGLOError, one_line
 from ..records import Result
 from ..training.config import TrainConfig
 from ..training.facts import TrainingFacts
-from .base import Evaluator, Job
+from .base import Evaluator, Job, Unit
 from .lending import Lending
 
 if TYPE_CHECKING:
@@ -112,10 +112,10 @@ class _Worker:
         self.process = context.Process(target=_worker_main, args=(child, *args), daemon=True)
         self.process.start()
         child.close()
-        self.job: Job | None = None
+        self.job: Unit | None = None
         self._told = False
 
-    def give(self, job: Job) -> None:
+    def give(self, job: Unit) -> None:
         self.job = job
         self.conn.send(job)
 
@@ -197,8 +197,8 @@ class LocalEvaluator(Evaluator):
             self._pool.append(_Worker(self._context, (self.training.to_dict(), self.threads, os.getpid(), time.time())))
 
     def evaluate(self, jobs: Sequence[Job]) -> Iterator[Result]:
-        todo = deque(jobs)
-        deaths: dict[Job, int] = {}
+        todo = deque(self.units(jobs))
+        deaths: dict[Unit, int] = {}
         while todo or any(w.job is not None for w in self._pool):
             self._grow(len(todo) + sum(w.job is not None for w in self._pool))
             for worker in self._pool:
@@ -219,13 +219,14 @@ class LocalEvaluator(Evaluator):
                         raise value
                     job, worker.job = worker.job, None
                     if job is not None and deaths.get(job):
-                        value.metrics = {**(value.metrics or {}), "worker_deaths": deaths[job]}
+                        for result in value:
+                            result.metrics = {**(result.metrics or {}), "worker_deaths": deaths[job]}
                     if todo:  # its next job goes out before the host records this result, not after
                         try:
                             worker.give(todo.popleft())
                         except OSError:  # it died: the job goes back when it is buried
                             pass
-                    yield value
+                    yield from value
                     continue
                 if worker.process.is_alive():
                     continue
@@ -234,17 +235,17 @@ class LocalEvaluator(Evaluator):
                     continue
                 deaths[job] = deaths.get(job, 0) + 1
                 if deaths[job] > self.retries:
-                    yield _crashed(job, deaths[job], self.retries, worker)
+                    yield from _crashed(job, deaths[job], self.retries, worker)
                 else:
                     todo.appendleft(job)
 
-    def _bury(self, worker: _Worker) -> Job | None:
+    def _bury(self, worker: _Worker) -> Unit | None:
         """A worker found dead: report it, remove it (a new one starts when needed) and return
         the job it held, the only one its death is charged to."""
         self._pool.remove(worker)
         worker.stop(kill=True)
         job = worker.job
-        held = "while idle" if job is None else f"while training job {job.generation}:{job.index}"
+        held = "while idle" if job is None else f"while training {job.label}"
         self.note(
             f"worker process {worker.process.pid} {worker.death()} {held}"
             + ("" if job is None else "; it is run again on a new worker")
@@ -271,10 +272,10 @@ def _receive(worker: _Worker) -> tuple[str, Any] | None:
     return None
 
 
-def _crashed(job: Job, deaths: int, retries: int, worker: _Worker) -> Result:
+def _crashed(job: Unit, deaths: int, retries: int, worker: _Worker) -> list[Result]:
     how = worker.death()
     hint = " (out of memory?)" if "SIGKILL" in how else ""
-    return job.failed(
+    return job.fail(
         f"its worker process died {deaths} times while training it, the last one (pid "
         f"{worker.process.pid}) {how}{hint}; evaluator.retries = {retries}",
         metrics={"worker_deaths": deaths},

@@ -46,7 +46,7 @@ from ..training.config import TrainConfig
 from ..training.data import DataSplits
 from ..training.facts import TrainingFacts
 from ..training.trainers import probe
-from .base import Evaluator, Job, worker_name
+from .base import Evaluator, Job, Unit, worker_name
 from .config import EvaluatorConfig, memory_bytes
 from .lending import Lending
 from .worker import WorkerState
@@ -78,7 +78,7 @@ class TrainingWorker:
         """Where this worker runs (``host:pid``); answering means it is up and holds its resources."""
         return worker_name()
 
-    def evaluate(self, job: Job, inputs: dict[str, bytes] | None = None) -> tuple[Result, dict[str, bytes]]:
+    def evaluate(self, job: Unit, inputs: dict[str, bytes] | None = None) -> tuple[list[Result], dict[str, bytes]]:
         """:func:`evaluate_job` on this node's disk: the files the job reads arrive as ``inputs``
         (bytes by driver path), and the files it writes go back the same way, so workers need no
         shared filesystem with the driver."""
@@ -90,14 +90,14 @@ class TrainingWorker:
             }
             for path, blob in (inputs or {}).items():
                 Path(paths[path]).write_bytes(blob)
-            result = self.worker.run(job.relocated(paths))
+            results = self.worker.run(job.relocated(paths))
             outputs = {path: Path(paths[path]).read_bytes() for path in job.writes() if Path(paths[path]).is_file()}
         back = {local: path for path, local in paths.items()}
-        if result.metrics:
+        for result in results:
             for key in ("model_path", "checkpoint"):
-                if key in result.metrics:
+                if result.metrics and key in result.metrics:
                     result.metrics[key] = back.get(result.metrics[key], result.metrics[key])
-        return result, outputs
+        return results, outputs
 
 
 class RayEvaluator(Evaluator):
@@ -226,9 +226,9 @@ class RayEvaluator(Evaluator):
         ray = self.ray
         while len(self._idle) + len(self._starting) < self.workers:
             self._spawn()
-        queue = deque(jobs)
-        running: dict[Any, tuple[Any, Job]] = {}
-        reruns: dict[Job, int] = {}
+        queue = deque(self.units(jobs))
+        running: dict[Any, tuple[Any, Unit]] = {}
+        reruns: dict[Unit, int] = {}
         while queue or running:
             while queue and self._idle:
                 actor, job = self._idle.popleft(), queue.popleft()
@@ -240,20 +240,20 @@ class RayEvaluator(Evaluator):
                 continue
             actor, job = running.pop(ref)
             try:
-                result, outputs = ray.get(ref)
+                results, outputs = ray.get(ref)
             except ray.exceptions.RayTaskError as exc:
                 cause = getattr(exc, "cause", None) or exc
                 if isinstance(cause, TaylorGLOError):  # the configuration, not the candidate
                     raise TaylorGLOError(str(cause)) from None
                 self._idle.append(actor)
-                yield job.failed(f"{type(cause).__name__}: {one_line(cause)}")
+                yield from job.fail(f"{type(cause).__name__}: {one_line(cause)}")
                 continue
             except ray.exceptions.RayError as exc:  # the worker, its node or the object died
                 name = self._names.get(actor, "?")
                 self._replace(actor)
                 reruns[job] = reruns.get(job, 0) + 1
                 self.note(
-                    f"Ray worker {name} lost while training job {job.generation}:{job.index} "
+                    f"Ray worker {name} lost while training {job.label} "
                     f"({type(exc).__name__}); "
                     + (
                         "it is run again on another worker"
@@ -262,7 +262,7 @@ class RayEvaluator(Evaluator):
                     )
                 )
                 if reruns[job] > self.config.retries:
-                    yield job.failed(
+                    yield from job.fail(
                         f"Ray worker lost while training this candidate, {reruns[job]} time(s) "
                         f"(evaluator.retries = {self.config.retries}); last on {name}: "
                         f"{type(exc).__name__}: {one_line(exc)}",
@@ -274,9 +274,10 @@ class RayEvaluator(Evaluator):
             for path, blob in outputs.items():
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(path, blob)
-            if reruns.get(job):
-                result.metrics = {**(result.metrics or {}), "evaluator_retries": reruns[job]}
-            yield result
+            for result in results:
+                if reruns.get(job):
+                    result.metrics = {**(result.metrics or {}), "evaluator_retries": reruns[job]}
+                yield result
 
     def _worker_started(self, ref: Any) -> None:
         actor = self._starting.pop(ref)

@@ -30,6 +30,9 @@ class Recipe(ABC):
     #: The loss the trained network ends with (TaylorGLO parameters; None: cross-entropy): what an
     #: FGSM fitness attacks through, and what a saved network records.
     params: tuple[float, ...] | None
+    #: Whether jobs of this recipe may train together as one vectorized population: a fresh run
+    #: of the built-in trainer from the job's seed (:func:`~taylorglo.training.population.train_population`).
+    stackable: bool = False
 
     @abstractmethod
     def train(
@@ -66,6 +69,7 @@ class FreshRun(Recipe):
 
     params: tuple[float, ...] | None
     phase: str = "search"
+    stackable = True  # a class attribute, not a field: every fresh run may be stacked
 
     def train(
         self, training: TrainConfig, seed: int, data: DataSplits, keep_model: bool, key: tuple[int, int]

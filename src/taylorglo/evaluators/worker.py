@@ -19,9 +19,9 @@ from ..records import Result
 from ..training.config import TrainConfig
 from ..training.data import DataSplits
 from ..training.facts import TrainingFacts
-from ..training.trainer import as_loss
+from ..training.trainer import TrainResult, as_loss
 from ..training.trainers import probe, trainer_for
-from .base import Job, worker_name
+from .base import Job, JobStack, Unit, worker_name
 
 
 class WorkerState:
@@ -63,22 +63,27 @@ class WorkerState:
             raise self.data
         return probe(self.training, self.data)
 
-    def run(self, job: Job) -> Result:
-        """:func:`evaluate_job` on this worker's data (raising the dataset's error, if loading
-        failed), with the job's threads if it has its own; the threads used go in its metrics."""
+    def run(self, unit: Unit) -> list[Result]:
+        """:func:`evaluate_job` (:func:`evaluate_stack` for a stack) on this worker's data (raising
+        the dataset's error, if loading failed), with the unit's threads if it has its own; the
+        threads used go in each result's metrics."""
         if isinstance(self.data, BaseException):
             raise self.data
-        threads = job.threads or self.threads
+        threads = unit.threads or self.threads
         torch.set_num_threads(threads)
         try:
-            result = evaluate_job(self.training, job, self.data)
+            if isinstance(unit, JobStack):
+                results = evaluate_stack(self.training, unit, self.data)
+            else:
+                results = [evaluate_job(self.training, unit, self.data)]
         finally:
             torch.set_num_threads(self.threads)
-        result.metrics = {**(result.metrics or {}), "threads": threads}
+        for result in results:
+            result.metrics = {**(result.metrics or {}), "threads": threads}
         if self.marks is not None:  # the start-up timings go out with the worker's first result
-            result.metrics["worker_startup"] = self.marks
+            results[0].metrics = {**(results[0].metrics or {}), "worker_startup": self.marks}
             self.marks = None
-        return result
+        return results
 
 
 def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None) -> Result:
@@ -88,13 +93,47 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
     Fitness is 0 for a run that failed (NaN/inf loss, an exception inside training) or was
     early-aborted on every attempt (SPEC §2); the reason and all metrics are kept.
     """
-    params = None if job.recipe.params is None else list(job.recipe.params)
     if data is None:
         data = trainer_for(training).load_data()
-    keep = job.fgsm_epsilon is not None or job.save_model is not None
+    try:
+        result, added = job.recipe.train(training, job.seed, data, _keeps(job), (job.generation, job.index))
+    except TaylorGLOError:
+        raise
+    except Exception as exc:  # a numerical blow-up deep inside torch is the candidate's fault
+        return job.failed(f"{type(exc).__name__}: {one_line(exc)}", worker=worker_name())
+    return _measured(training, job, result, added, data)
+
+
+def evaluate_stack(training: TrainConfig, stack: JobStack, data: DataSplits | None = None) -> list[Result]:
+    """:func:`evaluate_job` for every job of ``stack`` (fresh runs of the built-in trainer),
+    trained at once as one vectorized population and measured one by one the same way."""
+    from ..training.population import train_population
+
+    if data is None:
+        data = trainer_for(training).load_data()
+    jobs = stack.jobs
+    losses = [None if job.recipe.params is None else list(job.recipe.params) for job in jobs]
+    try:
+        trained = train_population(training, losses, [job.seed for job in jobs], data, any(map(_keeps, jobs)))
+    except TaylorGLOError:
+        raise
+    except Exception as exc:  # as in evaluate_job: charged to the candidates, not the search
+        return stack.fail(f"{type(exc).__name__}: {one_line(exc)}", worker=worker_name())
+    stacked = {"stack_size": len(jobs)}
+    return [_measured(training, job, result, stacked, data) for job, result in zip(jobs, trained)]
+
+
+def _keeps(job: Job) -> bool:
+    """Whether ``job`` needs its trained network after training (to attack or to save it)."""
+    return job.fgsm_epsilon is not None or job.save_model is not None
+
+
+def _measured(training: TrainConfig, job: Job, result: TrainResult, added: dict[str, Any], data: DataSplits) -> Result:
+    """``job`` 's result from its training's: the FGSM fitness where asked, the network saved
+    where asked, the metrics the recipe added."""
+    params = None if job.recipe.params is None else list(job.recipe.params)
     fgsm_accuracy = None
     try:
-        result, added = job.recipe.train(training, job.seed, data, keep, (job.generation, job.index))
         if result.ok and job.fgsm_epsilon is not None and result.model is not None and data is not None:
             from ..training.fgsm import bounds_of
             from ..training.fgsm import fgsm_accuracy as attack

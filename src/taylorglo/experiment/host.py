@@ -111,6 +111,7 @@ def make_evaluator(
     ``log`` receives what the evaluator reports (a worker that died)."""
     evaluator = _evaluator(config, training, workers, most)
     evaluator.log = log
+    evaluator.vectorize = config.evaluator.vectorize  # until the experiment's record says otherwise
     return evaluator
 
 

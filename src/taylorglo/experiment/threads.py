@@ -63,7 +63,11 @@ def recorded_layout(store: Store, runner: Evaluator, log: Callable[[str], None])
             "workers": now.workers,
             "threads": now.threads,
             "cores": now.cores,
+            "vectorize": runner.vectorize,
         }
+        store.set_meta(LAYOUT_KEY, recorded)
+    if "vectorize" not in recorded:  # recorded before populations were vectorized: one at a time
+        recorded = {**recorded, "vectorize": 1}
         store.set_meta(LAYOUT_KEY, recorded)
     if (now.workers, now.threads) != (recorded["workers"], recorded["threads"]):
         log(
@@ -71,6 +75,13 @@ def recorded_layout(store: Store, runner: Evaluator, log: Callable[[str], None])
             f"{recorded['threads']} torch threads recorded when this experiment first ran ({recorded['workers']} "
             f"workers on {recorded['cores']} cores), so its results stay exactly those of that layout"
         )
+    if runner.vectorize != recorded["vectorize"]:
+        log(
+            f"layout: evaluator.vectorize = {runner.vectorize} now, but this experiment first ran with "
+            f"{recorded['vectorize']} and keeps to it (a vectorized training differs from a lone one in the last "
+            "bits of floating point)"
+        )
+        runner.vectorize = int(recorded["vectorize"])
     return recorded
 
 

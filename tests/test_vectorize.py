@@ -1,0 +1,113 @@
+"""``[evaluator] vectorize = N``: a worker trains up to N of a batch's fresh runs at once as one
+population (training/population.py), through the CLI, with kill -9 and resume, in final, and with
+what cannot be stacked."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+
+import pytest
+
+from experiments import OWN, SMALL, candidate_rows, cli, kill_9_when, merged, write_config
+from taylorglo.errors import TaylorGLOError
+from taylorglo.evaluators.base import Job, JobStack, plan_stacks
+from taylorglo.evaluators.recipes import FreshRun, Replay
+from taylorglo.experiment import start
+from taylorglo.experiment.config import ExperimentConfig
+
+SEARCH = merged(SMALL, search={"population": 12, "generations": 3})
+
+
+def _run(tmp_path, name: str, config: dict) -> object:
+    directory = tmp_path / name
+    cli("init", str(directory), str(write_config(tmp_path / f"{name}.toml", config)), check=True)
+    return directory
+
+
+def _stacks(directory) -> list:
+    with sqlite3.connect(directory / "experiment.sqlite") as db:
+        return [r[0] for r in db.execute("SELECT json_extract(metrics, '$.stack_size') FROM candidates")]
+
+
+@pytest.fixture(scope="module")
+def one_at_a_time(tmp_path_factory):
+    root = tmp_path_factory.mktemp("plain")
+    directory = _run(root, "plain", SEARCH)
+    cli("start", str(directory), check=True)
+    return directory
+
+
+def test_a_vectorized_search_computes_what_one_at_a_time_does(tmp_path, one_at_a_time):
+    directory = _run(tmp_path, "stacked", merged(SEARCH, evaluator={"kind": "local", "workers": 2, "vectorize": 12}))
+    out = cli("start", str(directory), check=True).stdout
+    assert "finished, 3/3 generations" in out
+    stacked = [s for s in _stacks(directory) if s is not None]
+    assert stacked and max(stacked) > 1  # trained in stacks (split over the 2 workers)
+    # The MLP's members are the lone trainings bit for bit on the CPU, so CMA-ES takes the same path.
+    assert candidate_rows(directory) == candidate_rows(one_at_a_time)
+    with sqlite3.connect(directory / "experiment.sqlite") as db:
+        (layout,) = db.execute("SELECT value FROM meta WHERE key = 'layout'").fetchone()
+    assert json.loads(layout)["vectorize"] == 12
+
+
+def test_kill_9_in_a_vectorized_generation_resumes_exactly(tmp_path, one_at_a_time):
+    config = merged(SEARCH, evaluator={"kind": "local", "workers": 1, "vectorize": 4})
+    directory = _run(tmp_path, "killed", config)
+
+    def inside(db):
+        counts = dict(db.execute("SELECT status, COUNT(*) FROM candidates GROUP BY status").fetchall())
+        return counts.get("evaluated", 0) >= 1 and counts.get("pending", 0) >= 1
+
+    returncode, _ = kill_9_when(["start", str(directory)], directory, inside)
+    assert returncode == -signal.SIGKILL, "the search ended before the kill"
+    before = [r for r in candidate_rows(directory) if r[4] != "pending"]
+    start(directory)
+    after = candidate_rows(directory)
+    assert all(r in after for r in before)
+    # One worker, stacks of 4, resumed with fewer pending: still the lone trainings' results.
+    assert [r[:8] for r in after] == [r[:8] for r in candidate_rows(one_at_a_time)]
+
+
+def test_final_repeats_train_as_a_population(tmp_path, one_at_a_time):
+    import shutil
+
+    plain, stacked = tmp_path / "plain", tmp_path / "stacked"
+    shutil.copytree(one_at_a_time, plain)
+    cli("final", str(plain), "--repeats", "4", check=True)
+    directory = _run(tmp_path, "final", merged(SEARCH, evaluator={"kind": "local", "workers": 2, "vectorize": 4}))
+    cli("start", str(directory), check=True)
+    shutil.move(directory, stacked)
+    cli("final", str(stacked), "--repeats", "4", check=True)
+
+    def runs(d):
+        with sqlite3.connect(d / "experiment.sqlite") as db:
+            return db.execute(
+                "SELECT loss_id, repeat, seed, status, test_accuracy, val_loss, json_extract(metrics, '$.stack_size') "
+                "FROM final_runs ORDER BY loss_id, repeat"
+            ).fetchall()
+
+    a, b = runs(plain), runs(stacked)
+    assert [r[:6] for r in a] == [r[:6] for r in b] and len(a) == 8
+    assert all(r[6] is None for r in a) and all(r[6] and r[6] > 1 for r in b)
+
+
+def test_what_cannot_be_stacked_trains_alone():
+    fresh = [Job(0, i, FreshRun((0.0,) * 8), seed=1) for i in range(5)]
+    replay = Job(0, 9, Replay(None, ()), seed=1)
+    units = plan_stacks([*fresh[:2], replay, *fresh[2:]], size=2, workers=1)
+    assert units == [JobStack(tuple(fresh[:2])), replay, JobStack(tuple(fresh[2:4])), fresh[4]]
+    # Split so that every worker gets a stack; different threads never share one.
+    assert [len(u.jobs) for u in plan_stacks(fresh, size=8, workers=2)] == [3, 2]
+    lent = [fresh[0], fresh[1], Job(0, 2, FreshRun(None), seed=1, threads=2)]
+    assert [u.jobs for u in plan_stacks(lent, size=8, workers=1)] == [tuple(lent[:2]), (lent[2],)]
+
+
+def test_vectorize_with_an_objective_or_a_bad_value_is_one_line(tmp_path):
+    for config, message in (
+        (merged(OWN, evaluator={"kind": "local", "vectorize": 4}), "evaluator.vectorize: stacks the built-in"),
+        (merged(SMALL, evaluator={"kind": "local", "vectorize": 0}), "evaluator.vectorize: must be a positive integer"),
+    ):
+        with pytest.raises(TaylorGLOError, match=message):
+            ExperimentConfig.load(write_config(tmp_path / "c.toml", config))
