@@ -111,3 +111,23 @@ def test_vectorize_with_an_objective_or_a_bad_value_is_one_line(tmp_path):
     ):
         with pytest.raises(TaylorGLOError, match=message):
             ExperimentConfig.load(write_config(tmp_path / "c.toml", config))
+
+
+def test_auto_stacks_where_a_step_is_cheap_and_keeps_compute_bound_networks_alone(tmp_path):
+    cheap = _run(tmp_path, "cheap", merged(SEARCH, evaluator={"kind": "local", "workers": 2, "vectorize": "auto"}))
+    cli("start", str(cheap), check=True)
+    assert "vectorize auto: stacks (a step does" in (cheap / "host.log").read_text()
+    assert max(s for s in _stacks(cheap) if s) > 1
+    cnn = merged(
+        SEARCH,
+        training={"model": "mnist-cnn", "model_options": {"width": 0.25}, "steps": 400},
+        search={"population": 4, "generations": 1},
+        evaluator={"kind": "local", "workers": 2, "vectorize": "auto"},
+    )
+    costly = _run(tmp_path, "costly", cnn)
+    cli("start", str(costly), check=True)
+    assert "vectorize auto: one training at a time (a step does" in (costly / "host.log").read_text()
+    assert not any(_stacks(costly))
+    with sqlite3.connect(costly / "experiment.sqlite") as db:
+        (layout,) = db.execute("SELECT value FROM meta WHERE key = 'layout'").fetchone()
+    assert json.loads(layout)["vectorize"] == 1

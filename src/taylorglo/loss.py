@@ -209,10 +209,13 @@ def population_loss(losses: Sequence[nn.Module]) -> Callable[[torch.Tensor, torc
         assert isinstance(first, TaylorGLOLoss)
         table = torch.tensor([loss.params for loss in losses], dtype=torch.float64)  # type: ignore[union-attr]
         terms = first.terms
+        cast: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}  # the table per device and dtype, made once
 
         def taylorglo(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             z = _upcast(logits)
-            coef = table.to(device=z.device, dtype=z.dtype).view(len(losses), -1, 1, 1)
+            coef = cast.get((z.device, z.dtype))
+            if coef is None:
+                coef = cast[z.device, z.dtype] = table.to(device=z.device, dtype=z.dtype).view(len(losses), -1, 1, 1)
             y = torch.softmax(z, dim=-1)
             x = torch.zeros_like(y).scatter_(-1, target.unsqueeze(-1), 1.0)
             X, Y = x - coef[:, -2], y - coef[:, -1]

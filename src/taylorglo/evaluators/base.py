@@ -134,6 +134,26 @@ class JobStack:
 Unit = Job | JobStack
 
 
+#: ``vectorize = "auto"`` stacks where a training step on a CPU does fewer multiply-accumulates
+#: than this: such a step is mostly the per-call overhead a stack shares among its members, a
+#: costlier one is compute-bound and stacking it only adds the cost of batched kernels (the
+#: README's Performance has the measurements). Lending's threshold, seen from the other side.
+AUTO_BELOW_MACS = 10_000_000
+#: The stack size ``"auto"`` asks for where it stacks: a whole batch of jobs, split over the workers.
+AUTO_STACK = 1024
+
+
+def auto_vectorize(facts: TrainingFacts) -> tuple[int, str]:
+    """What ``vectorize = "auto"`` chooses for a training with these facts, and why, in words."""
+    if not facts.step_macs:
+        return 1, "the objective trains its own networks"
+    if facts.device != "cpu":
+        return 1, f"no rule for {facts.device} yet; set vectorize = N to stack there"
+    if facts.step_macs < AUTO_BELOW_MACS:
+        return AUTO_STACK, f"a step does {facts.step_macs:.3g} multiply-accumulates, below {AUTO_BELOW_MACS:.0e}"
+    return 1, f"a step does {facts.step_macs:.3g} multiply-accumulates, compute-bound from {AUTO_BELOW_MACS:.0e}"
+
+
 def plan_stacks(jobs: Sequence[Job], size: int, workers: int = 1) -> list[Unit]:
     """``jobs`` as units of work: stackable jobs (fresh runs of the built-in trainer with the same
     threads) in :class:`JobStack` s of at most ``size``, in the order given, split evenly enough
@@ -177,6 +197,7 @@ class Evaluator(ABC):
     def units(self, jobs: Sequence[Job]) -> list[Unit]:
         """``jobs`` as the units each worker is handed (:func:`plan_stacks` by :attr:`vectorize`)."""
         return plan_stacks(jobs, self.vectorize, self.workers)
+
     #: The training every job runs (its schedule, network, data).
     training: TrainConfig
     _facts: TrainingFacts | None = None

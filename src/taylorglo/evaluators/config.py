@@ -59,9 +59,10 @@ class EvaluatorConfig:
     #: true / false decide instead; "measure" times it once (results then depend on the load).
     lend_idle_cores: bool | str = "auto"
     #: How many fresh trainings (a generation's candidates, final's repeats) a worker trains at
-    #: once as one vectorized population (:mod:`taylorglo.training.population`); 1: one at a time.
-    #: Recorded by an experiment's first run, like its thread layout.
-    vectorize: int = 1
+    #: once as one vectorized population (:mod:`taylorglo.training.population`); 1: one at a time;
+    #: "auto": a rule on the network's shapes (:func:`~.base.auto_vectorize`). Recorded by an
+    #: experiment's first run, like its thread layout.
+    vectorize: int | str = 1
 
     def validate(self, prefix: str = "evaluator.") -> EvaluatorConfig:
         def bad(name: str, why: str) -> TaylorGLOError:
@@ -87,8 +88,10 @@ class EvaluatorConfig:
             raise bad("ship_data", f"must be true or false, got {self.ship_data!r}")
         if not (isinstance(self.lend_idle_cores, bool) or self.lend_idle_cores in ("auto", "measure")):
             raise bad("lend_idle_cores", f'must be "auto", "measure", true or false, got {self.lend_idle_cores!r}')
-        if not _is_int(self.vectorize) or self.vectorize < 1:
-            raise bad("vectorize", f"must be a positive integer (1: one training at a time), got {self.vectorize!r}")
+        if self.vectorize != "auto" and (not _is_int(self.vectorize) or int(self.vectorize) < 1):
+            raise bad(
+                "vectorize", f'must be a positive integer (1: one training at a time) or "auto", got {self.vectorize!r}'
+            )
         if self.kind != "ray":
             defaults = EvaluatorConfig()
             for name in RAY_ONLY:

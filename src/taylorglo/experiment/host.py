@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..atomic import remove_stale_temporaries
 from ..errors import TaylorGLOError
+from ..evaluators.base import auto_vectorize
 from ..evaluators.config import EVALUATORS
 from ..plugins import resolve_plugin
 from ..records import Result
@@ -111,7 +112,11 @@ def make_evaluator(
     ``log`` receives what the evaluator reports (a worker that died)."""
     evaluator = _evaluator(config, training, workers, most)
     evaluator.log = log
-    evaluator.vectorize = config.evaluator.vectorize  # until the experiment's record says otherwise
+    setting = config.evaluator.vectorize  # until the experiment's record says otherwise
+    if setting == "auto":
+        setting, why = auto_vectorize(evaluator.facts())
+        log(f"vectorize auto: {'stacks' if setting > 1 else 'one training at a time'} ({why})")
+    evaluator.vectorize = int(setting)
     return evaluator
 
 
