@@ -19,7 +19,6 @@ or diverges leaves the stack at once and stops costing compute; its retry (a fre
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -29,11 +28,24 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..loss import population_loss
-from .augment import augment_batch, to_float
+from .augment import to_float
 from .config import Schedule, TrainConfig
 from .data import DataSplits, load_dataset
 from .sgd import SGD
-from .trainer import RETRY_SEED_STRIDE, LossLike, TrainResult, as_loss, build_network, check_logits, resolve_device
+from .trainer import (
+    RETRY_SEED_STRIDE,
+    BatchOrder,
+    LossLike,
+    TrainResult,
+    abort_reason,
+    as_loss,
+    build_network,
+    check_logits,
+    diverged,
+    log_record,
+    resolve_device,
+    run_result,
+)
 
 
 def train_population(
@@ -184,21 +196,15 @@ class _Stack:
             window_correct.zero_()
             window_steps = 0
             leaving: dict[int, tuple[str, str | None, tuple[float, float] | None]] = {}
+            lr = self.optimizer.param_groups[0]["lr"]
             for pos, member in enumerate(self.members):
-                if not math.isfinite(losses[pos]):
-                    leaving[pos] = ("failed", f"non-finite training loss at step {done}", None)
+                why = diverged(losses[pos], done)
+                if why is not None:
+                    leaving[pos] = ("failed", why, None)
                 if member in self.members[:pos]:  # a lone member's copy (see __init__): its twin logs
                     continue
                 self.train_stats[member] = (accs[pos], losses[pos])
-                self.history[member].append(
-                    {
-                        "step": done,
-                        "epoch": round(done / schedule.steps_per_epoch, 3),
-                        "lr": self.optimizer.param_groups[0]["lr"],
-                        "train_loss": losses[pos],
-                        "train_accuracy": accs[pos],
-                    }
-                )
+                self.history[member].append(log_record(done, schedule, lr, losses[pos], accs[pos]))
             if at_abort:
                 eval_started = time.perf_counter()
                 val = self._evaluate(data.val_x, data.val_y, classes=False)
@@ -207,9 +213,9 @@ class _Stack:
                     if pos in leaving:
                         continue
                     self.history[member][-1]["val_accuracy"] = val[pos][0]
-                    if val[pos][0] < config.abort_below:
-                        reason = f"validation accuracy {val[pos][0]:.4f} < {config.abort_below} at step {done}"
-                        leaving[pos] = ("aborted", reason, (val[pos][0], val[pos][1]))
+                    why = abort_reason(config, val[pos][0], done)
+                    if why is not None:
+                        leaving[pos] = ("aborted", why, (val[pos][0], val[pos][1]))
             if last:
                 self._finish(
                     {**{p: ("ok", None, None) for p in range(len(self.members))}, **leaving}, done, loop_started
@@ -294,32 +300,20 @@ class _Stack:
         for pos, (status, reason, measured) in leaving.items():
             member = self.members[pos]
             val_acc, val_loss, class_acc = val[pos] if measured is None else (*measured, None)
-            test_acc = test_loss = None
-            if status == "ok" and test is not None:
-                test_acc, test_loss = test[pos][0], test[pos][1]
-            if status == "ok" and not math.isfinite(val_loss):
-                status, reason = "failed", "non-finite validation loss"
-            history = self.history[member]
-            if history:
-                history[-1].update({"val_accuracy": val_acc, "val_loss": val_loss})
             train_acc, train_loss = self.train_stats[member]
-            self.results[member] = TrainResult(
-                status=status,
-                reason=reason,
-                val_accuracy=val_acc,
-                val_loss=val_loss,
-                test_accuracy=test_acc,
-                test_loss=test_loss,
+            self.results[member] = run_result(
+                status,
+                reason,
+                (val_acc, val_loss),
+                None if test is None else test[pos][:2],
+                self.history[member],
                 train_accuracy=train_acc,
                 train_loss=train_loss,
                 steps=steps,
                 total_steps=self.schedule.total_steps,
-                attempts=1,
                 seed=self.seeds[member],
-                wall_time=0.0,
                 step_time=loop_time,
                 eval_time=eval_time,
-                history=history,
                 val_class_accuracy=class_acc,
                 model=self._network(pos) if self.keep_model else None,
             )
@@ -425,36 +419,20 @@ def _replace(root: nn.Module, name: str, module: nn.Module) -> None:
 
 
 class _BatchOrders:
-    """Each member's batch order and augmentation, drawn as :func:`~.trainer.train` draws them
-    from its seed; members with equal seeds share one order (and one batch tensor)."""
+    """Each member's :class:`~.trainer.BatchOrder` (the batches and augmentation ``train`` draws
+    from its seed); members with equal seeds share one order, and one batch tensor."""
 
     def __init__(self, seeds: list[int], n: int, batch: int, device: torch.device) -> None:
-        self.n, self.batch, self.device = n, batch, device
         self.unique = sorted(set(seeds), key=seeds.index)
         self.of_member = [self.unique.index(s) for s in seeds]
-        self.generators = [torch.Generator(device=device).manual_seed(s) for s in self.unique]
-        self.perms = [torch.randperm(n, generator=g, device=device) for g in self.generators]
-        self.pos = [0] * len(self.unique)
+        self.orders = [BatchOrder(s, n, batch, device) for s in self.unique]
 
     def batches(self, data: DataSplits, augment: bool, cutout: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The next batch of every member (one when all share an order)."""
-        xs, ys = [], []
-        for u, generator in enumerate(self.generators):
-            if self.pos[u] + self.batch > self.n:
-                self.perms[u] = torch.randperm(self.n, generator=generator, device=self.device)
-                self.pos[u] = 0
-            idx = self.perms[u][self.pos[u] : self.pos[u] + self.batch]
-            self.pos[u] += self.batch
-            xb = to_float(data.train_x[idx])
-            if augment or cutout:
-                xb = augment_batch(
-                    xb, generator, flip=augment, crop_padding=4 if augment else 0, cutout=cutout, fill=data.mean
-                )
-            xs.append(xb)
-            ys.append(data.train_y[idx])
-        if len(self.unique) == 1:
-            return xs, ys
-        return [xs[u] for u in self.of_member], [ys[u] for u in self.of_member]
+        drawn = [order.next(data, augment, cutout) for order in self.orders]
+        if len(drawn) == 1:
+            return [drawn[0][0]], [drawn[0][1]]
+        return [drawn[u][0] for u in self.of_member], [drawn[u][1] for u in self.of_member]
 
     def keep(self, keep: list[int]) -> None:
         """Only the members at ``keep`` go on (their orders continue where they were; an order no
@@ -462,7 +440,5 @@ class _BatchOrders:
         of_member = [self.of_member[p] for p in keep]
         used = sorted(set(of_member))
         self.unique = [self.unique[u] for u in used]
-        self.generators = [self.generators[u] for u in used]
-        self.perms = [self.perms[u] for u in used]
-        self.pos = [self.pos[u] for u in used]
+        self.orders = [self.orders[u] for u in used]
         self.of_member = [used.index(u) for u in of_member]

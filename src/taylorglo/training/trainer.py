@@ -209,6 +209,92 @@ def resolve_device(name: str, field: str = "training.device") -> torch.device:
     return device
 
 
+class BatchOrder:
+    """One run's training batches: a fresh permutation of the training split per epoch, and the
+    augmentation of each batch, all drawn from one generator seeded by the run's seed (what makes a
+    run's batches a function of its seed). :func:`train` draws from one; a vectorized population
+    (:mod:`.population`) from one per member."""
+
+    def __init__(self, seed: int, n: int, batch: int, device: torch.device) -> None:
+        self.n, self.batch, self.device = n, batch, device
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.reseed(None)
+
+    def reseed(self, seed: int | None) -> None:
+        """Start a fresh permutation (from ``seed``, when given)."""
+        if seed is not None:
+            self.generator.manual_seed(seed)
+        self.perm = torch.randperm(self.n, generator=self.generator, device=self.device)
+        self.pos = 0
+
+    def next(self, data: DataSplits, augment: bool, cutout: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch, as float inputs (augmented where asked) and labels."""
+        if self.pos + self.batch > self.n:
+            self.reseed(None)
+        idx = self.perm[self.pos : self.pos + self.batch]
+        self.pos += self.batch
+        xb, yb = to_float(data.train_x[idx]), data.train_y[idx]
+        if augment or cutout:
+            xb = augment_batch(
+                xb, self.generator, flip=augment, crop_padding=4 if augment else 0, cutout=cutout, fill=data.mean
+            )
+        return xb, yb
+
+
+def log_record(done: int, schedule: Schedule, lr: float, train_loss: float, train_acc: float) -> dict[str, Any]:
+    """One entry of a run's training log (``TrainResult.history``)."""
+    return {
+        "step": done,
+        "epoch": round(done / schedule.steps_per_epoch, 3),
+        "lr": lr,
+        "train_loss": train_loss,
+        "train_accuracy": train_acc,
+    }
+
+
+def diverged(train_loss: float, done: int) -> str | None:
+    """Why a run whose last log window's mean loss is ``train_loss`` must stop (the NaN rule)."""
+    return None if math.isfinite(train_loss) else f"non-finite training loss at step {done}"
+
+
+def abort_reason(config: TrainConfig, val_accuracy: float, done: int) -> str | None:
+    """Why a run at its early-abort step with ``val_accuracy`` is aborted (SPEC §2), or None."""
+    if val_accuracy < config.abort_below:
+        return f"validation accuracy {val_accuracy:.4f} < {config.abort_below} at step {done}"
+    return None
+
+
+def run_result(
+    status: str,
+    reason: str | None,
+    val: tuple[float, float],
+    test: tuple[float, float] | None,
+    history: list[dict[str, Any]],
+    **fields: Any,
+) -> TrainResult:
+    """A finished attempt's :class:`TrainResult` from what was measured at its end: a finished run
+    whose validation loss is not finite is failed, and the log's last entry gets the validation
+    numbers. ``fields`` are the rest of the result's fields."""
+    val_acc, val_loss = val
+    if status == "ok" and not math.isfinite(val_loss):
+        status, reason = "failed", "non-finite validation loss"
+    if history:
+        history[-1].update({"val_accuracy": val_acc, "val_loss": val_loss})
+    test_acc, test_loss = test if status == "ok" and test is not None else (None, None)
+    return TrainResult(
+        status=status,
+        reason=reason,
+        val_accuracy=val_acc,
+        val_loss=val_loss,
+        test_accuracy=test_acc,
+        test_loss=test_loss,
+        attempts=1,
+        wall_time=0.0,
+        history=history,
+        **fields,
+    )
+
+
 def train(
     config: TrainConfig,
     loss: LossLike = None,
@@ -285,7 +371,7 @@ def _attempt(
     with torch.random.fork_rng(devices=cuda_ids):
         torch.manual_seed(seed)
         model = build_network(config, data).to(device)
-        generator = torch.Generator(device=device).manual_seed(seed)
+        batches = BatchOrder(seed, len(data.train_y), schedule.batch_size, device)
         first, stop = (segment.start, segment.stop) if segment is not None else (0, schedule.run_steps)
         optimizer = SGD(
             model.parameters(),
@@ -309,8 +395,7 @@ def _attempt(
                 distill_until = first + segment.distill_steps
         augment = (config.augment or data.augment) == "crop-flip"
         cutout = config.cutout
-        train_x, train_y = data.train_x, data.train_y
-        n, batch = len(train_y), schedule.batch_size
+        batch = schedule.batch_size
         lr_changes = {m: schedule.lr_at(config.lr, config.lr_gamma, m) for m in schedule.milestones}
 
         history: list[dict[str, Any]] = []
@@ -325,32 +410,23 @@ def _attempt(
                 val_acc, val_loss, class_acc = evaluate_classes(
                     model, data.val_x, data.val_y, loss_fn, data.num_classes, config.eval_batch_size
                 )
-            else:
-                val_acc, val_loss = val
-            test_acc = test_loss = None
+                val = (val_acc, val_loss)
+            test = None
             if status == "ok" and config.eval_test:
-                test_acc, test_loss = evaluate(model, data.test_x, data.test_y, loss_fn, config.eval_batch_size)
-            if status == "ok" and not math.isfinite(val_loss):
-                status, reason = "failed", "non-finite validation loss"
-            if history:
-                history[-1].update({"val_accuracy": val_acc, "val_loss": val_loss})
-            return TrainResult(
-                status=status,
-                reason=reason,
-                val_accuracy=val_acc,
-                val_loss=val_loss,
-                test_accuracy=test_acc,
-                test_loss=test_loss,
+                test = evaluate(model, data.test_x, data.test_y, loss_fn, config.eval_batch_size)
+            return run_result(
+                status,
+                reason,
+                val,
+                test,
+                history,
                 train_accuracy=train_acc,
                 train_loss=train_loss,
                 steps=steps,
                 total_steps=schedule.total_steps,
-                attempts=1,
                 seed=seed,
-                wall_time=0.0,
                 step_time=loop_time,
                 eval_time=eval_time + time.perf_counter() - finish_started,
-                history=history,
                 val_class_accuracy=class_acc,
                 model=model if keep_model else None,
                 state=_state(steps, model, optimizer) if keep_state else None,
@@ -360,30 +436,17 @@ def _attempt(
         window_correct = torch.zeros((), device=device, dtype=torch.long)
         window_steps = 0
         train_loss = train_acc = None
-        perm = torch.randperm(n, generator=generator, device=device)
-        pos = 0
         model.train()
         loop_started, eval_time = time.perf_counter(), 0.0
         reseed_step, reseed_seed = reseed if reseed is not None else (-1, 0)
         for step in range(first, stop):
             if step == reseed_step:
                 torch.manual_seed(reseed_seed)
-                generator.manual_seed(reseed_seed)
-                perm = torch.randperm(n, generator=generator, device=device)
-                pos = 0
+                batches.reseed(reseed_seed)
             if step in lr_changes:
                 for group in optimizer.param_groups:
                     group["lr"] = lr_changes[step]
-            if pos + batch > n:
-                perm = torch.randperm(n, generator=generator, device=device)
-                pos = 0
-            idx = perm[pos : pos + batch]
-            pos += batch
-            xb, yb = to_float(train_x[idx]), train_y[idx]
-            if augment or cutout:
-                xb = augment_batch(
-                    xb, generator, flip=augment, crop_padding=4 if augment else 0, cutout=cutout, fill=data.mean
-                )
+            xb, yb = batches.next(data, augment, cutout)
             logits = model(xb)
             if step == first:
                 check_logits(logits, len(yb), data.num_classes, config.model)
@@ -409,29 +472,24 @@ def _attempt(
             if done % config.log_every == 0 or done == stop or at_abort:
                 train_loss = window_loss.item() / window_steps
                 train_acc = window_correct.item() / (window_steps * batch)
-                record = {
-                    "step": done,
-                    "epoch": round(done / schedule.steps_per_epoch, 3),
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "train_loss": train_loss,
-                    "train_accuracy": train_acc,
-                }
+                record = log_record(done, schedule, optimizer.param_groups[0]["lr"], train_loss, train_acc)
                 history.append(record)
                 window_loss.zero_()
                 window_correct.zero_()
                 window_steps = 0
                 if progress is not None:
                     progress(done - first, stop - first)
-                if not math.isfinite(train_loss):
-                    return finish("failed", f"non-finite training loss at step {done}", done)
+                why = diverged(train_loss, done)
+                if why is not None:
+                    return finish("failed", why, done)
                 if at_abort:
                     eval_started = time.perf_counter()
                     val = evaluate(model, data.val_x, data.val_y, loss_fn, config.eval_batch_size)
                     eval_time += time.perf_counter() - eval_started
                     record["val_accuracy"] = val[0]
-                    if val[0] < config.abort_below:
-                        reason = f"validation accuracy {val[0]:.4f} < {config.abort_below} at step {done}"
-                        return finish("aborted", reason, done, val)
+                    why = abort_reason(config, val[0], done)
+                    if why is not None:
+                        return finish("aborted", why, done, val)
         return finish("ok", None, stop)
 
 
