@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 import torch
 
-from experiments import OWN, candidate_rows, cli, kill_9_when, merged, run_cli, write_config
+from experiments import OWN, candidate_rows, cli, merged, run_cli, start_and_kill_9, write_config
 from taylorglo.errors import TaylorGLOError
 from taylorglo.experiment import init_experiment, start, status
 from taylorglo.experiment.config import ExperimentConfig
@@ -145,11 +145,7 @@ def test_kill_9_and_resume_gives_the_uninterrupted_candidates(own_search, tmp_pa
     killed = tmp_path / "killed"
     init_experiment(killed, path)
 
-    def inside(db):
-        counts = dict(db.execute("SELECT status, COUNT(*) FROM candidates GROUP BY status").fetchall())
-        return counts.get("evaluated", 0) >= 1 and counts.get("pending", 0) >= 1
-
-    returncode, _ = kill_9_when(["start", str(killed)], killed, inside)
+    returncode, _ = start_and_kill_9(killed, generation=0)
     assert returncode == -signal.SIGKILL, "the search ended before the kill"
     before = [r for r in candidate_rows(killed) if r[4] != "pending"]
     start(killed)

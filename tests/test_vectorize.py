@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from experiments import OWN, SMALL, candidate_rows, cli, kill_9_when, merged, write_config
+from experiments import OWN, SMALL, candidate_rows, cli, merged, start_and_kill_9, write_config
 from taylorglo.errors import TaylorGLOError
 from taylorglo.evaluators.base import Job, JobStack, plan_stacks
 from taylorglo.evaluators.recipes import FreshRun, Replay
@@ -56,11 +56,7 @@ def test_kill_9_in_a_vectorized_generation_resumes_exactly(tmp_path, one_at_a_ti
     config = merged(SEARCH, evaluator={"kind": "local", "workers": 1, "vectorize": 4})
     directory = _run(tmp_path, "killed", config)
 
-    def inside(db):
-        counts = dict(db.execute("SELECT status, COUNT(*) FROM candidates GROUP BY status").fetchall())
-        return counts.get("evaluated", 0) >= 1 and counts.get("pending", 0) >= 1
-
-    returncode, _ = kill_9_when(["start", str(directory)], directory, inside)
+    returncode, _ = start_and_kill_9(directory, generation=0)
     assert returncode == -signal.SIGKILL, "the search ended before the kill"
     before = [r for r in candidate_rows(directory) if r[4] != "pending"]
     start(directory)
