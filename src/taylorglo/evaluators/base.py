@@ -161,13 +161,13 @@ def plan_stacks(jobs: Sequence[Job], size: int, workers: int = 1) -> list[Unit]:
 
     A member's result does not depend on its stack's size or mates
     (:mod:`taylorglo.training.population`), so how the jobs happen to be split (a generation
-    resumed with fewer jobs pending, another number of workers) never changes what they compute."""
+    resumed with fewer jobs pending, another number of workers) never changes what they compute;
+    for that, a stackable job left over alone still trains as a stack (of one), never as a lone
+    ``train``, whose floating-point order differs."""
     if size <= 1:
         return list(jobs)
     stackable = sum(1 for job in jobs if job.recipe.stackable)
     size = min(size, max(1, -(-stackable // max(1, workers))))
-    if size <= 1:
-        return list(jobs)
     units: list[Unit] = []
     open_stacks: dict[int | None, list[Job]] = {}
     for job in jobs:
@@ -179,9 +179,7 @@ def plan_stacks(jobs: Sequence[Job], size: int, workers: int = 1) -> list[Unit]:
         if len(stack) == size:
             units.append(JobStack(tuple(stack)))
             open_stacks[job.threads] = []
-    for stack in open_stacks.values():
-        if stack:
-            units.append(JobStack(tuple(stack)) if len(stack) > 1 else stack[0])
+    units += [JobStack(tuple(stack)) for stack in open_stacks.values() if stack]
     return units
 
 
