@@ -128,3 +128,22 @@ def test_auto_stacks_where_a_step_is_cheap_and_keeps_compute_bound_networks_alon
     with sqlite3.connect(costly / "experiment.sqlite") as db:
         (layout,) = db.execute("SELECT value FROM meta WHERE key = 'layout'").fetchone()
     assert json.loads(layout)["vectorize"] == 1
+
+
+def test_fgsm_fitness_is_measured_per_member_of_a_stack(tmp_path):
+    config = merged(SEARCH, search={"population": 6, "generations": 1, "fitness": "fgsm", "fgsm_epsilon": 0.1})
+    plain = _run(tmp_path, "plain", config)
+    cli("start", str(plain), check=True)
+    stacked = _run(tmp_path, "stacked", merged(config, evaluator={"kind": "local", "workers": 2, "vectorize": 6}))
+    cli("start", str(stacked), check=True)
+
+    def measured(directory):
+        with sqlite3.connect(directory / "experiment.sqlite") as db:
+            return db.execute(
+                "SELECT idx, status, fitness, json_extract(metrics, '$.fgsm_accuracy'), val_accuracy "
+                "FROM candidates ORDER BY idx"
+            ).fetchall()
+
+    assert measured(stacked) == measured(plain)
+    assert any(r[1] == "evaluated" and r[3] is not None for r in measured(stacked))
+    assert max(s for s in _stacks(stacked) if s) > 1
