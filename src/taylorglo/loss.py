@@ -61,6 +61,26 @@ def _upcast(logits: torch.Tensor) -> torch.Tensor:
     return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
 
+Coefficient = float | torch.Tensor
+
+
+def _horner(X: torch.Tensor, Y: torch.Tensor, by_power: Sequence[Sequence[tuple[Coefficient, int]]]) -> torch.Tensor:
+    """``sum_k p_k X**i_k Y**j_k`` with ``by_power[j - 1]`` the ``(p_k, i_k)`` pairs of the terms in
+    ``Y**j``: the coefficient of ``Y**j`` is a polynomial in ``X``, and Horner runs over ``j`` from
+    the top power down. Coefficients are floats (one loss: the constant parts stay Python numbers,
+    so order 3 costs a handful of elementwise ops) or tensors that broadcast (a population's, one
+    row per member)."""
+    acc: torch.Tensor | float = 0.0
+    for pairs in reversed(by_power):
+        coef_j: torch.Tensor | float = sum(c for c, i in pairs if i == 0)
+        for c, i in pairs:
+            if i:
+                coef_j = coef_j + c * (X if i == 1 else X**i)
+        acc = (acc + coef_j) * Y
+    assert isinstance(acc, torch.Tensor)
+    return acc
+
+
 def classwise_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -150,19 +170,7 @@ class TaylorGLOLoss(nn.Module):
 
     def per_class(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``f(x, y)`` elementwise: the polynomial before the class sum and sign."""
-        X = x - self.centre_x
-        Y = y - self.centre_y
-        # The coefficient of Y**j is a polynomial in X; Horner over j from the top power down.
-        # Constant parts stay Python floats so order 3 costs a handful of elementwise ops.
-        acc: torch.Tensor | float = 0.0
-        for pairs in reversed(self._by_power):
-            coef_j: torch.Tensor | float = sum(c for c, i in pairs if i == 0)
-            for c, i in pairs:
-                if i:
-                    coef_j = coef_j + c * (X if i == 1 else X**i)
-            acc = (acc + coef_j) * Y
-        assert isinstance(acc, torch.Tensor)
-        return acc
+        return _horner(x - self.centre_x, y - self.centre_y, self._by_power)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return classwise_loss(logits, target, self._per_example, self.reduction, self.ignore_index)
@@ -208,7 +216,7 @@ def population_loss(losses: Sequence[nn.Module]) -> Callable[[torch.Tensor, torc
         first = losses[0]
         assert isinstance(first, TaylorGLOLoss)
         table = torch.tensor([loss.params for loss in losses], dtype=torch.float64)  # type: ignore[union-attr]
-        terms = first.terms
+        terms, powers = first.terms, range(1, first.order + 1)
         cast: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}  # the table per device and dtype, made once
 
         def taylorglo(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -218,16 +226,8 @@ def population_loss(losses: Sequence[nn.Module]) -> Callable[[torch.Tensor, torc
                 coef = cast[z.device, z.dtype] = table.to(device=z.device, dtype=z.dtype).view(len(losses), -1, 1, 1)
             y = torch.softmax(z, dim=-1)
             x = torch.zeros_like(y).scatter_(-1, target.unsqueeze(-1), 1.0)
-            X, Y = x - coef[:, -2], y - coef[:, -1]
-            acc: torch.Tensor | float = 0.0
-            for j in range(first.order, 0, -1):  # Horner in Y, as TaylorGLOLoss.per_class
-                coef_j: torch.Tensor | float = 0.0
-                for k, (i, jj) in enumerate(terms):
-                    if jj == j:
-                        coef_j = coef_j + (coef[:, k] if i == 0 else coef[:, k] * (X if i == 1 else X**i))
-                acc = (acc + coef_j) * Y
-            assert isinstance(acc, torch.Tensor)
-            return -acc.sum(-1).mean(-1)
+            by_power = [[(coef[:, k], i) for k, (i, j) in enumerate(terms) if j == power] for power in powers]
+            return -_horner(x - coef[:, -2], y - coef[:, -1], by_power).sum(-1).mean(-1)
 
         return taylorglo
     if losses and all(isinstance(loss, nn.CrossEntropyLoss) for loss in losses):

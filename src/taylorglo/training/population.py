@@ -9,11 +9,12 @@ the cores (or a GPU) mostly idle.
 Each member is the training :func:`~.trainer.train` runs with its loss and seed, up to
 floating-point order: the same initialisation (built from its seed, as ``train`` builds it), the
 same batch order and augmentation (its own generator), the same schedule, early abort, NaN rule,
-retries and measurements, taken from the trainer's own pieces. What differs: dropout draws its
-masks from the stack's random stream (``vmap(randomness="different")``), not the member's own, so a
-member with dropout trains like ``train`` in distribution, not draw for draw. A member that aborts
-or diverges leaves the stack at once and stops costing compute; its retry (a fresh seed, as in
-``train``) goes into the next stack with the other retries.
+retries and measurements, taken from the trainer's own pieces. Dropout's noise is drawn outside
+``vmap``, from each member's own stream (on the CPU the masks ``train`` draws for that seed). What
+differs is only the floating-point order of the batched kernels, and a member's result never
+depends on the other members of its stack. A member that aborts or diverges leaves the stack at
+once and stops costing compute; its retry (a fresh seed, as in ``train``) goes into the next stack
+with the other retries.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from .trainer import (
     diverged,
     log_record,
     resolve_device,
+    rng_devices,
     run_result,
 )
 
@@ -123,11 +125,8 @@ class _Stack:
         self.train_stats: dict[int, tuple[float | None, float | None]] = {m: (None, None) for m in self.members}
 
     def run(self) -> list[TrainResult]:
-        cuda_ids = []
-        if self.device.type == "cuda":
-            cuda_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
         started = time.perf_counter()
-        with torch.random.fork_rng(devices=cuda_ids):
+        with torch.random.fork_rng(devices=rng_devices(self.device)):
             self._train()
         wall = (time.perf_counter() - started) / len(self.seeds)
         for result in self.results.values():  # each member's share of the stack's time
@@ -292,14 +291,20 @@ class _Stack:
         measured; test for a finished run) and record their results, as ``train``'s finish does."""
         finish_started = time.perf_counter()
         loop_time = (finish_started - loop_started - self.eval_time) / len(self.seeds)
-        val = self._evaluate(self.data.val_x, self.data.val_y, classes=True)
+        val = None  # aborted members were measured at the abort: only the others need a pass
+        if any(measured is None for _, _, measured in leaving.values()):
+            val = self._evaluate(self.data.val_x, self.data.val_y, classes=True)
         test = None
         if self.config.eval_test and any(status == "ok" for status, _, _ in leaving.values()):
             test = self._evaluate(self.data.test_x, self.data.test_y, classes=False)
         eval_time = (self.eval_time + time.perf_counter() - finish_started) / len(self.seeds)
         for pos, (status, reason, measured) in leaving.items():
             member = self.members[pos]
-            val_acc, val_loss, class_acc = val[pos] if measured is None else (*measured, None)
+            if measured is not None:
+                val_acc, val_loss, class_acc = *measured, None
+            else:
+                assert val is not None
+                val_acc, val_loss, class_acc = val[pos]
             train_acc, train_loss = self.train_stats[member]
             self.results[member] = run_result(
                 status,
@@ -423,9 +428,9 @@ class _BatchOrders:
     from its seed); members with equal seeds share one order, and one batch tensor."""
 
     def __init__(self, seeds: list[int], n: int, batch: int, device: torch.device) -> None:
-        self.unique = sorted(set(seeds), key=seeds.index)
-        self.of_member = [self.unique.index(s) for s in seeds]
-        self.orders = [BatchOrder(s, n, batch, device) for s in self.unique]
+        unique = sorted(set(seeds), key=seeds.index)
+        self.of_member = [unique.index(s) for s in seeds]
+        self.orders = [BatchOrder(s, n, batch, device) for s in unique]
 
     def batches(self, data: DataSplits, augment: bool, cutout: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The next batch of every member (one when all share an order)."""
@@ -439,6 +444,5 @@ class _BatchOrders:
         member uses any more is dropped)."""
         of_member = [self.of_member[p] for p in keep]
         used = sorted(set(of_member))
-        self.unique = [self.unique[u] for u in used]
         self.orders = [self.orders[u] for u in used]
         self.of_member = [used.index(u) for u in of_member]

@@ -209,6 +209,14 @@ def resolve_device(name: str, field: str = "training.device") -> torch.device:
     return device
 
 
+def rng_devices(device: torch.device) -> list[int]:
+    """The CUDA devices whose random state a training on ``device`` draws from (for
+    ``torch.random.fork_rng``, which leaves the caller's state as it was): none on a CPU."""
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
 class BatchOrder:
     """One run's training batches: a fresh permutation of the training split per epoch, and the
     augmentation of each batch, all drawn from one generator seeded by the run's seed (what makes a
@@ -272,15 +280,16 @@ def run_result(
     history: list[dict[str, Any]],
     **fields: Any,
 ) -> TrainResult:
-    """A finished attempt's :class:`TrainResult` from what was measured at its end: a finished run
-    whose validation loss is not finite is failed, and the log's last entry gets the validation
-    numbers. ``fields`` are the rest of the result's fields."""
+    """A finished attempt's :class:`TrainResult` from what was measured at its end: ``test`` counts
+    for a finished run only, a finished run whose validation loss is not finite is failed (keeping
+    its test numbers), and the log's last entry gets the validation numbers. ``fields`` are the
+    rest of the result's fields."""
     val_acc, val_loss = val
+    test_acc, test_loss = test if status == "ok" and test is not None else (None, None)  # a finished run's
     if status == "ok" and not math.isfinite(val_loss):
         status, reason = "failed", "non-finite validation loss"
     if history:
         history[-1].update({"val_accuracy": val_acc, "val_loss": val_loss})
-    test_acc, test_loss = test if status == "ok" and test is not None else (None, None)
     return TrainResult(
         status=status,
         reason=reason,
@@ -365,10 +374,7 @@ def _attempt(
 ) -> TrainResult:
     """One training attempt (from a fresh initialisation, or a segment's state); the body of :func:`train`."""
     # Seeding the global RNG (weight init, dropout) inside fork_rng leaves the caller's RNG as it was.
-    cuda_ids = []
-    if device.type == "cuda":
-        cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=cuda_ids):
+    with torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(seed)
         model = build_network(config, data).to(device)
         batches = BatchOrder(seed, len(data.train_y), schedule.batch_size, device)

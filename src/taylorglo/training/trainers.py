@@ -152,6 +152,7 @@ class ObjectiveTrainer(Trainer):
     def save_model(self, result: TrainResult, path: str, data: DataSplits | None, loss: str, seed: int) -> str | None:
         import pickle
 
+        from ..errors import one_line
         from .checkpoint import save_module
 
         if result.model is None:
@@ -167,7 +168,8 @@ class ObjectiveTrainer(Trainer):
             )
         except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a lambda or local class inside
             return (
-                f"its module cannot be pickled ({type(exc).__name__}: {exc}); keep lambdas and local classes out of it"
+                f"its module cannot be pickled ({type(exc).__name__}: {one_line(exc)}); "
+                "keep lambdas and local classes out of it"
             )
         return None
 
