@@ -215,3 +215,20 @@ def straight_and_killed(root: Path, config: dict[str, Any], on_poll: Any = None)
     assert returncode == -signal.SIGKILL, f"run ended before the kill (generation 1: {state})"
     assert status(killed)["state"] == "stopped"
     return straight, killed
+
+
+def killed_and_resumed(directory: Path, generation: int = 0) -> list[tuple]:
+    """``directory`` (initialised, not started) started and killed with SIGKILL inside
+    ``generation`` (:func:`start_and_kill_9`), then resumed to its end in this process; checks the
+    kill landed and every row recorded before it survived, and returns :func:`candidate_rows`."""
+    import signal
+
+    from taylorglo.experiment import start
+
+    returncode, state = start_and_kill_9(directory, generation=generation)
+    assert returncode == -signal.SIGKILL, f"the search ended before the kill (generation {generation}: {state})"
+    before = [r for r in candidate_rows(directory) if r[4] != "pending"]
+    start(directory)
+    after = candidate_rows(directory)
+    assert all(r in after for r in before)
+    return after

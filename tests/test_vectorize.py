@@ -5,16 +5,14 @@ what cannot be stacked."""
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 
 import pytest
 
-from experiments import OWN, SMALL, candidate_rows, cli, merged, start_and_kill_9, write_config
+from experiments import OWN, SMALL, candidate_rows, cli, killed_and_resumed, merged, write_config
 from taylorglo.errors import TaylorGLOError
 from taylorglo.evaluators.base import Job, JobStack, plan_stacks
 from taylorglo.evaluators.recipes import FreshRun, Replay
-from taylorglo.experiment import start
 from taylorglo.experiment.config import ExperimentConfig
 
 SEARCH = merged(SMALL, search={"population": 12, "generations": 3})
@@ -26,9 +24,17 @@ def _run(tmp_path, name: str, config: dict) -> object:
     return directory
 
 
-def _stacks(directory) -> list:
+def _query(directory, sql: str) -> list[tuple]:
     with sqlite3.connect(directory / "experiment.sqlite") as db:
-        return [r[0] for r in db.execute("SELECT json_extract(metrics, '$.stack_size') FROM candidates")]
+        return db.execute(sql).fetchall()
+
+
+def _stacks(directory) -> list:
+    return [r[0] for r in _query(directory, "SELECT json_extract(metrics, '$.stack_size') FROM candidates")]
+
+
+def _layout(directory) -> dict:
+    return json.loads(_query(directory, "SELECT value FROM meta WHERE key = 'layout'")[0][0])
 
 
 @pytest.fixture(scope="module")
@@ -47,21 +53,12 @@ def test_a_vectorized_search_computes_what_one_at_a_time_does(tmp_path, one_at_a
     assert stacked and max(stacked) > 1  # trained in stacks (split over the 2 workers)
     # The MLP's members are the lone trainings bit for bit on the CPU, so CMA-ES takes the same path.
     assert candidate_rows(directory) == candidate_rows(one_at_a_time)
-    with sqlite3.connect(directory / "experiment.sqlite") as db:
-        (layout,) = db.execute("SELECT value FROM meta WHERE key = 'layout'").fetchone()
-    assert json.loads(layout)["vectorize"] == 12
+    assert _layout(directory)["vectorize"] == 12
 
 
 def test_kill_9_in_a_vectorized_generation_resumes_exactly(tmp_path, one_at_a_time):
     config = merged(SEARCH, evaluator={"kind": "local", "workers": 1, "vectorize": 4})
-    directory = _run(tmp_path, "killed", config)
-
-    returncode, _ = start_and_kill_9(directory, generation=0)
-    assert returncode == -signal.SIGKILL, "the search ended before the kill"
-    before = [r for r in candidate_rows(directory) if r[4] != "pending"]
-    start(directory)
-    after = candidate_rows(directory)
-    assert all(r in after for r in before)
+    after = killed_and_resumed(_run(tmp_path, "killed", config))
     # One worker, stacks of 4, resumed with fewer pending: still the lone trainings' results.
     assert [r[:8] for r in after] == [r[:8] for r in candidate_rows(one_at_a_time)]
 
@@ -78,11 +75,11 @@ def test_final_repeats_train_as_a_population(tmp_path, one_at_a_time):
     cli("final", str(stacked), "--repeats", "4", check=True)
 
     def runs(d):
-        with sqlite3.connect(d / "experiment.sqlite") as db:
-            return db.execute(
-                "SELECT loss_id, repeat, seed, status, test_accuracy, val_loss, json_extract(metrics, '$.stack_size') "
-                "FROM final_runs ORDER BY loss_id, repeat"
-            ).fetchall()
+        return _query(
+            d,
+            "SELECT loss_id, repeat, seed, status, test_accuracy, val_loss, json_extract(metrics, '$.stack_size') "
+            "FROM final_runs ORDER BY loss_id, repeat",
+        )
 
     a, b = runs(plain), runs(stacked)
     assert [r[:6] for r in a] == [r[:6] for r in b] and len(a) == 8
@@ -125,9 +122,7 @@ def test_auto_stacks_where_a_step_is_cheap_and_keeps_compute_bound_networks_alon
     cli("start", str(costly), check=True)
     assert "vectorize auto: one training at a time (a step does" in (costly / "host.log").read_text()
     assert not any(_stacks(costly))
-    with sqlite3.connect(costly / "experiment.sqlite") as db:
-        (layout,) = db.execute("SELECT value FROM meta WHERE key = 'layout'").fetchone()
-    assert json.loads(layout)["vectorize"] == 1
+    assert _layout(costly)["vectorize"] == 1
 
 
 def test_fgsm_fitness_is_measured_per_member_of_a_stack(tmp_path):
@@ -138,11 +133,11 @@ def test_fgsm_fitness_is_measured_per_member_of_a_stack(tmp_path):
     cli("start", str(stacked), check=True)
 
     def measured(directory):
-        with sqlite3.connect(directory / "experiment.sqlite") as db:
-            return db.execute(
-                "SELECT idx, status, fitness, json_extract(metrics, '$.fgsm_accuracy'), val_accuracy "
-                "FROM candidates ORDER BY idx"
-            ).fetchall()
+        return _query(
+            directory,
+            "SELECT idx, status, fitness, json_extract(metrics, '$.fgsm_accuracy'), val_accuracy "
+            "FROM candidates ORDER BY idx",
+        )
 
     assert measured(stacked) == measured(plain)
     assert any(r[1] == "evaluated" and r[3] is not None for r in measured(stacked))
