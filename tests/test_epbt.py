@@ -230,3 +230,70 @@ def test_final_refuses_search_options_and_an_unfinished_run(finished, tmp_path):
     result = cli("final", str(tmp_path / "new"))
     assert result.returncode != 0 and "has not finished its EPBT run (0 of ? generations)" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- vectorized: each worker trains a generation's stretches as one population ----------------
+
+VECTORIZED = merged(EPBT, evaluator={"kind": "local", "workers": 1, "vectorize": 4})
+
+
+@pytest.fixture(scope="module")
+def vectorized(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vectorized")
+    cli("init", str(root / "run"), str(write_config(root / "epbt.toml", VECTORIZED)), check=True)
+    result = cli("start", str(root / "run"), "--plain", check=True)
+    assert "4/4 EPBT generations of 100 steps, 4 members: 16 segments trained" in result.stdout
+    return root / "run"
+
+
+def _metric(directory, name: str, table: str = "candidates") -> list:
+    with sqlite3.connect(directory / "experiment.sqlite") as db:
+        return [r[0] for r in db.execute(f"SELECT json_extract(metrics, '$.{name}') FROM {table}")]
+
+
+def test_a_vectorized_epbt_run_agrees_with_one_at_a_time(vectorized, finished):
+    (stacked_c, stacked_m), (plain_c, plain_m) = _rows(vectorized), _rows(finished[0])
+    assert _metric(vectorized, "stack_size") == [4] * 16  # every generation one stack of its 4 members
+    assert all(row[4] == "evaluated" for row in stacked_c)
+    # Generation 0 is the same four members (genes, seeds) in both; each trains the same network
+    # up to the floating-point order of batched kernels, so its fitness agrees closely.
+    assert stacked_m[:4] == plain_m[:4]
+    for row, lone in zip(stacked_c[:4], plain_c[:4]):
+        assert row[:5] == lone[:5] and row[5] == pytest.approx(lone[5], abs=2 / 300)
+    assert max(r[5] for r in stacked_c) == pytest.approx(max(r[5] for r in plain_c), abs=0.03)
+    # Each member saved its own network and momentum, with its own hyperparameters.
+    with Store(vectorized / "experiment.sqlite") as store:
+        members = store.members(3)
+    for m in members:
+        state = load_state(vectorized / m.checkpoint)
+        assert state["step"] == 400 and state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(m.lr)
+        assert state["optimizer"]["param_groups"][0]["weight_decay"] == pytest.approx(m.weight_decay)
+    assert len({m.lr for m in members}) > 1  # the stack really held different hyperparameters
+
+
+def test_kill_9_in_a_vectorized_epbt_generation_resumes_exactly(tmp_path):
+    config = merged(SLOW, evaluator={"kind": "local", "workers": 2, "vectorize": 2})
+    straight, killed = straight_and_killed(tmp_path, config)
+    cli("start", str(killed), check=True)
+    # A killed stack is re-run whole, and its members' results never depend on the stack.
+    assert _rows(killed) == _rows(straight)
+    assert max(_metric(straight, "stack_size")) == 2
+    for name in sorted(p.name for p in (straight / "checkpoints").iterdir()):
+        a = load_state(straight / "checkpoints" / name)["model"]
+        b = load_state(killed / "checkpoints" / name)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_vectorized_epbt_final_replays_its_repeats_as_a_population(vectorized, tmp_path):
+    import shutil
+
+    directory = tmp_path / "copy"
+    shutil.copytree(vectorized, directory)
+    cli("final", str(directory), "--repeats", "3", "--no-pbt", "--plain", check=True)
+    with Store(directory / "experiment.sqlite") as store:
+        runs = store.final_runs()
+    assert len(runs) == 6 and all(r.status == "finished" and r.steps == 400 for r in runs)
+    assert _metric(directory, "stack_size", "final_runs") == [3] * 6  # three replays, three cross-entropy runs
+    for run in runs:
+        model, _ = load_network(directory / run.model_path)
+        assert run.test_accuracy > 0.3

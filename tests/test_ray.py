@@ -301,13 +301,15 @@ def test_final_runs_on_ray_and_saves_networks_on_the_driver(ray_cluster, tmp_pat
 
 def test_a_vectorized_search_and_final_on_ray(ray_cluster, tmp_path):
     """``vectorize`` on Ray: each actor trains stacks of candidates (and of final repeats, whose
-    networks travel back to the driver), with the local one-at-a-time evaluator's results."""
+    networks travel back to the driver), with the local evaluator's results in stacks (a member's
+    result never depends on its stack, nor on who trains it)."""
     from taylorglo.experiment.final import run_final
     from taylorglo.training.checkpoint import load_network
 
     config = merged(SMALL, search={"population": 8, "generations": 2})
     local, remote = tmp_path / "local", tmp_path / "ray"
-    init_experiment(local, write_config(tmp_path / "local.toml", config))
+    local_config = merged(config, evaluator={"kind": "local", "workers": 2, "vectorize": 3})
+    init_experiment(local, write_config(tmp_path / "local.toml", local_config))
     start(local)
     init_experiment(remote, write_config(tmp_path / "ray.toml", merged(config, evaluator={**RAY, "vectorize": 4})))
     assert start(remote)["state"] == "finished"

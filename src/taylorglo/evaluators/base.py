@@ -94,9 +94,9 @@ class Job:
 
 @dataclass(frozen=True)
 class JobStack:
-    """Jobs one worker trains at once as a vectorized population
-    (:func:`~taylorglo.training.population.train_population`); an evaluator dispatches it like a
-    job and gets one result per job back. Formed by :meth:`Evaluator.units`."""
+    """Jobs one worker trains at once as a vectorized population (their recipe's
+    :meth:`~.recipes.Recipe.train_stack`); an evaluator dispatches it like a job and gets one
+    result per job back. Formed by :meth:`Evaluator.units`."""
 
     jobs: tuple[Job, ...]
 
@@ -155,9 +155,11 @@ def auto_vectorize(facts: TrainingFacts) -> tuple[int, str]:
 
 
 def plan_stacks(jobs: Sequence[Job], size: int, workers: int = 1) -> list[Unit]:
-    """``jobs`` as units of work: stackable jobs (fresh runs of the built-in trainer with the same
-    threads) in :class:`JobStack` s of at most ``size``, in the order given, split evenly enough
-    that ``workers`` workers all get one; every other job alone.
+    """``jobs`` as units of work: jobs whose recipes share a stack key
+    (:meth:`~.recipes.Recipe.stack_key`: fresh runs of the built-in trainer; EPBT stretches over
+    the same steps; replays of schedules over the same stretches) and threads, in
+    :class:`JobStack` s of at most ``size``, in the order given, split evenly enough that
+    ``workers`` workers all get one; every other job alone.
 
     A member's result does not depend on its stack's size or mates
     (:mod:`taylorglo.training.population`), so how the jobs happen to be split (a generation
@@ -166,19 +168,20 @@ def plan_stacks(jobs: Sequence[Job], size: int, workers: int = 1) -> list[Unit]:
     ``train``, whose floating-point order differs."""
     if size <= 1:
         return list(jobs)
-    stackable = sum(1 for job in jobs if job.recipe.stackable)
+    stackable = sum(1 for job in jobs if job.recipe.stack_key() is not None)
     size = min(size, max(1, -(-stackable // max(1, workers))))
     units: list[Unit] = []
-    open_stacks: dict[int | None, list[Job]] = {}
+    open_stacks: dict[tuple[Any, ...], list[Job]] = {}
     for job in jobs:
-        if not job.recipe.stackable:
+        key = job.recipe.stack_key()
+        if key is None:
             units.append(job)
             continue
-        stack = open_stacks.setdefault(job.threads, [])
+        stack = open_stacks.setdefault((job.threads, type(job.recipe), key), [])
         stack.append(job)
         if len(stack) == size:
             units.append(JobStack(tuple(stack)))
-            open_stacks[job.threads] = []
+            stack.clear()
     units += [JobStack(tuple(stack)) for stack in open_stacks.values() if stack]
     return units
 

@@ -15,13 +15,17 @@ it runs, in a worker.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from ..training.config import TrainConfig
     from ..training.data import DataSplits
     from ..training.trainer import ScheduleStep, TrainResult
+
+
+R = TypeVar("R", bound="Recipe")
 
 
 class Recipe(ABC):
@@ -30,9 +34,6 @@ class Recipe(ABC):
     #: The loss the trained network ends with (TaylorGLO parameters; None: cross-entropy): what an
     #: FGSM fitness attacks through, and what a saved network records.
     params: tuple[float, ...] | None
-    #: Whether jobs of this recipe may train together as one vectorized population: a fresh run
-    #: of the built-in trainer from the job's seed (:func:`~taylorglo.training.population.train_population`).
-    stackable: bool = False
 
     @abstractmethod
     def train(
@@ -41,6 +42,26 @@ class Recipe(ABC):
         """Train for ``training`` 's schedule from ``seed`` (the job's; ``key`` is where its result
         belongs); return the result and the metrics this recipe adds to it. May raise: an
         exception is the job's failure."""
+
+    def stack_key(self) -> tuple[Any, ...] | None:
+        """Jobs whose recipes have equal keys may train together as one vectorized population
+        (:meth:`train_stack`, :mod:`taylorglo.training.population`): the same kind of work over
+        the same steps. None (the default): this job trains alone."""
+        return None
+
+    @classmethod
+    def train_stack(
+        cls,
+        training: TrainConfig,
+        recipes: Sequence[Recipe],
+        seeds: Sequence[int],
+        data: DataSplits,
+        keep_model: bool,
+        keys: Sequence[tuple[int, int]],
+    ) -> list[tuple[TrainResult, dict[str, Any]]]:
+        """:meth:`train` for recipes of one :meth:`stack_key`, trained at once; one result and its
+        metrics per recipe, in order. Only recipes that have a stack key implement it."""
+        raise NotImplementedError(f"{cls.__name__} does not train in stacks")
 
     def reads(self) -> list[str]:
         """Files the training reads: an evaluator whose workers do not share this disk ships them."""
@@ -61,6 +82,15 @@ def _loss(params: tuple[float, ...] | None, training: TrainConfig) -> Any:
     return as_loss(None if params is None else list(params), training.round_params)
 
 
+def _of_type(recipes: Sequence[Recipe], kind: type[R]) -> list[R]:
+    """``recipes``, which :meth:`Recipe.train_stack` was handed because they share a stack key,
+    as the ``kind`` they must all be."""
+    wrong = [type(r).__name__ for r in recipes if not isinstance(r, kind)]
+    if wrong:
+        raise TypeError(f"{kind.__name__}.train_stack got {', '.join(sorted(set(wrong)))} recipes")
+    return [r for r in recipes if isinstance(r, kind)]
+
+
 @dataclass(frozen=True)
 class FreshRun(Recipe):
     """A fresh network trained with one loss from the job's seed, by the config's trainer
@@ -69,7 +99,6 @@ class FreshRun(Recipe):
 
     params: tuple[float, ...] | None
     phase: str = "search"
-    stackable = True  # a class attribute, not a field: every fresh run may be stacked
 
     def train(
         self, training: TrainConfig, seed: int, data: DataSplits, keep_model: bool, key: tuple[int, int]
@@ -77,6 +106,24 @@ class FreshRun(Recipe):
         from ..training.trainers import trainer_for
 
         return trainer_for(training).fresh(_loss(self.params, training), seed, data, keep_model, self.phase)
+
+    def stack_key(self) -> tuple[Any, ...]:
+        return ("fresh",)
+
+    @classmethod
+    def train_stack(
+        cls,
+        training: TrainConfig,
+        recipes: Sequence[Recipe],
+        seeds: Sequence[int],
+        data: DataSplits,
+        keep_model: bool,
+        keys: Sequence[tuple[int, int]],
+    ) -> list[tuple[TrainResult, dict[str, Any]]]:
+        from ..training.population import train_population
+
+        losses = [_loss(r.params, training) for r in recipes]
+        return [(result, {}) for result in train_population(training, losses, seeds, data, keep_model)]
 
 
 @dataclass(frozen=True)
@@ -119,28 +166,73 @@ class Stretch(Recipe):
     def train(
         self, training: TrainConfig, seed: int, data: DataSplits, keep_model: bool, key: tuple[int, int]
     ) -> tuple[TrainResult, dict[str, Any]]:
-        from ..training.checkpoint import load_state, save_state
         from ..training.trainer import train
 
-        total = training.schedule(len(data.train_y)).total_steps
-        state = load_state(self.resume_from) if self.resume_from else None
-        run = self.stretch.config_for(training, self.stretch.stop >= total)
-        params = None if self.params is None else list(self.params)
+        run = self._run(training, data)
         result = train(
             run,
             _loss(self.params, training),
             seed=seed,
             data=data,
             keep_model=keep_model,
-            segment=self.stretch.segment(state),
+            segment=self.stretch.segment(self._state()),
             keep_state=True,
         )
+        return result, self._saved(result, run, seed, key)
+
+    def stack_key(self) -> tuple[Any, ...]:
+        return ("stretch", self.stretch.start, self.stretch.stop)
+
+    @classmethod
+    def train_stack(
+        cls,
+        training: TrainConfig,
+        recipes: Sequence[Recipe],
+        seeds: Sequence[int],
+        data: DataSplits,
+        keep_model: bool,
+        keys: Sequence[tuple[int, int]],
+    ) -> list[tuple[TrainResult, dict[str, Any]]]:
+        from ..training.population import train_population
+
+        stretches = _of_type(recipes, Stretch)
+        runs = [r._run(training, data) for r in stretches]
+        results = train_population(
+            runs[0],  # the members' configs differ in their hyperparameters only
+            [_loss(r.params, training) for r in stretches],
+            seeds,
+            data,
+            keep_model,
+            segments=[r.stretch.segment(r._state()) for r in stretches],
+            hyper=[(run.lr, run.weight_decay) for run in runs],
+            keep_state=True,
+        )
+        return [
+            (result, r._saved(result, run, seed, key))
+            for r, run, result, seed, key in zip(stretches, runs, results, seeds, keys)
+        ]
+
+    def _run(self, training: TrainConfig, data: DataSplits) -> TrainConfig:
+        """The config this stretch trains with (its hyperparameters; the test set measured only
+        by the stretch that ends the schedule)."""
+        total = training.schedule(len(data.train_y)).total_steps
+        return self.stretch.config_for(training, self.stretch.stop >= total)
+
+    def _state(self) -> dict[str, Any] | None:
+        from ..training.checkpoint import load_state
+
+        return load_state(self.resume_from) if self.resume_from else None
+
+    def _saved(self, result: TrainResult, run: TrainConfig, seed: int, key: tuple[int, int]) -> dict[str, Any]:
+        """Save the state a stretch reached to :attr:`save_to`; the metrics that say so."""
+        from ..training.checkpoint import save_state
+
         metrics: dict[str, Any] = {}
         if result.ok and result.state is not None:
             save_state(
                 result.state,
                 self.save_to,
-                params=params,
+                params=None if self.params is None else list(self.params),
                 lr=run.lr,
                 weight_decay=run.weight_decay,
                 seed=seed,
@@ -149,7 +241,7 @@ class Stretch(Recipe):
             )
             metrics["checkpoint"] = self.save_to
         metrics["lr"], metrics["weight_decay"] = run.lr, run.weight_decay
-        return result, metrics
+        return metrics
 
     def reads(self) -> list[str]:
         return [self.resume_from] if self.resume_from else []
@@ -176,3 +268,21 @@ class Replay(Recipe):
         from ..training.trainer import train_schedule
 
         return train_schedule(training, self.schedule, seed, data, keep_model=keep_model), {}
+
+    def stack_key(self) -> tuple[Any, ...]:
+        return ("replay", tuple((s.start, s.stop) for s in self.schedule))
+
+    @classmethod
+    def train_stack(
+        cls,
+        training: TrainConfig,
+        recipes: Sequence[Recipe],
+        seeds: Sequence[int],
+        data: DataSplits,
+        keep_model: bool,
+        keys: Sequence[tuple[int, int]],
+    ) -> list[tuple[TrainResult, dict[str, Any]]]:
+        from ..training.population import train_schedule_population
+
+        schedules = [r.schedule for r in _of_type(recipes, Replay)]
+        return [(result, {}) for result in train_schedule_population(training, schedules, seeds, data, keep_model)]

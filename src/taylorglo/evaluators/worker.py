@@ -105,22 +105,26 @@ def evaluate_job(training: TrainConfig, job: Job, data: DataSplits | None = None
 
 
 def evaluate_stack(training: TrainConfig, stack: JobStack, data: DataSplits | None = None) -> list[Result]:
-    """:func:`evaluate_job` for every job of ``stack`` (fresh runs of the built-in trainer),
-    trained at once as one vectorized population and measured one by one the same way."""
-    from ..training.population import train_population
-
+    """:func:`evaluate_job` for every job of ``stack`` (jobs whose recipes share a stack key),
+    trained at once by their recipe's :meth:`~.recipes.Recipe.train_stack` and measured one by
+    one the same way."""
     if data is None:
         data = trainer_for(training).load_data()
     jobs = stack.jobs
-    losses = [None if job.recipe.params is None else list(job.recipe.params) for job in jobs]
+    recipe = type(jobs[0].recipe)
+    keys = [(job.generation, job.index) for job in jobs]
     try:
-        trained = train_population(training, losses, [job.seed for job in jobs], data, any(map(_keeps, jobs)))
+        trained = recipe.train_stack(
+            training, [job.recipe for job in jobs], [job.seed for job in jobs], data, any(map(_keeps, jobs)), keys
+        )
     except TaylorGLOError:
         raise
     except Exception as exc:  # as in evaluate_job: charged to the candidates, not the search
         return stack.fail(f"{type(exc).__name__}: {one_line(exc)}", worker=worker_name())
-    stacked = {"stack_size": len(jobs)}
-    return [_measured(training, job, result, stacked, data) for job, result in zip(jobs, trained)]
+    return [
+        _measured(training, job, result, {**added, "stack_size": len(jobs)}, data)
+        for job, (result, added) in zip(jobs, trained)
+    ]
 
 
 def _keeps(job: Job) -> bool:

@@ -37,16 +37,20 @@ from .trainer import (
     RETRY_SEED_STRIDE,
     BatchOrder,
     LossLike,
+    ScheduleStep,
+    Segment,
     TrainResult,
     abort_reason,
     as_loss,
     build_network,
     check_logits,
+    distillation_loss,
     diverged,
     log_record,
     resolve_device,
     rng_devices,
     run_result,
+    train_schedules,
 )
 
 
@@ -56,12 +60,25 @@ def train_population(
     seeds: Sequence[int],
     data: DataSplits | None = None,
     keep_model: bool = False,
+    segments: Sequence[Segment] | None = None,
+    hyper: Sequence[tuple[float, float]] | None = None,
+    keep_state: bool = False,
 ) -> list[TrainResult]:
-    """Train one fresh network per ``(loss, seed)`` for ``config``'s (possibly partial) schedule,
-    all at once; the results in the members' order, each what :func:`~.trainer.train` returns for
-    that loss and seed (see the module docstring for what may differ)."""
+    """Train one network per ``(loss, seed)`` for ``config``'s (possibly partial) schedule, all at
+    once; the results in the members' order, each what :func:`~.trainer.train` returns for that
+    loss and seed (see the module docstring for what may differ).
+
+    ``segments`` (one per member, all over the same steps) trains each member's stretch from its
+    own saved state, as ``train(segment=...)`` does (EPBT); ``hyper`` gives each member its own
+    ``(lr, weight_decay)`` in place of the config's; ``keep_state`` returns each member's state
+    to continue from, as ``train(keep_state=True)`` does."""
     if len(losses) != len(seeds) or not losses:
         raise ValueError(f"a population needs one seed per loss (got {len(losses)} losses, {len(seeds)} seeds)")
+    for name, given in (("segments", segments), ("hyper", hyper)):
+        if given is not None and len(given) != len(seeds):
+            raise ValueError(f"{name}: one per member (got {len(given)} for {len(seeds)} members)")
+    if segments is not None and len({(s.start, s.stop) for s in segments}) > 1:
+        raise ValueError("segments: the members of a population train the same steps")
     config.validate()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -71,11 +88,12 @@ def train_population(
     device = resolve_device(config.device)
     data = data.to(device)
     schedule = config.schedule(len(data.train_y))
+    hyper = list(hyper) if hyper is not None else None
 
     results: list[TrainResult | None] = [None] * len(loss_fns)
     times = [[0.0, 0.0, 0.0] for _ in loss_fns]  # wall, step, eval: summed over attempts
     pending = list(range(len(loss_fns)))
-    for attempt in range(config.attempts):
+    for attempt in range(1 if segments is not None else config.attempts):  # a segment has one attempt
         if not pending:
             break
         stack = _Stack(
@@ -86,6 +104,9 @@ def train_population(
             [loss_fns[i] for i in pending],
             [seeds[i] + attempt * RETRY_SEED_STRIDE for i in pending],
             keep_model,
+            None if segments is None else [segments[i] for i in pending],
+            None if hyper is None else [hyper[i] for i in pending],
+            keep_state,
         )
         retry = []
         for i, result in zip(pending, stack.run()):
@@ -100,6 +121,37 @@ def train_population(
     return [r for r in results if r is not None]
 
 
+def train_schedule_population(
+    config: TrainConfig,
+    schedules: Sequence[Sequence[ScheduleStep]],
+    seeds: Sequence[int],
+    data: DataSplits | None = None,
+    keep_model: bool = False,
+) -> list[TrainResult]:
+    """:func:`~.trainer.train_schedule` for several schedules over the same stretches (EPBT
+    lineages replayed from scratch, a ``final`` 's repeats) at once: each stretch of all of them
+    one vectorized population, members continuing their own states with their own
+    hyperparameters; a member that fails a stretch leaves for good, as in ``train_schedule``."""
+    if data is None:
+        data = load_dataset(config.dataset, config.data_dir, config.data_fraction)
+    loaded = data
+    if len({tuple((s.start, s.stop) for s in steps) for steps in schedules}) > 1:
+        raise ValueError("schedules: the members of a population train the same stretches")
+
+    def together(
+        configs: list[TrainConfig],
+        losses: list[LossLike],
+        seeds: list[int],
+        segments: list[Segment],
+        keep: bool,
+        keep_state: bool,
+    ) -> list[TrainResult]:
+        hyper = [(c.lr, c.weight_decay) for c in configs]
+        return train_population(configs[0], losses, seeds, loaded, keep, segments, hyper, keep_state)
+
+    return train_schedules(config, schedules, seeds, keep_model, together)
+
+
 class _Stack:
     """One attempt of several members, trained in lockstep until each finishes or leaves."""
 
@@ -112,9 +164,13 @@ class _Stack:
         losses: list[nn.Module],
         seeds: list[int],
         keep_model: bool,
+        segments: list[Segment] | None = None,
+        hyper: list[tuple[float, float]] | None = None,
+        keep_state: bool = False,
     ) -> None:
         self.config, self.schedule, self.data, self.device = config, schedule, data, device
         self.losses, self.seeds, self.keep_model = losses, seeds, keep_model
+        self.segments, self.hyper, self.keep_state = segments, hyper, keep_state
         # Positions (in the caller's order) still training. A lone member trains beside a copy of
         # itself: vmap over one member takes other kernels than over several (BatchNorm networks
         # then differ in the last bits), and a member's result must not depend on how many share
@@ -137,21 +193,36 @@ class _Stack:
 
     def _train(self) -> None:
         config, schedule, data, device = self.config, self.schedule, self.data, self.device
-        networks, streams = [], []
+        first, stop = (self.segments[0].start, self.segments[0].stop) if self.segments else (0, schedule.run_steps)
+        networks, streams, momenta = [], [], []
         seeds = [self.seeds[m] for m in self.members]
-        for seed in seeds:  # each member's initialisation is the one train() draws for its seed
-            torch.manual_seed(seed)
-            networks.append(build_network(config, data).to(device))
+        for member, seed in zip(self.members, seeds):
+            torch.manual_seed(seed)  # each member's initialisation is the one train() draws for its seed
+            network = build_network(config, data).to(device)
             streams.append(_stream_after_init(device))
+            state = self.segments[member].state if self.segments else None
+            if state is not None:  # a segment continues its saved network and momentum, as train() does
+                network.load_state_dict(state["model"])
+            momenta.append(_momenta(state, len(list(network.parameters()))))
+            networks.append(network)
         self.base = copy.deepcopy(networks[0]).to("meta")
         self.dropout = _Dropouts(self.base, networks[0], to_float(data.train_x[: schedule.batch_size]), streams)
         self.params, self.buffers = stack_module_state(networks)  # type: ignore[arg-type]
         del networks
-        self.optimizer = self._optimizer(schedule.lr_at(config.lr, config.lr_gamma, 0))
+        self.base_lrs = self.weight_decays = None
+        if self.hyper is not None:  # each member's own hyperparameters (EPBT)
+            self.base_lrs = [self.hyper[m][0] for m in self.members]
+            # float64: the values train() would log and save, exactly; SGD casts them to the parameters' dtype
+            self.weight_decays = torch.tensor(
+                [self.hyper[m][1] for m in self.members], dtype=torch.float64, device=device
+            )
+        self.optimizer = self._optimizer(self._lr_at(first))
+        self._load_momenta(momenta)
+        self.teacher = _Teacher.of(self, first)
         orders = _BatchOrders(seeds, len(data.train_y), schedule.batch_size, device)
         augment = (config.augment or data.augment) == "crop-flip"
         cutout = config.cutout
-        lr_changes = {m: schedule.lr_at(config.lr, config.lr_gamma, m) for m in schedule.milestones}
+        milestones = set(schedule.milestones)
         # No randomness inside vmap: dropout's noise is drawn outside, per member (_Dropouts).
         forward = vmap(self._forward, in_dims=(0, 0, 0))
         shared_forward = vmap(self._forward, in_dims=(0, 0, None))
@@ -163,30 +234,33 @@ class _Stack:
         window_steps = 0
         self.base.train()
         loop_started, self.eval_time = time.perf_counter(), 0.0
-        for step in range(schedule.run_steps):
-            if step in lr_changes:
-                self.optimizer.param_groups[0]["lr"] = lr_changes[step]
+        for step in range(first, stop):
+            if step in milestones:
+                self.optimizer.param_groups[0]["lr"] = self._lr_at(step)
             xs, ys = orders.batches(data, augment, cutout)
             buffers = {**self.buffers, **self.dropout.draw()}
-            if len(xs) == 1:  # one batch for every member (a generation's shared seed): not copied
-                logits = shared_forward(self.params, buffers, xs[0])
-                yb = ys[0].expand(len(self.members), -1)
-            else:
-                logits = forward(self.params, buffers, torch.stack(xs))
-                yb = torch.stack(ys)
-            if step == 0:
+            shared = len(xs) == 1  # one batch for every member (a generation's shared seed): not copied
+            inputs = xs[0] if shared else torch.stack(xs)
+            logits = (shared_forward if shared else forward)(self.params, buffers, inputs)
+            yb = ys[0].expand(len(self.members), -1) if shared else torch.stack(ys)
+            if step == first:
                 check_logits(logits[0], batch, data.num_classes, config.model)
             member_loss = loss_fn(logits, yb)
+            objective = member_loss
+            if self.teacher is not None:
+                objective = self.teacher.objective(step, member_loss, logits, inputs, shared)
+                if self.teacher.done(step + 1):
+                    self.teacher = None
             self.optimizer.zero_grad(set_to_none=True)
-            member_loss.sum().backward()  # members share no parameter: each gets its own gradient
+            objective.sum().backward()  # members share no parameter: each gets its own gradient
             self.optimizer.step()
 
             window_loss += member_loss.detach()
             window_correct += (logits.detach().argmax(-1) == yb).sum(-1)
             window_steps += 1
             done = step + 1
-            at_abort = done == schedule.abort_step
-            last = done == schedule.run_steps
+            at_abort = self.segments is None and done == schedule.abort_step
+            last = done == stop
             if done % config.log_every and not last and not at_abort:
                 continue
             losses = (window_loss / window_steps).tolist()
@@ -195,7 +269,7 @@ class _Stack:
             window_correct.zero_()
             window_steps = 0
             leaving: dict[int, tuple[str, str | None, tuple[float, float] | None]] = {}
-            lr = self.optimizer.param_groups[0]["lr"]
+            lrs = self._lrs()
             for pos, member in enumerate(self.members):
                 why = diverged(losses[pos], done)
                 if why is not None:
@@ -203,7 +277,7 @@ class _Stack:
                 if member in self.members[:pos]:  # a lone member's copy (see __init__): its twin logs
                     continue
                 self.train_stats[member] = (accs[pos], losses[pos])
-                self.history[member].append(log_record(done, schedule, lr, losses[pos], accs[pos]))
+                self.history[member].append(log_record(done, schedule, lrs[pos], losses[pos], accs[pos]))
             if at_abort:
                 eval_started = time.perf_counter()
                 val = self._evaluate(data.val_x, data.val_y, classes=False)
@@ -237,9 +311,34 @@ class _Stack:
     ) -> torch.Tensor:
         return functional_call(self.base, (params, buffers), (x,))
 
-    def _optimizer(self, lr: float) -> SGD:
+    def _lr_at(self, step: int) -> float | torch.Tensor:
+        """The learning rate of ``step``: the config's, or (``hyper``) one per member."""
+        c, schedule = self.config, self.schedule
+        if self.base_lrs is None:
+            return schedule.lr_at(c.lr, c.lr_gamma, step)
+        lrs = [schedule.lr_at(lr, c.lr_gamma, step) for lr in self.base_lrs]
+        return torch.tensor(lrs, dtype=torch.float64, device=self.device)
+
+    def _lrs(self) -> list[float]:
+        """Each member's learning rate now, for its log."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        return lr.tolist() if torch.is_tensor(lr) else [lr] * len(self.members)
+
+    def _optimizer(self, lr: float | torch.Tensor) -> SGD:
         c = self.config
-        return SGD(self.params.values(), lr=lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay)
+        decay = c.weight_decay if self.weight_decays is None else self.weight_decays
+        return SGD(self.params.values(), lr=lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=decay)  # type: ignore[arg-type]
+
+    def _load_momenta(self, momenta: list[list[torch.Tensor | None]]) -> None:
+        """Stack the members' saved momentum buffers into the optimizer (a member without one, a
+        fresh network, starts from zeros: SGD's first step makes the same buffer from them)."""
+        if not self.config.momentum or all(b is None for row in momenta for b in row):
+            return
+        for k, param in enumerate(self.params.values()):
+            rows = [row[k] if row[k] is not None else torch.zeros_like(param[0]) for row in momenta]
+            self.optimizer.state[param] = {
+                "momentum_buffer": torch.stack([r.to(dtype=param.dtype, device=param.device) for r in rows])
+            }
 
     def _keep(self, keep: list[int]) -> None:
         """Only the members at ``keep`` train on: the stack, its momentum and its lists shrink."""
@@ -247,10 +346,17 @@ class _Stack:
         old, before = self.optimizer, self.params
         self.params = {n: p.detach()[index].requires_grad_(True) for n, p in before.items()}
         self.buffers = {n: b[index] for n, b in self.buffers.items()}
-        self.optimizer = self._optimizer(old.param_groups[0]["lr"])
+        lr = old.param_groups[0]["lr"]
+        if self.base_lrs is not None:
+            assert self.weight_decays is not None
+            lr, self.weight_decays = lr[index], self.weight_decays[index]
+            self.base_lrs = [self.base_lrs[p] for p in keep]
+        self.optimizer = self._optimizer(lr)
         for was, now in zip(before.values(), self.params.values()):
             if was in old.state:
                 self.optimizer.state[now] = {k: v[index] for k, v in old.state[was].items()}
+        if self.teacher is not None:
+            self.teacher.keep(index)
         self.members = [self.members[p] for p in keep]
         self.losses = [self.losses[p] for p in keep]
 
@@ -321,6 +427,7 @@ class _Stack:
                 eval_time=eval_time,
                 val_class_accuracy=class_acc,
                 model=self._network(pos) if self.keep_model else None,
+                state=self._state(pos, steps) if self.keep_state else None,
             )
 
     def _network(self, pos: int) -> nn.Module:
@@ -330,6 +437,103 @@ class _Stack:
         state.update({n: b[pos].clone() for n, b in self.buffers.items()})
         network.load_state_dict(state)
         return network
+
+    def _state(self, pos: int, steps: int) -> dict[str, Any]:
+        """The member at ``pos`` as ``train(keep_state=True)`` leaves its state: weights and
+        buffers, and its optimizer's state in ``SGD.state_dict`` 's layout (on the CPU)."""
+
+        def own(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor.detach()[pos].cpu().clone()
+
+        model = {
+            name: own(self.params[name] if name in self.params else self.buffers[name])
+            for name in self.base.state_dict()
+        }
+        group = self.optimizer.param_groups[0]
+        lr = group["lr"][pos].item() if torch.is_tensor(group["lr"]) else group["lr"]
+        decay = group["weight_decay"][pos].item() if torch.is_tensor(group["weight_decay"]) else group["weight_decay"]
+        params = list(self.params.values())
+        optimizer = {
+            "state": {
+                k: {n: own(v) for n, v in self.optimizer.state[p].items()}
+                for k, p in enumerate(params)
+                if p in self.optimizer.state
+            },
+            "param_groups": [
+                {
+                    "lr": lr,
+                    "momentum": group["momentum"],
+                    "dampening": group["dampening"],
+                    "weight_decay": decay,
+                    "nesterov": group["nesterov"],
+                    "maximize": False,
+                    "params": list(range(len(params))),
+                }
+            ],
+        }
+        return {"step": steps, "model": model, "optimizer": optimizer}
+
+
+def _momenta(state: dict[str, Any] | None, count: int) -> list[torch.Tensor | None]:
+    """The momentum buffer of each of a network's ``count`` parameters in a saved ``state``
+    (None: none saved)."""
+    saved = (state or {}).get("optimizer", {}).get("state", {})
+    return [(saved.get(k) or {}).get("momentum_buffer") for k in range(count)]
+
+
+class _Teacher:
+    """The frozen starting networks the distilling members of a stack learn from (a
+    :class:`~.trainer.Segment` 's distillation): one ``vmap`` ped eval-mode pass for the stack while
+    any member still distils, each member's objective then ``train`` 's, per member."""
+
+    @classmethod
+    def of(cls, stack: _Stack, first: int) -> _Teacher | None:
+        """The teacher of ``stack`` starting at step ``first``; None when no member distils."""
+        if not stack.segments:
+            return None
+        rows = []
+        for member in stack.members:
+            seg = stack.segments[member]
+            on = seg.state is not None and seg.distill_weight > 0 and seg.distill_steps > 0
+            rows.append(
+                (seg.distill_weight if on else 0.0, first + seg.distill_steps if on else first, seg.distill_temperature)
+            )
+        if all(until <= first for _, until, _ in rows):
+            return None
+        return cls(stack, rows)
+
+    def __init__(self, stack: _Stack, rows: list[tuple[float, int, float]]) -> None:
+        device = stack.device
+        self.params = {n: p.detach().clone() for n, p in stack.params.items()}
+        self.buffers = {n: b.clone() for n, b in stack.buffers.items()}
+        self.base = copy.deepcopy(stack.base).eval()
+        self.weight = torch.tensor([w for w, _, _ in rows], device=device)
+        self.until = torch.tensor([u for _, u, _ in rows], device=device)
+        self.temperature = torch.tensor([t for _, _, t in rows], device=device)
+
+        def forward(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.base, (params, buffers), (x,))
+
+        self.forwards = {True: vmap(forward, in_dims=(0, 0, None)), False: vmap(forward, in_dims=(0, 0, 0))}
+
+    def objective(
+        self, step: int, loss: torch.Tensor, logits: torch.Tensor, inputs: torch.Tensor, shared: bool
+    ) -> torch.Tensor:
+        """Each member's objective at ``step``: ``(1 - w)·loss + w·T²·KL`` while it distils, its loss after."""
+        with torch.no_grad():
+            teacher_logits = self.forwards[shared](self.params, self.buffers, inputs)
+        distilled = distillation_loss(logits, teacher_logits, self.temperature)
+        w = self.weight.to(loss.dtype)
+        return torch.where(self.until > step, (1 - w) * loss + w * distilled, loss)
+
+    def done(self, step: int) -> bool:
+        """Whether no member distils from ``step`` on."""
+        return bool((self.until <= step).all())
+
+    def keep(self, index: torch.Tensor) -> None:
+        self.params = {n: p[index] for n, p in self.params.items()}
+        self.buffers = {n: b[index] for n, b in self.buffers.items()}
+        self.weight, self.until, self.temperature = self.weight[index], self.until[index], self.temperature[index]
 
 
 def _stream_after_init(device: torch.device) -> torch.Generator:

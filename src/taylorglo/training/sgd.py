@@ -25,7 +25,11 @@ _HYPER = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
 class SGD:
     """``torch.optim.SGD(params, lr, momentum, dampening, weight_decay, nesterov)`` for one
     parameter group: ``param_groups``, ``state``, :meth:`zero_grad`, :meth:`step`,
-    :meth:`state_dict` and :meth:`load_state_dict`, nothing else."""
+    :meth:`state_dict` and :meth:`load_state_dict`, nothing else.
+
+    ``lr`` and ``weight_decay`` may also be 1-D tensors, one value per member of a vectorized
+    population (:mod:`.population`) whose parameters are stacked along their first dimension:
+    each member then steps with its own (EPBT's members each carry their own hyperparameters)."""
 
     def __init__(
         self,
@@ -69,7 +73,9 @@ class SGD:
             if p.grad is None:
                 continue
             grad = p.grad
-            if weight_decay != 0:
+            if torch.is_tensor(weight_decay):
+                grad = grad.addcmul(p, _per_member(weight_decay, p))
+            elif weight_decay != 0:
                 grad = grad.add(p, alpha=weight_decay)
             if momentum != 0:
                 state = self.state.setdefault(p, {})
@@ -79,7 +85,10 @@ class SGD:
                 else:
                     buf.mul_(momentum).add_(grad, alpha=1 - dampening)
                 grad = grad.add(buf, alpha=momentum) if nesterov else buf
-            p.add_(grad, alpha=-lr)
+            if torch.is_tensor(lr):
+                p.addcmul_(grad, _per_member(lr, p), value=-1)
+            else:
+                p.add_(grad, alpha=-lr)
 
     def state_dict(self) -> dict[str, Any]:
         """``torch.optim.SGD.state_dict()`` 's layout: per-parameter state keyed by position."""
@@ -106,3 +115,8 @@ class SGD:
                     k: v.to(dtype=saved.dtype, device=saved.device) if torch.is_tensor(v) else v
                     for k, v in values.items()
                 }
+
+
+def _per_member(values: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """``values`` (one per member) shaped to broadcast over the stacked parameter ``p``."""
+    return values.to(dtype=p.dtype, device=p.device).view(-1, *([1] * (p.dim() - 1)))

@@ -131,15 +131,25 @@ class Segment:
     distill_steps: int = 0
 
 
-def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Hinton et al.'s ``T²·KL(softmax(t/T) ‖ softmax(s/T))``, averaged over the batch."""
-    t = temperature
-    return F.kl_div(
-        F.log_softmax(logits / t, dim=1),
-        F.log_softmax(teacher_logits / t, dim=1),
-        reduction="batchmean",
-        log_target=True,
-    ) * (t * t)
+def distillation_loss(
+    logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float | torch.Tensor
+) -> torch.Tensor:
+    """Hinton et al.'s ``T²·KL(softmax(t/T) ‖ softmax(s/T))``, averaged over the batch. A
+    population's ``(P, B, C)`` logits (:mod:`.population`) give one value per member, with
+    ``temperature`` a number or one per member."""
+    if logits.dim() == 2:
+        t = temperature
+        return F.kl_div(
+            F.log_softmax(logits / t, dim=1),
+            F.log_softmax(teacher_logits / t, dim=1),
+            reduction="batchmean",
+            log_target=True,
+        ) * (t * t)
+    t = torch.as_tensor(temperature, dtype=logits.dtype, device=logits.device).reshape(-1, 1, 1)
+    kl = F.kl_div(
+        F.log_softmax(logits / t, dim=-1), F.log_softmax(teacher_logits / t, dim=-1), reduction="none", log_target=True
+    )
+    return kl.sum(-1).mean(-1) * (t * t).reshape(-1)
 
 
 def build_network(config: TrainConfig, data: DataSplits, field: str = "model") -> nn.Module:
@@ -579,6 +589,11 @@ class ScheduleStep:
         return Segment(self.start, self.stop, state, self.distill_weight, self.distill_temperature, self.distill_steps)
 
 
+#: Trains one stretch of every member still running a schedule (:func:`train_schedules`):
+#: ``(configs, losses, seeds, segments, keep_model, keep_state)`` to one result per member.
+StretchTrainer = Callable[[list[TrainConfig], list[LossLike], list[int], list[Segment], bool, bool], list[TrainResult]]
+
+
 def train_schedule(
     config: TrainConfig,
     steps: Sequence[ScheduleStep],
@@ -593,35 +608,65 @@ def train_schedule(
     stretch's, with the histories joined, the times summed and the test set measured at the end; a
     stretch that fails ends the run there, as ``failed``.
     """
-    if not steps:
-        raise ValueError("steps: a schedule needs at least one stretch")
     if data is None:
         data = load_dataset(config.dataset, config.data_dir, config.data_fraction)
-    state: dict[str, Any] | None = None
-    history: list[dict[str, Any]] = []
-    wall = step_time = eval_time = 0.0
-    result: TrainResult | None = None
-    for k, s in enumerate(steps):
-        last = k == len(steps) - 1
-        stretch_seed = derived_seed(seed, k)
-        result = train(
-            s.config_for(config, last),
-            None if s.params is None else list(s.params),
-            stretch_seed,
-            data,
-            keep_model=keep_model and last,
-            segment=s.segment(state),
-            keep_state=not last,
+    loaded = data
+
+    def alone(
+        configs: list[TrainConfig],
+        losses: list[LossLike],
+        seeds: list[int],
+        segments: list[Segment],
+        keep: bool,
+        keep_state: bool,
+    ) -> list[TrainResult]:
+        return [
+            train(configs[0], losses[0], seeds[0], loaded, keep_model=keep, segment=segments[0], keep_state=keep_state)
+        ]
+
+    return train_schedules(config, [steps], [seed], keep_model, alone)[0]
+
+
+def train_schedules(
+    config: TrainConfig,
+    schedules: Sequence[Sequence[ScheduleStep]],
+    seeds: Sequence[int],
+    keep_model: bool,
+    train_stretch: StretchTrainer,
+) -> list[TrainResult]:
+    """:func:`train_schedule` for several schedules over the same stretches, each stretch of all
+    of them trained by one call of ``train_stretch`` (:func:`train` for one; a vectorized
+    population for several): the one loop of a replayed schedule, whoever trains it."""
+    if not schedules or any(not steps for steps in schedules):
+        raise ValueError("steps: a schedule needs at least one stretch")
+    count = len(schedules[0])
+    states: list[dict[str, Any] | None] = [None] * len(schedules)
+    history: list[list[dict[str, Any]]] = [[] for _ in schedules]
+    times = [[0.0, 0.0, 0.0] for _ in schedules]  # wall, step, eval
+    results: list[TrainResult | None] = [None] * len(schedules)
+    running = list(range(len(schedules)))
+    for k in range(count):
+        last = k == count - 1
+        stretches = [schedules[m][k] for m in running]
+        trained = train_stretch(
+            [s.config_for(config, last) for s in stretches],
+            [None if s.params is None else list(s.params) for s in stretches],
+            [derived_seed(seeds[m], k) for m in running],
+            [s.segment(states[m]) for s, m in zip(stretches, running)],
+            keep_model and last,
+            not last,
         )
-        history += result.history
-        wall += result.wall_time
-        step_time += result.step_time
-        eval_time += result.eval_time
-        state = result.state
-        if not result.ok:
+        for m, result in zip(running, trained):
+            history[m] += result.history
+            times[m] = [t + r for t, r in zip(times[m], (result.wall_time, result.step_time, result.eval_time))]
+            states[m], results[m] = result.state, result
+        running = [m for m, result in zip(running, trained) if result.ok]  # a stretch that fails ends its run
+        if not running:
             break
-    assert result is not None
-    result.history, result.wall_time, result.step_time, result.seed = history, wall, step_time, seed
-    result.eval_time = eval_time
-    result.state = None
-    return result
+    out = []
+    for m, result in enumerate(results):
+        assert result is not None
+        result.history, result.seed, result.state = history[m], seeds[m], None
+        result.wall_time, result.step_time, result.eval_time = times[m]
+        out.append(result)
+    return out
