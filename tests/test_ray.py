@@ -349,9 +349,11 @@ def test_start_can_switch_an_experiment_to_ray_for_one_run(ray_cluster, tmp_path
     assert bad.returncode == 2 and "--address" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_epbt_on_ray_matches_the_local_evaluator_and_ships_checkpoints(ray_cluster, tmp_path):
+@pytest.mark.parametrize("vectorize", [1, 2], ids=["alone", "stacked"])
+def test_epbt_on_ray_matches_the_local_evaluator_and_ships_checkpoints(ray_cluster, tmp_path, vectorize):
     """EPBT's checkpoints travel as bytes: a Ray worker reads its starting state from the job and
-    sends the state it reached back, so the databases *and* the networks equal a local run's."""
+    sends the state it reached back, so the databases *and* the networks equal a local run's;
+    stacked too, where an actor trains two members' stretches at once."""
     import torch
 
     from taylorglo.training.checkpoint import load_state
@@ -363,11 +365,16 @@ def test_epbt_on_ray_matches_the_local_evaluator_and_ships_checkpoints(ray_clust
         epbt={"population": 4, "ready_steps": 100, "distillation": {"steps": 20}, "novelty_pulsation": {"cycle": 2}},
     )
     local, remote = tmp_path / "local", tmp_path / "ray"
-    init_experiment(local, write_config(tmp_path / "local.toml", epbt))
-    init_experiment(remote, write_config(tmp_path / "ray.toml", merged(epbt, evaluator=RAY)))
+    local_evaluator = {"kind": "local", "workers": 2, "vectorize": vectorize}
+    init_experiment(local, write_config(tmp_path / "local.toml", merged(epbt, evaluator=local_evaluator)))
+    init_experiment(
+        remote, write_config(tmp_path / "ray.toml", merged(epbt, evaluator={**RAY, "vectorize": vectorize}))
+    )
     start(local)
     assert start(remote)["state"] == "finished"
     assert _rows(remote) == _rows(local)
+    if vectorize > 1:
+        assert {m.get("stack_size") for m in _metrics(remote).values()} == {2}
     with sqlite3.connect(local / "experiment.sqlite") as a, sqlite3.connect(remote / "experiment.sqlite") as b:
         query = "SELECT * FROM members ORDER BY generation, idx"
         assert a.execute(query).fetchall() == b.execute(query).fetchall()
