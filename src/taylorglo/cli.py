@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -208,13 +209,37 @@ def invariant(params: str, classes: int, as_json: bool) -> None:
     "--exist-ok", is_flag=True, help="Accept an existing DIR made from the same config (for set-up scripts run twice)."
 )
 def init(directory: str, config: str, exist_ok: bool) -> None:
-    """Create experiment DIR from CONFIG (.toml, .json or .yaml); refuses an existing DIR."""
+    """Create experiment DIR from CONFIG (.toml, .json or .yaml, or one of the reference's JSON
+    configs, translated field by field); refuses an existing DIR."""
     from .experiment import init_experiment
 
-    experiment = init_experiment(directory, config, exist_ok=exist_ok)
+    lines: list[str] = []
+    experiment = init_experiment(directory, config, exist_ok=exist_ok, report=lines.append)
+    if lines:
+        click.echo(f"translated {config} from the reference's schema (kept as {directory}/config.toml):")
+        for line in lines:
+            click.echo(f"  {line}")
     cfg = experiment.config
     click.echo(f"created {directory}: {cfg.name!r}, {cfg.kind_class().outline(cfg)}, {cfg.training.describe()}")
     click.echo(f"next: taylorglo start {directory}")
+
+
+@click.command()
+@click.argument("config", metavar="REFERENCE_CONFIG")
+def convert(config: str) -> None:
+    """Print one of the reference's JSON experiment configs as a taylorglo config (TOML, with how
+    each field was translated), to read, edit and `taylorglo init`; refuses, one line per field,
+    what taylorglo cannot run."""
+    from .experiment.config import ExperimentConfig, read_experiment_file
+    from .experiment.config_text import translation_text
+
+    data, translation = read_experiment_file(config)
+    if translation is None:
+        raise TaylorGLOError(
+            f"REFERENCE_CONFIG: {config} is not in the reference's schema (no evaluation.baseTrainingConfig)"
+        )
+    ExperimentConfig.from_dict(data, default_name=Path(config).stem)  # what init would refuse, refused now
+    click.echo(translation_text(translation), nl=False)
 
 
 @click.command()
@@ -342,6 +367,7 @@ _COMMANDS = {
     "train": train,
     "invariant": invariant,
     "init": init,
+    "convert": convert,
     "start": start,
     "status": status,
     "check": status,  # the reference system's name for it
@@ -369,7 +395,8 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except TaylorGLOError as exc:
-        click.echo(f"error: {exc}", err=True)
+        for line in getattr(exc, "lines", None) or [str(exc)]:  # several problems: one line each
+            click.echo(f"error: {line}", err=True)
         sys.exit(getattr(exc, "exit_code", 2))
     except OSError as exc:
         click.echo(f"error: {os_error_line(exc)}", err=True)

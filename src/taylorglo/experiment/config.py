@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import TaylorGLOError, one_line
 from ..evaluators.config import EvaluatorConfig
 from ..plugins import is_plugin_ref
+from ..reference.translate import Translation, is_reference_config, read_reference_json, translate
 from ..training.config import TrainConfig, _is_int, check_fields
 from ..training.names import DATASET_NAMES
 from .kinds import kind_class, kind_tables
@@ -163,8 +164,23 @@ class ExperimentConfig:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], check_network: bool = True) -> ExperimentConfig:
-        """Read and validate a ``.toml``, ``.json``, ``.yaml`` or ``.yml`` file."""
-        return cls.from_dict(read_config_file(path), default_name=Path(path).stem, check_network=check_network)
+        """Read and validate a ``.toml``, ``.json``, ``.yaml`` or ``.yml`` file (a reference
+        config is translated first: :func:`read_experiment_file`)."""
+        data, _ = read_experiment_file(path)
+        return cls.from_dict(data, default_name=Path(path).stem, check_network=check_network)
+
+
+def read_experiment_file(path: str | os.PathLike[str]) -> tuple[Any, Translation | None]:
+    """A config file's fields, and, for one in the reference's schema (its published JSON
+    configs), how it was translated into taylorglo's (:mod:`taylorglo.reference.translate`);
+    one whose fields cannot all be translated is refused, one line per field."""
+    data = read_config_file(path)
+    if not is_reference_config(data):
+        return data, None
+    translation = translate(data, Path(path).name)
+    if not translation.ok:
+        raise translation.error()
+    return translation.config, translation
 
 
 def read_config_file(path: str | os.PathLike[str]) -> Any:
@@ -178,7 +194,13 @@ def read_config_file(path: str | os.PathLike[str]) -> Any:
         if suffix == ".toml":
             return tomllib.loads(text)
         if suffix == ".json":
-            return json.loads(text)
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                lenient = _reference_json(text)  # the reference's configs: trailing commas, notes after
+                if lenient is None:
+                    raise
+                return lenient
         if suffix in (".yaml", ".yml"):
             try:
                 import yaml
@@ -190,6 +212,15 @@ def read_config_file(path: str | os.PathLike[str]) -> Any:
     except Exception as exc:  # tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError
         raise TaylorGLOError(f"CONFIG: {path.name} is not valid {suffix[1:].upper()}: {one_line(exc)}") from None
     raise TaylorGLOError(f"CONFIG: {path.name}: use a .toml, .json, .yaml or .yml file")
+
+
+def _reference_json(text: str) -> Any:
+    """``text`` read as the reference's reader read its JSON configs, if it is one; else None."""
+    try:
+        data = read_reference_json(text)
+    except ValueError:
+        return None
+    return data if is_reference_config(data) else None
 
 
 def _unexpected_table(key: str, kind: str, table: str) -> TaylorGLOError:

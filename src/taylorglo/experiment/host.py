@@ -34,7 +34,8 @@ from ..evaluators.config import EVALUATORS
 from ..plugins import resolve_plugin
 from ..records import Result
 from ..training.config import TrainConfig
-from .config import ExperimentConfig, read_config_file
+from .config import ExperimentConfig, read_config_file, read_experiment_file
+from .config_text import translation_text
 from .kinds import kind_class
 from .lock import ExperimentLock
 from .progress import Reporter, SearchProgress
@@ -45,16 +46,26 @@ if TYPE_CHECKING:
     from .generations import GenerationKind
 
 CONFIG_COPY = "config"
+#: Where ``init`` keeps a reference config it translated (the translation is ``config.toml``).
+REFERENCE_COPY = "reference-config.json"
 LOG_FILE = "host.log"
 
 
 def init_experiment(
-    directory: str | os.PathLike[str], config_path: str | os.PathLike[str], exist_ok: bool = False
+    directory: str | os.PathLike[str],
+    config_path: str | os.PathLike[str],
+    exist_ok: bool = False,
+    report: Callable[[str], None] | None = None,
 ) -> Experiment:
     """Validate ``config_path`` and create the experiment directory; refuse an existing one
-    (with ``exist_ok``, accept one that was made from an identical config)."""
-    directory = Path(directory)
-    config = ExperimentConfig.load(config_path)
+    (with ``exist_ok``, accept one that was made from an identical config).
+
+    A config in the reference's schema is translated (:mod:`taylorglo.reference.translate`):
+    ``report`` gets one line per field saying how, the directory keeps the translation as
+    ``config.toml`` (what runs) beside the original as ``reference-config.json``."""
+    directory, source = Path(directory), Path(config_path)
+    data, translation = read_experiment_file(source)
+    config = ExperimentConfig.from_dict(data, default_name=source.stem)
     if exist_ok and (directory / Store.FILENAME).is_file():
         existing = open_experiment(directory)
         if existing.config != config:
@@ -69,13 +80,20 @@ def init_experiment(
         )
     directory.mkdir(parents=True, exist_ok=True)
     try:
-        shutil.copyfile(config_path, directory / (CONFIG_COPY + Path(config_path).suffix.lower()))
+        if translation is None:
+            shutil.copyfile(source, directory / (CONFIG_COPY + source.suffix.lower()))
+        else:
+            shutil.copyfile(source, directory / REFERENCE_COPY)
+            (directory / f"{CONFIG_COPY}.toml").write_text(translation_text(translation), encoding="utf-8")
         with Store(directory / Store.FILENAME, create=True) as store:
             store.set_meta("config", config.to_dict())
             store.set_meta("created", time.strftime("%Y-%m-%d %H:%M:%S"))
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
+    if translation is not None and report is not None:
+        for line in translation.mapped + translation.notes:
+            report(line)
     return Experiment(directory, config)
 
 

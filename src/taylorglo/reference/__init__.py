@@ -1,0 +1,1 @@
+"""Reading the reference system's published experiment configs (cognizant-ai-labs/TaylorGLO)."""
