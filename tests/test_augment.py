@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from taylorglo.training.augment import augment_batch, to_float
+from taylorglo.training.augment import augment_batch, cutmix, to_float
 
 
 def test_to_float():
@@ -60,3 +61,35 @@ def test_cutout_zeroes_one_clipped_square():
         assert rows.diff().eq(1).all() and cols.diff().eq(1).all()
     filled = augment_batch(x, torch.Generator().manual_seed(2), crop_padding=0, flip=False, cutout=4, fill=(0.5,))
     assert torch.equal(filled == 0.5, out == 0)
+
+
+def test_cutmix_pastes_one_box_from_partners_and_reports_the_share_kept():
+
+    torch.manual_seed(0)
+    x = torch.rand(16, 3, 10, 12)
+    y = torch.arange(16)
+    mixed, partner = cutmix(x, y, torch.Generator().manual_seed(3), probability=1.0, alpha=1.0)
+    assert partner is not None
+    labels, own = partner
+    assert sorted(labels.tolist()) == list(range(16))  # a permutation of the batch
+    changed = (mixed != x).any(1)  # (B, H, W): pixels taken from the partner
+    for i in range(16):
+        if labels[i] == i:
+            continue
+        rows, cols = changed[i].nonzero(as_tuple=True)
+        # one box, the same for every image, holding the partner's pixels
+        box = (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1)
+        assert torch.equal(
+            mixed[i, :, box[0] : box[1], box[2] : box[3]], x[labels[i], :, box[0] : box[1], box[2] : box[3]]
+        )
+        assert own == pytest.approx(1 - (box[1] - box[0]) * (box[3] - box[2]) / 120)
+    # The same generator state gives the same mix; probability 0 never mixes, nor a draw above it.
+    again, again_partner = cutmix(x, y, torch.Generator().manual_seed(3), probability=1.0)
+    assert torch.equal(again, mixed) and torch.equal(again_partner[0], labels) and again_partner[1] == own
+    assert cutmix(x, y, torch.Generator().manual_seed(3), probability=0.0) == (x, None)
+    drawn = [cutmix(x, y, torch.Generator().manual_seed(s), probability=0.5)[1] is not None for s in range(200)]
+    assert 60 < sum(drawn) < 140
+    # A Beta(alpha, alpha) other than the uniform one, drawn from the generator too.
+    a = cutmix(x, y, torch.Generator().manual_seed(5), probability=1.0, alpha=0.3)
+    b = cutmix(x, y, torch.Generator().manual_seed(5), probability=1.0, alpha=0.3)
+    assert torch.equal(a[0], b[0]) and a[1][1] == b[1][1]

@@ -219,3 +219,19 @@ def test_schedules_replayed_at_once_are_each_train_schedule():
         single = train_schedule(config, steps, seed, data, keep_model=True)
         _agree(member, single)
         assert member.seed == seed and member.state is None and member.model is not None
+
+
+def test_cutmix_members_train_as_train_does():
+    # CutMix draws from each member's batch order: a member's mixes, and its loss pair, are
+    # the ones train() makes for its seed; a member whose batch is not mixed in a step while its
+    # mates' are gets its plain loss exactly.
+    data = load_dataset("digits")
+    config = cfg(steps=60, batch_size=32, log_every=10, cutmix=0.5, cutmix_alpha=1.0)
+    losses, seeds = [GOOD, "cross-entropy", OTHER], [1, 2, 3]
+    members = train_population(config, losses, seeds, data)
+    for member, loss, seed in zip(members, losses, seeds):
+        _agree(member, train(config, loss, seed=seed, data=data))
+    alone = train_population(config, [GOOD], [1], data)[0]
+    assert alone.history == members[0].history
+    plain = train(cfg(steps=60, batch_size=32, log_every=10), GOOD, seed=1, data=data)
+    assert plain.history != members[0].history  # CutMix changed the training

@@ -134,7 +134,7 @@ def test_a_search_translates_with_the_references_defaults_written_out():
 def test_every_field_taylorglo_cannot_run_is_one_line():
     config = reference_search(
         target="cifar100",
-        cutmix={"alpha": 1.0, "probability": 0.5},
+        auxiliaryClassifiers=2,
         overrideOptimizer="Adam",
         brandNewField=1,
     )
@@ -143,7 +143,7 @@ def test_every_field_taylorglo_cannot_run_is_one_line():
     fields = [line.split(":", 1)[0] for line in t.refused]
     assert fields == [
         "evaluation.baseTrainingConfig.target",
-        "evaluation.baseTrainingConfig.cutmix",
+        "evaluation.baseTrainingConfig.auxiliaryClassifiers",
         "evaluation.baseTrainingConfig.overrideOptimizer",
         "evaluation.baseTrainingConfig.brandNewField",
         "experiment.taylorGloConfig.inputVariables",
@@ -161,6 +161,7 @@ def test_models_wide_resnets_fgsm_and_retries():
                                   "everyEpochGamma": 1.0},
             trainingAttempts=3,
             fgsm={"epsilon": 0.1},
+            cutmix={"alpha": 1.0, "probability": 0.5},
             cutout={"numberHoles": 1, "length": 16},
         ),
         "w.json",
@@ -170,6 +171,7 @@ def test_models_wide_resnets_fgsm_and_retries():
     assert training["model"] == "wrn-16-8" and training["model_options"] == {"dropout": 0.4}  # 0.4 on SVHN
     assert training["epochs"] == 160 and search["partial_fraction"] == pytest.approx(0.1)  # SVHN's 160
     assert training["attempts"] == 3 and training["abort_at"] == 10 and training["cutout"] == 16
+    assert training["cutmix"] == 0.5 and training["cutmix_alpha"] == 1.0
     assert search["fitness"] == "fgsm" and search["fgsm_epsilon"] == 0.1
     resnet = translate(reference_search(model="pre_resnet20", epochs=20), "r.json").config["training"]
     assert resnet["model"] == "preresnet20" and resnet["model_options"] == {"shortcut": "B"}
@@ -235,14 +237,15 @@ def test_convert_prints_an_editable_config_and_refusals_are_one_line_each(tmp_pa
     config = ExperimentConfig.load(written)
     assert config.training.model == "wrn-28-5" and config.search.partial_fraction == pytest.approx(0.1)
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(reference_search(target="cifar100", cutmix={"alpha": 1.0, "probability": 0.5})))
+    bad.write_text(json.dumps(reference_search(target="cifar100", auxiliaryClassifiers=2)))
     for command in (["convert", str(bad)], ["init", str(tmp_path / "never"), str(bad)]):
         result = cli(*command)
         assert result.returncode == 2 and result.stdout == ""
         lines = result.stderr.strip().splitlines()
         assert lines == [
             "error: bad.json: evaluation.baseTrainingConfig.target: CIFAR-100 is not in taylorglo yet",
-            "error: bad.json: evaluation.baseTrainingConfig.cutmix: CutMix is not in taylorglo yet",
+            "error: bad.json: evaluation.baseTrainingConfig.auxiliaryClassifiers: "
+            "auxiliary classifiers are not in taylorglo",
         ]
     assert not (tmp_path / "never").exists()
     plain = tmp_path / "plain.json"

@@ -94,6 +94,7 @@ def test_plug_in_features_take_any_range():
         ("own_data:tokens", "allcnnc", {}, "holds token ids of shape (12,)"),
         ("breast-cancer", "mlp", {"cutout": 4}, "training.cutout: breast-cancer holds features, which are not cropped"),
         ("breast-cancer", "mlp", {"augment": "crop-flip"}, "training.augment: breast-cancer holds features"),
+        ("breast-cancer", "mlp", {"cutmix": 0.5}, "training.cutmix: breast-cancer holds features"),
         ("own_data:bad_tokens", "mlp", {}, "token ids must lie in 0..vocab_size-1 (got 7..7, vocab_size 5)"),
         (
             "own_data:features_with_crops",

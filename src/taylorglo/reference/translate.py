@@ -247,6 +247,18 @@ def _training(base: _Table, search: bool, out: Translation) -> tuple[dict[str, A
             cutout.refuse("length", f"must be a positive integer, got {json.dumps(length)}")
         cutout.finish()
 
+    mix = base.table("cutmix")
+    if base.has("cutmix"):
+        alpha, probability = mix.take("alpha", 1.0), mix.take("probability", 0.5)
+        if not (isinstance(probability, (int, float)) and 0 < probability <= 1):
+            mix.refuse("probability", f"must be a number in (0, 1], got {json.dumps(probability)}")
+        elif not (isinstance(alpha, (int, float)) and alpha > 0):
+            mix.refuse("alpha", f"must be a positive number, got {json.dumps(alpha)}")
+        else:
+            training["cutmix"], training["cutmix_alpha"] = float(probability), float(alpha)
+            base.map("cutmix", "training.cutmix (the share of batches mixed), training.cutmix_alpha")
+        mix.finish()
+
     fgsm = base.table("fgsm")
     if base.has("fgsm"):
         epsilon = fgsm.take("epsilon")
@@ -263,7 +275,6 @@ def _training(base: _Table, search: bool, out: Translation) -> tuple[dict[str, A
             base.refuse("fgsm", f"epsilon must be a number in (0, 1], got {json.dumps(epsilon)}")
 
     for key, why in (
-        ("cutmix", "CutMix is not in taylorglo yet"),
         ("auxiliaryClassifiers", "auxiliary classifiers are not in taylorglo"),
         ("overrideActivationFunction", "taylorglo's models keep their own activations"),
         ("baseModelS3Tar", "taylorglo trains from scratch; fine-tuning a stored model is not supported"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["augment_batch", "to_float"]
+__all__ = ["augment_batch", "cutmix", "to_float"]
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
@@ -113,3 +113,37 @@ def _cutout(x: torch.Tensor, generator: torch.Generator, size: int, fill_t: torc
     hole = (in_rows[:, :, None] & in_cols[:, None, :])[:, None]  # (B, 1, H, W)
     value = fill_t if fill_t is not None else x.new_zeros(())
     return torch.where(hole, value, x)
+
+
+def cutmix(
+    x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, probability: float, alpha: float = 1.0
+) -> tuple[torch.Tensor, tuple[torch.Tensor, float] | None]:
+    """CutMix (Yun et al. 2019) for a batch, as its authors' training code does it: with
+    ``probability``, one box of area ``1 - λ`` (``λ ~ Beta(alpha, alpha)``, centre uniform,
+    clipped to the image) is pasted into every image from the image a random permutation of the
+    batch pairs it with. Returns the batch and, where it mixed, the partners' labels and the
+    share ``λ`` of each image still its own (after clipping): the loss is then
+    ``λ·loss(y) + (1 - λ)·loss(y_partner)``. All randomness comes from ``generator``."""
+    if probability <= 0 or torch.rand((), generator=generator, device=generator.device).item() >= probability:
+        return x, None
+    x = to_float(x)
+    batch, _, height, width = x.shape
+    device = x.device
+    if alpha == 1.0:  # Beta(1, 1) is uniform
+        lam = torch.rand((), generator=generator, device=device).item()
+    else:  # torch's Beta sampler takes no generator: a numpy one seeded from the run's
+        seed = int(torch.randint(0, 2**62, (), generator=generator, device=device).item())
+        import numpy as np
+
+        lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    partner = torch.randperm(batch, generator=generator, device=device)
+    cut = (1.0 - lam) ** 0.5
+    cut_h, cut_w = int(height * cut), int(width * cut)
+    cy = int(torch.randint(0, height, (), generator=generator, device=device).item())
+    cx = int(torch.randint(0, width, (), generator=generator, device=device).item())
+    y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
+    x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+    mixed = x.clone()
+    mixed[:, :, y0:y1, x0:x1] = x[partner, :, y0:y1, x0:x1]
+    own = 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
+    return mixed, (y[partner], own)

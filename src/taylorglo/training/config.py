@@ -46,6 +46,9 @@ class TrainConfig:
     #: None: the dataset's default ("crop-flip" for CIFAR-10 and SVHN, "none" otherwise).
     augment: str | None = None
     cutout: int = 0
+    #: CutMix (SPEC §3: probability 0.5, alpha 1): the share of batches mixed; 0 is off.
+    cutmix: float = 0.0
+    cutmix_alpha: float = 1.0
     #: Early abort (SPEC §3): at this point of the schedule (its unit), validation accuracy below
     #: ``abort_below`` stops the attempt; up to ``attempts`` attempts with fresh seeds.
     abort_at: float | None = None
@@ -114,6 +117,15 @@ class TrainConfig:
             raise bad("augment", f"must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
         if not isinstance(self.cutout, int) or self.cutout < 0:
             raise bad("cutout", f"must be an integer >= 0 (hole size in pixels), got {self.cutout!r}")
+        if not (_is_number(self.cutmix) and 0 <= self.cutmix <= 1):
+            raise bad(
+                "cutmix", f"must be a probability in [0, 1] (the share of batches mixed; 0: off), got {self.cutmix!r}"
+            )
+        if not (_is_number(self.cutmix_alpha) and self.cutmix_alpha > 0):
+            raise bad(
+                "cutmix_alpha",
+                f"must be a positive number (Beta(alpha, alpha) draws the box), got {self.cutmix_alpha!r}",
+            )
         if self.abort_at is not None and not (_is_number(self.abort_at) and self.abort_at > 0):
             raise bad("abort_at", f"must be a positive number, got {self.abort_at!r}")
         if self.round_params is not None and (not isinstance(self.round_params, int) or self.round_params < 0):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -35,6 +35,7 @@ from .data import DataSplits, load_dataset
 from .sgd import SGD
 from .trainer import (
     RETRY_SEED_STRIDE,
+    Batch,
     BatchOrder,
     LossLike,
     ScheduleStep,
@@ -221,7 +222,7 @@ class _Stack:
         self.teacher = _Teacher.of(self, first)
         orders = _BatchOrders(seeds, len(data.train_y), schedule.batch_size, device)
         augment = (config.augment or data.augment) == "crop-flip"
-        cutout = config.cutout
+        cutout, mix = config.cutout, (config.cutmix, config.cutmix_alpha)
         milestones = set(schedule.milestones)
         # No randomness inside vmap: dropout's noise is drawn outside, per member (_Dropouts).
         forward = vmap(self._forward, in_dims=(0, 0, 0))
@@ -237,15 +238,15 @@ class _Stack:
         for step in range(first, stop):
             if step in milestones:
                 self.optimizer.param_groups[0]["lr"] = self._lr_at(step)
-            xs, ys = orders.batches(data, augment, cutout)
+            drawn = orders.batches(data, augment, cutout, mix)
             buffers = {**self.buffers, **self.dropout.draw()}
-            shared = len(xs) == 1  # one batch for every member (a generation's shared seed): not copied
-            inputs = xs[0] if shared else torch.stack(xs)
+            shared = len(drawn) == 1  # one batch for every member (a generation's shared seed): not copied
+            inputs = drawn[0].x if shared else torch.stack([b.x for b in drawn])
             logits = (shared_forward if shared else forward)(self.params, buffers, inputs)
-            yb = ys[0].expand(len(self.members), -1) if shared else torch.stack(ys)
+            yb = _labels([b.y for b in drawn], len(self.members))
             if step == first:
                 check_logits(logits[0], batch, data.num_classes, config.model)
-            member_loss = loss_fn(logits, yb)
+            member_loss = _mixed_loss(loss_fn, logits, yb, drawn, len(self.members))
             objective = member_loss
             if self.teacher is not None:
                 objective = self.teacher.objective(step, member_loss, logits, inputs, shared)
@@ -474,6 +475,29 @@ class _Stack:
         return {"step": steps, "model": model, "optimizer": optimizer}
 
 
+def _labels(labels: list[torch.Tensor], members: int) -> torch.Tensor:
+    """Each member's labels ``(members, B)``: one batch's expanded, or each member's own."""
+    return labels[0].expand(members, -1) if len(labels) == 1 else torch.stack(labels)
+
+
+def _mixed_loss(
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    drawn: list[Batch],
+    members: int,
+) -> torch.Tensor:
+    """Each member's loss on its batch, CutMix's pair where its batch was mixed
+    (:meth:`~.trainer.Batch.loss`, per member: a member not mixed this step gets
+    ``1·loss + 0·loss``, its loss exactly)."""
+    if all(b.mixed is None for b in drawn):
+        return loss_fn(logits, labels)
+    partners = _labels([b.y if b.mixed is None else b.mixed[0] for b in drawn], members)
+    own = [1.0 if b.mixed is None else b.mixed[1] for b in drawn]
+    share = torch.tensor(own * members if len(own) == 1 else own, dtype=logits.dtype, device=logits.device)
+    return share * loss_fn(logits, labels) + (1 - share) * loss_fn(logits, partners)
+
+
 def _momenta(state: dict[str, Any] | None, count: int) -> list[torch.Tensor | None]:
     """The momentum buffer of each of a network's ``count`` parameters in a saved ``state``
     (None: none saved)."""
@@ -636,12 +660,10 @@ class _BatchOrders:
         self.of_member = [unique.index(s) for s in seeds]
         self.orders = [BatchOrder(s, n, batch, device) for s in unique]
 
-    def batches(self, data: DataSplits, augment: bool, cutout: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def batches(self, data: DataSplits, augment: bool, cutout: int, mix: tuple[float, float]) -> list[Batch]:
         """The next batch of every member (one when all share an order)."""
-        drawn = [order.next(data, augment, cutout) for order in self.orders]
-        if len(drawn) == 1:
-            return [drawn[0][0]], [drawn[0][1]]
-        return [drawn[u][0] for u in self.of_member], [drawn[u][1] for u in self.of_member]
+        drawn = [order.next(data, augment, cutout, mix) for order in self.orders]
+        return drawn if len(drawn) == 1 else [drawn[u] for u in self.of_member]
 
     def keep(self, keep: list[int]) -> None:
         """Only the members at ``keep`` go on (their orders continue where they were; an order no

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from ..errors import TaylorGLOError, one_line
 from ..loss import CROSS_ENTROPY, TaylorGLOLoss, parse_loss
 from ..seeds import derived_seed
-from .augment import augment_batch, to_float
+from .augment import augment_batch, cutmix, to_float
 from .config import Schedule, TrainConfig
 from .data import DataSplits, load_dataset
 from .models import build_model, input_layer
@@ -182,11 +182,15 @@ def check_network(config: TrainConfig, data: DataSplits, field: str = "training.
     that does not fit the data fails before any training, in one line. Leaves the caller's RNG
     as it was; returns the network (in eval mode), for a caller that inspects it too."""
     if data.inputs != "images":
-        for name, value in (("augment", config.augment == "crop-flip"), ("cutout", bool(config.cutout))):
+        for name, value in (
+            ("augment", config.augment == "crop-flip"),
+            ("cutout", bool(config.cutout)),
+            ("cutmix", bool(config.cutmix)),
+        ):
             if value:
                 raise TaylorGLOError(
-                    f"training.{name}: {data.name} holds {data.inputs}, which are not cropped, flipped or cut out; "
-                    f"remove training.{name}"
+                    f"training.{name}: {data.name} holds {data.inputs}, which are not cropped, flipped, cut out "
+                    f"or mixed; remove training.{name}"
                 )
     with torch.random.fork_rng(devices=[]):
         net = build_network(config, data, field).eval()
@@ -245,8 +249,9 @@ class BatchOrder:
         self.perm = torch.randperm(self.n, generator=self.generator, device=self.device)
         self.pos = 0
 
-    def next(self, data: DataSplits, augment: bool, cutout: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next batch, as float inputs (augmented where asked) and labels."""
+    def next(self, data: DataSplits, augment: bool, cutout: int, mix: tuple[float, float] = (0.0, 1.0)) -> Batch:
+        """The next batch, as float inputs (augmented where asked, CutMix-ed with ``mix`` =
+        (probability, alpha) where it draws so) and labels."""
         if self.pos + self.batch > self.n:
             self.reseed(None)
         idx = self.perm[self.pos : self.pos + self.batch]
@@ -256,7 +261,28 @@ class BatchOrder:
             xb = augment_batch(
                 xb, self.generator, flip=augment, crop_padding=4 if augment else 0, cutout=cutout, fill=data.mean
             )
-        return xb, yb
+        mixed = None
+        if mix[0] > 0:
+            xb, mixed = cutmix(xb, yb, self.generator, *mix)
+        return Batch(xb, yb, mixed)
+
+
+@dataclass
+class Batch:
+    """One training batch: inputs, labels, and where CutMix mixed it, the partners' labels and
+    the share of each image still its own (:func:`~.augment.cutmix`)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    mixed: tuple[torch.Tensor, float] | None = None
+
+    def loss(self, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], logits: torch.Tensor) -> torch.Tensor:
+        """The loss of ``logits`` on this batch: CutMix's ``λ·loss(y) + (1 - λ)·loss(y_partner)``
+        where it mixed."""
+        if self.mixed is None:
+            return loss_fn(logits, self.y)
+        partner, own = self.mixed
+        return own * loss_fn(logits, self.y) + (1 - own) * loss_fn(logits, partner)
 
 
 def log_record(done: int, schedule: Schedule, lr: float, train_loss: float, train_acc: float) -> dict[str, Any]:
@@ -410,7 +436,7 @@ def _attempt(
                 teacher = copy.deepcopy(model).eval().requires_grad_(False)
                 distill_until = first + segment.distill_steps
         augment = (config.augment or data.augment) == "crop-flip"
-        cutout = config.cutout
+        cutout, mix = config.cutout, (config.cutmix, config.cutmix_alpha)
         batch = schedule.batch_size
         lr_changes = {m: schedule.lr_at(config.lr, config.lr_gamma, m) for m in schedule.milestones}
 
@@ -462,11 +488,12 @@ def _attempt(
             if step in lr_changes:
                 for group in optimizer.param_groups:
                     group["lr"] = lr_changes[step]
-            xb, yb = batches.next(data, augment, cutout)
+            drawn = batches.next(data, augment, cutout, mix)
+            xb, yb = drawn.x, drawn.y
             logits = model(xb)
             if step == first:
                 check_logits(logits, len(yb), data.num_classes, config.model)
-            batch_loss = loss_fn(logits, yb)
+            batch_loss = drawn.loss(loss_fn, logits)
             objective = batch_loss
             if teacher is not None and step < distill_until:
                 assert segment is not None
