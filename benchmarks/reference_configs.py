@@ -25,25 +25,27 @@ from taylorglo.errors import TaylorGLOError
 from taylorglo.experiment.config import ExperimentConfig
 from taylorglo.reference.translate import is_reference_config, read_reference_json, translate
 
-#: The shape of each dataset a translated config can name: (channels, height, width).
-SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "svhn": (3, 32, 32)}
+#: The shape of each dataset a translated config can name: (channels, height, width), and its classes.
+SHAPES = {"mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100),
+          "svhn": ((3, 32, 32), 10)}  # fmt: skip
 
 
 def synthetic(dataset: str, n: int = 64) -> Any:
-    """Random images of ``dataset``'s shape and 10 classes, as the loader would hold them."""
+    """Random images of ``dataset``'s shape and classes, as the loader would hold them."""
     import torch
 
     from taylorglo.training.data import DataSplits
 
-    shape = SHAPES[dataset]
+    shape, classes = SHAPES[dataset]
     g = torch.Generator().manual_seed(0)
 
     def split(size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.randint(0, 256, (size, *shape), generator=g, dtype=torch.uint8), torch.arange(size) % 10
+        return torch.randint(0, 256, (size, *shape), generator=g, dtype=torch.uint8), torch.arange(size) % classes
 
     (tx, ty), (vx, vy), (sx, sy) = split(n), split(n // 2), split(n // 2)
     c = shape[0]
-    return DataSplits(dataset, tx, ty, vx, vy, sx, sy, 10, (0.5,) * c, (0.25,) * c, "crop-flip" if c == 3 else "none")
+    augment = "crop-flip" if c == 3 else "none"
+    return DataSplits(dataset, tx, ty, vx, vy, sx, sy, classes, (0.5,) * c, (0.25,) * c, augment)
 
 
 def train_a_few_steps(config: ExperimentConfig, steps: int) -> str:

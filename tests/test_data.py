@@ -131,6 +131,40 @@ def test_cifar_original_archive_is_extracted(tmp_path):
     assert not [p for p in (tmp_path / "c").iterdir() if p.name.startswith(".")]
 
 
+def _cifar100(folder, n_train: int = 30, n_test: int = 5):
+    """CIFAR-100's python pickles: ``train`` and ``test``, fine and coarse labels."""
+    rng = np.random.RandomState(4)
+    folder.mkdir(parents=True)
+    arrays = {}
+    for name, n in (("train", n_train), ("test", n_test)):
+        x = rng.randint(0, 256, (n, 3072)).astype(np.uint8)
+        fine = list(rng.randint(0, 100, n))
+        blob = {b"data": x, b"fine_labels": fine, b"coarse_labels": [f // 5 for f in fine], b"filenames": []}
+        (folder / name).write_bytes(__import__("pickle").dumps(blob))
+        arrays[name] = (x.reshape(-1, 3, 32, 32), np.array(fine))
+    return arrays
+
+
+def test_cifar100_pickles_and_archive_with_the_fine_labels(tmp_path):
+    arrays = _cifar100(tmp_path / "src" / "cifar-100-python")
+    s = load_dataset("cifar100", tmp_path / "src")
+    assert s.num_classes == 100 and s.input_shape == (3, 32, 32) and s.augment == "crop-flip"
+    assert (len(s.train_y), len(s.val_y), len(s.test_y)) == (27, 3, 5)
+    check_split(s, *arrays["train"], 3)
+    assert (
+        torch.equal(s.test_x, torch.from_numpy(arrays["test"][0])) and s.test_y.tolist() == arrays["test"][1].tolist()
+    )
+    (tmp_path / "c").mkdir()
+    with tarfile.open(tmp_path / "c" / "cifar-100-python.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-100-python", arcname="cifar-100-python")
+    t = load_dataset("cifar100", tmp_path / "c")
+    assert (tmp_path / "c" / "cifar-100-python" / "test").is_file()
+    for f in D._TENSOR_FIELDS:
+        assert torch.equal(getattr(s, f), getattr(t, f))
+    with pytest.raises(TaylorGLOError, match="dataset 'cifar100' not found: expected cifar-100-python.tar.gz"):
+        load_dataset("cifar100", tmp_path / "nothing", download=False)
+
+
 @pytest.mark.skipif(not HAS_PIL, reason="Pillow not installed")
 def test_cifar_png_folder_and_tar(tmp_path):
     arrays = make_png_folder(tmp_path / "imgs" / "cifar10-png")

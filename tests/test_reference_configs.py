@@ -116,6 +116,7 @@ def test_what_is_not_a_trainable_loss_is_refused_with_the_reason(text, why):
 def test_a_search_translates_with_the_references_defaults_written_out():
     t = translate(reference_search(), "s.json")
     assert t.ok, t.refused
+    assert translate(reference_search(target="cifar100"), "c.json").config["training"]["dataset"] == "cifar100"
     training, search = t.config["training"], t.config["search"]
     # The config's 35 epochs are the candidates' partial run of AllCNN-C's 350.
     assert training["epochs"] == 350 and search["partial_fraction"] == pytest.approx(0.1)
@@ -133,7 +134,7 @@ def test_a_search_translates_with_the_references_defaults_written_out():
 
 def test_every_field_taylorglo_cannot_run_is_one_line():
     config = reference_search(
-        target="cifar100",
+        target="aircraft",
         auxiliaryClassifiers=2,
         overrideOptimizer="Adam",
         brandNewField=1,
@@ -237,13 +238,13 @@ def test_convert_prints_an_editable_config_and_refusals_are_one_line_each(tmp_pa
     config = ExperimentConfig.load(written)
     assert config.training.model == "wrn-28-5" and config.search.partial_fraction == pytest.approx(0.1)
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(reference_search(target="cifar100", auxiliaryClassifiers=2)))
+    bad.write_text(json.dumps(reference_search(target="aircraft", auxiliaryClassifiers=2)))
     for command in (["convert", str(bad)], ["init", str(tmp_path / "never"), str(bad)]):
         result = cli(*command)
         assert result.returncode == 2 and result.stdout == ""
         lines = result.stderr.strip().splitlines()
         assert lines == [
-            "error: bad.json: evaluation.baseTrainingConfig.target: CIFAR-100 is not in taylorglo yet",
+            "error: bad.json: evaluation.baseTrainingConfig.target: FGVC-Aircraft is not in taylorglo",
             "error: bad.json: evaluation.baseTrainingConfig.auxiliaryClassifiers: "
             "auxiliary classifiers are not in taylorglo",
         ]

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: The reference's targets taylorglo has, by the reference's name.
-DATASETS = {"mnist": "mnist", "cifar10": "cifar10", "svhn": "svhn"}
+DATASETS = {"mnist": "mnist", "cifar10": "cifar10", "cifar100": "cifar100", "svhn": "svhn"}
 #: Targets it does not have, and why.
 MISSING_DATASETS = {
-    "cifar100": "CIFAR-100 is not in taylorglo yet",
     "aircraft": "FGVC-Aircraft is not in taylorglo",
     "crispr": "CRISPR is a regression task; taylorglo searches classification losses only",
     "squad2": "SQuAD needs a transformer question-answering trainer, which taylorglo does not have",

@@ -36,7 +36,7 @@ import torch
 from ..errors import DatasetNotFoundError, TaylorGLOError, one_line
 from ..plugins import is_plugin_ref, resolve_plugin
 from .download import DownloadFailed, cache_dir, download_files, search_dirs
-from .formats import CIFAR_ARCHIVE, CIFAR_DIR, Raw, locate_cifar10, locate_idx, locate_svhn
+from .formats import CIFAR10, CIFAR100, Raw, locate_cifar10, locate_cifar100, locate_idx, locate_svhn
 from .names import DATASET_NAMES
 
 __all__ = [
@@ -402,6 +402,7 @@ class _Source:
     val_share: float
     augment: str = "none"
     stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    num_classes: int = 10
 
 
 _IDX_EXPECTED = (
@@ -439,8 +440,8 @@ _BUILTINS: dict[str, _Source | None] = {
     "cifar10": _Source(
         folders=("cifar10", "cifar-10", "cifar10-jpeg"),
         url="https://www.cs.toronto.edu/~kriz/",
-        md5={CIFAR_ARCHIVE: "c58f30108f718f92721af3b95e74349a"},
-        expected=f"{CIFAR_ARCHIVE} (or {CIFAR_DIR}/, or train/<class>/ + test/<class>/ image folders, "
+        md5={CIFAR10.archive: "c58f30108f718f92721af3b95e74349a"},
+        expected=f"{CIFAR10.archive} (or {CIFAR10.folder}/, or train/<class>/ + test/<class>/ image folders, "
         "or a .tar.gz of those)",
         locate=locate_cifar10,
         val_share=5000 / 50000,
@@ -449,6 +450,17 @@ _BUILTINS: dict[str, _Source | None] = {
             (125.3 / 255, 123.0 / 255, 113.9 / 255),
             (63.0 / 255, 62.1 / 255, 66.7 / 255),
         ),
+    ),
+    "cifar100": _Source(
+        folders=("cifar100", "cifar-100", "cifar100-jpeg"),
+        url="https://www.cs.toronto.edu/~kriz/",
+        md5={CIFAR100.archive: "eb9058c3a382ffc7106e4002c42a8d85"},
+        expected=f"{CIFAR100.archive} (or {CIFAR100.folder}/, or train/<class>/ + test/<class>/ image folders, "
+        "or a .tar.gz of those)",
+        locate=locate_cifar100,
+        val_share=5000 / 50000,
+        augment="crop-flip",
+        num_classes=100,
     ),
     "svhn": _Source(
         folders=("svhn", "SVHN"),
@@ -498,7 +510,7 @@ def _load_builtin(name: str, dirs: list[Path], download: bool) -> DataSplits:
             "a file is damaged or not the dataset's: delete it (a missing file is downloaded "
             "again) or replace it"
         ) from None
-    return _splits_from_arrays(name, raw, source.val_share, source.augment, source.stats)
+    return _splits_from_arrays(name, raw, source.val_share, source.augment, source.stats, source.num_classes)
 
 
 def _locate_first(source: _Source, dirs: list[Path]) -> Callable[[], Raw] | None:

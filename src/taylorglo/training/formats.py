@@ -3,7 +3,7 @@
 Each ``locate_*`` function looks at one folder and returns a reader (a zero-argument callable giving
 the raw train/test arrays) if that folder holds a copy in a format it knows, else None. Locating is
 cheap (file names only); decoding happens when the reader is called. The formats are MNIST-style
-IDX files, CIFAR-10's python pickles or their archive, ``train|test/<class>/`` image folders (or a
+IDX files, CIFAR-10's and CIFAR-100's python pickles or their archives, ``train|test/<class>/`` image folders (or a
 tar of one), and SVHN's ``.mat`` files. This module knows nothing about where folders are or how
 files get there (:mod:`.download`) or how arrays become splits (:mod:`.data`), so a new format is
 one locator and one reader here.
@@ -22,13 +22,24 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import TaylorGLOError, one_line
 
-__all__ = ["CIFAR_ARCHIVE", "CIFAR_DIR", "Raw", "locate_cifar10", "locate_idx", "locate_svhn"]
+__all__ = [
+    "CIFAR10",
+    "CIFAR100",
+    "CIFAR_ARCHIVE",
+    "CIFAR_DIR",
+    "Raw",
+    "locate_cifar10",
+    "locate_cifar100",
+    "locate_idx",
+    "locate_svhn",
+]
 
 # Raw arrays as read from disk: train images, train labels, test images, test labels.
 Raw = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -85,21 +96,50 @@ def _read_idx(path: Path) -> np.ndarray:
     return array[:, None] if ndim == 3 else array  # images -> (N, 1, H, W)
 
 
-CIFAR_ARCHIVE = "cifar-10-python.tar.gz"
-CIFAR_DIR = "cifar-10-batches-py"
-_CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+@dataclass(frozen=True)
+class CifarFormat:
+    """How one of the CIFAR datasets is packed: its python archive, the folder it unpacks to, its
+    pickled batches (the last one the test split) and the key of the labels in them."""
+
+    name: str
+    archive: str
+    folder: str
+    batches: tuple[str, ...]
+    labels: bytes
+
+
+CIFAR10 = CifarFormat(
+    "cifar10",
+    "cifar-10-python.tar.gz",
+    "cifar-10-batches-py",
+    tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",),
+    b"labels",
+)
+#: CIFAR-100's 100 fine classes (its 20 coarse ones are not a task the papers use).
+CIFAR100 = CifarFormat("cifar100", "cifar-100-python.tar.gz", "cifar-100-python", ("train", "test"), b"fine_labels")
+CIFAR_ARCHIVE, CIFAR_DIR = CIFAR10.archive, CIFAR10.folder
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 _IMAGE_MEMBER = re.compile(r"^(?:.*/)?(train|test)/([^/]+)/([^/]+)$")
 
 
 def locate_cifar10(directory: Path) -> Callable[[], Raw] | None:
+    """CIFAR-10: :func:`locate_cifar`."""
+    return locate_cifar(directory, CIFAR10)
+
+
+def locate_cifar100(directory: Path) -> Callable[[], Raw] | None:
+    """CIFAR-100: :func:`locate_cifar`."""
+    return locate_cifar(directory, CIFAR100)
+
+
+def locate_cifar(directory: Path, fmt: CifarFormat) -> Callable[[], Raw] | None:
     """Original pickles, the original archive, an image folder, or an image folder as .tar.gz."""
-    for batch_dir in (directory / CIFAR_DIR, directory):
-        if all((batch_dir / f).is_file() for f in _CIFAR_BATCHES):
-            return lambda d=batch_dir: _read_cifar_batches({f: (d / f).read_bytes() for f in _CIFAR_BATCHES})
-    archive = directory / CIFAR_ARCHIVE
+    for batch_dir in (directory / fmt.folder, directory):
+        if all((batch_dir / f).is_file() for f in fmt.batches):
+            return lambda d=batch_dir: _read_cifar_batches({f: (d / f).read_bytes() for f in fmt.batches}, fmt)
+    archive = directory / fmt.archive
     if archive.is_file():
-        return lambda: _read_cifar_archive(archive, directory)
+        return lambda: _read_cifar_archive(archive, directory, fmt)
     if not directory.is_dir():
         return None
     roots = [directory] + sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -108,30 +148,31 @@ def locate_cifar10(directory: Path) -> Callable[[], Raw] | None:
             return lambda r=root: _images_to_raw(_image_folder_members(r), str(r))
     for pattern in ("*.tar.gz", "*.tgz", "*.tar"):
         for packed in sorted(directory.glob(pattern)):
-            if packed.name != CIFAR_ARCHIVE and packed.is_file() and _looks_like_image_tar(packed):
-                return lambda p=packed: _images_to_raw(_image_tar_members(p), str(p))
+            if packed.name != fmt.archive and packed.is_file() and _looks_like_image_tar(packed):
+                return lambda p=packed: _images_to_raw(_image_tar_members(p, fmt.name), str(p))
     return None
 
 
-def _read_cifar_batches(blobs: Mapping[str, bytes]) -> Raw:
-    """Decode the CIFAR-10 python pickles (dicts with b'data' (N, 3072) and b'labels')."""
+def _read_cifar_batches(blobs: Mapping[str, bytes], fmt: CifarFormat) -> Raw:
+    """Decode the python pickles (dicts with b'data' (N, 3072) and the labels); the last batch
+    is the test split."""
     xs, ys = [], []
-    for name in _CIFAR_BATCHES:
+    for name in fmt.batches:
         try:
             batch = pickle.loads(blobs[name], encoding="bytes")
             data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-            labels = np.asarray(batch[b"labels"], dtype=np.int64)
+            labels = np.asarray(batch[fmt.labels], dtype=np.int64)
         except Exception as exc:  # unpickling errors come in many types
-            raise TaylorGLOError(f"cifar10: cannot read batch {name}: {one_line(exc)}") from exc
+            raise TaylorGLOError(f"{fmt.name}: cannot read batch {name}: {one_line(exc)}") from exc
         xs.append(data)
         ys.append(labels)
-    return np.concatenate(xs[:5]), np.concatenate(ys[:5]), xs[5], ys[5]
+    return np.concatenate(xs[:-1]), np.concatenate(ys[:-1]), xs[-1], ys[-1]
 
 
-def _read_cifar_archive(archive: Path, directory: Path) -> Raw:
-    """Read the batches out of ``cifar-10-python.tar.gz``, extracting them next to it.
+def _read_cifar_archive(archive: Path, directory: Path, fmt: CifarFormat) -> Raw:
+    """Read the batches out of the python archive, extracting them next to it.
 
-    Only the six batch files are written (so a hostile archive cannot write elsewhere), via a
+    Only the batch files are written (so a hostile archive cannot write elsewhere), via a
     temporary folder renamed into place; a read-only folder just means no extraction.
     """
     blobs: dict[str, bytes] = {}
@@ -139,21 +180,23 @@ def _read_cifar_archive(archive: Path, directory: Path) -> Raw:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
                 base = member.name.rsplit("/", 1)[-1]
-                if member.isfile() and base in _CIFAR_BATCHES:
+                if member.isfile() and base in fmt.batches:
                     blobs[base] = tar.extractfile(member).read()  # type: ignore[union-attr]
     except (OSError, tarfile.TarError, EOFError) as exc:
-        raise TaylorGLOError(f"cifar10: cannot read {archive}: {one_line(exc)}") from exc
-    missing = [f for f in _CIFAR_BATCHES if f not in blobs]
+        raise TaylorGLOError(f"{fmt.name}: cannot read {archive}: {one_line(exc)}") from exc
+    missing = [f for f in fmt.batches if f not in blobs]
     if missing:
-        raise TaylorGLOError(f"cifar10: {archive} lacks {', '.join(missing)}; is it the CIFAR-10 python archive?")
+        raise TaylorGLOError(
+            f"{fmt.name}: {archive} lacks {', '.join(missing)}; is it the {fmt.archive} python archive?"
+        )
     with contextlib.suppress(OSError):
         with tempfile.TemporaryDirectory(dir=directory, prefix=".extract-") as tmp:
-            target = Path(tmp) / CIFAR_DIR
+            target = Path(tmp) / fmt.folder
             target.mkdir()
             for name, blob in blobs.items():
                 (target / name).write_bytes(blob)
-            os.replace(target, directory / CIFAR_DIR)
-    return _read_cifar_batches(blobs)
+            os.replace(target, directory / fmt.folder)
+    return _read_cifar_batches(blobs, fmt)
 
 
 def _looks_like_image_tar(path: Path) -> bool:
@@ -192,7 +235,7 @@ def _image_folder_members(root: Path) -> list[tuple[str, str, str, bytes]]:
     return members
 
 
-def _image_tar_members(path: Path) -> list[tuple[str, str, str, bytes]]:
+def _image_tar_members(path: Path, dataset: str) -> list[tuple[str, str, str, bytes]]:
     """Same as :func:`_image_folder_members`, streamed out of an archive without extracting it."""
     members = []
     try:
@@ -202,7 +245,7 @@ def _image_tar_members(path: Path) -> list[tuple[str, str, str, bytes]]:
                 if key is not None:
                     members.append((*key, tar.extractfile(member).read()))  # type: ignore[union-attr]
     except (OSError, tarfile.TarError, EOFError) as exc:
-        raise TaylorGLOError(f"cifar10: cannot read {path}: {one_line(exc)}") from exc
+        raise TaylorGLOError(f"{dataset}: cannot read {path}: {one_line(exc)}") from exc
     return members
 
 

@@ -3,7 +3,16 @@ checked against when it is only read, and what error messages list."""
 
 from __future__ import annotations
 
-DATASET_NAMES: tuple[str, ...] = ("digits", "breast-cancer", "wine", "mnist", "fashion-mnist", "cifar10", "svhn")
+DATASET_NAMES: tuple[str, ...] = (
+    "digits",
+    "breast-cancer",
+    "wine",
+    "mnist",
+    "fashion-mnist",
+    "cifar10",
+    "cifar100",
+    "svhn",
+)
 
 #: The built-in names as the SPEC's model table uses them; ``resnetN``, ``preresnetN`` and
 #: ``wrn-D-K`` also accept other valid depths/widths.
