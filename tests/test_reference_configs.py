@@ -176,6 +176,18 @@ def test_models_wide_resnets_fgsm_and_retries():
     assert search["fitness"] == "fgsm" and search["fgsm_epsilon"] == 0.1
     resnet = translate(reference_search(model="pre_resnet20", epochs=20), "r.json").config["training"]
     assert resnet["model"] == "preresnet20" and resnet["model_options"] == {"shortcut": "B"}
+    for name, model, options, full in (
+        ("noskip_resnet32", "resnet32", {"shortcut": "none"}, 200),
+        ("fixup_resnet56", "fixup-resnet56", None, 200),
+        ("pyramidnetb110a48", "pyramidnet110-a48-bottleneck", None, 300),
+        ("densenetbc100k12", "densenet-bc-100-12", None, 300),
+    ):
+        t = translate(reference_search(model=name, epochs=30), "m.json")
+        assert t.ok, t.refused
+        training = t.config["training"]
+        assert training["model"] == model and training.get("model_options") == options
+        assert training["epochs"] == full and training["weight_decay"] == 1e-4
+        ExperimentConfig.from_dict(t.config)
 
 
 def test_the_files_as_the_reference_wrote_them_are_read():

@@ -56,15 +56,15 @@ MODELS: dict[str, Model] = {
     "wrn226": _wrn(22, 6),
     "wrn285": _wrn(28, 5),
     "wrn2810": _wrn(28, 10),
+    **{f"noskip_resnet{d}": Model(f"resnet{d}", 200, 1e-4, {"shortcut": "none"}) for d in (20, 32, 56)},
+    **{f"fixup_resnet{d}": Model(f"fixup-resnet{d}", 200, 1e-4) for d in (20, 32, 56)},
+    "pyramidnet110a48": Model("pyramidnet110-a48", 300, 1e-4),
+    "pyramidnetb110a48": Model("pyramidnet110-a48-bottleneck", 300, 1e-4),
+    "densenetbc100k12": Model("densenet-bc-100-12", 300, 1e-4),
+    "densenetbc250k24": Model("densenet-bc-250-24", 300, 1e-4),
 }
 #: Reference models taylorglo does not build, and why.
 MISSING_MODELS = {
-    **{f"{variant}_resnet{d}": f"the {variant} ResNet is not in taylorglo yet" for variant in ("fixup", "noskip")
-       for d in (20, 32, 56)},
-    "pyramidnet110a48": "PyramidNet-110 is not in taylorglo yet",
-    "pyramidnetb110a48": "PyramidNet-110 (bottleneck) is not in taylorglo yet",
-    "densenetbc100k12": "DenseNet-BC is not in taylorglo yet",
-    "densenetbc250k24": "DenseNet-BC is not in taylorglo yet",
     "deepbind": "DeepBind is the CRISPR regression model; taylorglo searches classification losses only",
     "transformer_bert_base_cased": GLUE,
     "transformer_distilbert_base_cased": GLUE,

@@ -17,6 +17,10 @@ Built-in names (case-insensitive; ``_`` and ``-`` are interchangeable; the SPEC'
 * ``preresnetN`` ((N-2) % 6 == 0) — pre-activation CIFAR ResNet (He et al. 2016b).
 * ``wrn-D-K`` ((D-4) % 6 == 0) — Wide ResNet (Zagoruyko & Komodakis 2016), dropout 0.3 in blocks.
 * ``alexnet`` — the CIFAR AlexNet of bearpaw/pytorch-classification.
+* ``pyramidnetD-aA`` (``-bottleneck``) — PyramidNet (Han et al. 2017), e.g. ``pyramidnet110-a48``.
+* ``densenet-bc-D-K`` — DenseNet-BC (Huang et al. 2017), e.g. ``densenet-bc-100-12``.
+* ``fixup-resnetN`` — the CIFAR ResNet without BatchNorm, Fixup-initialised (Zhang et al. 2019).
+* ``resnetN`` with ``shortcut = "none"`` — the plain network, no skip connections.
 
 Anything containing ``:`` is a plug-in ``"package.module:function"`` called as
 ``function(input_shape=..., num_classes=..., **options)``.
@@ -36,11 +40,17 @@ from torch import nn
 from ..errors import TaylorGLOError, one_line
 from ..plugins import is_plugin_ref, resolve_plugin
 from .config import _is_number
+from .densenet import DenseNetBC
+from .fixup import FixupResNet
 from .names import MODEL_NAMES
+from .pyramidnet import PyramidNet
 
 __all__ = ["MODEL_NAMES", "Normalize", "build_model", "input_layer"]
 
-_PATTERN_HELP = "resnetN/preresnetN with (N-2)%6==0, wrn-D-K with (D-4)%6==0"
+_PATTERN_HELP = (
+    "resnetN/preresnetN/fixup-resnetN with (N-2)%6==0, wrn-D-K with (D-4)%6==0, pyramidnetD-aA[-bottleneck], "
+    "densenet-bc-D-K"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,8 +263,11 @@ class _PadShortcut(nn.Module):
         return F.pad(x, (0, 0, 0, 0, *self.pad))
 
 
-def _shortcut(kind: str, in_planes: int, planes: int, stride: int, bn: bool) -> nn.Module:
-    """Identity when shapes match; otherwise option A (zero-pad) or B (1×1 conv projection)."""
+def _shortcut(kind: str, in_planes: int, planes: int, stride: int, bn: bool) -> nn.Module | None:
+    """Identity when shapes match; otherwise option A (zero-pad) or B (1×1 conv projection);
+    None for ``"NONE"``: no skip connection (the plain network He et al. compare ResNets with)."""
+    if kind == "NONE":
+        return None
     if stride == 1 and in_planes == planes:
         return nn.Identity()
     if kind == "A":
@@ -279,7 +292,7 @@ class _BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        return F.relu(out if self.shortcut is None else out + self.shortcut(x))
 
 
 class _PreActBlock(nn.Module):
@@ -297,7 +310,7 @@ class _PreActBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(F.relu(self.bn1(x)))
         out = self.conv2(F.relu(self.bn2(out)))
-        return out + self.shortcut(x)
+        return out if self.shortcut is None else out + self.shortcut(x)
 
 
 class CifarResNet(nn.Module):
@@ -515,7 +528,7 @@ def _boolean(v: Any) -> bool:
 
 
 def _shortcut_kind(v: Any) -> bool:
-    return isinstance(v, str) and v.upper() in ("A", "B")
+    return isinstance(v, str) and v.upper() in ("A", "B", "NONE")
 
 
 _PROB_HINT = "a number in [0, 1)"
@@ -532,6 +545,24 @@ def _unknown(field: str, name: str) -> TaylorGLOError:
     )
 
 
+#: A built-in model's builder: ``(the name's match, input shape, classes, field, options,
+#: vocab_size) -> network``. Each checks its own options and input.
+Builder = Callable[["re.Match[str]", tuple[int, ...], int, str, dict[str, Any], "int | None"], nn.Module]
+#: The built-in models: a name pattern (on the canonical, lower-case, dashed name) and its builder.
+_BUILTINS: list[tuple[re.Pattern[str], Builder]] = []
+
+
+def register_builtin(pattern: str) -> Callable[[Builder], Builder]:
+    """Add a built-in model under the names ``pattern`` matches in full; a new architecture is
+    one decorated builder, never a branch in :func:`build_model`."""
+
+    def add(builder: Builder) -> Builder:
+        _BUILTINS.append((re.compile(pattern), builder))
+        return builder
+
+    return add
+
+
 def _build_builtin(
     name: str,
     input_shape: tuple[int, ...],
@@ -541,11 +572,15 @@ def _build_builtin(
     vocab_size: int | None,
 ) -> nn.Module:
     key = _canonical(name)
+    for pattern, builder in _BUILTINS:
+        match = pattern.fullmatch(key)
+        if match:
+            return builder(match, input_shape, num_classes, field, options, vocab_size)
+    raise _unknown(field, name)
 
-    if key == "mlp":
-        _check_options(field, "mlp", options, {"hidden": _pos_int, "depth": _nonneg_int},
-                       {"hidden": "a positive integer", "depth": "an integer >= 0"})  # fmt: skip
-        return MLP(input_shape, num_classes, **options, vocab_size=vocab_size)
+
+def _images(field: str, name: str, input_shape: tuple[int, ...], vocab_size: int | None) -> tuple[int, int, int]:
+    """The ``(C, H, W)`` an image model needs, or one line saying this dataset holds something else."""
     if len(input_shape) != 3:
         what = "token ids" if vocab_size is not None else "features"
         raise TaylorGLOError(
@@ -553,57 +588,127 @@ def _build_builtin(
             "use model = 'mlp' or a plug-in model"
         )
     c, h, w = input_shape
+    return c, h, w
 
-    if key in ("mnist-cnn", "mnistcnn", "mnist"):
-        _check_options(
-            field,
-            "mnist-cnn",
-            options,
-            {"dropout": _prob, "width": _pos_number},
-            {"dropout": _PROB_HINT, "width": "a positive number (1: the paper's network)"},
+
+@register_builtin(r"mlp")
+def _mlp(match: re.Match[str], shape: tuple[int, ...], classes: int, field: str, options: dict[str, Any],
+         vocab_size: int | None) -> nn.Module:  # fmt: skip
+    _check_options(field, "mlp", options, {"hidden": _pos_int, "depth": _nonneg_int},
+                   {"hidden": "a positive integer", "depth": "an integer >= 0"})  # fmt: skip
+    return MLP(shape, classes, **options, vocab_size=vocab_size)
+
+
+@register_builtin(r"mnist-cnn|mnistcnn|mnist")
+def _mnist_cnn(match: re.Match[str], shape: tuple[int, ...], classes: int, field: str, options: dict[str, Any],
+               vocab_size: int | None) -> nn.Module:  # fmt: skip
+    c, h, w = _images(field, match.group(0), shape, vocab_size)
+    _check_options(
+        field,
+        "mnist-cnn",
+        options,
+        {"dropout": _prob, "width": _pos_number},
+        {"dropout": _PROB_HINT, "width": "a positive number (1: the paper's network)"},
+    )
+    if h < 4 or w < 4:
+        raise TaylorGLOError(f"{field}: mnist-cnn needs inputs of at least 4x4 (got {h}x{w})")
+    return MnistCNN((c, h, w), classes, **options)
+
+
+@register_builtin(r"allcnnc|allcnn-c|all-cnn-c|allcnn")
+def _allcnnc(match: re.Match[str], shape: tuple[int, ...], classes: int, field: str, options: dict[str, Any],
+             vocab_size: int | None) -> nn.Module:  # fmt: skip
+    c, h, w = _images(field, match.group(0), shape, vocab_size)
+    _check_options(field, "allcnnc", options, {"dropout": _prob, "final_relu": _boolean},
+                   {"dropout": _PROB_HINT, "final_relu": "true or false"})  # fmt: skip
+    after = [_conv_out(_conv_out(s, 3, 2, 1), 3, 2, 1) for s in (h, w)]
+    if min(after) < 3:
+        raise TaylorGLOError(f"{field}: allcnnc needs inputs of at least 9x9 (got {h}x{w})")
+    return AllCNNC((c, h, w), classes, **options)
+
+
+@register_builtin(r"alexnet")
+def _alexnet(match: re.Match[str], shape: tuple[int, ...], classes: int, field: str, options: dict[str, Any],
+             vocab_size: int | None) -> nn.Module:  # fmt: skip
+    image = _images(field, match.group(0), shape, vocab_size)
+    _check_options(field, "alexnet", options, {}, {})
+    return AlexNetCifar(image, classes)
+
+
+@register_builtin(r"(pre-?(?:act-?)?)?resnet-?(\d+)")
+def _resnet(match: re.Match[str], shape: tuple[int, ...], classes: int, field: str, options: dict[str, Any],
+            vocab_size: int | None) -> nn.Module:  # fmt: skip
+    image = _images(field, match.group(0), shape, vocab_size)
+    preact, depth = match.group(1) is not None, int(match.group(2))
+    label = f"{'preresnet' if preact else 'resnet'}{depth}"
+    if depth < 8 or (depth - 2) % 6:
+        raise TaylorGLOError(
+            f"{field}: {label} is not a valid CIFAR ResNet depth; N must satisfy (N-2)%6==0 and N>=8 (e.g. 20, 32, 56)"
         )
-        if h < 4 or w < 4:
-            raise TaylorGLOError(f"{field}: mnist-cnn needs inputs of at least 4x4 (got {h}x{w})")
-        return MnistCNN(input_shape, num_classes, **options)
+    _check_options(
+        field, label, options, {"shortcut": _shortcut_kind}, {"shortcut": "'A', 'B' or 'none' (no skip connections)"}
+    )
+    shortcut = str(options.get("shortcut", "B" if preact else "A")).upper()
+    return CifarResNet(image, classes, depth, preact=preact, shortcut=shortcut)
 
-    if key in ("allcnnc", "allcnn-c", "all-cnn-c", "allcnn"):
-        _check_options(field, "allcnnc", options, {"dropout": _prob, "final_relu": _boolean},
-                       {"dropout": _PROB_HINT, "final_relu": "true or false"})  # fmt: skip
-        after = [_conv_out(_conv_out(s, 3, 2, 1), 3, 2, 1) for s in (h, w)]
-        if min(after) < 3:
-            raise TaylorGLOError(f"{field}: allcnnc needs inputs of at least 9x9 (got {h}x{w})")
-        return AllCNNC(input_shape, num_classes, **options)
 
-    if key == "alexnet":
-        _check_options(field, "alexnet", options, {}, {})
-        return AlexNetCifar(input_shape, num_classes)
+@register_builtin(r"wrn-?(\d+)-(\d+)")
+def _wrn(match: re.Match[str], shape: tuple[int, ...], classes: int, field: str, options: dict[str, Any],
+         vocab_size: int | None) -> nn.Module:  # fmt: skip
+    image = _images(field, match.group(0), shape, vocab_size)
+    depth, widen = int(match.group(1)), int(match.group(2))
+    label = f"wrn-{depth}-{widen}"
+    if depth < 10 or (depth - 4) % 6 or widen < 1:
+        raise TaylorGLOError(
+            f"{field}: {label} is not a valid Wide ResNet; D must satisfy (D-4)%6==0 and D>=10, K>=1 "
+            "(e.g. wrn-16-8, wrn-28-5)"
+        )
+    _check_options(field, label, options, {"dropout": _prob}, {"dropout": _PROB_HINT})
+    return WideResNet(image, classes, depth, widen, **options)
 
-    m = re.fullmatch(r"(pre-?(?:act-?)?)?resnet-?(\d+)", key)
-    if m:
-        preact, depth = m.group(1) is not None, int(m.group(2))
-        label = f"{'preresnet' if preact else 'resnet'}{depth}"
-        if depth < 8 or (depth - 2) % 6:
-            raise TaylorGLOError(
-                f"{field}: {label} is not a valid CIFAR ResNet depth; N must satisfy (N-2)%6==0 and N>=8 "
-                "(e.g. 20, 32, 56)"
-            )
-        _check_options(field, label, options, {"shortcut": _shortcut_kind}, {"shortcut": "'A' or 'B'"})
-        shortcut = str(options.get("shortcut", "B" if preact else "A")).upper()
-        return CifarResNet(input_shape, num_classes, depth, preact=preact, shortcut=shortcut)
 
-    m = re.fullmatch(r"wrn-?(\d+)-(\d+)", key)
-    if m:
-        depth, widen = int(m.group(1)), int(m.group(2))
-        label = f"wrn-{depth}-{widen}"
-        if depth < 10 or (depth - 4) % 6 or widen < 1:
-            raise TaylorGLOError(
-                f"{field}: {label} is not a valid Wide ResNet; D must satisfy (D-4)%6==0 and D>=10, K>=1 "
-                "(e.g. wrn-16-8, wrn-28-5)"
-            )
-        _check_options(field, label, options, {"dropout": _prob}, {"dropout": _PROB_HINT})
-        return WideResNet(input_shape, num_classes, depth, widen, **options)
+@register_builtin(r"pyramidnet-?(\d+)-?a(?:lpha)?-?(\d+)(-?b(?:ottleneck)?)?")
+def _pyramidnet(match: re.Match[str], shape: tuple[int, ...], classes: int, field: str, options: dict[str, Any],
+                vocab_size: int | None) -> nn.Module:  # fmt: skip
+    image = _images(field, match.group(0), shape, vocab_size)
+    depth, alpha, bottleneck = int(match.group(1)), int(match.group(2)), match.group(3) is not None
+    per = 9 if bottleneck else 6
+    label = f"pyramidnet{depth}-a{alpha}{'-bottleneck' if bottleneck else ''}"
+    if depth < per + 2 or (depth - 2) % per or alpha < 1:
+        raise TaylorGLOError(
+            f"{field}: {label} is not a valid PyramidNet; depth D must satisfy (D-2)%{per}==0 "
+            f"({'bottleneck' if bottleneck else 'basic'} blocks), alpha >= 1 (e.g. pyramidnet110-a48)"
+        )
+    _check_options(field, label, options, {}, {})
+    return PyramidNet(image, classes, depth, alpha, bottleneck)
 
-    raise _unknown(field, name)
+
+@register_builtin(r"densenet-?bc-?(\d+)-?k?(\d+)")
+def _densenet(match: re.Match[str], shape: tuple[int, ...], classes: int, field: str, options: dict[str, Any],
+              vocab_size: int | None) -> nn.Module:  # fmt: skip
+    image = _images(field, match.group(0), shape, vocab_size)
+    depth, growth = int(match.group(1)), int(match.group(2))
+    label = f"densenet-bc-{depth}-{growth}"
+    if depth < 10 or (depth - 4) % 6 or growth < 1:
+        raise TaylorGLOError(
+            f"{field}: {label} is not a valid DenseNet-BC; depth D must satisfy (D-4)%6==0 and D>=10, "
+            "growth >= 1 (e.g. densenet-bc-100-12)"
+        )
+    _check_options(field, label, options, {}, {})
+    return DenseNetBC(image, classes, depth, growth)
+
+
+@register_builtin(r"fixup-?resnet-?(\d+)")
+def _fixup(match: re.Match[str], shape: tuple[int, ...], classes: int, field: str, options: dict[str, Any],
+           vocab_size: int | None) -> nn.Module:  # fmt: skip
+    image = _images(field, match.group(0), shape, vocab_size)
+    depth = int(match.group(1))
+    if depth < 8 or (depth - 2) % 6:
+        raise TaylorGLOError(
+            f"{field}: fixup-resnet{depth} is not a valid depth; N must satisfy (N-2)%6==0 and N>=8 (e.g. 20, 32, 56)"
+        )
+    _check_options(field, f"fixup-resnet{depth}", options, {}, {})
+    return FixupResNet(image, classes, depth)
 
 
 def build_model(

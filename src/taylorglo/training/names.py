@@ -27,4 +27,7 @@ MODEL_NAMES: tuple[str, ...] = (
     "wrn-16-8",
     "wrn-28-5",
     "alexnet",
+    "pyramidnet110-a48",
+    "densenet-bc-100-12",
+    "fixup-resnet20",
 )
