@@ -84,7 +84,7 @@ def test_soft_labels_equal_integer_targets_when_one_hot():
     assert loss(logits, soft).item() == pytest.approx(loss(logits, t).item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("order,length", [(2, 5), (3, 8), (4, 12)])
+@pytest.mark.parametrize("order,length", [(2, 5), (3, 8), (4, 12), (6, 23), (9, 47)])
 def test_orders_and_lengths(order, length):
     assert num_params(order) == length
     params = [0.1 * (k + 1) for k in range(length)]

@@ -99,7 +99,7 @@ def test_a_hand_expanded_polynomial_gets_its_exact_coefficients():
         ("loss_x*tf.log(loss_y)===loss_x*tf.log(loss_y)", "auxiliary classifier"),
         ("loss_t*loss_y", "the training progress"),
         ("loss_logits*loss_x", "the unscaled logits"),
-        ("loss_y**7", "degree 7"),
+        ("loss_y**10", "degree 10"),
         ("loss_x*loss_x", "does not depend on loss_y"),
         ("__import__('os')", "calls __import__()"),
         ("loss_y +", "not an expression"),

@@ -18,7 +18,7 @@ from .errors import TaylorGLOError
 DEFAULT_ORDER = 3
 #: Orders a loss may have: 2 (5 parameters), 3 (8, the default), 4 (12), and higher for ablations.
 #: Order 1 is left out: a loss linear in y has a constant gradient and cannot be tuned by training.
-SUPPORTED_ORDERS = (2, 3, 4, 5, 6)
+SUPPORTED_ORDERS = (2, 3, 4, 5, 6, 7, 8, 9)
 #: The largest size a search's σ₀ or initial mean entry may have: beyond it, sampled parameters'
 #: cubes overflow float64 and no candidate could even be checked.
 MAX_MAGNITUDE = 1e100
