@@ -136,7 +136,7 @@ def test_every_field_taylorglo_cannot_run_is_one_line():
     config = reference_search(
         target="aircraft",
         auxiliaryClassifiers=2,
-        overrideOptimizer="Adam",
+        overrideOptimizer="RMSprop",
         brandNewField=1,
     )
     config["experiment"]["taylorGloConfig"]["inputVariables"] = ["trueLabel", "scaledLogits", "unscaledLogits"]
@@ -174,6 +174,8 @@ def test_models_wide_resnets_fgsm_and_retries():
     assert training["attempts"] == 3 and training["abort_at"] == 10 and training["cutout"] == 16
     assert training["cutmix"] == 0.5 and training["cutmix_alpha"] == 1.0
     assert search["fitness"] == "fgsm" and search["fgsm_epsilon"] == 0.1
+    adam = translate(reference_search(overrideOptimizer="Adam"), "a.json").config["training"]
+    assert adam["optimizer"] == "adam"
     resnet = translate(reference_search(model="pre_resnet20", epochs=20), "r.json").config["training"]
     assert resnet["model"] == "preresnet20" and resnet["model_options"] == {"shortcut": "B"}
     for name, model, options, full in (

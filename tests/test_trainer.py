@@ -196,3 +196,25 @@ def test_package_face_loads_the_evidence_names_on_first_use():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ok") and "nonexistent" in out.stdout
+
+
+def test_adam_trains_and_continues_a_segment_from_its_state():
+    # The reference's overrideOptimizer: torch's Adam with the config's lr and weight decay, its
+    # state saved and continued like SGD's momentum (EPBT), and refused by a vectorized stack.
+    from taylorglo.training.population import train_population
+    from taylorglo.training.trainer import Segment
+
+    data = load_dataset("digits")
+    config = TrainConfig(dataset="digits", model="mlp", steps=60, lr=0.003, batch_size=32, log_every=20,
+                         optimizer="adam", weight_decay=1e-4)  # fmt: skip
+    whole = train(config, "cross-entropy", seed=3, data=data)
+    assert whole.ok and whole.val_accuracy > 0.8
+    assert whole.val_accuracy != train(config.replace(optimizer="sgd"), "cross-entropy", seed=3, data=data).val_accuracy
+    first = train(config, "cross-entropy", seed=3, data=data, segment=Segment(0, 30), keep_state=True)
+    assert "exp_avg" in next(iter(first.state["optimizer"]["state"].values()))
+    second = train(config, "cross-entropy", seed=3, data=data, segment=Segment(30, 60, first.state))
+    assert second.ok and second.steps == 60
+    with pytest.raises(ValueError, match="steps with SGD"):
+        train_population(config, ["cross-entropy"], [3], data)
+    with pytest.raises(TaylorGLOError, match="training.optimizer: must be one of 'sgd', 'adam'"):
+        TrainConfig(optimizer="rmsprop").validate("training.")

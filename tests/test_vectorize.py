@@ -147,6 +147,10 @@ def test_vectorize_with_an_objective_or_a_bad_value_is_one_line(tmp_path):
     for config, message in (
         (merged(OWN, evaluator={"kind": "local", "vectorize": 4}), "evaluator.vectorize: stacks the built-in"),
         (merged(SMALL, evaluator={"kind": "local", "vectorize": 0}), "evaluator.vectorize: must be a positive integer"),
+        (
+            merged(SMALL, training={"optimizer": "adam"}, evaluator={"kind": "local", "vectorize": 4}),
+            "evaluator.vectorize: a stacked population steps with SGD",
+        ),
     ):
         with pytest.raises(TaylorGLOError, match=message):
             ExperimentConfig.load(write_config(tmp_path / "c.toml", config))

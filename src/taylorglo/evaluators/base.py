@@ -143,10 +143,13 @@ AUTO_BELOW_MACS = 10_000_000
 AUTO_STACK = 1024
 
 
-def auto_vectorize(facts: TrainingFacts) -> tuple[int, str]:
-    """What ``vectorize = "auto"`` chooses for a training with these facts, and why, in words."""
+def auto_vectorize(facts: TrainingFacts, optimizer: str = "sgd") -> tuple[int, str]:
+    """What ``vectorize = "auto"`` chooses for a training with these facts and optimizer, and
+    why, in words."""
     if not facts.step_macs:
         return 1, "the objective trains its own networks"
+    if optimizer != "sgd":
+        return 1, f"a stack steps with SGD, and this training uses {optimizer}"
     if facts.device != "cpu":
         return 1, f"no rule for {facts.device} yet; set vectorize = N to stack there"
     if facts.step_macs < AUTO_BELOW_MACS:

@@ -132,7 +132,7 @@ def make_evaluator(
     evaluator.log = log
     setting = config.evaluator.vectorize  # until the experiment's record says otherwise
     if setting == "auto":
-        setting, why = auto_vectorize(evaluator.facts())
+        setting, why = auto_vectorize(evaluator.facts(), training.optimizer)
         log(f"vectorize auto: {'stacks' if setting > 1 else 'one training at a time'} ({why})")
     evaluator.vectorize = int(setting)
     return evaluator

@@ -285,10 +285,11 @@ def _training(base: _Table, search: bool, out: Translation) -> tuple[dict[str, A
             base.take(key)
             base.refuse(key, why)
     optimizer = base.take("overrideOptimizer")
-    if optimizer not in (None, "SGD"):
-        base.refuse("overrideOptimizer", f"taylorglo trains with SGD (momentum 0.9); {optimizer} is not in it yet")
+    if optimizer in ("SGD", "Adam"):
+        training["optimizer"] = optimizer.lower()
+        base.map("overrideOptimizer", "training.optimizer")
     elif optimizer is not None:
-        base.map("overrideOptimizer", "SGD, taylorglo's optimizer")
+        base.refuse("overrideOptimizer", f'taylorglo trains with "SGD" or "Adam", got {json.dumps(optimizer)}')
     if base.has("evaluationStoreLossActivations"):
         base.take("evaluationStoreLossActivations")
         base.note("evaluationStoreLossActivations", "a logging option of the reference's trainer: not used")

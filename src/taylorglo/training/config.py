@@ -37,6 +37,8 @@ class TrainConfig:
     batch_size: int = 128
     eval_batch_size: int = 100
     lr: float = 0.01
+    #: "sgd" (momentum, nesterov below are its) or "adam" (:mod:`.optimizers`).
+    optimizer: str = "sgd"
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.0
@@ -117,6 +119,10 @@ class TrainConfig:
             raise bad("augment", f"must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
         if not isinstance(self.cutout, int) or self.cutout < 0:
             raise bad("cutout", f"must be an integer >= 0 (hole size in pixels), got {self.cutout!r}")
+        from .optimizers import OPTIMIZERS
+
+        if self.optimizer not in OPTIMIZERS:
+            raise bad("optimizer", f"must be one of {', '.join(map(repr, OPTIMIZERS))}, got {self.optimizer!r}")
         if not (_is_number(self.cutmix) and 0 <= self.cutmix <= 1):
             raise bad(
                 "cutmix", f"must be a probability in [0, 1] (the share of batches mixed; 0: off), got {self.cutmix!r}"

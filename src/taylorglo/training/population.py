@@ -81,6 +81,8 @@ def train_population(
     if segments is not None and len({(s.start, s.stop) for s in segments}) > 1:
         raise ValueError("segments: the members of a population train the same steps")
     config.validate()
+    if config.optimizer != "sgd":
+        raise ValueError(f"a vectorized population steps with SGD; optimizer {config.optimizer!r} trains one at a time")
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     loss_fns = [as_loss(loss, config.round_params) for loss in losses]

@@ -33,7 +33,7 @@ from .augment import augment_batch, cutmix, to_float
 from .config import Schedule, TrainConfig
 from .data import DataSplits, load_dataset
 from .models import build_model, input_layer
-from .sgd import SGD
+from .optimizers import build_optimizer
 
 ProgressFn = Callable[[int, int], None]
 LossLike = nn.Module | str | Sequence[float] | None
@@ -415,18 +415,12 @@ def _attempt(
         model = build_network(config, data).to(device)
         batches = BatchOrder(seed, len(data.train_y), schedule.batch_size, device)
         first, stop = (segment.start, segment.stop) if segment is not None else (0, schedule.run_steps)
-        optimizer = SGD(
-            model.parameters(),
-            lr=schedule.lr_at(config.lr, config.lr_gamma, first),
-            momentum=config.momentum,
-            nesterov=config.nesterov,
-            weight_decay=config.weight_decay,
-        )
+        optimizer = build_optimizer(model.parameters(), schedule.lr_at(config.lr, config.lr_gamma, first), config)
         teacher: nn.Module | None = None
         distill_until = first
         if segment is not None and segment.state is not None:
             model.load_state_dict(segment.state["model"])
-            # A deep copy: SGD updates its momentum buffers in place, and load_state_dict keeps the
+            # A deep copy: the optimizer updates its buffers (momentum) in place, and load_state_dict keeps the
             # caller's tensors, so without it training would change the state the caller holds.
             optimizer.load_state_dict(copy.deepcopy(segment.state["optimizer"]))
             for group in optimizer.param_groups:  # this segment's hyperparameters, not the saved ones
@@ -536,7 +530,7 @@ def _attempt(
         return finish("ok", None, stop)
 
 
-def _state(step: int, model: nn.Module, optimizer: SGD) -> dict[str, Any]:
+def _state(step: int, model: nn.Module, optimizer: Any) -> dict[str, Any]:
     """A copy (on the CPU) of what a later :class:`Segment` needs to continue this run."""
     optimizer_state = optimizer.state_dict()
     moved = {
