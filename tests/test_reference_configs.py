@@ -122,6 +122,7 @@ def test_a_search_translates_with_the_references_defaults_written_out():
     assert training["epochs"] == 350 and search["partial_fraction"] == pytest.approx(0.1)
     assert training["lr"] == 0.01 and training["lr_decay"] == [200, 250, 300] and training["lr_gamma"] == 0.1
     assert training["weight_decay"] == 1e-3 and training["batch_size"] == 128 and training["attempts"] == 1
+    assert training["round_params"] == 4  # the reference trained each loss rendered to 4 decimals
     assert search["population"] == 20 and search["invariant"] == "off" and search["generations"] == 100
     assert t.config["kind"] == "taylorglo" and t.config["evaluator"] == {"kind": "local"}
     config = ExperimentConfig.from_dict(t.config)  # a valid taylorglo config, its network built

@@ -42,6 +42,8 @@ from .schema import (
 )
 
 BASE = "evaluation.baseTrainingConfig"
+#: The decimals the reference rendered a loss's parameters with, into the formula it trained.
+ROUND_DECIMALS = 4
 
 
 @dataclass
@@ -208,6 +210,8 @@ def _training(base: _Table, search: bool, out: Translation) -> tuple[dict[str, A
             training["weight_decay"] = model.weight_decay
         training["batch_size"] = MNIST_BATCH if legacy and dataset == "mnist" else BATCH
         training["eval_batch_size"] = EVAL_BATCH
+        # The reference trained every loss as it rendered it: its parameters to 4 decimals.
+        training["round_params"] = ROUND_DECIMALS
     if legacy:
         _legacy_schedule(base, search, dataset, training, settings)
     elif model is not None:
