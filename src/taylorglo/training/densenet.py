@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .init import he_init
+
 
 class _DenseLayer(nn.Module):
     def __init__(self, in_planes: int, growth: int) -> None:
@@ -61,14 +63,7 @@ class DenseNetBC(nn.Module):
         self.bn = nn.BatchNorm2d(planes)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(planes, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        he_init(self, mode="fan_in")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn(self.features(x)))

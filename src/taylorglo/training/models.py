@@ -42,6 +42,7 @@ from ..plugins import is_plugin_ref, resolve_plugin
 from .config import _is_number
 from .densenet import DenseNetBC
 from .fixup import FixupResNet
+from .init import he_init
 from .names import MODEL_NAMES
 from .pyramidnet import PyramidNet
 
@@ -432,14 +433,7 @@ class WideResNet(nn.Module):
         self.bn = nn.BatchNorm2d(in_planes)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_planes, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn(self.blocks(self.conv1(x))))

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .init import he_init
+
 
 class _PyramidBlock(nn.Module):
     def __init__(self, in_planes: int, planes: int, stride: int, bottleneck: bool) -> None:
@@ -77,14 +79,7 @@ class PyramidNet(nn.Module):
         self.bn_final = nn.BatchNorm2d(in_planes)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_planes, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.blocks(self.bn1(self.conv1(x)))
