@@ -9,8 +9,8 @@ its license allows academic use only, so taylorglo ships none of its files):
 
 Every ``*.json`` under PATH is read as ``taylorglo init`` reads it: translated field by field,
 then validated as a taylorglo config (its network built). With ``--train-steps``, each config that
-imports also trains that many steps, with its own model, loss and batch size, on random data of
-its dataset's shape (no dataset files needed). Printed: how many import, of the searches and of
+imports also trains that many steps, with its own model, loss and augmentation (in batches of 16),
+on random data of its dataset's shape (no dataset files needed). Printed: how many import, of the searches and of
 the one-shot configs, and for every other one the fields that stopped it, most common first.
 """
 
@@ -53,8 +53,10 @@ def train_a_few_steps(config: ExperimentConfig, steps: int) -> str:
     ``steps`` steps on synthetic data; the result's status."""
     from taylorglo.training.trainer import train
 
+    # Batches of 16 whatever the config's: the point is that the network, loss and augmentation
+    # run, and DenseNet-BC-250's activations at 128 images of 32x32 outgrow a small machine's memory.
     training = config.candidate_training().replace(
-        steps=steps, epochs=None, lr_decay=[], abort_at=None, partial_fraction=1.0, eval_test=False
+        steps=steps, epochs=None, lr_decay=[], abort_at=None, partial_fraction=1.0, eval_test=False, batch_size=16
     )
     losses = getattr(config.settings, "losses", None)
     loss = losses[0].spec if losses else "cross-entropy"

@@ -72,3 +72,38 @@ def test_other_orders():
     for length in (5, 12):
         results = [invariant_holds(p, 10) for p in rng.normal(0, 1.2, size=(400, length))]
         assert 0.2 < np.mean(results) < 0.8
+
+
+def test_violators_can_be_trained_and_tagged_instead_of_rejected(tmp_path):
+    # The reference's ignoreInvariantCheck: every candidate still checked, the ones that fail
+    # trained all the same and tagged, so their fitness is measured, not assumed to be 0.
+    import json
+    import sqlite3
+
+    from experiments import SMALL, cli, merged, write_config
+    from taylorglo.invariant import invariant_holds
+
+    config = merged(SMALL, search={"population": 8, "generations": 1})
+    runs = {}
+    for action in ("reject", "train"):
+        directory = tmp_path / action
+        path = write_config(tmp_path / f"{action}.toml", merged(config, search={"invariant_violators": action}))
+        cli("init", str(directory), str(path), check=True)
+        runs[action] = (directory, cli("start", str(directory), "--plain", check=True).stdout)
+        with sqlite3.connect(directory / "experiment.sqlite") as db:
+            rows = db.execute(
+                "SELECT idx, params, status, fitness, json_extract(metrics, '$.invariant') FROM candidates ORDER BY idx"
+            ).fetchall()
+        runs[action] += (rows,)
+    (_, _, rejected), (trained_dir, out, trained) = runs["reject"], runs["train"]
+    failing = [i for i, params, *_ in rejected if not invariant_holds(json.loads(params), 10)]
+    assert failing and [r[0] for r in rejected if r[2] == "rejected-invariant"] == failing
+    assert [r[1] for r in trained] == [r[1] for r in rejected]  # generation 0: the same candidates
+    for idx, _, status, fitness, tag in trained:
+        assert status in ("evaluated", "failed", "aborted") and fitness is not None
+        assert (tag is not None) == (idx in failing)
+        if tag is not None:
+            assert "fails the reference invariant; trained" in tag
+    assert f"0 rejected by the reference invariant (never trained), {len(failing)} trained despite failing it" in out
+    status = json.loads(cli("status", str(trained_dir), "--json", check=True).stdout)
+    assert status["invariant_violators_trained"] == len(failing)

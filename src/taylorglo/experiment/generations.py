@@ -66,6 +66,11 @@ class GenerationKind(ExperimentKind):
     def end(self) -> None:  # noqa: B027 (a kind may have nothing to finish)
         """After the last generation (also when a resumed ``start`` finds nothing left to run)."""
 
+    def recorded(self, result: Result) -> Result:
+        """``result`` as the store keeps it: a kind may add to its metrics what only it knows
+        (the search tags a candidate trained despite failing the invariant); by default as it is."""
+        return result
+
     def result_detail(self, result: Result) -> str:
         """What the log line of one recorded result adds after its fitness (EPBT: the member's
         hyperparameters)."""
@@ -98,6 +103,7 @@ def run_generations(kind: GenerationKind, progress: SearchProgress, log: Any, re
         progress.begin_generation(generation, store.candidates(generation), fresh)
         reporter.update(progress)
         for result in runner.evaluate(kind.jobs(generation)):
+            result = kind.recorded(result)
             if store.record(result):
                 progress.record(result)
                 log.candidate(progress, result, kind)

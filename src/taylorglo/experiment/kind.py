@@ -158,11 +158,13 @@ class ExperimentKind(ABC):
     def standing(cls, status: dict[str, Any]) -> str:
         """Where the experiment stands, in one line: its generations and how its rows ended."""
         c, noun = status["candidates"], cls.wording.noun
+        despite = status.get("invariant_violators_trained")
         return (
             f"{status['name']}: {status['state']}, {status['generations_completed']}/"
             f"{status['generations_total'] or '?'} generations, {c['total']} {noun}s: {c['evaluated']} trained, "
             f"{c['rejected_invariant']} rejected by the {status['invariant']} invariant (never trained), "
-            f"{c['failed']} failed, {c['aborted']} aborted"
+            + (f"{despite} trained despite failing it, " if despite is not None else "")
+            + f"{c['failed']} failed, {c['aborted']} aborted"
         )
 
     @classmethod

@@ -509,6 +509,13 @@ class Store:
         rows = self._db.execute(sql + " ORDER BY generation, idx", args).fetchall()
         return [self._candidate(r) for r in rows]
 
+    def tagged(self, key: str) -> int:
+        """How many candidates' metrics carry ``key`` (a tag a kind adds when it records them)."""
+        (n,) = self._db.execute(
+            "SELECT COUNT(*) FROM candidates WHERE json_extract(metrics, ?) IS NOT NULL", (f"$.{key}",)
+        ).fetchone()
+        return int(n)
+
     def counts(self) -> dict[str, int]:
         """Candidates per status (every status present, zeros included)."""
         out = {s: 0 for s in (*STATUSES, "pending")}

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 SEED_MODES = ("generation", "candidate")
 FITNESSES = ("accuracy", "fgsm")
+VIOLATORS = ("reject", "train")
+#: Where a trained invariant violator's metrics say so.
+INVARIANT_TAG = "invariant"
 
 
 @dataclass
@@ -33,6 +36,10 @@ class SearchConfig:
     partial_fraction: float = 0.1
     #: Trainability check before training: "reference" | "gradient" | "off" (SPEC §5).
     invariant: str = "reference"
+    #: What happens to a candidate that fails the invariant: "reject" (never trained, fitness 0)
+    #: or "train" (trained all the same, and tagged in its metrics: the reference's
+    #: ``ignoreInvariantCheck``, which still checked every candidate).
+    invariant_violators: str = "reject"
     #: Training seeds: "generation" (all candidates of a generation share one seed, so they are
     #: ranked on the same initialisation and batch order: common random numbers, less noise in
     #: what CMA-ES sees) or "candidate" (a fresh seed per candidate). [SPEC: unknown; our choice.]
@@ -86,6 +93,11 @@ class SearchConfig:
             raise bad("partial_fraction", f"must be a number in (0, 1], got {self.partial_fraction!r}")
         if self.invariant not in RULES:
             raise bad("invariant", f"must be one of {', '.join(map(repr, RULES))}, got {self.invariant!r}")
+        if self.invariant_violators not in VIOLATORS:
+            raise bad(
+                "invariant_violators",
+                f"must be one of {', '.join(map(repr, VIOLATORS))}, got {self.invariant_violators!r}",
+            )
         if self.seeds not in SEED_MODES:
             raise bad("seeds", f"must be one of {', '.join(map(repr, SEED_MODES))}, got {self.seeds!r}")
         if self.fitness not in FITNESSES:

@@ -30,9 +30,9 @@ from ..experiment.store import Store
 from ..experiment.threads import search_plan
 from ..invariant import invariant_holds
 from ..polynomial import format_formula
-from ..records import Candidate
+from ..records import Candidate, Result
 from ..seeds import candidate_seed
-from .config import SearchConfig
+from .config import INVARIANT_TAG, SearchConfig
 from .tables import candidates_csv
 
 if TYPE_CHECKING:
@@ -49,6 +49,16 @@ class SearchKind(GenerationKind):
     settings: SearchConfig
     search: CMAESSearch | None = None
     plan: Callable[[int], list[int]] | None = None
+    #: The indices of the open generation's pending candidates that fail the invariant and are
+    #: trained all the same (``search.invariant_violators = "train"``), tagged when recorded.
+    violators: frozenset[int] | set[int] = frozenset()
+
+    @classmethod
+    def status_fields(cls, store: Store, config: ExperimentConfig) -> dict[str, Any]:
+        fields = super().status_fields(store, config)
+        if config.search.invariant_violators == "train":
+            fields["invariant_violators_trained"] = store.tagged(INVARIANT_TAG)
+        return fields
 
     @classmethod
     def parse_settings(cls, table: dict[str, Any], training: TrainConfig) -> SearchConfig:
@@ -91,7 +101,7 @@ class SearchKind(GenerationKind):
         candidates = []
         for index, params in enumerate(search.ask()):
             seed = candidate_seed(self.config.seed, generation, index, settings.seeds)
-            if invariant_holds(params, num_classes, rule):
+            if settings.invariant_violators == "train" or invariant_holds(params, num_classes, rule):
                 candidates.append(Candidate(generation, index, params, seed, "pending"))
             else:
                 reason = f"fails the {rule} invariant for {num_classes} classes"
@@ -103,7 +113,21 @@ class SearchKind(GenerationKind):
 
     def jobs(self, generation: int) -> list[Job]:
         assert self.plan is not None
-        return _jobs(self.store.candidates(generation), self.settings.candidate_fgsm_epsilon, self.plan)
+        rows = self.store.candidates(generation)
+        settings = self.settings
+        if settings.invariant_violators == "train":  # trained all the same; tagged when recorded
+            self.violators = {
+                c.index
+                for c in rows
+                if c.status == "pending" and not invariant_holds(c.params, self.facts.num_classes, settings.invariant)
+            }
+        return _jobs(rows, settings.candidate_fgsm_epsilon, self.plan)
+
+    def recorded(self, result: Result) -> Result:
+        if result.index not in self.violators:
+            return result
+        tag = f"fails the {self.settings.invariant} invariant; trained as search.invariant_violators = 'train' asks"
+        return dataclasses.replace(result, metrics={**(result.metrics or {}), INVARIANT_TAG: tag})
 
     def close(self, generation: int) -> None:
         assert self.search is not None

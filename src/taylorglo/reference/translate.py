@@ -506,9 +506,15 @@ def _experiment(experiment: _Table, settings: dict[str, Any]) -> None:
     elif glo.has("evolveLearningRate"):
         glo.note("evolveLearningRate", "the learning rate is not evolved, as in a taylorglo search")
     ignore = glo.take("ignoreInvariantCheck", False)
-    settings["invariant"] = "off" if ignore else "reference"
+    settings["invariant"] = "reference"
+    if ignore:  # the reference still checked every candidate, and trained the violators tagged
+        settings["invariant_violators"] = "train"
     if glo.has("ignoreInvariantCheck"):
-        glo.map("ignoreInvariantCheck", f'search.invariant = "{settings["invariant"]}"')
+        glo.map(
+            "ignoreInvariantCheck",
+            'search.invariant = "reference"'
+            + (', search.invariant_violators = "train" (checked and tagged, trained all the same)' if ignore else ""),
+        )
     inputs = glo.take("inputVariables")
     if inputs is not None and inputs != DEFAULT_INPUTS:
         given = json.dumps(inputs)[:80]
