@@ -4,7 +4,10 @@ Every candidate of a generation trains the same network on the same data for the
 only the loss (and, in ``final``, the seed) differs. :func:`train_population` stacks the members'
 parameters (``torch.func.stack_module_state``) and runs one ``vmap`` ped forward and one backward
 pass for all of them per step, where :func:`~.trainer.train` would run λ small trainings that leave
-the cores (or a GPU) mostly idle.
+the cores (or a GPU) mostly idle. EPBT's stretches stack the same way: each member continues its
+own saved network and momentum with its own learning rate and weight decay (SGD steps them per
+member), distilling from its own starting network where asked; a schedule replayed for several
+seeds is one population per stretch (:func:`train_schedule_population`).
 
 Each member is the training :func:`~.trainer.train` runs with its loss and seed, up to
 floating-point order: the same initialisation (built from its seed, as ``train`` builds it), the
