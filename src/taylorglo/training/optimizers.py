@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from .config import TrainConfig
+#: A :class:`~.config.TrainConfig` (not imported: the config module validates names against
+#: :data:`OPTIMIZERS`, so this module stays below it).
+TrainConfig = Any
 
 
 def _sgd(params: Iterable[torch.Tensor], lr: float, config: TrainConfig) -> Any:
