@@ -148,12 +148,13 @@ class ExperimentConfig:
                 'evaluator.gpus_per_candidate: GPUs are reserved but training.device is "cpu"; '
                 'set training.device = "cuda" (or "auto"), or gpus_per_candidate = 0'
             )
-        if _is_int(evaluator.vectorize) and int(evaluator.vectorize) > 1 and training.optimizer != "sgd":
+        stacked = _is_int(evaluator.vectorize) and int(evaluator.vectorize) > 1
+        if stacked and training.optimizer != "sgd":
             raise TaylorGLOError(
                 f"evaluator.vectorize: a stacked population steps with SGD; training.optimizer = "
                 f"{training.optimizer!r} trains one network at a time: remove vectorize (or set it to 1)"
             )
-        if _is_int(evaluator.vectorize) and int(evaluator.vectorize) > 1 and training.objective is not None:
+        if stacked and training.objective is not None:
             raise TaylorGLOError(
                 "evaluator.vectorize: stacks the built-in trainer's networks; training.objective trains its own, "
                 "one call at a time: remove vectorize (or set it to 1)"

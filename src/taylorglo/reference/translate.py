@@ -126,6 +126,15 @@ class _Table:
     def note(self, key: str, line: str) -> None:
         self.out.notes.append(f"{self.name(key)} = {json.dumps(self.values.get(key))[:80]}: {line}")
 
+    def positive(self, key: str, training: dict[str, Any], field: str, default: Any = None) -> None:
+        """The positive number at ``key`` as ``training.<field>`` (mapped), else refused."""
+        value = self.take(key, default)
+        if isinstance(value, (int, float)) and value > 0:
+            training[field] = float(value)
+            self.map(key, f"training.{field}")
+        else:
+            self.refuse(key, f"must be a positive number, got {json.dumps(value)}")
+
     def finish(self) -> None:
         for key in self.values:
             if key not in self.taken:
@@ -349,24 +358,14 @@ def _schedule(
         training["epochs"] = epochs
         base.map("epochs", "training.epochs")
     schedule = base.table("learningRateSchedule")
-    initial = schedule.take("initial")
-    if isinstance(initial, (int, float)) and initial > 0:
-        training["lr"] = float(initial)
-        schedule.map("initial", "training.lr")
-    else:
-        schedule.refuse("initial", f"must be a positive number, got {json.dumps(initial)}")
+    schedule.positive("initial", training, "lr")
     milestones = schedule.take("decayEpochs", [])
     if isinstance(milestones, list) and all(isinstance(m, (int, float)) and m > 0 for m in milestones):
         training["lr_decay"] = list(milestones)
         schedule.map("decayEpochs", "training.lr_decay (epochs)")
     else:
         schedule.refuse("decayEpochs", f"must be a list of positive epochs, got {json.dumps(milestones)}")
-    gamma = schedule.take("decayEpochGamma", 0.1)
-    if isinstance(gamma, (int, float)) and gamma > 0:
-        training["lr_gamma"] = float(gamma)
-        schedule.map("decayEpochGamma", "training.lr_gamma")
-    else:
-        schedule.refuse("decayEpochGamma", f"must be a positive number, got {json.dumps(gamma)}")
+    schedule.positive("decayEpochGamma", training, "lr_gamma", default=0.1)
     every = schedule.take("everyEpochGamma", 1.0)
     if every != 1:
         schedule.refuse("everyEpochGamma", "a decay at every epoch is not in taylorglo; only 1.0 (none) is")
@@ -381,12 +380,7 @@ def _legacy_schedule(
     """The first schema's ``steps`` and ``initialLearningRate`` (the MNIST configs): a search's
     steps are the partial run of MNIST's 20,000 (SPEC §3)."""
     steps = base.take("steps")
-    lr = base.take("initialLearningRate")
-    if isinstance(lr, (int, float)) and lr > 0:
-        training["lr"] = float(lr)
-        base.map("initialLearningRate", "training.lr")
-    else:
-        base.refuse("initialLearningRate", f"must be a positive number, got {json.dumps(lr)}")
+    base.positive("initialLearningRate", training, "lr")
     if not (isinstance(steps, int) and steps > 0):
         base.refuse("steps", f"must be a positive integer (a run of no steps trains nothing), got {json.dumps(steps)}")
     elif search and dataset == "mnist":

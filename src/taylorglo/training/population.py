@@ -138,24 +138,24 @@ def train_schedule_population(
     lineages replayed from scratch, a ``final`` 's repeats) at once: each stretch of all of them
     one vectorized population, members continuing their own states with their own
     hyperparameters; a member that fails a stretch leaves for good, as in ``train_schedule``."""
-    if data is None:
-        data = load_dataset(config.dataset, config.data_dir, config.data_fraction)
-    loaded = data
     if len({tuple((s.start, s.stop) for s in steps) for steps in schedules}) > 1:
         raise ValueError("schedules: the members of a population train the same stretches")
+    return train_schedules(config, schedules, seeds, data, keep_model, _stretch_together)
 
-    def together(
-        configs: list[TrainConfig],
-        losses: list[LossLike],
-        seeds: list[int],
-        segments: list[Segment],
-        keep: bool,
-        keep_state: bool,
-    ) -> list[TrainResult]:
-        hyper = [(c.lr, c.weight_decay) for c in configs]
-        return train_population(configs[0], losses, seeds, loaded, keep, segments, hyper, keep_state)
 
-    return train_schedules(config, schedules, seeds, keep_model, together)
+def _stretch_together(
+    configs: list[TrainConfig],
+    losses: list[LossLike],
+    seeds: list[int],
+    data: DataSplits,
+    segments: list[Segment],
+    keep_model: bool,
+    keep_state: bool,
+) -> list[TrainResult]:
+    """One stretch of every member of a replayed schedule, as one population (each member its own
+    lr and weight decay: the configs differ in those only)."""
+    hyper = [(c.lr, c.weight_decay) for c in configs]
+    return train_population(configs[0], losses, seeds, data, keep_model, segments, hyper, keep_state)
 
 
 class _Stack:
@@ -230,8 +230,7 @@ class _Stack:
         cutout, mix = config.cutout, (config.cutmix, config.cutmix_alpha)
         milestones = set(schedule.milestones)
         # No randomness inside vmap: dropout's noise is drawn outside, per member (_Dropouts).
-        forward = vmap(self._forward, in_dims=(0, 0, 0))
-        shared_forward = vmap(self._forward, in_dims=(0, 0, None))
+        self.forwards = _forwards(self.base)
         self.losses = [self.losses[m] for m in self.members]
         loss_fn = population_loss(self.losses)
         batch = schedule.batch_size
@@ -247,7 +246,7 @@ class _Stack:
             buffers = {**self.buffers, **self.dropout.draw()}
             shared = len(drawn) == 1  # one batch for every member (a generation's shared seed): not copied
             inputs = drawn[0].x if shared else torch.stack([b.x for b in drawn])
-            logits = (shared_forward if shared else forward)(self.params, buffers, inputs)
+            logits = self.forwards[shared](self.params, buffers, inputs)
             yb = _labels([b.y for b in drawn], len(self.members))
             if step == first:
                 check_logits(logits[0], batch, data.num_classes, config.model)
@@ -312,11 +311,6 @@ class _Stack:
                 loss_fn = population_loss(self.losses)
                 window_loss, window_correct = window_loss[keep], window_correct[keep]
 
-    def _forward(
-        self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor
-    ) -> torch.Tensor:
-        return functional_call(self.base, (params, buffers), (x,))
-
     def _lr_at(self, step: int) -> float | torch.Tensor:
         """The learning rate of ``step``: the config's, or (``hyper``) one per member."""
         c, schedule = self.config, self.schedule
@@ -376,7 +370,7 @@ class _Stack:
         :func:`~.trainer.evaluate_classes` for the whole stack in one pass."""
         k, num_classes = len(self.members), self.data.num_classes
         self.base.eval()
-        forward = vmap(self._forward, in_dims=(0, 0, None))
+        forward = self.forwards[True]  # every member on the same examples
         loss_fn = population_loss(self.losses)
         correct = torch.zeros(k, dtype=torch.long, device=y.device)
         total_loss = torch.zeros(k, device=y.device)
@@ -480,6 +474,17 @@ class _Stack:
         return {"step": steps, "model": model, "optimizer": optimizer}
 
 
+def _forwards(base: nn.Module) -> dict[bool, Callable[..., torch.Tensor]]:
+    """``base`` 's forward pass over a stack, ``(params, buffers, x) -> (P, B, C)`` logits, in the
+    module's own train/eval mode: for ``x`` one batch every member sees (``True``) or one batch
+    per member (``False``)."""
+
+    def forward(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return functional_call(base, (params, buffers), (x,))
+
+    return {True: vmap(forward, in_dims=(0, 0, None)), False: vmap(forward, in_dims=(0, 0, 0))}
+
+
 def _labels(labels: list[torch.Tensor], members: int) -> torch.Tensor:
     """Each member's labels ``(members, B)``: one batch's expanded, or each member's own."""
     return labels[0].expand(members, -1) if len(labels) == 1 else torch.stack(labels)
@@ -539,11 +544,7 @@ class _Teacher:
         self.weight = torch.tensor([w for w, _, _ in rows], device=device)
         self.until = torch.tensor([u for _, u, _ in rows], device=device)
         self.temperature = torch.tensor([t for _, _, t in rows], device=device)
-
-        def forward(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-            return functional_call(self.base, (params, buffers), (x,))
-
-        self.forwards = {True: vmap(forward, in_dims=(0, 0, None)), False: vmap(forward, in_dims=(0, 0, 0))}
+        self.forwards = _forwards(self.base)
 
     def objective(
         self, step: int, loss: torch.Tensor, logits: torch.Tensor, inputs: torch.Tensor, shared: bool

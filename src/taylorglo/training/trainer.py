@@ -611,8 +611,10 @@ class ScheduleStep:
 
 
 #: Trains one stretch of every member still running a schedule (:func:`train_schedules`):
-#: ``(configs, losses, seeds, segments, keep_model, keep_state)`` to one result per member.
-StretchTrainer = Callable[[list[TrainConfig], list[LossLike], list[int], list[Segment], bool, bool], list[TrainResult]]
+#: ``(configs, losses, seeds, data, segments, keep_model, keep_state)`` to one result per member.
+StretchTrainer = Callable[
+    [list[TrainConfig], list[LossLike], list[int], DataSplits, list[Segment], bool, bool], list[TrainResult]
+]
 
 
 def train_schedule(
@@ -629,29 +631,29 @@ def train_schedule(
     stretch's, with the histories joined, the times summed and the test set measured at the end; a
     stretch that fails ends the run there, as ``failed``.
     """
-    if data is None:
-        data = load_dataset(config.dataset, config.data_dir, config.data_fraction)
-    loaded = data
+    return train_schedules(config, [steps], [seed], data, keep_model, _stretch_alone)[0]
 
-    def alone(
-        configs: list[TrainConfig],
-        losses: list[LossLike],
-        seeds: list[int],
-        segments: list[Segment],
-        keep: bool,
-        keep_state: bool,
-    ) -> list[TrainResult]:
-        return [
-            train(configs[0], losses[0], seeds[0], loaded, keep_model=keep, segment=segments[0], keep_state=keep_state)
-        ]
 
-    return train_schedules(config, [steps], [seed], keep_model, alone)[0]
+def _stretch_alone(
+    configs: list[TrainConfig],
+    losses: list[LossLike],
+    seeds: list[int],
+    data: DataSplits,
+    segments: list[Segment],
+    keep_model: bool,
+    keep_state: bool,
+) -> list[TrainResult]:
+    """One stretch of a lone replayed schedule: :func:`train` on its segment."""
+    return [
+        train(configs[0], losses[0], seeds[0], data, keep_model=keep_model, segment=segments[0], keep_state=keep_state)
+    ]
 
 
 def train_schedules(
     config: TrainConfig,
     schedules: Sequence[Sequence[ScheduleStep]],
     seeds: Sequence[int],
+    data: DataSplits | None,
     keep_model: bool,
     train_stretch: StretchTrainer,
 ) -> list[TrainResult]:
@@ -660,6 +662,8 @@ def train_schedules(
     population for several): the one loop of a replayed schedule, whoever trains it."""
     if not schedules or any(not steps for steps in schedules):
         raise ValueError("steps: a schedule needs at least one stretch")
+    if data is None:
+        data = load_dataset(config.dataset, config.data_dir, config.data_fraction)
     count = len(schedules[0])
     states: list[dict[str, Any] | None] = [None] * len(schedules)
     history: list[list[dict[str, Any]]] = [[] for _ in schedules]
@@ -673,6 +677,7 @@ def train_schedules(
             [s.config_for(config, last) for s in stretches],
             [None if s.params is None else list(s.params) for s in stretches],
             [derived_seed(seeds[m], k) for m in running],
+            data,
             [s.segment(states[m]) for s, m in zip(stretches, running)],
             keep_model and last,
             not last,
