@@ -102,3 +102,72 @@ def test_a_state_saved_by_another_process_continues_exactly(tmp_path, population
                 search.ask()
         assert resumed.asked() == straight.asked()
         assert resumed.sigma == straight.sigma and resumed.mean == straight.mean
+
+
+def _swiftcma_constants(n: int, lam: int) -> dict[str, float]:
+    """SwiftCMA's constants as its initialiser computes them (written out here from its formulas)."""
+    mu = lam // 2
+    w = np.array([np.log(mu + 0.5) - np.log(i + 1) for i in range(mu)])
+    w /= w.sum()
+    mueff = w.sum() ** 2 / (w**2).sum()
+    cs = (mueff + 2) / (n + mueff + 5)
+    c1 = 2 / ((n + 1.3) ** 2 + mueff)
+    return {
+        "weights": w, "mueff": mueff, "cs": cs, "damps": 2 * mueff / lam + 0.3 + cs, "c1": c1,
+        "cmu": min(1 - c1, 2 * (mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff)),
+        "cc": (4 + mueff / n) / (n + 4 + 2 * mueff / n),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("lam", [20, 21])
+def test_swiftcma_constants_are_the_references(lam):
+    expected = _swiftcma_constants(8, lam)
+    got = CMAESSearch(8, lam, seed=0, constants="swiftcma").constants()
+    for name in ("cs", "damps", "c1", "cmu", "cc", "mueff"):
+        assert got[name] == pytest.approx(expected[name], rel=1e-12), name
+    if lam == 20:  # the figures the reference's searches ran with (8 parameters, lambda 20)
+        assert (round(got["cs"], 3), round(got["cmu"], 4), round(got["damps"], 3)) == (0.419, 0.0775, 1.313)
+    default = CMAESSearch(8, lam, seed=0).constants()
+    assert default["cs"] > got["cs"] and default["damps"] > got["damps"] and default["cmu"] > got["cmu"]
+
+
+def test_swiftcma_first_update_is_swiftcmas():
+    """One generation: the weighted mean of the best half, the squared-length sigma rule and the
+    covariance update without negative weights, as SwiftCMA's finishEpoch computes them."""
+    n, lam, sigma0 = 8, 20, 1.2
+    k = _swiftcma_constants(n, lam)
+    search = CMAESSearch(n, lam, sigma0, seed=3, constants="swiftcma")
+    xs = np.array(search.ask())
+    fit = np.random.RandomState(0).rand(lam)
+    search.tell(xs.tolist(), fit.tolist())
+    best = xs[np.argsort(-fit)[: lam // 2]]
+    mean = k["weights"] @ best
+    assert np.allclose(search.mean, mean, rtol=0, atol=1e-12)
+    ps = np.sqrt(k["cs"] * (2 - k["cs"]) * k["mueff"]) * mean / sigma0
+    sigma = sigma0 * np.exp(min(1.0, k["cs"] / k["damps"] * (ps @ ps / n - 1) / 2))
+    assert search.sigma == pytest.approx(sigma, rel=1e-4)
+    hsig = ps @ ps / n / (1 - (1 - k["cs"]) ** 2) < 2 + 4 / (n + 1)
+    pc = np.sqrt(k["cc"] * (2 - k["cc"]) * k["mueff"]) * hsig * mean / sigma0
+    c1a = k["c1"] * (1 - (1 - hsig) * k["cc"] * (2 - k["cc"]))
+    cov = (1 - c1a - k["cmu"]) * np.eye(n) + k["c1"] * np.outer(pc, pc)
+    cov += k["cmu"] * sum(w * np.outer(x / sigma0, x / sigma0) for w, x in zip(k["weights"], best))
+    assert np.abs(np.array(search.summary()["C"]) - cov).max() < 1e-3
+    pycma = CMAESSearch(n, lam, sigma0, seed=3)
+    pycma.tell(pycma.ask(), fit.tolist())
+    assert np.abs(np.array(pycma.summary()["C"]) - cov).max() > 1e-2  # the check tells the two apart
+
+
+def test_a_swiftcma_search_resumes_exactly_and_climbs(tmp_path):
+    def run(restore: bool) -> CMAESSearch:
+        search = CMAESSearch(8, 10, 1.2, seed=1, constants="swiftcma")
+        for g in range(15):
+            xs = search.ask()
+            if restore and g % 3 == 0:
+                search = CMAESSearch.from_state(search.state())
+            search.tell(xs, [_fitness(x) for x in xs])
+        return search
+
+    straight, resumed = run(False), run(True)
+    assert straight.mean == resumed.mean and straight.sigma == resumed.sigma
+    assert resumed.constants() == CMAESSearch(8, 10, seed=1, constants="swiftcma").constants()
+    assert _fitness(straight.mean) > 1 / 9

@@ -69,6 +69,43 @@ class _Randn:
         return self.state.standard_normal(shape)
 
 
+def _swiftcma_weights(population: int) -> list[float]:
+    """SwiftCMA's recombination weights: ``log(μ + ½) − log(i + 1)`` for the best μ = ⌊λ/2⌋,
+    normalised, none negative (pycma's positive ones use ``(λ + 1)/2``, the same for even λ)."""
+    mu = population // 2
+    raw = [math.log(mu + 0.5) - math.log(i + 1) for i in range(mu)]
+    total = sum(raw)
+    return [w / total for w in raw] + [0.0] * (population - mu)
+
+
+def _swiftcma_options(population: int) -> dict[str, Any]:
+    """The pycma options that make its update SwiftCMA's: no active (negative) update, SwiftCMA's
+    weights, no mirrored samples, and σ adapted from the squared length of its path (pycma caps
+    the change at e¹, as SwiftCMA does)."""
+    return {
+        "CMA_active": False,
+        "CMA_recombination_weights": _swiftcma_weights(population),
+        "CMA_mirrors": 0,
+        "CSA_squared": True,
+    }
+
+
+def _swiftcma(es: Any) -> None:
+    """Set the constants pycma has no option for to SwiftCMA's values, after pycma computed its
+    own: c_σ = (μ_eff + 2)/(n + μ_eff + 5), d_σ = 2μ_eff/λ + 0.3 + c_σ and
+    c_μ = min(1 − c₁, 2(μ_eff − 2 + 1/μ_eff)/((n + 2)² + μ_eff)). c₁ and c_c are already the same.
+    They live in the strategy object, so they travel in :meth:`CMAESSearch.state` with it."""
+    n, lam, mueff = es.N, es.popsize, es.sp.weights.mueff
+    cs = (mueff + 2) / (n + mueff + 5)
+    es.adapt_sigma.cs = cs
+    es.adapt_sigma.damps = 2 * mueff / lam + 0.3 + cs
+    cmu = min(1 - es.sp.c1, 2 * (mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
+    es.sp.cmu = cmu
+    # pycma's update reads c_μ from its sampler's cached parameters (the same dict each call
+    # with these μ_eff and λ), not from ``sp``: both must say it.
+    es.sm.parameters(mueff=mueff, lam=es.sp.weights.lambda_)["cmu"] = cmu
+
+
 class CMAESSearch:
     """Ask/tell CMA-ES that maximises fitness in [0, 1] over R^dim.
 
@@ -84,7 +121,10 @@ class CMAESSearch:
         sigma: float = 1.2,
         seed: int = 0,
         mean: Sequence[float] | None = None,
+        constants: str = "pycma",
     ) -> None:
+        if constants not in ("pycma", "swiftcma"):  # SwiftCMA: the reference's CMA-ES (_swiftcma)
+            raise ValueError(f"constants must be 'pycma' or 'swiftcma', got {constants!r}")
         x0 = np.zeros(dim) if mean is None else np.asarray(mean, dtype=float)
         if x0.shape != (dim,):
             raise ValueError(f"mean must have {dim} values, got {len(x0)}")
@@ -101,7 +141,11 @@ class CMAESSearch:
             "tolstagnation": math.inf,
             "tolflatfitness": math.inf,
         }
+        if constants == "swiftcma":
+            options.update(_swiftcma_options(int(population)))
         self._es = _cma().CMAEvolutionStrategy(x0, float(sigma), options)
+        if constants == "swiftcma":
+            _swiftcma(self._es)
         self._asked: list[list[float]] | None = None
 
     @property
@@ -112,6 +156,19 @@ class CMAESSearch:
     @property
     def population(self) -> int:
         return int(self._es.popsize)
+
+    def constants(self) -> dict[str, float]:
+        """The strategy constants this search runs with (c_σ, d_σ, c₁, c_μ, c_c, μ_eff), for a
+        reader to check which CMA-ES ran."""
+        es = self._es
+        return {
+            "cs": float(es.adapt_sigma.cs),
+            "damps": float(es.adapt_sigma.damps),
+            "c1": float(es.sp.c1),
+            "cmu": float(es.sm.parameters()["cmu"]),
+            "cc": float(es.sp.cc),
+            "mueff": float(es.sp.weights.mueff),
+        }
 
     @property
     def mean(self) -> list[float]:

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 SEED_MODES = ("generation", "candidate")
 FITNESSES = ("accuracy", "fgsm")
 VIOLATORS = ("reject", "train")
+#: The CMA-ES strategy constants (:class:`~taylorglo.cmaes.CMAESSearch`'s ``constants``).
+CMA_CONSTANTS = ("pycma", "swiftcma")
 #: Where a trained invariant violator's metrics say so.
 INVARIANT_TAG = "invariant"
 
@@ -54,6 +56,10 @@ class SearchConfig:
     #: What the fitness is called where it is shown (a user objective's, e.g. "validation AUC");
     #: default: what ``fitness`` measures.
     fitness_name: str | None = None
+    #: CMA-ES's strategy constants: "pycma" (pycma's defaults: active CMA, its c_σ, c_μ, d_σ) or
+    #: "swiftcma" (those of SwiftCMA, the CMA-ES the reference's experiments ran: no active update,
+    #: its weights, c_σ, c_μ and d_σ, σ adapted from the squared path length, capped at e¹).
+    cma: str = "pycma"
 
     @property
     def fitness_meaning(self) -> str:
@@ -69,7 +75,9 @@ class SearchConfig:
         function of the table and ``seed``)."""
         from ..cmaes import CMAESSearch
 
-        return CMAESSearch(num_params(self.order), self.population, self.sigma, seed=seed, mean=self.mean)
+        return CMAESSearch(
+            num_params(self.order), self.population, self.sigma, seed=seed, mean=self.mean, constants=self.cma
+        )
 
     def validate(self, prefix: str = "search.") -> SearchConfig:
         def bad(name: str, why: str) -> TaylorGLOError:
@@ -100,6 +108,8 @@ class SearchConfig:
             )
         if self.seeds not in SEED_MODES:
             raise bad("seeds", f"must be one of {', '.join(map(repr, SEED_MODES))}, got {self.seeds!r}")
+        if self.cma not in CMA_CONSTANTS:
+            raise bad("cma", f"must be one of {', '.join(map(repr, CMA_CONSTANTS))}, got {self.cma!r}")
         if self.fitness not in FITNESSES:
             raise bad("fitness", f"must be one of {', '.join(map(repr, FITNESSES))}, got {self.fitness!r}")
         if not (_is_number(self.fgsm_epsilon) and 0 < self.fgsm_epsilon <= 1):

@@ -21,6 +21,8 @@ Built-in names (case-insensitive; ``_`` and ``-`` are interchangeable; the SPEC'
 * ``densenet-bc-D-K`` — DenseNet-BC (Huang et al. 2017), e.g. ``densenet-bc-100-12``.
 * ``fixup-resnetN`` — the CIFAR ResNet without BatchNorm, Fixup-initialised (Zhang et al. 2019).
 * ``resnetN`` with ``shortcut = "none"`` — the plain network, no skip connections.
+* ``allcnnc`` and ``resnetN`` with ``variant = "reference"`` — the networks as the reference's
+  trainer built them (:mod:`.reference_models`).
 
 Anything containing ``:`` is a plug-in ``"package.module:function"`` called as
 ``function(input_shape=..., num_classes=..., **options)``.
@@ -45,6 +47,7 @@ from .fixup import FixupResNet
 from .init import he_init
 from .names import MODEL_NAMES
 from .pyramidnet import PyramidNet
+from .reference_models import ReferenceAllCNNC, ReferenceResNet, allcnnc_map_size, resnet_map_size
 
 __all__ = ["MODEL_NAMES", "Normalize", "build_model", "input_layer"]
 
@@ -525,6 +528,14 @@ def _shortcut_kind(v: Any) -> bool:
     return isinstance(v, str) and v.upper() in ("A", "B", "NONE")
 
 
+VARIANTS = ("default", "reference")
+_VARIANT_HINT = "'default' or 'reference' (the network as the reference's trainer built it)"
+
+
+def _variant(v: Any) -> bool:
+    return v in VARIANTS
+
+
 _PROB_HINT = "a number in [0, 1)"
 
 
@@ -613,8 +624,21 @@ def _mnist_cnn(match: re.Match[str], shape: tuple[int, ...], classes: int, field
 def _allcnnc(match: re.Match[str], shape: tuple[int, ...], classes: int, field: str, options: dict[str, Any],
              vocab_size: int | None) -> nn.Module:  # fmt: skip
     c, h, w = _images(field, match.group(0), shape, vocab_size)
-    _check_options(field, "allcnnc", options, {"dropout": _prob, "final_relu": _boolean},
-                   {"dropout": _PROB_HINT, "final_relu": "true or false"})  # fmt: skip
+    _check_options(field, "allcnnc", options, {"dropout": _prob, "final_relu": _boolean, "variant": _variant},
+                   {"dropout": _PROB_HINT, "final_relu": "true or false", "variant": _VARIANT_HINT})  # fmt: skip
+    options = dict(options)
+    if options.pop("variant", "default") == "reference":
+        if "final_relu" in options:
+            raise TaylorGLOError(f"{field}: allcnnc's reference variant always rectifies its logits: remove final_relu")
+        side = min(allcnnc_map_size(h, w))
+        # AvgPool2d(6, stride=classes) must leave one value per class, as on 32x32 CIFAR.
+        if not 6 <= side < 6 + classes:
+            raise TaylorGLOError(
+                f"{field}: allcnnc's reference variant pools a 6x6 corner of its class map, which "
+                f"{h}x{w} inputs with {classes} classes do not give one value per class; use 32x32 "
+                "inputs or variant = 'default'"
+            )
+        return ReferenceAllCNNC((c, h, w), classes, **options)
     after = [_conv_out(_conv_out(s, 3, 2, 1), 3, 2, 1) for s in (h, w)]
     if min(after) < 3:
         raise TaylorGLOError(f"{field}: allcnnc needs inputs of at least 9x9 (got {h}x{w})")
@@ -640,10 +664,37 @@ def _resnet(match: re.Match[str], shape: tuple[int, ...], classes: int, field: s
             f"{field}: {label} is not a valid CIFAR ResNet depth; N must satisfy (N-2)%6==0 and N>=8 (e.g. 20, 32, 56)"
         )
     _check_options(
-        field, label, options, {"shortcut": _shortcut_kind}, {"shortcut": "'A', 'B' or 'none' (no skip connections)"}
+        field,
+        label,
+        options,
+        {"shortcut": _shortcut_kind, "variant": _variant},
+        {"shortcut": "'A', 'B' or 'none' (no skip connections)", "variant": _VARIANT_HINT},
     )
-    shortcut = str(options.get("shortcut", "B" if preact else "A")).upper()
+    reference = options.get("variant", "default") == "reference"
+    shortcut = str(options.get("shortcut", "B" if preact or reference else "A")).upper()
+    if reference:
+        return _reference_resnet(field, label, image, classes, depth, preact, shortcut)
     return CifarResNet(image, classes, depth, preact=preact, shortcut=shortcut)
+
+
+def _reference_resnet(
+    field: str, label: str, image: tuple[int, int, int], classes: int, depth: int, preact: bool, shortcut: str
+) -> nn.Module:
+    """The reference variant of ``resnetN``, after checking what it cannot be built with."""
+    if preact:
+        raise TaylorGLOError(f"{field}: {label} has no reference variant (resnetN has): remove variant")
+    if shortcut == "A":
+        raise TaylorGLOError(
+            f"{field}: {label}'s reference variant projects its shortcuts (B) or has none: set shortcut "
+            "to 'B' or 'none'"
+        )
+    side = min(resnet_map_size(*image[1:]))
+    if not 8 <= side < 16:  # its fixed AvgPool2d(8) must leave one value per channel
+        raise TaylorGLOError(
+            f"{field}: {label}'s reference variant pools a fixed 8x8 window, which {image[1]}x{image[2]} "
+            "inputs do not fill once; use 32x32 inputs or variant = 'default'"
+        )
+    return ReferenceResNet(image, classes, depth, skip=shortcut != "NONE")
 
 
 @register_builtin(r"wrn-?(\d+)-(\d+)")
