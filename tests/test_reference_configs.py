@@ -129,6 +129,14 @@ def test_a_search_translates_with_the_references_defaults_written_out():
     assert t.config["kind"] == "taylorglo" and t.config["evaluator"] == {"kind": "local"}
     config = ExperimentConfig.from_dict(t.config)  # a valid taylorglo config, its network built
     assert config.candidate_training().schedule(45_000).run_steps == config.training.schedule(45_000).total_steps // 10
+    # The reference-exact profile: its AllCNN-C, early abort, subset, padding and CMA-ES.
+    assert t.config["profile"] == "reference" and config.profile == "reference"
+    assert training["model_options"] == {"variant": "reference"}
+    assert (training["abort_at"], training["abort_below"], training["abort_fitness"]) == (11, 0.15, "measured")
+    t_ = config.training
+    assert (t_.data_subset, t_.crop_fill, t_.abort_fitness, t_.attempts) == ("first", "black", "measured", 1)
+    assert config.search.cma == "swiftcma"
+    assert ExperimentConfig.from_dict(config.to_dict()) == config  # what a store records reads back the same
     # Every field of the input is accounted for, mapped or noted.
     said = "\n".join(t.mapped + t.notes)
     for field in ("epochs", "learningRateSchedule.initial", "maximumJobSubmissionRetries", "populationSize"):
@@ -174,7 +182,8 @@ def test_models_wide_resnets_fgsm_and_retries():
     training, search = t.config["training"], t.config["search"]
     assert training["model"] == "wrn-16-8" and training["model_options"] == {"dropout": 0.4}  # 0.4 on SVHN
     assert training["epochs"] == 160 and search["partial_fraction"] == pytest.approx(0.1)  # SVHN's 160
-    assert training["attempts"] == 3 and training["abort_at"] == 10 and training["cutout"] == 16
+    # The reference's trainer did not abort under FGSM: the retries never come into play.
+    assert training["attempts"] == 3 and "abort_at" not in training and training["cutout"] == 16
     assert training["cutmix"] == 0.5 and training["cutmix_alpha"] == 1.0
     assert search["fitness"] == "fgsm" and search["fgsm_epsilon"] == 0.1
     adam = translate(reference_search(overrideOptimizer="Adam"), "a.json").config["training"]
@@ -182,7 +191,8 @@ def test_models_wide_resnets_fgsm_and_retries():
     resnet = translate(reference_search(model="pre_resnet20", epochs=20), "r.json").config["training"]
     assert resnet["model"] == "preresnet20" and resnet["model_options"] == {"shortcut": "B"}
     for name, model, options, full in (
-        ("noskip_resnet32", "resnet32", {"shortcut": "none"}, 200),
+        ("noskip_resnet32", "resnet32", {"variant": "reference", "shortcut": "none"}, 200),
+        ("resnet56", "resnet56", {"variant": "reference"}, 200),
         ("fixup_resnet56", "fixup-resnet56", None, 200),
         ("pyramidnetb110a48", "pyramidnet110-a48-bottleneck", None, 300),
         ("densenetbc100k12", "densenet-bc-100-12", None, 300),

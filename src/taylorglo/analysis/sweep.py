@@ -24,7 +24,7 @@ from ..experiment.reading import open_experiment
 from ..records import CROSS_ENTROPY_LABEL
 from ..training.checkpoint import MODULE_FORMAT, load_network
 from ..training.config import TrainConfig
-from ..training.data import DataSplits, load_dataset
+from ..training.data import DataSplits, load_training_data
 from ..training.fgsm import DEFAULT_EPSILONS, Bounds, bounds_of, fgsm_sweep
 from ..training.trainer import as_loss
 from .stats import describe, ttests
@@ -155,9 +155,7 @@ def _attacked_on(
             Bounds(clip=None if clip is None else (float(clip[0]), float(clip[1])), unit="input units"),
         )
     if not dataset:
-        dataset.append(
-            load_dataset(training.dataset, training.data_dir, training.data_fraction, field="training.dataset")
-        )
+        dataset.append(load_training_data(training))
     data = dataset[0]
     return data.test_x, data.test_y, bounds_of(data)
 

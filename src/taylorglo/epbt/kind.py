@@ -115,10 +115,10 @@ class EPBTKind(GenerationKind):
         if latest is not None:  # the run is over: only the final population's networks stay
             prune_checkpoints(self.directory, self.store, latest.generation, sources=False)
         export_epbt(self.directory, self.store, self.config, final=True)
-        from ..training.data import load_dataset
+        from ..training.data import load_training_data
 
         t = self.config.training
-        data = load_dataset(t.dataset, t.data_dir, t.data_fraction, field="training.dataset")
+        data = load_training_data(t)
         saved = save_best_network(self.directory, self.store, self.config, data)
         if saved is not None:
             self.log(f"best member's network saved to {saved}")

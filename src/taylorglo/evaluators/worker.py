@@ -170,11 +170,15 @@ def _measured(training: TrainConfig, job: Job, result: TrainResult, added: dict[
         metrics["fgsm_accuracy"] = fgsm_accuracy
     fitness = fgsm_accuracy if fgsm_accuracy is not None else result.fitness
     fitness = result.val_accuracy if fitness is None else fitness
+    if status != "evaluated":
+        # An aborted run scores its measured accuracy where the config asks (the reference did).
+        measured = status == "aborted" and training.abort_fitness == "measured" and result.val_accuracy is not None
+        fitness = float(result.val_accuracy) if measured else 0.0
     return Result(
         generation=job.generation,
         index=job.index,
         status=status,
-        fitness=fitness if status == "evaluated" else 0.0,
+        fitness=fitness,
         reason=result.reason,
         val_accuracy=result.val_accuracy,
         val_loss=result.val_loss,

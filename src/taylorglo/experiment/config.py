@@ -26,12 +26,13 @@ from ..reference.translate import Translation, is_reference_config, read_referen
 from ..training.config import TrainConfig, _is_int, check_fields
 from ..training.names import DATASET_NAMES
 from .kinds import kind_class, kind_tables
+from .profiles import apply_profile
 
 if TYPE_CHECKING:
     from .kind import ExperimentKind
 
 #: Fields every experiment has, whatever its kind.
-COMMON_FIELDS = ("name", "kind", "seed", "training", "evaluator")
+COMMON_FIELDS = ("name", "kind", "seed", "profile", "training", "evaluator")
 #: The largest seed: numpy's and CMA-ES's generators take 32-bit seeds.
 MAX_SEED = 2**32 - 1
 
@@ -49,6 +50,8 @@ class ExperimentConfig:
     evaluator: EvaluatorConfig
     #: The kind's table, as the kind parsed it.
     settings: Any
+    #: The set of defaults the file opted into (:mod:`.profiles`): "default" or "reference".
+    profile: str = "default"
 
     def __getattr__(self, name: str) -> Any:
         # Only called for names not found otherwise: the kind's table by its name (never a
@@ -97,6 +100,7 @@ class ExperimentConfig:
             "name": self.name,
             "kind": self.kind,
             "seed": self.seed,
+            "profile": self.profile,
             "training": {k: v for k, v in self.training.to_dict().items() if k != "partial_fraction"},
             self.table: self.settings.to_dict(),
             "evaluator": dataclasses.asdict(self.evaluator),
@@ -120,6 +124,7 @@ class ExperimentConfig:
         for key in data:
             if key not in COMMON_FIELDS and key != table:
                 raise _unexpected_table(key, kind, table)
+        profile, data = apply_profile(data, table)
         seed = data.get("seed", 0)
         if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
             raise TaylorGLOError(
@@ -166,6 +171,7 @@ class ExperimentConfig:
             training=training,
             evaluator=evaluator,
             settings=settings,
+            profile=profile,
         )
 
     @classmethod

@@ -40,14 +40,18 @@ def _wrn(depth: int, widen: int) -> Model:
     return Model(f"wrn-{depth}-{widen}", 200, 5e-4, {"dropout": 0.3}, {"dropout": 0.4}, svhn_full_epochs=160)
 
 
+#: The networks as the reference's trainer built them (taylorglo.training.reference_models).
+REFERENCE = {"variant": "reference"}
+
+
 def _resnet(depth: int, pre: bool) -> Model:
     # The reference's CIFAR ResNets project their shortcuts (1x1 convolution and BatchNorm):
-    # taylorglo's option B.
-    return Model(f"{'preresnet' if pre else 'resnet'}{depth}", 200, 1e-4, {"shortcut": "B"})
+    # taylorglo's option B, which its pre-activation ResNet has as the paper's.
+    return Model(f"{'preresnet' if pre else 'resnet'}{depth}", 200, 1e-4, {"shortcut": "B"} if pre else REFERENCE)
 
 
 MODELS: dict[str, Model] = {
-    "allcnnc": Model("allcnnc", 350, 1e-3),
+    "allcnnc": Model("allcnnc", 350, 1e-3, REFERENCE),
     "alexnet": Model("alexnet", 164, 5e-4),
     **{f"resnet{d}": _resnet(d, False) for d in (20, 32, 56)},
     **{f"pre_resnet{d}": _resnet(d, True) for d in (20, 32, 56)},
@@ -56,7 +60,7 @@ MODELS: dict[str, Model] = {
     "wrn226": _wrn(22, 6),
     "wrn285": _wrn(28, 5),
     "wrn2810": _wrn(28, 10),
-    **{f"noskip_resnet{d}": Model(f"resnet{d}", 200, 1e-4, {"shortcut": "none"}) for d in (20, 32, 56)},
+    **{f"noskip_resnet{d}": Model(f"resnet{d}", 200, 1e-4, {**REFERENCE, "shortcut": "none"}) for d in (20, 32, 56)},
     **{f"fixup_resnet{d}": Model(f"fixup-resnet{d}", 200, 1e-4) for d in (20, 32, 56)},
     "pyramidnet110a48": Model("pyramidnet110-a48", 300, 1e-4),
     "pyramidnetb110a48": Model("pyramidnet110-a48-bottleneck", 300, 1e-4),

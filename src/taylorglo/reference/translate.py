@@ -44,6 +44,8 @@ from .schema import (
 BASE = "evaluation.baseTrainingConfig"
 #: The decimals the reference rendered a loss's parameters with, into the formula it trained.
 ROUND_DECIMALS = 4
+#: Its trainer's early abort: validation accuracy below 0.15 after the 11th epoch.
+ABORT_EPOCHS, ABORT_BELOW = 11, 0.15
 
 
 @dataclass
@@ -151,7 +153,7 @@ def translate(data: Any, source: str = "config") -> Translation:
         top.taken.update(top.values)
         return out
     search = kind == "generational"
-    config: dict[str, Any] = {"kind": "taylorglo" if search else "oneshot"}
+    config: dict[str, Any] = {"kind": "taylorglo" if search else "oneshot", "profile": "reference"}
     top.map("kind", f'kind = "{config["kind"]}"')
     name = top.take("name")
     if isinstance(name, str) and name.strip():
@@ -239,12 +241,8 @@ def _training(base: _Table, search: bool, out: Translation) -> tuple[dict[str, A
     attempts = base.take("trainingAttempts", 1)
     if isinstance(attempts, int) and attempts >= 1:
         training["attempts"] = attempts
-        line = "training.attempts (the reference's default is 1)"
-        if attempts > 1 and "epochs" in training:
-            training["abort_at"] = 10
-            line += "; a retry follows an early abort at epoch 10: training.abort_at = 10"
         if base.has("trainingAttempts"):
-            base.map("trainingAttempts", line)
+            base.map("trainingAttempts", "training.attempts (the reference's default is 1)")
     else:
         base.refuse("trainingAttempts", f"must be a positive integer, got {json.dumps(attempts)}")
 
@@ -286,6 +284,15 @@ def _training(base: _Table, search: bool, out: Translation) -> tuple[dict[str, A
             base.map("fgsm", 'search.fitness = "fgsm", search.fgsm_epsilon (validation accuracy under FGSM)')
         else:
             base.refuse("fgsm", f"epsilon must be a number in (0, 1], got {json.dumps(epsilon)}")
+
+    if "epochs" in training and settings.get("fitness") != "fgsm":
+        # Its trainer checked validation accuracy after epoch index 10 (the 11th epoch), except
+        # under FGSM, and scored an aborted run by that accuracy; retries were trainingAttempts.
+        training.update(abort_at=ABORT_EPOCHS, abort_below=ABORT_BELOW, abort_fitness="measured")
+        out.notes.append(
+            f"early abort as the reference's trainer did it: training.abort_at = {ABORT_EPOCHS} (epochs), "
+            f'abort_below = {ABORT_BELOW}, abort_fitness = "measured"'
+        )
 
     for key, why in (
         ("auxiliaryClassifiers", "auxiliary classifiers are not in taylorglo"),

@@ -31,6 +31,7 @@ def augment_batch(
     flip: bool = True,
     cutout: int = 0,
     fill: tuple[float, ...] | None = None,
+    crop_fill: tuple[float, ...] | None = None,
 ) -> torch.Tensor:
     """Random pad-and-crop, horizontal flip and optional Cutout for a whole batch at once.
 
@@ -38,7 +39,8 @@ def augment_batch(
     randomness comes from ``generator`` (which must live on ``x.device``), so a training run is
     reproducible from its seed; the work is one gather plus one masked fill, with no Python loop
     over images, because it runs on every training step. Padding and the Cutout hole take the
-    per-channel ``fill`` value (default 0, i.e. black in pixel space). Returns a new tensor.
+    per-channel ``fill`` value (default 0, i.e. black in pixel space); ``crop_fill``, where given,
+    is the padding's alone. Returns a new tensor.
     """
     x = to_float(x)
     if x.dim() != 4:
@@ -47,10 +49,11 @@ def augment_batch(
         raise ValueError("augment_batch: crop_padding and cutout must be >= 0")
     batch, channels, height, width = x.shape
     fill_t = _fill_tensor(fill, channels, x)
+    pad_t = fill_t if crop_fill is None else _fill_tensor(crop_fill, channels, x)
     if batch == 0:
         return x.clone()
     if crop_padding > 0 or flip:
-        out = _crop_flip(x, generator, crop_padding, flip, fill_t)
+        out = _crop_flip(x, generator, crop_padding, flip, pad_t)
     else:
         out = x.clone()
     if cutout > 0:

@@ -19,6 +19,12 @@ from typing import Any
 from ..errors import TaylorGLOError
 
 AUGMENTATIONS = ("none", "crop-flip")
+#: Which examples ``data_fraction`` keeps (:func:`~.data.load_dataset`'s ``subset``).
+SUBSETS = ("random", "first")
+#: What an early-aborted run's fitness is: 0, or the accuracy it was aborted with (the reference's).
+ABORT_FITNESSES = ("zero", "measured")
+#: What the random crop pads with: the dataset's mean colour, or black (the reference's).
+CROP_FILLS = ("mean", "black")
 
 
 @dataclass
@@ -29,6 +35,9 @@ class TrainConfig:
     model: str = "mlp"
     data_dir: str | None = None
     data_fraction: float = 1.0
+    #: Which ``data_fraction`` of the training split: "random" (a fixed random subset) or
+    #: "first" (its first examples: the reference's, a prefix of the same split permutation).
+    data_subset: str = "random"
     #: Length of the full schedule: exactly one of ``steps`` and ``epochs`` (steps when neither).
     steps: int | None = None
     epochs: float | None = None
@@ -48,6 +57,8 @@ class TrainConfig:
     #: None: the dataset's default ("crop-flip" for CIFAR-10 and SVHN, "none" otherwise).
     augment: str | None = None
     cutout: int = 0
+    #: The random crop's padding: "mean" (the dataset's mean colour) or "black" (the reference's).
+    crop_fill: str = "mean"
     #: CutMix (SPEC §3: probability 0.5, alpha 1): the share of batches mixed; 0 is off.
     cutmix: float = 0.0
     cutmix_alpha: float = 1.0
@@ -56,6 +67,9 @@ class TrainConfig:
     abort_at: float | None = None
     abort_below: float = 0.15
     attempts: int = 3
+    #: The fitness of a run whose every attempt aborted: "zero" or "measured" (the validation
+    #: accuracy it was aborted with, as the reference scored it).
+    abort_fitness: str = "zero"
     #: Evaluate on the test split at the end (a search's fitness needs only validation).
     eval_test: bool = True
     #: Training log and the NaN check every this many steps.
@@ -76,7 +90,7 @@ class TrainConfig:
     DEFAULT_STEPS = 1000
     #: What an objective still takes from ``[training]``; every other field is the built-in trainer's.
     OBJECTIVE_FIELDS = (
-        "partial_fraction", "abort_at", "abort_below", "attempts", "round_params", "device", "threads",
+        "partial_fraction", "abort_at", "abort_below", "attempts", "abort_fitness", "round_params", "device", "threads",
         "eval_test", "objective", "objective_options", "num_classes",
     )  # fmt: skip
 
@@ -117,6 +131,9 @@ class TrainConfig:
             raise bad("lr_decay", f"must be a list of positive milestones, got {self.lr_decay!r}")
         if self.augment is not None and self.augment not in AUGMENTATIONS:
             raise bad("augment", f"must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
+        for name, choices in (("data_subset", SUBSETS), ("abort_fitness", ABORT_FITNESSES), ("crop_fill", CROP_FILLS)):
+            if getattr(self, name) not in choices:
+                raise bad(name, f"must be one of {', '.join(map(repr, choices))}, got {getattr(self, name)!r}")
         if not isinstance(self.cutout, int) or self.cutout < 0:
             raise bad("cutout", f"must be an integer >= 0 (hole size in pixels), got {self.cutout!r}")
         from .optimizers import OPTIMIZERS

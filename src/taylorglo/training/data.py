@@ -35,6 +35,7 @@ import torch
 
 from ..errors import DatasetNotFoundError, TaylorGLOError, one_line
 from ..plugins import is_plugin_ref, resolve_plugin
+from .config import SUBSETS, TrainConfig
 from .download import DownloadFailed, cache_dir, download_files, search_dirs
 from .formats import CIFAR10, CIFAR100, Raw, locate_cifar10, locate_cifar100, locate_idx, locate_svhn
 from .names import DATASET_NAMES
@@ -137,6 +138,7 @@ def load_dataset(
     data_fraction: float = 1.0,
     download: bool = True,
     field: str = "dataset",
+    subset: str = "random",
 ) -> DataSplits:
     """Load a built-in dataset (:data:`DATASET_NAMES`) or a ``"package.module:function"`` plug-in.
 
@@ -144,7 +146,9 @@ def load_dataset(
     after the dataset, then in the download cache (``$TAYLORGLO_CACHE`` or
     ``~/.cache/taylorglo``)/<dataset>; missing files are downloaded there unless
     ``download=False``. ``data_fraction`` keeps a fixed random subset of the train split (the same
-    one on every call). The result is cached per (name, folders, fraction), so repeated calls in
+    one on every call), or with ``subset="first"`` its first examples (the reference's reduced
+    data: a prefix of the split's own seed-42 permutation). The result is cached per (name,
+    folders, fraction, subset), so repeated calls in
     one worker return the same object. ``field`` names the config field in error messages.
     """
     fraction = _check_fraction(data_fraction)
@@ -171,11 +175,16 @@ def load_dataset(
             _CACHE[base_key + (1.0,)] = full
         if fraction == 1.0:
             return full
-        subset = _CACHE.get(base_key + (fraction,))
-        if subset is None:
-            subset = _train_subset(full, fraction)
-            _CACHE[base_key + (fraction,)] = subset
-        return subset
+        part = _CACHE.get(base_key + (fraction, subset))
+        if part is None:
+            part = _train_subset(full, fraction, subset)
+            _CACHE[base_key + (fraction, subset)] = part
+        return part
+
+
+def load_training_data(config: TrainConfig, field: str = "training.dataset") -> DataSplits:
+    """The data a training config names: its dataset, folder, share and subset of the train split."""
+    return load_dataset(config.dataset, config.data_dir, config.data_fraction, field=field, subset=config.data_subset)
 
 
 def _check_fraction(value: Any) -> float:
@@ -189,15 +198,20 @@ def _check_fraction(value: Any) -> float:
     return float(value)
 
 
-def _train_subset(splits: DataSplits, fraction: float) -> DataSplits:
-    """A fixed random ``fraction`` of the train split (RandomState(42) permutation, first k).
+def _train_subset(splits: DataSplits, fraction: float, subset: str = "random") -> DataSplits:
+    """A fixed ``fraction`` of the train split: a random one (a RandomState(42) permutation of
+    it, first k) or, for ``subset="first"``, its first k (the train split is already the head of
+    the dataset's seed-42 permutation, so this is the reference's subset).
 
     Validation, test, mean and std are unchanged, so reduced-data runs are scored on the same
     validation set as full runs.
     """
+    if subset not in SUBSETS:
+        raise TaylorGLOError(f"training.data_subset: must be one of {', '.join(map(repr, SUBSETS))}, got {subset!r}")
     n = len(splits.train_y)
     keep = max(1, round(fraction * n))
-    index = torch.from_numpy(np.random.RandomState(SPLIT_SEED).permutation(n)[:keep])
+    order = np.arange(n) if subset == "first" else np.random.RandomState(SPLIT_SEED).permutation(n)
+    index = torch.from_numpy(order[:keep])
     index = index.to(splits.train_x.device)
     return dataclasses.replace(splits, train_x=splits.train_x[index], train_y=splits.train_y[index])
 

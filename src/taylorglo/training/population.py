@@ -34,7 +34,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from ..loss import population_loss
 from .augment import to_float
 from .config import Schedule, TrainConfig
-from .data import DataSplits, load_dataset
+from .data import DataSplits, load_training_data
 from .sgd import SGD
 from .trainer import (
     RETRY_SEED_STRIDE,
@@ -90,7 +90,7 @@ def train_population(
         torch.set_num_threads(config.threads)
     loss_fns = [as_loss(loss, config.round_params) for loss in losses]
     if data is None:
-        data = load_dataset(config.dataset, config.data_dir, config.data_fraction)
+        data = load_training_data(config, field="dataset")
     device = resolve_device(config.device)
     data = data.to(device)
     schedule = config.schedule(len(data.train_y))
@@ -225,7 +225,7 @@ class _Stack:
         self.optimizer = self._optimizer(self._lr_at(first))
         self._load_momenta(momenta)
         self.teacher = _Teacher.of(self, first)
-        orders = _BatchOrders(seeds, len(data.train_y), schedule.batch_size, device)
+        orders = _BatchOrders(seeds, len(data.train_y), schedule.batch_size, device, config.crop_fill)
         augment = (config.augment or data.augment) == "crop-flip"
         cutout, mix = config.cutout, (config.cutmix, config.cutmix_alpha)
         milestones = set(schedule.milestones)
@@ -661,10 +661,10 @@ class _BatchOrders:
     """Each member's :class:`~.trainer.BatchOrder` (the batches and augmentation ``train`` draws
     from its seed); members with equal seeds share one order, and one batch tensor."""
 
-    def __init__(self, seeds: list[int], n: int, batch: int, device: torch.device) -> None:
+    def __init__(self, seeds: list[int], n: int, batch: int, device: torch.device, crop_fill: str) -> None:
         unique = sorted(set(seeds), key=seeds.index)
         self.of_member = [unique.index(s) for s in seeds]
-        self.orders = [BatchOrder(s, n, batch, device) for s in unique]
+        self.orders = [BatchOrder(s, n, batch, device, crop_fill) for s in unique]
 
     def batches(self, data: DataSplits, augment: bool, cutout: int, mix: tuple[float, float]) -> list[Batch]:
         """The next batch of every member (one when all share an order)."""

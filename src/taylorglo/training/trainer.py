@@ -31,7 +31,7 @@ from ..loss import CROSS_ENTROPY, TaylorGLOLoss, parse_loss
 from ..seeds import derived_seed
 from .augment import augment_batch, cutmix, to_float
 from .config import Schedule, TrainConfig
-from .data import DataSplits, load_dataset
+from .data import DataSplits, load_training_data
 from .models import build_model, input_layer
 from .optimizers import build_optimizer
 
@@ -237,8 +237,9 @@ class BatchOrder:
     run's batches a function of its seed). :func:`train` draws from one; a vectorized population
     (:mod:`.population`) from one per member."""
 
-    def __init__(self, seed: int, n: int, batch: int, device: torch.device) -> None:
+    def __init__(self, seed: int, n: int, batch: int, device: torch.device, crop_fill: str = "mean") -> None:
         self.n, self.batch, self.device = n, batch, device
+        self.black_crop = crop_fill == "black"  # else the dataset's mean colour (TrainConfig.crop_fill)
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.reseed(None)
 
@@ -259,8 +260,9 @@ class BatchOrder:
         xb, yb = to_float(data.train_x[idx]), data.train_y[idx]
         if augment or cutout:
             xb = augment_batch(
-                xb, self.generator, flip=augment, crop_padding=4 if augment else 0, cutout=cutout, fill=data.mean
-            )
+                xb, self.generator, flip=augment, crop_padding=4 if augment else 0, cutout=cutout, fill=data.mean,
+                crop_fill=(0.0,) if self.black_crop else None,
+            )  # fmt: skip
         mixed = None
         if mix[0] > 0:
             xb, mixed = cutmix(xb, yb, self.generator, *mix)
@@ -371,7 +373,7 @@ def train(
         torch.set_num_threads(config.threads)
     loss_fn = as_loss(loss, config.round_params)
     if data is None:
-        data = load_dataset(config.dataset, config.data_dir, config.data_fraction)
+        data = load_training_data(config, field="dataset")
     device = resolve_device(config.device)
     data = data.to(device)
     schedule = config.schedule(len(data.train_y))
@@ -413,7 +415,7 @@ def _attempt(
     with torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(seed)
         model = build_network(config, data).to(device)
-        batches = BatchOrder(seed, len(data.train_y), schedule.batch_size, device)
+        batches = BatchOrder(seed, len(data.train_y), schedule.batch_size, device, config.crop_fill)
         first, stop = (segment.start, segment.stop) if segment is not None else (0, schedule.run_steps)
         optimizer = build_optimizer(model.parameters(), schedule.lr_at(config.lr, config.lr_gamma, first), config)
         teacher: nn.Module | None = None
@@ -663,7 +665,7 @@ def train_schedules(
     if not schedules or any(not steps for steps in schedules):
         raise ValueError("steps: a schedule needs at least one stretch")
     if data is None:
-        data = load_dataset(config.dataset, config.data_dir, config.data_fraction)
+        data = load_training_data(config, field="dataset")
     count = len(schedules[0])
     states: list[dict[str, Any] | None] = [None] * len(schedules)
     history: list[list[dict[str, Any]]] = [[] for _ in schedules]

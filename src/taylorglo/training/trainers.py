@@ -68,10 +68,10 @@ class BuiltInTrainer(Trainer):
     """:func:`taylorglo.training.train` on the config's dataset and model."""
 
     def load_data(self) -> DataSplits:
-        from .data import load_dataset
+        from .data import load_training_data
 
         t = self.training
-        return load_dataset(t.dataset, t.data_dir, t.data_fraction, field="training.dataset")
+        return load_training_data(t)
 
     def facts(self, data: DataSplits | None) -> TrainingFacts:
         from .cost import network_macs
