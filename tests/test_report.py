@@ -107,7 +107,7 @@ def test_report_files_and_page(finished, report):
     assert counts["rejected-invariant"] > 0  # seed 0 rejects some of generation 0: the count is exercised
     assert "rejected by the invariant" in page
     assert _id_text(page, "invariant-rule") == "reference"
-    for text in ("digits", "mlp", "partial fraction", "0.05", "population", "f(x,y) =", "θ0="):
+    for text in ("digits", "mlp", "partial fraction", "0.05", "population", "f(x,y) =", "θ0=", "pycma defaults"):
         assert text in page, text
     # One row per generation in the per-generation table.
     table = page.split('id="generations-table"', 1)[1].split("</table>", 1)[0]

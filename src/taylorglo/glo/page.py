@@ -353,7 +353,8 @@ def _experiment_section(data: ReportData) -> Section:
             "dataset",
             esc(t.dataset) + ("" if t.data_fraction == 1.0 else f" ({esc(t.data_fraction)} of the training split)"),
         ),
-        ("model", esc(t.model)),
+        ("model", esc(t.model + "".join(f", {k} {v}" for k, v in t.model_options.items()))),
+        ("profile", esc(c.profile)),
         ("full schedule", esc(f"{schedule}, batch {t.batch_size}, lr {t.lr:g}")),
         (
             "partial fraction",
@@ -362,6 +363,7 @@ def _experiment_section(data: ReportData) -> Section:
         ("population (λ)", esc(s.population)),
         ("generations", esc(s.generations)),
         ("σ₀ · order", esc(f"{s.sigma:g} · order {s.order}")),
+        ("CMA-ES constants", esc("SwiftCMA, as the reference ran" if s.cma == "swiftcma" else "pycma defaults")),
         ("invariant rule", f'<span id="invariant-rule">{esc(s.invariant)}</span>'),
         ("seeds", esc(f"seed {c.seed}, one training seed per {s.seeds}")),
         ("evaluator", esc(f"{c.evaluator.kind}, {c.evaluator.workers or 'auto'} workers")),
