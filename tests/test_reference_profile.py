@@ -95,3 +95,9 @@ def test_an_aborted_candidate_scores_zero_or_what_it_measured(scoring):
     result = evaluate_job(training, Job(0, 0, FreshRun((0, 0, 0, 1.0, 0, 0, 0, 0)), 0))
     assert result.status == "aborted" and result.steps == 10 and 0 < result.val_accuracy < 1
     assert result.fitness == (0.0 if scoring == "zero" else result.val_accuracy)
+
+
+def test_a_bad_subset_is_refused_whatever_the_fraction():
+    for fraction in (1.0, 0.5):
+        with pytest.raises(TaylorGLOError, match=r"^subset: must be one of 'random', 'first'"):
+            load_dataset("digits", data_fraction=fraction, subset="last")

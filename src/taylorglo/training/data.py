@@ -152,6 +152,8 @@ def load_dataset(
     one worker return the same object. ``field`` names the config field in error messages.
     """
     fraction = _check_fraction(data_fraction)
+    if subset not in SUBSETS:
+        raise TaylorGLOError(f"subset: must be one of {', '.join(map(repr, SUBSETS))}, got {subset!r}")
     if not isinstance(name, str) or not name:
         raise TaylorGLOError(f"{field}: expected a dataset name, got {name!r}")
     if is_plugin_ref(name):
@@ -206,8 +208,6 @@ def _train_subset(splits: DataSplits, fraction: float, subset: str = "random") -
     Validation, test, mean and std are unchanged, so reduced-data runs are scored on the same
     validation set as full runs.
     """
-    if subset not in SUBSETS:
-        raise TaylorGLOError(f"training.data_subset: must be one of {', '.join(map(repr, SUBSETS))}, got {subset!r}")
     n = len(splits.train_y)
     keep = max(1, round(fraction * n))
     order = np.arange(n) if subset == "first" else np.random.RandomState(SPLIT_SEED).permutation(n)

@@ -47,7 +47,7 @@ from .fixup import FixupResNet
 from .init import he_init
 from .names import MODEL_NAMES
 from .pyramidnet import PyramidNet
-from .reference_models import ReferenceAllCNNC, ReferenceResNet, allcnnc_map_size, resnet_map_size
+from .reference_models import ReferenceAllCNNC, ReferenceResNet
 
 __all__ = ["MODEL_NAMES", "Normalize", "build_model", "input_layer"]
 
@@ -119,6 +119,12 @@ def _feature_dim(features: nn.Module, input_shape: tuple[int, int, int]) -> int:
 
 def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
+
+
+def _halved_twice(height: int, width: int) -> int:
+    """The smaller side of a map after two 3×3, stride-2, padding-1 convolutions (8 for 32×32):
+    where AllCNN-C and the CIFAR ResNets pool."""
+    return min(_conv_out(_conv_out(s, 3, 2, 1), 3, 2, 1) for s in (height, width))
 
 
 # --------------------------------------------------------------------------------------------
@@ -630,17 +636,15 @@ def _allcnnc(match: re.Match[str], shape: tuple[int, ...], classes: int, field: 
     if options.pop("variant", "default") == "reference":
         if "final_relu" in options:
             raise TaylorGLOError(f"{field}: allcnnc's reference variant always rectifies its logits: remove final_relu")
-        side = min(allcnnc_map_size(h, w))
         # AvgPool2d(6, stride=classes) must leave one value per class, as on 32x32 CIFAR.
-        if not 6 <= side < 6 + classes:
+        if not 6 <= _halved_twice(h, w) < 6 + classes:
             raise TaylorGLOError(
                 f"{field}: allcnnc's reference variant pools a 6x6 corner of its class map, which "
                 f"{h}x{w} inputs with {classes} classes do not give one value per class; use 32x32 "
                 "inputs or variant = 'default'"
             )
         return ReferenceAllCNNC((c, h, w), classes, **options)
-    after = [_conv_out(_conv_out(s, 3, 2, 1), 3, 2, 1) for s in (h, w)]
-    if min(after) < 3:
+    if _halved_twice(h, w) < 3:
         raise TaylorGLOError(f"{field}: allcnnc needs inputs of at least 9x9 (got {h}x{w})")
     return AllCNNC((c, h, w), classes, **options)
 
@@ -688,8 +692,7 @@ def _reference_resnet(
             f"{field}: {label}'s reference variant projects its shortcuts (B) or has none: set shortcut "
             "to 'B' or 'none'"
         )
-    side = min(resnet_map_size(*image[1:]))
-    if not 8 <= side < 16:  # its fixed AvgPool2d(8) must leave one value per channel
+    if not 8 <= _halved_twice(*image[1:]) < 16:  # its fixed AvgPool2d(8) must leave one value per channel
         raise TaylorGLOError(
             f"{field}: {label}'s reference variant pools a fixed 8x8 window, which {image[1]}x{image[2]} "
             "inputs do not fill once; use 32x32 inputs or variant = 'default'"

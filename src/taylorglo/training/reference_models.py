@@ -26,26 +26,11 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ReferenceAllCNNC", "ReferenceResNet", "allcnnc_map_size", "resnet_map_size"]
+__all__ = ["ReferenceAllCNNC", "ReferenceResNet"]
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=k, stride=stride, padding=(k - 1) // 2)
-
-
-def _halved(size: int) -> int:
-    """The side of a map after a 3×3, stride-2, padding-1 convolution."""
-    return (size - 1) // 2 + 1
-
-
-def allcnnc_map_size(height: int, width: int) -> tuple[int, int]:
-    """The class map's size before the pooling: the input halved twice (8×8 for 32×32)."""
-    return _halved(_halved(height)), _halved(_halved(width))
-
-
-def resnet_map_size(height: int, width: int) -> tuple[int, int]:
-    """The last stage's map size: the input halved twice (8×8 for 32×32)."""
-    return allcnnc_map_size(height, width)
 
 
 class ReferenceAllCNNC(nn.Module):
@@ -92,19 +77,28 @@ class _ReferenceBlock(nn.Module):
         return self.relu(out)
 
 
+def _stage(inplanes: int, planes: int, blocks: int, stride: int, skip: bool) -> nn.Sequential:
+    """One stage of blocks; the first projects its input (1×1 conv, BN) where the shape changes."""
+    downsample = None
+    if stride != 1 or inplanes != planes:
+        downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
+    layers = [_ReferenceBlock(inplanes, planes, stride, downsample, skip)]
+    layers += [_ReferenceBlock(planes, planes, 1, None, skip) for _ in range(1, blocks)]
+    return nn.Sequential(*layers)
+
+
 class ReferenceResNet(nn.Module):
     """The CIFAR ResNet-N as the reference's trainer built it (see the module docstring)."""
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, depth: int, skip: bool = True) -> None:
         super().__init__()
         n = (depth - 2) // 6
-        self.inplanes = 16
         self.conv1 = nn.Conv2d(input_shape[0], 16, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         self.relu = nn.ReLU(inplace=True)
-        self.layer1 = self._stage(16, n, 1, skip)
-        self.layer2 = self._stage(32, n, 2, skip)
-        self.layer3 = self._stage(64, n, 2, skip)
+        self.layer1 = _stage(16, 16, n, 1, skip)
+        self.layer2 = _stage(16, 32, n, 2, skip)
+        self.layer3 = _stage(32, 64, n, 2, skip)
         self.avgpool = nn.AvgPool2d(8)
         self.fc = nn.Linear(64, num_classes)
         for m in self.modules():
@@ -114,17 +108,6 @@ class ReferenceResNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-
-    def _stage(self, planes: int, blocks: int, stride: int, skip: bool) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes:
-            downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
-            )
-        layers = [_ReferenceBlock(self.inplanes, planes, stride, downsample, skip)]
-        self.inplanes = planes
-        layers += [_ReferenceBlock(planes, planes, 1, None, skip) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))

@@ -239,7 +239,8 @@ class BatchOrder:
 
     def __init__(self, seed: int, n: int, batch: int, device: torch.device, crop_fill: str = "mean") -> None:
         self.n, self.batch, self.device = n, batch, device
-        self.black_crop = crop_fill == "black"  # else the dataset's mean colour (TrainConfig.crop_fill)
+        # The crop's padding colour (TrainConfig.crop_fill): black, or None for the dataset's mean.
+        self.crop_fill = (0.0,) if crop_fill == "black" else None
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.reseed(None)
 
@@ -261,7 +262,7 @@ class BatchOrder:
         if augment or cutout:
             xb = augment_batch(
                 xb, self.generator, flip=augment, crop_padding=4 if augment else 0, cutout=cutout, fill=data.mean,
-                crop_fill=(0.0,) if self.black_crop else None,
+                crop_fill=self.crop_fill,
             )  # fmt: skip
         mixed = None
         if mix[0] > 0:
