@@ -43,6 +43,24 @@ def make_cifar_batches(folder: Path, per_batch: int = 4, n_test: int = 3) -> dic
     return {"train_x": np.concatenate(xs[:5]), "train_y": np.concatenate(ys[:5]), "test_x": xs[5], "test_y": ys[5]}
 
 
+def make_svhn(
+    folder: Path, n_train: int = 14, n_test: int = 4, seed: int = 3
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """train_32x32.mat and test_32x32.mat as the official files lay them out (HWCN, labels 1..10);
+    returns per split the images as (N, C, H, W) and the labels 0..9."""
+    from scipy.io import savemat
+
+    rng = np.random.RandomState(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, n in (("train", n_train), ("test", n_test)):
+        x = rng.randint(0, 256, (32, 32, 3, n)).astype(np.uint8)
+        y = (np.arange(n) % 10 + 1).reshape(-1, 1).astype(np.uint8)  # 1..10, 10 = digit 0
+        savemat(folder / f"{name}_32x32.mat", {"X": x, "y": y})
+        files[name] = (x.transpose(3, 2, 0, 1), y.ravel() % 10)
+    return files
+
+
 CLASSES_UNSORTED = ["cat", "airplane", "bird"]  # written in this order; labels must follow sorted order
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from datafiles import make_cifar_batches, make_mnist, make_png_folder
+from datafiles import make_cifar_batches, make_mnist, make_png_folder, make_svhn
 from taylorglo.errors import TaylorGLOError
 from taylorglo.training import data as D
 from taylorglo.training.data import DataSplits, load_dataset
@@ -199,17 +199,7 @@ def test_images_without_pillow_say_how_to_install(tmp_path, monkeypatch):
 
 
 def test_svhn_mat(tmp_path):
-    from scipy.io import savemat
-
-    rng = np.random.RandomState(3)
-    folder = tmp_path / "svhn"
-    folder.mkdir()
-    files = {}
-    for name, n in (("train", 14), ("test", 4)):
-        x = rng.randint(0, 256, (32, 32, 3, n)).astype(np.uint8)
-        y = (np.arange(n) % 10 + 1).reshape(-1, 1).astype(np.uint8)  # 1..10, 10 = digit 0
-        savemat(folder / f"{name}_32x32.mat", {"X": x, "y": y})
-        files[name] = (x.transpose(3, 2, 0, 1), y.ravel() % 10)
+    files = make_svhn(tmp_path / "svhn")
     s = load_dataset("svhn", tmp_path)  # parent holding svhn/
     val_count = round(14 * 26032 / 73257)
     assert (len(s.train_y), len(s.val_y), len(s.test_y)) == (14 - val_count, val_count, 4)

@@ -186,6 +186,8 @@ def test_models_wide_resnets_fgsm_and_retries():
     assert training["attempts"] == 3 and "abort_at" not in training and training["cutout"] == 16
     assert training["cutmix"] == 0.5 and training["cutmix_alpha"] == 1.0
     assert search["fitness"] == "fgsm" and search["fgsm_epsilon"] == 0.1
+    # Its normalised-space attack is not imported silently: the note names the opt-in field.
+    assert "attack_space" not in training and any('attack_space = "normalized"' in n for n in t.notes)
     adam = translate(reference_search(overrideOptimizer="Adam"), "a.json").config["training"]
     assert adam["optimizer"] == "adam"
     resnet = translate(reference_search(model="pre_resnet20", epochs=20), "r.json").config["training"]

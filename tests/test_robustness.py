@@ -290,3 +290,49 @@ def test_parse_epsilons_rejects_bad_input_in_one_line(text, why):
         message = str(info.value)
         assert message.startswith(f"{field}: ") and why in message
         assert "0.05,0.1" in message and "\n" not in message
+
+
+# --------------------------------------------------------------------------------------------
+# The reference's normalised-space attack (training.attack_space = "normalized")
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_normalized_space_attack_is_the_references(trained, digits):
+    """The reference stepped the normalised image by ε and clamped *it* to [0, 1]: written out
+    here on the normalised input the network's first layer makes, and compared pixel for pixel
+    (through that layer) with what bounds_of(data, "normalized") does in pixel space."""
+    from taylorglo.training.fgsm import bounds_of
+
+    model, loss = trained
+    normalize, net = model[0], model[1]
+    x, y = to_float(digits.test_x[:200]), digits.test_y[:200]
+    xn = normalize(x).detach().requires_grad_(True)
+    was = net.training
+    (grad,) = torch.autograd.grad(loss(net.eval()(xn), y), xn)
+    net.train(was)
+    theirs = (xn.detach() + EPS * grad.sign()).clamp(0, 1)
+    bounds = bounds_of(digits, "normalized")
+    ours = fgsm_perturb(model, digits.test_x[:200], y, loss, EPS, bounds)
+    assert torch.allclose(normalize(ours), theirs, atol=1e-5)
+    assert bounds.unit == "normalised units"
+    # The clamp alone moves most inputs (a normalised pixel below the mean is clamped up to 0),
+    # so the two attacks differ; at ε = 0 both leave the input alone.
+    assert (normalize(ours) - normalize(x)).abs().gt(EPS + 1e-4).float().mean() > 0.3
+    assert fgsm_accuracy(model, digits.test_x, digits.test_y, loss, EPS, bounds=bounds) != fgsm_accuracy(
+        model, digits.test_x, digits.test_y, loss, EPS
+    )
+
+
+def test_a_search_with_fgsm_fitness_attacks_in_the_configured_space(digits):
+    from taylorglo.evaluators import FreshRun, Job, evaluate_job
+
+    fitness = {}
+    for space in ("pixels", "normalized"):
+        training = TrainConfig(dataset="digits", model="mlp", steps=60, lr=0.05, batch_size=32, log_every=30,
+                               eval_test=False, attack_space=space)  # fmt: skip
+        result = evaluate_job(training, Job(0, 0, FreshRun(None), 0, fgsm_epsilon=0.1))
+        assert result.status == "evaluated" and result.metrics["fgsm_epsilon"] == 0.1
+        fitness[space] = result.fitness
+    assert fitness["pixels"] != fitness["normalized"]
+    with pytest.raises(TaylorGLOError, match=r"^attack_space: must be one of 'pixels', 'normalized'"):
+        TrainConfig(attack_space="normalised").validate()

@@ -157,7 +157,7 @@ def _attacked_on(
     if not dataset:
         dataset.append(load_training_data(training))
     data = dataset[0]
-    return data.test_x, data.test_y, bounds_of(data)
+    return data.test_x, data.test_y, bounds_of(data, training.attack_space)
 
 
 def read_robustness(directory: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -150,7 +150,7 @@ def _measured(training: TrainConfig, job: Job, result: TrainResult, added: dict[
                 as_loss(params, training.round_params),
                 job.fgsm_epsilon,
                 training.eval_batch_size,
-                bounds_of(data),
+                bounds_of(data, training.attack_space),
             )
     except TaylorGLOError:
         raise

@@ -107,10 +107,14 @@ class ExperimentConfig:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, default_name: str = "experiment", check_network: bool = True) -> ExperimentConfig:
+    def from_dict(
+        cls, data: Any, default_name: str = "experiment", check_network: bool = True, recorded: bool = False
+    ) -> ExperimentConfig:
         """Validate a parsed config; the first problem is raised as one line naming its field.
         ``check_network=False`` skips building the network on a nominal input (for the config an
-        experiment's store holds, checked in full when it was recorded)."""
+        experiment's store holds, checked in full when it was recorded). ``recorded=True`` reads
+        such a stored config: it lists every field its version had, so its profile is not applied
+        again, and a field added since keeps the plain default, which is what that version ran."""
         if not isinstance(data, dict):
             raise TaylorGLOError("config: the file must hold a table of fields (name, kind, seed, [training], ...)")
         name = data.get("name", default_name)
@@ -124,7 +128,11 @@ class ExperimentConfig:
         for key in data:
             if key not in COMMON_FIELDS and key != table:
                 raise _unexpected_table(key, kind, table)
-        profile, data = apply_profile(data, table)
+        if recorded:
+            profile = data.get("profile", "default")
+            apply_profile({"profile": profile}, table)  # an unknown name is still refused
+        else:
+            profile, data = apply_profile(data, table)
         seed = data.get("seed", 0)
         if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
             raise TaylorGLOError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import TaylorGLOError
+from ..training.config import TrainConfig
 
 #: Per profile, per table, the defaults it sets.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
@@ -20,6 +21,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "training": {
             "data_subset": "first",  # reduced data: a prefix of the split's seed-42 permutation
             "crop_fill": "black",  # its random crop padded with black
+            "normalization": "reference",  # its constants: SVHN's, CIFAR-10's for CIFAR-100, none for MNIST
             "attempts": 1,  # one attempt unless the config said more (its A3 configs: 3)
             "abort_fitness": "measured",  # an aborted run scored the accuracy it had
             "round_params": 4,  # its losses trained as rendered, to 4 decimals
@@ -46,6 +48,10 @@ def apply_profile(data: dict[str, Any], table: str) -> tuple[str, dict[str, Any]
         if section not in ("training", table):
             continue
         given = data.get(section, {})
-        if isinstance(given, dict):  # anything else is refused, naming the table, when it is parsed
-            merged[section] = {**defaults, **given}
+        if not isinstance(given, dict):  # refused, naming the table, when it is parsed
+            continue
+        if section == "training" and given.get("objective") is not None:
+            # The user's objective trains with its own code: the built-in trainer's fields stay unset.
+            defaults = {k: v for k, v in defaults.items() if k in TrainConfig.OBJECTIVE_FIELDS}
+        merged[section] = {**defaults, **given}
     return name, merged

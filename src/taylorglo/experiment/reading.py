@@ -53,7 +53,7 @@ def open_experiment(directory: str | os.PathLike[str]) -> Experiment:
         )
     with Store(path, readonly=True) as store:
         data = store.get_meta("config")
-    return Experiment(directory, ExperimentConfig.from_dict(data, check_network=False))
+    return Experiment(directory, ExperimentConfig.from_dict(data, check_network=False, recorded=True))
 
 
 def status(directory: str | os.PathLike[str]) -> dict[str, Any]:

@@ -282,6 +282,10 @@ def _training(base: _Table, search: bool, out: Translation) -> tuple[dict[str, A
         elif isinstance(epsilon, (int, float)) and 0 < epsilon <= 1:
             settings["fitness"], settings["fgsm_epsilon"] = "fgsm", float(epsilon)
             base.map("fgsm", 'search.fitness = "fgsm", search.fgsm_epsilon (validation accuracy under FGSM)')
+            out.notes.append(
+                "fgsm: the reference stepped and clamped the normalised image; taylorglo attacks pixels. "
+                'training.attack_space = "normalized" reproduces the reference\'s numbers'
+            )
         else:
             base.refuse("fgsm", f"epsilon must be a number in (0, 1], got {json.dumps(epsilon)}")
 

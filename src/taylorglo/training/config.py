@@ -25,6 +25,11 @@ SUBSETS = ("random", "first")
 ABORT_FITNESSES = ("zero", "measured")
 #: What the random crop pads with: the dataset's mean colour, or black (the reference's).
 CROP_FILLS = ("mean", "black")
+#: Which input normalisation constants: the dataset's own, or the ones the reference used
+#: (:data:`~.data.REFERENCE_NORMALIZATION`).
+NORMALIZATIONS = ("dataset", "reference")
+#: Where FGSM steps and clips: pixel space, or the reference's normalised space (a quirk, opt-in).
+ATTACK_SPACES = ("pixels", "normalized")
 
 
 @dataclass
@@ -59,6 +64,10 @@ class TrainConfig:
     cutout: int = 0
     #: The random crop's padding: "mean" (the dataset's mean colour) or "black" (the reference's).
     crop_fill: str = "mean"
+    #: Input normalisation: "dataset" (its published constants, else the train split's statistics)
+    #: or "reference" (the reference's constants: SVHN's, CIFAR-10's also for CIFAR-100, none for
+    #: MNIST; a dataset the reference did not have keeps its own).
+    normalization: str = "dataset"
     #: CutMix (SPEC §3: probability 0.5, alpha 1): the share of batches mixed; 0 is off.
     cutmix: float = 0.0
     cutmix_alpha: float = 1.0
@@ -70,6 +79,10 @@ class TrainConfig:
     #: The fitness of a run whose every attempt aborted: "zero" or "measured" (the validation
     #: accuracy it was aborted with, as the reference scored it).
     abort_fitness: str = "zero"
+    #: Where FGSM attacks this run's networks (fitness and sweeps): "pixels" (ε a share of the
+    #: pixel range, clipped to valid images) or "normalized" (the reference's: ε in normalised
+    #: units, and the *normalised* image clipped to [0, 1]).
+    attack_space: str = "pixels"
     #: Evaluate on the test split at the end (a search's fitness needs only validation).
     eval_test: bool = True
     #: Training log and the NaN check every this many steps.
@@ -131,7 +144,13 @@ class TrainConfig:
             raise bad("lr_decay", f"must be a list of positive milestones, got {self.lr_decay!r}")
         if self.augment is not None and self.augment not in AUGMENTATIONS:
             raise bad("augment", f"must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
-        for name, choices in (("data_subset", SUBSETS), ("abort_fitness", ABORT_FITNESSES), ("crop_fill", CROP_FILLS)):
+        for name, choices in (
+            ("data_subset", SUBSETS),
+            ("abort_fitness", ABORT_FITNESSES),
+            ("crop_fill", CROP_FILLS),
+            ("normalization", NORMALIZATIONS),
+            ("attack_space", ATTACK_SPACES),
+        ):
             if getattr(self, name) not in choices:
                 raise bad(name, f"must be one of {', '.join(map(repr, choices))}, got {getattr(self, name)!r}")
         if not isinstance(self.cutout, int) or self.cutout < 0:

@@ -124,12 +124,15 @@ _TENSOR_FIELDS = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
 
 _CACHE: dict[tuple[Any, ...], DataSplits] = {}
 _CACHE_LOCK = threading.RLock()
+#: (id of the splits, constants) -> (those splits, a copy with the constants): see load_training_data.
+_RENORMALIZED: dict[tuple[Any, ...], tuple[DataSplits, DataSplits]] = {}
 
 
 def clear_cache() -> None:
     """Forget every dataset loaded in this process (tests, or to free memory)."""
     with _CACHE_LOCK:
         _CACHE.clear()
+        _RENORMALIZED.clear()
 
 
 def load_dataset(
@@ -185,8 +188,40 @@ def load_dataset(
 
 
 def load_training_data(config: TrainConfig, field: str = "training.dataset") -> DataSplits:
-    """The data a training config names: its dataset, folder, share and subset of the train split."""
-    return load_dataset(config.dataset, config.data_dir, config.data_fraction, field=field, subset=config.data_subset)
+    """The data a training config names: its dataset, folder, share and subset of the train split,
+    with the normalisation constants ``config.normalization`` picks."""
+    data = load_dataset(config.dataset, config.data_dir, config.data_fraction, field=field, subset=config.data_subset)
+    if config.normalization == "reference":
+        stats = REFERENCE_NORMALIZATION.get(str(config.dataset).lower())
+        if stats is not None and (data.mean, data.std) != stats:
+            data = _renormalized(data, stats)
+    return data
+
+
+_CIFAR10_STATS = ((125.3 / 255, 123.0 / 255, 113.9 / 255), (63.0 / 255, 62.1 / 255, 66.7 / 255))
+
+#: The input normalisation the reference trained with, per built-in dataset (``training.normalization
+#: = "reference"``): its trainer's SVHN constants, CIFAR-10's for CIFAR-100 too, and none (mean 0,
+#: std 1) for MNIST and Fashion-MNIST, which its TensorFlow pipeline fed as [0, 1] pixels.
+REFERENCE_NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "cifar10": _CIFAR10_STATS,
+    "cifar100": _CIFAR10_STATS,
+    "svhn": ((109.9 / 255, 109.7 / 255, 113.8 / 255), (50.1 / 255, 50.6 / 255, 50.8 / 255)),
+    "mnist": ((0.0,), (1.0,)),
+    "fashion-mnist": ((0.0,), (1.0,)),
+}
+
+
+def _renormalized(data: DataSplits, stats: tuple[tuple[float, ...], tuple[float, ...]]) -> DataSplits:
+    """``data`` with other normalisation constants (its tensors shared), cached so that repeated
+    calls hand out one object, as :func:`load_dataset` does."""
+    key = (id(data), stats)
+    with _CACHE_LOCK:
+        cached = _RENORMALIZED.get(key)
+        if cached is None or cached[0] is not data:  # an id can be reused once data is freed
+            cached = (data, dataclasses.replace(data, mean=stats[0], std=stats[1]))
+            _RENORMALIZED[key] = cached
+        return cached[1]
 
 
 def _check_fraction(value: Any) -> float:
@@ -460,10 +495,7 @@ _BUILTINS: dict[str, _Source | None] = {
         locate=locate_cifar10,
         val_share=5000 / 50000,
         augment="crop-flip",
-        stats=(
-            (125.3 / 255, 123.0 / 255, 113.9 / 255),
-            (63.0 / 255, 62.1 / 255, 66.7 / 255),
-        ),
+        stats=_CIFAR10_STATS,
     ),
     "cifar100": _Source(
         folders=("cifar100", "cifar-100", "cifar100-jpeg"),

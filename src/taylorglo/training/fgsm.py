@@ -64,22 +64,40 @@ class Bounds:
     scale: tuple[float, ...] | None = None
     #: What ε is counted in, for tables: "pixel range", "feature std", "input units".
     unit: str = "pixel range"
+    #: With an origin, ``clip`` bounds ``(x − origin) / scale`` instead of ``x`` (per channel):
+    #: the normalised-space clip of the reference's attack (:func:`bounds_of`).
+    origin: tuple[float, ...] | None = None
 
     def step(self, x: torch.Tensor, epsilon: float, direction: torch.Tensor) -> torch.Tensor:
         """``x`` moved by ``ε · scale · direction``, clipped."""
-        if self.scale is not None:
-            shape = (1, -1) + (1,) * (x.dim() - 2)
-            direction = direction * torch.as_tensor(self.scale, dtype=x.dtype, device=x.device).view(shape)
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        scale = None if self.scale is None else torch.as_tensor(self.scale, dtype=x.dtype, device=x.device).view(shape)
+        if scale is not None:
+            direction = direction * scale
         moved = x.detach() + epsilon * direction
-        return moved if self.clip is None else moved.clamp_(*self.clip)
+        if self.clip is None:
+            return moved
+        if self.origin is None:
+            return moved.clamp_(*self.clip)
+        origin = torch.as_tensor(self.origin, dtype=x.dtype, device=x.device).view(shape)
+        unit = torch.ones_like(origin) if scale is None else scale
+        return torch.maximum(torch.minimum(moved, origin + self.clip[1] * unit), origin + self.clip[0] * unit)
 
 
 #: Images in [0, 1].
 PIXELS = Bounds()
 
 
-def bounds_of(data: DataSplits) -> Bounds:
-    """The :class:`Bounds` of a dataset's inputs (token ids have none: FGSM refuses them)."""
+def bounds_of(data: DataSplits, space: str = "pixels") -> Bounds:
+    """The :class:`Bounds` of a dataset's inputs (token ids have none: FGSM refuses them).
+
+    ``space = "normalized"`` (``training.attack_space``) is the reference's attack: it stepped the
+    *normalised* input by ε and clamped that to [0, 1], i.e. in pixels a step of ε·std clipped to
+    [mean, mean + std] per channel. That clamp alone moves most pixels of a normalised image, so
+    it measures something else than robustness; it is here to reproduce published numbers.
+    """
+    if space == "normalized":
+        return Bounds(clip=(0.0, 1.0), scale=tuple(data.std), unit="normalised units", origin=tuple(data.mean))
     return PIXELS if data.inputs == "images" else Bounds(clip=None, scale=tuple(data.std), unit="feature std")
 
 
