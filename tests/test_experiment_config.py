@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from experiments import SMALL, cli, merged, write_config
@@ -195,3 +197,26 @@ def test_ray_evaluator_settings_and_overrides():
     with pytest.raises(TaylorGLOError, match="^evaluator.max_in_flight: is a Ray setting"):
         config.with_evaluator({"kind": "local", "max_in_flight": 4})
     assert config.with_evaluator(None) is config
+
+
+def test_the_train_command_takes_every_field_getinvocation_writes(tmp_path):
+    """getinvocation writes a flag per non-default [training] field: the train command must take
+    each one, or the printed command fails (it did for cutmix, adam and the reference profile)."""
+    import dataclasses
+
+    from taylorglo.cli import train
+    from taylorglo.experiment.invocation import _SKIPPED, train_argv
+    from taylorglo.training import TrainConfig
+
+    flags = {o.name for o in train.params} | {"lr_decay", "model_options", "objective_options"}
+    missing = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in flags | _SKIPPED]
+    assert not missing, missing
+    config = TrainConfig(dataset="digits", model="mlp", steps=2, batch_size=16, optimizer="adam", cutmix=0.5,
+                         cutmix_alpha=0.5, data_subset="first", data_fraction=0.5, crop_fill="black",
+                         normalization="reference", attack_space="normalized", abort_fitness="measured",
+                         loss_inputs=["x", "y", "t"])  # fmt: skip
+    params = [0.1] * 13
+    argv = train_argv(config, params, 3)
+    assert "taylorglo[x,y,t]:" in argv[argv.index("--loss") + 1]
+    result = cli(*argv[1:], "--json", check=True)
+    assert json.loads(result.stdout)["steps"] == 2

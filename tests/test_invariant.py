@@ -107,3 +107,17 @@ def test_violators_can_be_trained_and_tagged_instead_of_rejected(tmp_path):
     assert f"0 rejected by the reference invariant (never trained), {len(failing)} trained despite failing it" in out
     status = json.loads(cli("status", str(trained_dir), "--json", check=True).stdout)
     assert status["invariant_violators_trained"] == len(failing)
+
+
+def test_tags_are_counted_when_a_run_recorded_nan(tmp_path):
+    """A diverged candidate's metrics hold NaN, which SQLite's JSON functions call malformed:
+    counting the tags must not crash status (it did, with a loss of the logits)."""
+    from taylorglo.experiment.store import Store
+    from taylorglo.records import Candidate, Result
+
+    with Store(tmp_path / "s.sqlite", create=True) as store:
+        store.open_generation(0, b"", [Candidate(0, i, [0.0] * 8, i, "pending") for i in range(3)])
+        store.record(Result(0, 0, "failed", 0.0, metrics={"val_loss": float("nan"), "invariant": "fails it"}))
+        store.record(Result(0, 1, "evaluated", 0.5, metrics={"val_loss": float("inf")}))
+        store.record(Result(0, 2, "evaluated", 0.5, metrics={"note": "invariant"}))  # the word, not the key
+        assert store.tagged("invariant") == 1

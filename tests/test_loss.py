@@ -151,10 +151,12 @@ def test_parse_loss_specs(tmp_path):
 # --- the drop-in contract: nn.CrossEntropyLoss's shapes, mask and reductions ---------------------
 
 
-def _ce_rows(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy as a loss of (label, probability) rows: plugged into classwise_loss, it must
-    be nn.CrossEntropyLoss exactly, which checks the wrapper's shape, mask and reduction logic."""
-    return -(x * torch.log(y)).sum(dim=1)
+def _ce_rows(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy as a loss of (label, probability, logit) rows: plugged into classwise_loss, it
+    must be nn.CrossEntropyLoss exactly, which checks the wrapper's shape, mask and reduction logic
+    and that the logit rows are the probabilities' own."""
+    assert torch.allclose(torch.softmax(z, dim=1), y, atol=1e-12)
+    return -(x * torch.log_softmax(z, dim=1)).sum(dim=1)
 
 
 SHAPES = [(6, 4), (3, 5, 7), (2, 3, 4, 5)]

@@ -150,7 +150,7 @@ def test_every_field_taylorglo_cannot_run_is_one_line():
         overrideOptimizer="RMSprop",
         brandNewField=1,
     )
-    config["experiment"]["taylorGloConfig"]["inputVariables"] = ["trueLabel", "scaledLogits", "unscaledLogits"]
+    config["experiment"]["taylorGloConfig"]["inputVariables"] = ["trueLabel", "scaledLogits", "residuals"]
     t = translate(config, "s.json")
     fields = [line.split(":", 1)[0] for line in t.refused]
     assert fields == [
@@ -282,3 +282,24 @@ def test_convert_prints_an_editable_config_and_refusals_are_one_line_each(tmp_pa
     plain.write_text(json.dumps({"name": "x", "kind": "taylorglo"}))
     result = cli("convert", str(plain))
     assert result.returncode == 2 and "is not in the reference's schema" in result.stderr
+
+
+def test_loss_inputs_beyond_the_label_and_softmax_are_imported():
+    """unscaledLogits and trainingCompleted map to training.loss_inputs (the ulk3 configs); the
+    search then samples that polynomial's parameters. Residuals and several losses are refused."""
+    config = reference_search()
+    glo = config["experiment"]["taylorGloConfig"]
+    glo["inputVariables"] = ["trueLabel", "scaledLogits", "unscaledLogits"]
+    t = translate(config, "ulk3.json")
+    assert t.ok, t.refused
+    assert t.config["training"]["loss_inputs"] == ["x", "y", "logits"]
+    parsed = ExperimentConfig.from_dict(t.config)
+    assert len(parsed.settings.new_search(0, parsed.training.loss_inputs).ask()[0]) == 19
+    glo["inputVariables"] = ["trueLabel", "trainingCompleted", "scaledLogits"]
+    t = translate(config, "t.json")
+    assert t.config["training"]["loss_inputs"] == ["x", "y", "t"]
+    assert any("1 throughout training" in n for n in t.notes)  # the reference's progress was always 1
+    for bad in (["residuals"], ["trueLabel", "scaledLogits", "lossFunctionDelimiter", "trueLabel", "scaledLogits"]):
+        glo["inputVariables"] = bad
+        refused = translate(config, "b.json").refused
+        assert [line.split(":", 1)[0] for line in refused] == ["experiment.taylorGloConfig.inputVariables"]

@@ -16,6 +16,8 @@ import click
 from . import cli_results as results
 from .cli_options import evaluator_options, evaluator_overrides, interruptible, parse_floats, with_progress
 from .errors import TaylorGLOError
+from .training.config import ABORT_FITNESSES, ATTACK_SPACES, AUGMENTATIONS, CROP_FILLS, NORMALIZATIONS, SUBSETS
+from .training.optimizers import OPTIMIZERS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,7 +44,8 @@ def cli() -> None:
     "loss_spec",
     default="cross-entropy",
     show_default=True,
-    help="cross-entropy, taylorglo:P0,...,P7 (code layout), or taylorglo:FILE.json",
+    help="cross-entropy, taylorglo:P0,...,P7 (code layout; taylorglo[x,y,logits,t]:... with more inputs), "
+    "or taylorglo:FILE.json",
 )
 @click.option("--steps", type=int, default=None, help="Full schedule length in steps (default 1000).")
 @click.option("--epochs", type=float, default=None, help="Full schedule length in epochs (instead of --steps).")
@@ -74,11 +77,43 @@ def cli() -> None:
 )
 @click.option(
     "--augment",
-    type=click.Choice(["none", "crop-flip"]),
+    type=click.Choice(AUGMENTATIONS),
     default=None,
     help="Default: crop-flip for CIFAR-10/SVHN, none otherwise.",
 )
 @click.option("--cutout", type=int, default=0, show_default=True, help="Cutout hole size in pixels (0: off).")
+@click.option("--cutmix", type=float, default=0.0, show_default=True, help="Share of batches CutMix mixes (0: off).")
+@click.option("--cutmix-alpha", type=float, default=1.0, show_default=True, help="CutMix's Beta(alpha, alpha).")
+@click.option("--optimizer", type=click.Choice(sorted(OPTIMIZERS)), default="sgd", show_default=True)
+@click.option(
+    "--data-subset",
+    type=click.Choice(SUBSETS),
+    default="random",
+    show_default=True,
+    help="Which --data-fraction of the split: a fixed random one, or its first examples (the reference's).",
+)
+@click.option("--crop-fill", type=click.Choice(CROP_FILLS), default="mean", show_default=True, help="Crop padding.")
+@click.option(
+    "--normalization",
+    type=click.Choice(NORMALIZATIONS),
+    default="dataset",
+    show_default=True,
+    help="Input normalisation constants: the dataset's own, or the reference's.",
+)
+@click.option(
+    "--attack-space",
+    type=click.Choice(ATTACK_SPACES),
+    default="pixels",
+    show_default=True,
+    help="Where FGSM steps and clips (normalized: the reference's quirk).",
+)
+@click.option(
+    "--abort-fitness",
+    type=click.Choice(ABORT_FITNESSES),
+    default="zero",
+    show_default=True,
+    help="An early-aborted run's fitness.",
+)
 @click.option("--abort-at", type=float, default=None, help="Early-abort check point (steps or epochs).")
 @click.option("--abort-below", type=float, default=0.15, show_default=True)
 @click.option("--attempts", type=int, default=3, show_default=True)
@@ -135,6 +170,7 @@ def train(
         **options,
     ).validate("--")
     loss = parse_loss(loss_spec, field="--loss", round_to=config.round_params)
+    config.loss_inputs = list(getattr(loss, "inputs", config.loss_inputs))  # what the spec named
     phase = "final" if config.partial_fraction == 1.0 else "search"
     result, extra = with_progress(
         lambda progress: trainer_for(config).fresh(loss, seed, None, False, phase, progress),

@@ -256,7 +256,7 @@ def collate(root: str, as_json: bool, csv_path: str | None) -> None:
 def log_command(directory: str, generation: int, index: int, as_json: bool) -> None:
     """Print the training log of candidate INDEX of GENERATION."""
     from .experiment import open_experiment
-    from .polynomial import format_formula
+    from .polynomial import check_inputs, format_formula
 
     experiment = open_experiment(directory)
     with experiment.reader() as store:
@@ -271,7 +271,7 @@ def log_command(directory: str, generation: int, index: int, as_json: bool) -> N
         click.echo(json.dumps(c.to_dict()))
         return
     click.echo(f"candidate {c.generation}:{c.index}  status {c.status}" + (f" ({c.reason})" if c.reason else ""))
-    click.echo(f"  loss    {format_formula(c.params)}")
+    click.echo(f"  loss    {format_formula(c.params, 'code', check_inputs(experiment.config.training.loss_inputs))}")
     click.echo(f"  params  {', '.join(repr(p) for p in c.params)}")
     click.echo(
         f"  seed {c.seed}  attempts {c.attempts or '-'}  worker {c.worker or '-'}  "

@@ -13,6 +13,13 @@ the target up harder than the ``n − 1`` non-targets together:
 
 For order 3 the closed form below is SPEC §5 term by term; other orders evaluate the same slopes
 from the polynomial's derivative, which for order 3 gives identical numbers (tested).
+
+A loss of more inputs (``training.loss_inputs``) is checked where training starts: training
+progress ``t = 0`` and, for a loss of the logits, logits 0 (a softmax of exactly ``1/n``). The
+logits open a second path to the gradient that the closed form does not know, so such a loss is
+checked, under either rule, by its first update itself: the target logit must gain on every
+non-target one, ``(g₁ − g₀)/n + (h₁ − h₀) > 0`` with ``h_x = ∂f/∂logit`` (with ``h = 0`` this
+is the gradient rule).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .errors import TaylorGLOError
-from .polynomial import check_params, taylor_terms
+from .polynomial import DEFAULT_INPUTS, check_inputs, check_params, taylor_terms
 
 RULES = ("reference", "gradient", "off")
 
@@ -39,12 +46,27 @@ def _closed_form_order3(p: Sequence[float], n: int) -> tuple[float, float]:
     return left, right
 
 
-def slope(params: Sequence[float], x: float, y: float) -> float:
-    """``∂f/∂y`` of the loss polynomial at ``(x, y)``, for any order."""
-    values, order = check_params(params)
-    cx, cy = values[-2], values[-1]
-    X, Y = x - cx, y - cy
-    return sum(c * X**i * j * Y ** (j - 1) for c, (i, j) in zip(values[:-2], taylor_terms(order)))
+def slope(
+    params: Sequence[float], x: float, y: float, inputs: tuple[str, ...] = DEFAULT_INPUTS, wrt: str = "y"
+) -> float:
+    """``∂f/∂y`` (or ``∂f/∂wrt``) of the loss polynomial at ``(x, y)``, for any order; inputs
+    beyond x and y are at their starting values (logits 0, progress 0)."""
+    inputs = check_inputs(inputs)
+    values, order = check_params(params, None, inputs)
+    m = len(inputs)
+    point = {"x": x, "y": y, "logits": 0.0, "t": 0.0}
+    centred = [point[name] - c for name, c in zip(inputs, values[-m:])]
+    k = inputs.index(wrt)
+    total = 0.0
+    for c, exponents in zip(values[:-m], taylor_terms(order, inputs)):
+        if not exponents[k]:
+            continue
+        term = c * exponents[k] * centred[k] ** (exponents[k] - 1)
+        for j, e in enumerate(exponents):
+            if j != k and e:
+                term *= centred[j] ** e
+        total += term
+    return total
 
 
 def _classes(num_classes: int) -> int:
@@ -53,18 +75,33 @@ def _classes(num_classes: int) -> int:
     return num_classes
 
 
-def invariant_margins(params: Sequence[float], num_classes: int) -> tuple[float, float]:
+def invariant_margins(
+    params: Sequence[float], num_classes: int, inputs: tuple[str, ...] = DEFAULT_INPUTS
+) -> tuple[float, float]:
     """``(left, right)`` of the reference rule; the candidate passes when ``left >= right``.
     Raises ``OverflowError`` for a polynomial beyond float64."""
-    values, order = check_params(params)
+    inputs = check_inputs(inputs)
+    values, order = check_params(params, None, inputs)
     n = _classes(num_classes)
-    if order == 3:
+    if "logits" in inputs:
+        return _first_update(values, n, inputs)
+    if order == 3 and inputs == DEFAULT_INPUTS:
         return _closed_form_order3(values, n)
-    g1, g0 = slope(values, 1.0, 1.0 / n), slope(values, 0.0, 1.0 / n)
+    g1, g0 = slope(values, 1.0, 1.0 / n, inputs), slope(values, 0.0, 1.0 / n, inputs)
     return g1 - g0, (n - 2) * g0
 
 
-def invariant_holds(params: Sequence[float], num_classes: int, rule: str = "reference") -> bool:
+def _first_update(values: Sequence[float], n: int, inputs: tuple[str, ...]) -> tuple[float, float]:
+    """(left, right) of a loss of the logits: its first update lifts the target logit over each
+    non-target one when ``left > right`` (see the module's docstring)."""
+    g1, g0 = slope(values, 1.0, 1.0 / n, inputs), slope(values, 0.0, 1.0 / n, inputs)
+    h1, h0 = slope(values, 1.0, 1.0 / n, inputs, "logits"), slope(values, 0.0, 1.0 / n, inputs, "logits")
+    return (g1 - g0) / n + h1, h0
+
+
+def invariant_holds(
+    params: Sequence[float], num_classes: int, rule: str = "reference", inputs: tuple[str, ...] = DEFAULT_INPUTS
+) -> bool:
     """Whether a TaylorGLO parameter vector is worth training (SPEC §5)."""
     _classes(num_classes)
     if rule == "off":
@@ -72,10 +109,13 @@ def invariant_holds(params: Sequence[float], num_classes: int, rule: str = "refe
     if rule not in RULES:
         raise TaylorGLOError(f"invariant: must be one of {', '.join(RULES)}, got {rule!r}")
     try:
+        if "logits" in check_inputs(inputs):
+            left, right = _first_update(params, num_classes, check_inputs(inputs))
+            return left > right
         if rule == "reference":
-            left, right = invariant_margins(params, num_classes)
+            left, right = invariant_margins(params, num_classes, inputs)
             return left >= right
         n = num_classes
-        return slope(params, 1.0, 1.0 / n) > slope(params, 0.0, 1.0 / n)
+        return slope(params, 1.0, 1.0 / n, inputs) > slope(params, 0.0, 1.0 / n, inputs)
     except (OverflowError, ValueError):  # a polynomial beyond float64 (or non-finite) trains nothing
         return False

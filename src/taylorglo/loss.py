@@ -31,10 +31,13 @@ from .errors import TaylorGLOError
 # The torch-free part, re-exported: ``from taylorglo.loss import format_formula`` keeps working.
 from .polynomial import (  # noqa: F401
     CROSS_ENTROPY,
+    DEFAULT_INPUTS,
     DEFAULT_ORDER,
+    INPUTS,
     MAX_MAGNITUDE,
     SUPPORTED_ORDERS,
     _num,
+    check_inputs,
     check_params,
     describe_loss,
     format_formula,
@@ -42,6 +45,7 @@ from .polynomial import (  # noqa: F401
     loss_spec,
     num_params,
     order_for_length,
+    split_spec,
     taylor_terms,
     to_paper_layout,
 )
@@ -84,7 +88,7 @@ def _horner(X: torch.Tensor, Y: torch.Tensor, by_power: Sequence[Sequence[tuple[
 def classwise_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
-    per_example: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    per_example: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
     reduction: str,
     ignore_index: int,
 ) -> torch.Tensor:
@@ -94,7 +98,7 @@ def classwise_loss(
     cross-entropy); ``target`` holds class indices of shape ``(B,)`` / ``(B, d1, ...)``, where
     ``ignore_index`` entries count for nothing (and not in the mean), or probabilities of the
     logits' shape (soft labels: every entry counts). ``per_example(x, y)`` maps ``(M, C)`` rows of
-    labels and probabilities to ``(M,)`` losses. Returns float32 for half-precision logits."""
+    labels, probabilities and logits to ``(M,)`` losses. Returns float32 for half-precision logits."""
     z = _upcast(logits)
     if z.dim() < 1:
         raise ValueError(f"logits must have a class axis: (B, C) or (B, C, d1, ...), got shape {tuple(z.shape)}")
@@ -106,7 +110,7 @@ def classwise_loss(
         if target.shape != z.shape:
             raise ValueError(f"soft targets must have the logits' shape {tuple(z.shape)}, got {tuple(target.shape)}")
         t = target.movedim(1, -1) if z.dim() > 2 else target
-        losses = per_example(t.reshape(-1, classes).to(y.dtype), y)
+        losses = per_example(t.reshape(-1, classes).to(y.dtype), y, rows)
         mask = None
     else:
         if tuple(target.shape) != batch_shape:
@@ -117,7 +121,7 @@ def classwise_loss(
         flat = target.reshape(-1)
         mask = flat != ignore_index
         x = torch.zeros_like(y).scatter_(1, torch.where(mask, flat, 0).unsqueeze(1), 1.0)
-        losses = per_example(x, y) * mask
+        losses = per_example(x, y, rows) * mask
     if reduction == "none":
         return losses.reshape(batch_shape)
     if reduction == "sum":
@@ -143,6 +147,10 @@ class TaylorGLOLoss(nn.Module):
     segmentation loop or a Hugging Face ``compute_loss_func`` uses a found loss unchanged.
 
     ``round_to`` reproduces the reference, which rendered parameters to 4 decimals before training.
+
+    ``inputs`` adds to (label x, softmax y) the unscaled ``"logits"`` and the training progress
+    ``"t"`` (the reference's ``inputVariables``): a loss with ``t`` changes over training, and the
+    trainer tells it where it is with :meth:`set_progress` (0 until then).
     """
 
     def __init__(
@@ -152,44 +160,89 @@ class TaylorGLOLoss(nn.Module):
         round_to: int | None = None,
         reduction: str = "mean",
         ignore_index: int = -100,
+        inputs: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        values, self.order = check_params(params, order)
+        self.inputs = check_inputs(inputs)
+        values, self.order = check_params(params, order, self.inputs)
         if round_to is not None:
             values = [round(v, round_to) for v in values]
         self.params = values
         self.reduction = _check_reduction(reduction)
         self.ignore_index = int(ignore_index)
-        self.terms = taylor_terms(self.order)
+        self.terms = taylor_terms(self.order, self.inputs)
+        self.progress = 0.0
+        m = len(self.inputs)
+        self.centres = values[-m:]
+        self.centre_x, self.centre_y = self.centres[0], self.centres[1]
         # Per power of Y (1..order), the (coefficient, power of X) pairs that multiply it: Horner in Y.
         by_power: dict[int, list[tuple[float, int]]] = {}
-        for coef, (i, j) in zip(values[:-2], self.terms):
-            by_power.setdefault(j, []).append((coef, i))
+        if self.inputs == DEFAULT_INPUTS:
+            for coef, (i, j) in zip(values[:-2], self.terms):
+                by_power.setdefault(j, []).append((coef, i))
         self._by_power = [by_power.get(j, []) for j in range(1, self.order + 1)]
-        self.centre_x, self.centre_y = values[-2], values[-1]
 
-    def per_class(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``f(x, y)`` elementwise: the polynomial before the class sum and sign."""
-        return _horner(x - self.centre_x, y - self.centre_y, self._by_power)
+    @property
+    def uses_progress(self) -> bool:
+        """Whether the loss takes the training progress (and so needs :meth:`set_progress`)."""
+        return "t" in self.inputs
+
+    def set_progress(self, fraction: float) -> None:
+        """The share of the full training schedule done, 0 to 1: the ``t`` of a loss that takes it."""
+        self.progress = float(fraction)
+
+    def per_class(self, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
+        """``f(x, y, ...)`` elementwise: the polynomial before the class sum and sign (``logits``
+        only for a loss that takes them; ``t`` is :attr:`progress`)."""
+        if self.inputs == DEFAULT_INPUTS:
+            return _horner(x - self.centre_x, y - self.centre_y, self._by_power)
+        values = {"x": x, "y": y, "logits": logits, "t": self.progress}
+        if "logits" in self.inputs and logits is None:
+            raise ValueError("per_class: this loss takes the logits; pass them")
+        centred = [values[name] - c for name, c in zip(self.inputs, self.centres)]
+        powers: dict[tuple[int, int], Any] = {}
+
+        def power(k: int, e: int) -> Any:
+            if (k, e) not in powers:
+                powers[k, e] = centred[k] if e == 1 else power(k, e - 1) * centred[k]
+            return powers[k, e]
+
+        total: Any = 0.0
+        for coef, exponents in zip(self.params, self.terms):
+            term: Any = coef
+            for k, e in enumerate(exponents):
+                if e:
+                    term = term * power(k, e)
+            total = total + term
+        return total
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return classwise_loss(logits, target, self._per_example, self.reduction, self.ignore_index)
 
-    def _per_example(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return -self.per_class(x, y).sum(dim=1)
+    def _per_example(self, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return -self.per_class(x, y, logits).sum(dim=1)
 
     def extra_repr(self) -> str:
-        return f"order={self.order}, params={self.params}, reduction={self.reduction!r}"
+        more = "" if self.inputs == DEFAULT_INPUTS else f", inputs={list(self.inputs)}"
+        return f"order={self.order}, params={self.params}{more}, reduction={self.reduction!r}"
 
     def __str__(self) -> str:
-        return describe_loss(self.params)
+        return describe_loss(self.params, self.inputs)
+
+    def spec(self) -> str:
+        """The loss's text form (:func:`parse_loss` reads it back)."""
+        return loss_spec(self.params, self.inputs)
 
     def to_json(self) -> str:
-        """``{"kind": "taylorglo", "order": k, "layout": "code", "params": [...]}``."""
+        """``{"kind": "taylorglo", "order": k, "layout": "code", "params": [...]}`` (and
+        ``"inputs"`` for a loss of more than x and y)."""
         return json.dumps(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "taylorglo", "order": self.order, "layout": "code", "params": list(self.params)}
+        data: dict[str, Any] = {"kind": "taylorglo", "order": self.order, "layout": "code", "params": list(self.params)}
+        if self.inputs != DEFAULT_INPUTS:
+            data["inputs"] = list(self.inputs)
+        return data
 
     @classmethod
     def from_json(cls, text: str) -> TaylorGLOLoss:
@@ -197,10 +250,11 @@ class TaylorGLOLoss(nn.Module):
         data = json.loads(text)
         if not isinstance(data, dict) or "params" not in data:
             raise ValueError('loss JSON: expected an object with "params"')
+        inputs = check_inputs(data.get("inputs"), "loss JSON: inputs")
         params = data["params"]
         if data.get("layout", "code") == "paper":
-            params = from_paper_layout(params)
-        return cls(params, order=data.get("order"))
+            params = from_paper_layout(params, inputs)
+        return cls(params, order=data.get("order"), inputs=inputs)
 
 
 def population_loss(losses: Sequence[nn.Module]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -212,7 +266,11 @@ def population_loss(losses: Sequence[nn.Module]) -> Callable[[torch.Tensor, torc
     ``cross_entropy`` call; any other mix falls back to one call per member.
     """
     losses = list(losses)
-    if losses and all(type(loss) is TaylorGLOLoss for loss in losses) and len({loss.order for loss in losses}) == 1:
+    if (
+        losses
+        and all(type(loss) is TaylorGLOLoss and loss.inputs == DEFAULT_INPUTS for loss in losses)
+        and len({loss.order for loss in losses}) == 1  # type: ignore[union-attr]
+    ):
         first = losses[0]
         assert isinstance(first, TaylorGLOLoss)
         table = torch.tensor([loss.params for loss in losses], dtype=torch.float64)  # type: ignore[union-attr]
@@ -245,27 +303,36 @@ def population_loss(losses: Sequence[nn.Module]) -> Callable[[torch.Tensor, torc
     return each
 
 
-def parse_loss(spec: str, field: str = "loss", round_to: int | None = None) -> nn.Module:
+def parse_loss(
+    spec: str, field: str = "loss", round_to: int | None = None, inputs: Sequence[str] | None = None
+) -> nn.Module:
     """Build a loss from its text form, as the CLI and configs write it.
 
     ``"cross-entropy"`` (the baseline), ``"taylorglo:P0,P1,…"`` (code layout, any supported
-    length), or ``"taylorglo:path/to/loss.json"`` (a file written by :meth:`TaylorGLOLoss.to_json`).
+    length; ``taylorglo[x,y,logits]:…`` names inputs beyond x and y, as does ``inputs``), or
+    ``"taylorglo:path/to/loss.json"`` (a file written by :meth:`TaylorGLOLoss.to_json`).
     """
     spec = spec.strip()
     if spec in (CROSS_ENTROPY, "ce", "crossentropy"):
         return CrossEntropyLoss()
-    kind, sep, rest = spec.partition(":")
-    if kind != "taylorglo" or not sep:
+    try:
+        parts = split_spec(spec)
+    except TaylorGLOError as exc:
+        raise TaylorGLOError(f"{field}: {str(exc).partition(': ')[2]}") from None
+    if parts is None or parts[0] != "taylorglo":
         raise TaylorGLOError(f"{field}: expected 'cross-entropy' or 'taylorglo:P0,...,P7', got {spec!r}")
+    _, named, rest = parts
+    if named == DEFAULT_INPUTS and inputs is not None:
+        named = check_inputs(inputs, f"{field} inputs")
     if rest.endswith(".json"):
         try:
             with open(rest, encoding="utf-8") as fh:
                 loss = TaylorGLOLoss.from_json(fh.read())
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, TaylorGLOError) as exc:
             raise TaylorGLOError(f"{field}: cannot read loss file {rest!r}: {exc}") from None
-        return TaylorGLOLoss(loss.params, round_to=round_to) if round_to is not None else loss
+        return TaylorGLOLoss(loss.params, round_to=round_to, inputs=loss.inputs) if round_to is not None else loss
     try:
         values = [float(v) for v in rest.replace(" ", "").split(",") if v]
-        return TaylorGLOLoss(values, round_to=round_to)
+        return TaylorGLOLoss(values, round_to=round_to, inputs=named)
     except ValueError as exc:
         raise TaylorGLOError(f"{field}: {exc}") from None

@@ -24,32 +24,71 @@ SUPPORTED_ORDERS = (2, 3, 4, 5, 6, 7, 8, 9)
 MAX_MAGNITUDE = 1e100
 
 
-@cache
-def taylor_terms(order: int) -> tuple[tuple[int, int], ...]:
-    """Exponents ``(i, j)`` of ``X**i * Y**j`` for every term of a loss of this order, in code layout.
+#: What a loss polynomial may take, in this order: the one-hot label, the softmax output, the
+#: unscaled logits and the training progress (the share of the full schedule done, 0 to 1). Every
+#: loss takes ``x`` and ``y``; the reference's ``inputVariables`` also allowed the other two.
+INPUTS = ("x", "y", "logits", "t")
+DEFAULT_INPUTS = ("x", "y")
+#: The inputs the network's output flows through: a term in none of them carries no gradient.
+_GRADIENT_INPUTS = ("y", "logits")
 
-    ``i`` runs outermost so that order 3 gives the reference's ``Y, Y², Y³, XY, XY², X²Y``.
+
+def check_inputs(inputs: Sequence[str] | None, field: str = "inputs") -> tuple[str, ...]:
+    """``inputs`` as a tuple in :data:`INPUTS` order; ``None`` is the default ``("x", "y")``."""
+    if inputs is None:
+        return DEFAULT_INPUTS
+    given = tuple(inputs) if not isinstance(inputs, str) else (inputs,)
+    unknown = [v for v in given if v not in INPUTS]
+    if unknown or len(set(given)) != len(given) or not {"x", "y"} <= set(given):
+        raise TaylorGLOError(
+            f"{field}: must list x and y and may add logits (the unscaled logits) and t (the "
+            f"training progress), each once; got {list(given)}"
+        )
+    return tuple(v for v in INPUTS if v in given)
+
+
+@cache
+def taylor_terms(order: int, inputs: tuple[str, ...] = DEFAULT_INPUTS) -> tuple[tuple[int, ...], ...]:
+    """Exponents of every term of a loss of this order, one per input, in code layout: every
+    monomial of degree 1 to ``order`` in which an input the network's output flows through (y,
+    logits) appears, in lexicographic order of the exponents.
+
+    For ``(x, y)`` that is ``(i, j)`` with ``i`` outermost, the reference's ``Y, Y², Y³, XY, XY²,
+    X²Y`` at order 3.
     """
     if order not in SUPPORTED_ORDERS:
         raise TaylorGLOError(f"order: must be one of {', '.join(map(str, SUPPORTED_ORDERS))}, got {order}")
-    return tuple((i, j) for i in range(order) for j in range(1, order - i + 1))
+    inputs = check_inputs(inputs)
+    moving = [k for k, name in enumerate(inputs) if name in _GRADIENT_INPUTS]
+    return tuple(e for e in _exponents(len(inputs), order) if 0 < sum(e) <= order and any(e[k] for k in moving))
 
 
-def num_params(order: int = DEFAULT_ORDER) -> int:
-    """Length of the parameter vector: one coefficient per term plus the two centres (order 3 → 8)."""
-    return len(taylor_terms(order)) + 2
+def _exponents(k: int, order: int) -> list[tuple[int, ...]]:
+    """Every exponent tuple of ``k`` entries 0..order, in lexicographic order."""
+    if k == 0:
+        return [()]
+    return [(first, *rest) for first in range(order + 1) for rest in _exponents(k - 1, order - first)]
 
 
-def order_for_length(length: int) -> int:
+def num_params(order: int = DEFAULT_ORDER, inputs: tuple[str, ...] = DEFAULT_INPUTS) -> int:
+    """Length of the parameter vector: one coefficient per term plus one centre per input (order 3
+    of (x, y) → 8)."""
+    return len(taylor_terms(order, inputs)) + len(check_inputs(inputs))
+
+
+def order_for_length(length: int, inputs: tuple[str, ...] = DEFAULT_INPUTS) -> int:
     """The order whose parameter vector has ``length`` entries (5 → 2, 8 → 3, 12 → 4)."""
     for order in SUPPORTED_ORDERS:
-        if num_params(order) == length:
+        if num_params(order, inputs) == length:
             return order
-    valid = ", ".join(f"{num_params(k)} (order {k})" for k in SUPPORTED_ORDERS[:3])
-    raise ValueError(f"params: a TaylorGLO loss takes {valid} values, got {length}")
+    valid = ", ".join(f"{num_params(k, inputs)} (order {k})" for k in SUPPORTED_ORDERS[:3])
+    of = "" if tuple(inputs) == DEFAULT_INPUTS else f" of {', '.join(inputs)}"
+    raise ValueError(f"params: a TaylorGLO loss{of} takes {valid} values, got {length}")
 
 
-def check_params(params: Sequence[float], order: int | None = None) -> tuple[list[float], int]:
+def check_params(
+    params: Sequence[float], order: int | None = None, inputs: tuple[str, ...] = DEFAULT_INPUTS
+) -> tuple[list[float], int]:
     """Validate a parameter vector; return it as floats with its order.
 
     Raises :class:`ValueError` (not a TaylorGLOError) for a wrong length, as the issue asks: it is a
@@ -57,33 +96,40 @@ def check_params(params: Sequence[float], order: int | None = None) -> tuple[lis
     """
     values = [float(v) for v in params]
     if order is None:
-        order = order_for_length(len(values))
-    elif len(values) != num_params(order):
-        raise ValueError(f"params: an order-{order} TaylorGLO loss takes {num_params(order)} values, got {len(values)}")
+        order = order_for_length(len(values), inputs)
+    elif len(values) != num_params(order, inputs):
+        raise ValueError(
+            f"params: an order-{order} TaylorGLO loss takes {num_params(order, inputs)} values, got {len(values)}"
+        )
     if not all(math.isfinite(v) for v in values):
         raise ValueError(f"params: every value must be finite, got {values}")
     return values, order
 
 
-def to_paper_layout(params: Sequence[float]) -> list[float]:
-    """Code layout → the paper's θ: centres first, then each coefficient times ``i!·j!``."""
-    values, order = check_params(params)
-    coeffs = values[:-2]
-    scaled = [c * math.factorial(i) * math.factorial(j) for c, (i, j) in zip(coeffs, taylor_terms(order))]
-    return [values[-2], values[-1], *scaled]
+def _factorials(exponents: tuple[int, ...]) -> int:
+    return math.prod(math.factorial(e) for e in exponents)
 
 
-def from_paper_layout(theta: Sequence[float]) -> list[float]:
+def to_paper_layout(params: Sequence[float], inputs: tuple[str, ...] = DEFAULT_INPUTS) -> list[float]:
+    """Code layout → the paper's θ: centres first, then each coefficient times its exponents'
+    factorials (``i!·j!`` for (x, y))."""
+    values, order = check_params(params, None, inputs)
+    m = len(check_inputs(inputs))
+    scaled = [c * _factorials(e) for c, e in zip(values[:-m], taylor_terms(order, inputs))]
+    return [*values[-m:], *scaled]
+
+
+def from_paper_layout(theta: Sequence[float], inputs: tuple[str, ...] = DEFAULT_INPUTS) -> list[float]:
     """The paper's θ → code layout (inverse of :func:`to_paper_layout`)."""
-    values, order = check_params(theta)
-    coeffs = values[2:]
-    unscaled = [c / (math.factorial(i) * math.factorial(j)) for c, (i, j) in zip(coeffs, taylor_terms(order))]
-    return [*unscaled, values[0], values[1]]
+    values, order = check_params(theta, None, inputs)
+    m = len(check_inputs(inputs))
+    unscaled = [c / _factorials(e) for c, e in zip(values[m:], taylor_terms(order, inputs))]
+    return [*unscaled, *values[:m]]
 
 
-def _monomial(i: int, j: int, x: str, y: str) -> str:
+def _monomial(exponents: tuple[int, ...], names: Sequence[str]) -> str:
     parts = []
-    for name, power in ((x, i), (y, j)):
+    for name, power in zip(names, exponents):
         if power == 1:
             parts.append(name)
         elif power > 1:
@@ -104,40 +150,44 @@ def _signed_sum(terms: list[tuple[float, str]]) -> str:
     return out or "0"
 
 
-def format_formula(params: Sequence[float], layout: str = "code") -> str:
+def format_formula(params: Sequence[float], layout: str = "code", inputs: tuple[str, ...] = DEFAULT_INPUTS) -> str:
     """A readable formula for a parameter vector.
 
     ``layout="code"``: ``f(x,y) = p0·(y−c_y) + …`` exactly as it is computed.
     ``layout="paper"``: the paper's form, ``−(1/n)Σ[θ2(y−θ1) + ½θ3(y−θ1)² + …]``, θ listed.
     """
-    values, order = check_params(params)
-    terms = taylor_terms(order)
+    values, order = check_params(params, None, inputs)
+    inputs = check_inputs(inputs)
+    m = len(inputs)
+    terms = taylor_terms(order, inputs)
+    args = ",".join(inputs)
     if layout == "code":
-        cx, cy = values[-2], values[-1]
-        X, Y = f"(x{_centre(cx)})", f"(y{_centre(cy)})"
-        body = _signed_sum([(c, _monomial(i, j, X, Y)) for c, (i, j) in zip(values[:-2], terms)])
-        return f"f(x,y) = {body};  loss = -mean_batch Σ_classes f"
+        names = [f"({name}{_centre(c)})" for name, c in zip(inputs, values[-m:])]
+        body = _signed_sum([(c, _monomial(e, names)) for c, e in zip(values[:-m], terms)])
+        return f"f({args}) = {body};  loss = -mean_batch Σ_classes f"
     if layout == "paper":
-        theta = to_paper_layout(values)
+        theta = to_paper_layout(values, inputs)
+        names = [f"({name}−θ{k})" for k, name in enumerate(inputs)]
         pieces = []
-        for k, (i, j) in enumerate(terms):
-            fact = math.factorial(i) * math.factorial(j)
+        for k, e in enumerate(terms):
+            fact = _factorials(e)
             frac = "" if fact == 1 else f"(1/{fact})"
-            pieces.append(f"{frac}θ{k + 2}·{_monomial(i, j, '(x−θ0)', '(y−θ1)')}")
+            pieces.append(f"{frac}θ{k + m}·{_monomial(e, names)}")
         listing = ", ".join(f"θ{k}={_num(t)}" for k, t in enumerate(theta))
         return f"loss = -(1/n) Σ [ {' + '.join(pieces)} ]  with {listing}"
     raise ValueError(f"layout: must be 'code' or 'paper', got {layout!r}")
 
 
-def describe_loss(params: Sequence[float]) -> str:
+def describe_loss(params: Sequence[float], inputs: tuple[str, ...] = DEFAULT_INPUTS) -> str:
     """What ``str(TaylorGLOLoss(params))`` prints: the parameters and formula in both layouts."""
-    values, order = check_params(params)
+    values, order = check_params(params, None, inputs)
+    of = "" if tuple(inputs) == DEFAULT_INPUTS else f" of {', '.join(inputs)}"
     return (
-        f"TaylorGLO loss (order {order})\n"
+        f"TaylorGLO loss (order {order}{of})\n"
         f"  code layout  p = {[round(v, 4) for v in values]}\n"
-        f"    {format_formula(values, 'code')}\n"
-        f"  paper layout θ = {[round(v, 4) for v in to_paper_layout(values)]}\n"
-        f"    {format_formula(values, 'paper')}"
+        f"    {format_formula(values, 'code', inputs)}\n"
+        f"  paper layout θ = {[round(v, 4) for v in to_paper_layout(values, inputs)]}\n"
+        f"    {format_formula(values, 'paper', inputs)}"
     )
 
 
@@ -153,8 +203,24 @@ def _num(v: float) -> str:
 CROSS_ENTROPY = "cross-entropy"
 
 
-def loss_spec(params: Sequence[float] | None) -> str:
-    """The text form of a loss (inverse of :func:`parse_loss`); ``None`` means cross-entropy."""
+def loss_spec(params: Sequence[float] | None, inputs: tuple[str, ...] = DEFAULT_INPUTS) -> str:
+    """The text form of a loss (inverse of :func:`parse_loss`); ``None`` means cross-entropy.
+    A loss of more inputs than (x, y) names them: ``taylorglo[x,y,logits]:P0,...``."""
     if params is None:
         return CROSS_ENTROPY
-    return "taylorglo:" + ",".join(repr(float(v)) for v in params)
+    head = "taylorglo" if tuple(inputs) == DEFAULT_INPUTS else f"taylorglo[{','.join(check_inputs(inputs))}]"
+    return head + ":" + ",".join(repr(float(v)) for v in params)
+
+
+def split_spec(spec: str) -> tuple[str, tuple[str, ...], str] | None:
+    """``"taylorglo[x,y,t]:1,2,..."`` → ``("taylorglo", ("x", "y", "t"), "1,2,...")``; the inputs
+    default to (x, y); None for text without a ``kind:`` head. Raises for a bad input list."""
+    head, sep, rest = spec.partition(":")
+    if not sep:
+        return None
+    kind, bracket, names = head.partition("[")
+    if not bracket:
+        return kind, DEFAULT_INPUTS, rest
+    if not names.endswith("]"):
+        raise TaylorGLOError(f"loss: the inputs go in brackets, as taylorglo[x,y,logits]:P0,...; got {head!r}")
+    return kind, check_inputs([n.strip() for n in names[:-1].split(",") if n.strip()], "loss inputs"), rest

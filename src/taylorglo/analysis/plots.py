@@ -182,22 +182,26 @@ def loss_grid(points: int = 499) -> np.ndarray:
     return np.linspace(0.0, 1.0, points + 2)[1:-1]
 
 
-def taylorglo_curves(params: Sequence[float], y: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def taylorglo_curves(
+    params: Sequence[float], y: np.ndarray, inputs: Sequence[str] | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per-class loss contribution ``−f(x, y)`` and its slope ``−∂f/∂y`` for x = 1 and x = 0.
 
     Computed with the loss module itself (:meth:`TaylorGLOLoss.per_class`) and torch autograd, so
     every order the module supports is drawn exactly as training sees it, with no second copy of
     the polynomial here. Returns ``{"target": (value, slope), "non_target": (value, slope)}``.
+    A loss of more ``inputs`` is drawn where training starts: logits 0 and progress 0 (as the
+    invariant checks it).
     """
     import torch
 
     from ..loss import TaylorGLOLoss
 
-    loss = TaylorGLOLoss(params)
+    loss = TaylorGLOLoss(params, inputs=inputs)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, x in (("target", 1.0), ("non_target", 0.0)):
         yt = torch.tensor(y, dtype=torch.float64, requires_grad=True)
-        f = loss.per_class(torch.full_like(yt, x), yt)
+        f = loss.per_class(torch.full_like(yt, x), yt, torch.zeros_like(yt))
         # f is elementwise in y, so the gradient of its sum is the derivative at every point.
         (df,) = torch.autograd.grad(f.sum(), yt)
         out[name] = (-f.detach().numpy(), -df.numpy())
@@ -221,7 +225,9 @@ def _limits(values: Sequence[np.ndarray], pad: float = 0.08) -> tuple[float, flo
     return lo - pad * span, hi + pad * span
 
 
-def plot_loss(path: str | os.PathLike[str], params: Sequence[float] | None, title: str = "") -> None:
+def plot_loss(
+    path: str | os.PathLike[str], params: Sequence[float] | None, title: str = "", inputs: Sequence[str] | None = None
+) -> None:
     """The best loss beside cross-entropy: per-class contribution (top) and its slope (bottom).
 
     Left column: the TaylorGLO loss of ``params`` (code layout); right: cross-entropy, each on
@@ -240,7 +246,7 @@ def plot_loss(path: str | os.PathLike[str], params: Sequence[float] | None, titl
     axes = fig.subplots(2, 2, sharex=True)
     ce = cross_entropy_curves(y)
     columns: list[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]] | None, str]] = [
-        ("best TaylorGLO loss", taylorglo_curves(params, y) if params is not None else None, BLUE),
+        ("best TaylorGLO loss", taylorglo_curves(params, y, inputs) if params is not None else None, BLUE),
         ("cross-entropy (baseline)", ce, GREY),
     ]
     rows = ("per-class loss contribution  −f(x, y)", "slope  ∂(−f)/∂y = −∂f/∂y")

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import TaylorGLOError
 from ..experiment.reading import open_experiment, status
 from ..experiment.store import Store
-from ..polynomial import format_formula
+from ..polynomial import DEFAULT_INPUTS, check_inputs, format_formula
 from ..records import CROSS_ENTROPY_LABEL, PBT_LABEL, FinalLoss, FinalRun
 
 
@@ -149,14 +149,17 @@ def _accuracies(runs: Sequence[FinalRun]) -> list[float]:
     return [r.test_accuracy for r in runs if r.status == "finished" and r.test_accuracy is not None]
 
 
-def loss_summary(loss: FinalLoss, runs: Sequence[FinalRun]) -> dict[str, Any]:
-    """One final loss: where it came from, its test accuracies and their description."""
+def loss_summary(loss: FinalLoss, runs: Sequence[FinalRun], inputs: Sequence[str] = DEFAULT_INPUTS) -> dict[str, Any]:
+    """One final loss: where it came from, its test accuracies and their description (``inputs``:
+    what its parameters are a polynomial of, ``training.loss_inputs``)."""
     accuracies = _accuracies(runs)
     return {
         "label": loss.label,
         "source": loss.source,
         "params": loss.params,
-        "formula": "cross-entropy" if loss.params is None else format_formula(loss.params),
+        "formula": "cross-entropy"
+        if loss.params is None
+        else format_formula(loss.params, "code", check_inputs(inputs)),
         "runs": len(runs),
         "finished": len(accuracies),
         "failed": sum(1 for r in runs if r.status not in ("finished", "pending")),
@@ -178,7 +181,8 @@ def compare(directory: str | os.PathLike[str]) -> dict[str, Any]:
             f"DIR: {str(experiment.directory)!r} has no final runs yet; "
             f"run `taylorglo final {experiment.directory}` first"
         )
-    summaries = [loss_summary(loss, [r for r in runs if r.loss_id == loss.id]) for loss in losses]
+    inputs = experiment.config.training.loss_inputs
+    summaries = [loss_summary(loss, [r for r in runs if r.loss_id == loss.id], inputs) for loss in losses]
     # Every loss is tested against cross-entropy; an EPBT experiment's also against plain PBT.
     baselines = [s for label in (CROSS_ENTROPY_LABEL, PBT_LABEL) for s in summaries if s["label"] == label]
     comparisons = []

@@ -93,7 +93,7 @@ def robustness_sweep(
         model, info = load_network(root / run.model_path)
         x, y, bounds = _attacked_on(info, dataset, training, root / run.model_path)
         unit = bounds.unit
-        loss_fn = as_loss(loss.params if attack_loss == "own" else None, training.round_params)
+        loss_fn = as_loss(loss.params if attack_loss == "own" else None, training.round_params, training.loss_inputs)
         for e, accuracy in fgsm_sweep(model, x, y, loss_fn, eps, training.eval_batch_size, bounds).items():
             per_loss[loss.label][e].append(accuracy)
         if progress is not None:

@@ -60,6 +60,11 @@ class EPBTKind(GenerationKind):
                 "training.objective: EPBT continues each member's network from its saved state, and an "
                 'objective has no save/restore contract yet; use kind = "taylorglo" (or "oneshot") with it'
             )
+        if tuple(training.loss_inputs) != ("x", "y"):
+            raise TaylorGLOError(
+                "training.loss_inputs: EPBT evolves losses of x and y; losses of more inputs are searched "
+                'with kind = "taylorglo" (or trained with kind = "oneshot")'
+            )
         return EPBTConfig.from_dict(table)
 
     @staticmethod

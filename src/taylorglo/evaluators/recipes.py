@@ -79,7 +79,7 @@ class Recipe(ABC):
 def _loss(params: tuple[float, ...] | None, training: TrainConfig) -> Any:
     from ..training.trainer import as_loss
 
-    return as_loss(None if params is None else list(params), training.round_params)
+    return as_loss(None if params is None else list(params), training.round_params, training.loss_inputs)
 
 
 def _of_type(recipes: Sequence[Recipe], kind: type[R]) -> list[R]:

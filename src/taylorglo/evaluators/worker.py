@@ -147,7 +147,7 @@ def _measured(training: TrainConfig, job: Job, result: TrainResult, added: dict[
                 result.model,
                 data.val_x.to(device),
                 data.val_y.to(device),
-                as_loss(params, training.round_params),
+                as_loss(params, training.round_params, training.loss_inputs),
                 job.fgsm_epsilon,
                 training.eval_batch_size,
                 bounds_of(data, training.attack_space),

@@ -13,11 +13,13 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
+from ..polynomial import check_inputs, loss_spec
 from ..training.config import TrainConfig
 
 # Fields the train command does not take: the test pass is always run by hand (it does not change
 # the validation accuracy the fitness is), and a search's worker chooses its own threads.
-_SKIPPED = {"eval_test", "threads"}
+# The losses' inputs travel in the --loss spec itself (taylorglo[x,y,t]:...).
+_SKIPPED = {"eval_test", "threads", "loss_inputs"}
 
 
 def train_argv(
@@ -47,7 +49,7 @@ def train_argv(
         argv[2:2] = ["--dataset", training.dataset]
     if "--model" not in argv and training.objective is None:
         argv[4:4] = ["--model", training.model]
-    loss = "cross-entropy" if params is None else "taylorglo:" + ",".join(repr(float(p)) for p in params)
+    loss = loss_spec(None if params is None else list(params), check_inputs(training.loss_inputs))
     argv += ["--loss", loss, "--seed", str(seed)]
     if threads is not None:
         argv += ["--threads", str(threads)]

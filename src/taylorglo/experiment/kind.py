@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import TaylorGLOError
-from ..polynomial import format_formula
+from ..polynomial import check_inputs, format_formula
 from .progress import Wording
 from .store import Store
 
@@ -106,7 +106,7 @@ class ExperimentKind(ABC):
                 "fitness": best.fitness,
                 "generation": best.generation,
                 "index": best.index,
-                "formula": format_formula(best.params),
+                "formula": format_formula(best.params, "code", check_inputs(config.training.loss_inputs)),
                 # What a user objective called its fitness ("validation AUC"), when it did.
                 "fitness_name": (best.metrics or {}).get("fitness_name"),
             },

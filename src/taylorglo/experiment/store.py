@@ -510,11 +510,12 @@ class Store:
         return [self._candidate(r) for r in rows]
 
     def tagged(self, key: str) -> int:
-        """How many candidates' metrics carry ``key`` (a tag a kind adds when it records them)."""
-        (n,) = self._db.execute(
-            "SELECT COUNT(*) FROM candidates WHERE json_extract(metrics, ?) IS NOT NULL", (f"$.{key}",)
-        ).fetchone()
-        return int(n)
+        """How many candidates' metrics carry ``key`` (a tag a kind adds when it records them).
+
+        Read in Python, not with SQLite's ``json_extract``: a diverged run's metrics hold NaN or
+        Infinity, which Python's JSON writes and reads but SQLite calls malformed."""
+        rows = self._db.execute("SELECT metrics FROM candidates WHERE metrics LIKE ?", (f'%"{key}"%',)).fetchall()
+        return sum(1 for (text,) in rows if json.loads(text).get(key) is not None)
 
     def counts(self) -> dict[str, int]:
         """Candidates per status (every status present, zeros included)."""

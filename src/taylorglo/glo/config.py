@@ -4,12 +4,13 @@ problem is one line naming the field (``search.population``) and what to write i
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TaylorGLOError
 from ..invariant import RULES
-from ..polynomial import MAX_MAGNITUDE, SUPPORTED_ORDERS, num_params
+from ..polynomial import DEFAULT_INPUTS, MAX_MAGNITUDE, SUPPORTED_ORDERS, check_inputs, num_params
 from ..training.config import _is_int, _is_number, check_fields
 
 if TYPE_CHECKING:
@@ -70,16 +71,15 @@ class SearchConfig:
             return f"validation accuracy under FGSM (eps {self.fgsm_epsilon:g})"
         return "validation accuracy"
 
-    def new_search(self, seed: int) -> CMAESSearch:
+    def new_search(self, seed: int, inputs: Sequence[str] = DEFAULT_INPUTS) -> CMAESSearch:
         """The CMA-ES search this table describes, before its first ``ask`` (deterministic: a
-        function of the table and ``seed``)."""
+        function of the table, ``seed`` and the losses' ``inputs``, ``training.loss_inputs``)."""
         from ..cmaes import CMAESSearch
 
-        return CMAESSearch(
-            num_params(self.order), self.population, self.sigma, seed=seed, mean=self.mean, constants=self.cma
-        )
+        n = num_params(self.order, check_inputs(inputs))
+        return CMAESSearch(n, self.population, self.sigma, seed=seed, mean=self.mean, constants=self.cma)
 
-    def validate(self, prefix: str = "search.") -> SearchConfig:
+    def validate(self, prefix: str = "search.", inputs: Sequence[str] = DEFAULT_INPUTS) -> SearchConfig:
         def bad(name: str, why: str) -> TaylorGLOError:
             return TaylorGLOError(f"{prefix}{name}: {why}")
 
@@ -115,7 +115,7 @@ class SearchConfig:
         if not (_is_number(self.fgsm_epsilon) and 0 < self.fgsm_epsilon <= 1):
             raise bad("fgsm_epsilon", f"must be a number in (0, 1] (pixel units), got {self.fgsm_epsilon!r}")
         if self.mean is not None:
-            n = num_params(self.order)
+            n = num_params(self.order, check_inputs(inputs))
             if (
                 not isinstance(self.mean, list)
                 or len(self.mean) != n
@@ -123,7 +123,7 @@ class SearchConfig:
             ):
                 raise bad(
                     "mean",
-                    f"must be a list of {n} numbers (order {self.order}), each of size at most "
+                    f"must be a list of {n} numbers (order {self.order}{_of(inputs)}), each of size at most "
                     f"{MAX_MAGNITUDE:g}, got {self.mean!r}",
                 )
         return self
@@ -137,7 +137,15 @@ class SearchConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_table(cls, table: dict[str, Any], prefix: str = "search.") -> SearchConfig:
+    def from_table(
+        cls, table: dict[str, Any], prefix: str = "search.", inputs: Sequence[str] = DEFAULT_INPUTS
+    ) -> SearchConfig:
         """The table as parsed from the file: unknown fields and bad values are one line each."""
         check_fields(cls, table, prefix)
-        return cls(**table).validate(prefix)
+        return cls(**table).validate(prefix, inputs)
+
+
+def _of(inputs: Sequence[str]) -> str:
+    """``" of x, y, t"`` for a loss of more inputs than x and y, else nothing."""
+    inputs = check_inputs(inputs)
+    return "" if inputs == DEFAULT_INPUTS else f" of {', '.join(inputs)}"

@@ -13,7 +13,7 @@ from ..errors import TaylorGLOError
 from ..evaluators.recipes import ContinuedRun
 from ..experiment.contenders import Contender, FinalOptions, baseline, params_label
 from ..experiment.store import Store
-from ..polynomial import check_params
+from ..polynomial import DEFAULT_INPUTS, check_inputs, check_params
 from ..records import Candidate
 
 
@@ -23,7 +23,8 @@ def candidate_label(generation: int, index: int) -> str:
 
 def search_contenders(store: Store, directory: Path, config: Any, options: FinalOptions) -> tuple[list[Contender], str]:
     """Cross-entropy and the chosen losses (see the module docstring)."""
-    choices = choose_losses(store, directory, options.generation_best, options.params)
+    inputs = check_inputs(config.training.loss_inputs)
+    choices = choose_losses(store, directory, options.generation_best, options.params, inputs)
     if options.from_pretrained:
         if options.params is not None:
             raise TaylorGLOError(
@@ -41,11 +42,15 @@ def search_contenders(store: Store, directory: Path, config: Any, options: Final
 
 
 def choose_losses(
-    store: Store, directory: Path, generation_best: bool = False, params: Sequence[float] | None = None
+    store: Store,
+    directory: Path,
+    generation_best: bool = False,
+    params: Sequence[float] | None = None,
+    inputs: tuple[str, ...] = DEFAULT_INPUTS,
 ) -> list[Contender]:
-    """What ``final`` evaluates besides cross-entropy."""
+    """What ``final`` evaluates besides cross-entropy (``--params`` a polynomial of ``inputs``)."""
     if params is not None:
-        values, _ = check_params(params)
+        values, _ = check_params(params, None, inputs)
         return [Contender(params_label(values), values, "given with --params")]
     candidates = [c for c in store.candidates() if c.status == "evaluated"]
     if not candidates:

@@ -29,7 +29,7 @@ from ..experiment.invocation import train_command
 from ..experiment.store import Store
 from ..experiment.threads import search_plan
 from ..invariant import invariant_holds
-from ..polynomial import format_formula
+from ..polynomial import check_inputs, format_formula, loss_spec
 from ..records import Candidate, Result
 from ..seeds import candidate_seed
 from .config import INVARIANT_TAG, SearchConfig
@@ -62,7 +62,7 @@ class SearchKind(GenerationKind):
 
     @classmethod
     def parse_settings(cls, table: dict[str, Any], training: TrainConfig) -> SearchConfig:
-        settings = SearchConfig.from_table(table)
+        settings = SearchConfig.from_table(table, inputs=training.loss_inputs)
         if training.objective is None:
             return settings
         if settings.fitness == "fgsm":
@@ -93,15 +93,15 @@ class SearchKind(GenerationKind):
         settings, num_classes = self.settings, self.facts.num_classes
         previous = self.store.generation(generation - 1) if generation else None
         search = (
-            settings.new_search(self.config.seed)
+            settings.new_search(self.config.seed, self.config.training.loss_inputs)
             if previous is None
             else CMAESSearch.from_state(previous.told_state or b"")
         )
-        rule = settings.invariant
+        rule, inputs = settings.invariant, check_inputs(self.config.training.loss_inputs)
         candidates = []
         for index, params in enumerate(search.ask()):
             seed = candidate_seed(self.config.seed, generation, index, settings.seeds)
-            if settings.invariant_violators == "train" or invariant_holds(params, num_classes, rule):
+            if settings.invariant_violators == "train" or invariant_holds(params, num_classes, rule, inputs):
                 candidates.append(Candidate(generation, index, params, seed, "pending"))
             else:
                 reason = f"fails the {rule} invariant for {num_classes} classes"
@@ -114,12 +114,13 @@ class SearchKind(GenerationKind):
     def jobs(self, generation: int) -> list[Job]:
         assert self.plan is not None
         rows = self.store.candidates(generation)
-        settings = self.settings
+        settings, inputs = self.settings, check_inputs(self.config.training.loss_inputs)
         if settings.invariant_violators == "train":  # trained all the same; tagged when recorded
             self.violators = {
                 c.index
                 for c in rows
-                if c.status == "pending" and not invariant_holds(c.params, self.facts.num_classes, settings.invariant)
+                if c.status == "pending"
+                and not invariant_holds(c.params, self.facts.num_classes, settings.invariant, inputs)
             }
         return _jobs(rows, settings.candidate_fgsm_epsilon, self.plan)
 
@@ -245,6 +246,7 @@ def _jobs(candidates: list[Candidate], fgsm_epsilon: float | None, plan: Callabl
 def export(directory: Any, store: Store, config: Any) -> None:
     """Rewrite the human-readable views (best.json, generations.csv, candidates.csv) atomically."""
     best = store.best()
+    inputs = check_inputs(config.training.loss_inputs)
     if best is not None:
         write_atomic(
             directory / "best.json",
@@ -257,9 +259,9 @@ def export(directory: Any, store: Store, config: Any) -> None:
                     "generation": best.generation,
                     "index": best.index,
                     "seed": best.seed,
-                    "formula": format_formula(best.params),
-                    "formula_paper": format_formula(best.params, "paper"),
-                    "loss": "taylorglo:" + ",".join(repr(p) for p in best.params),
+                    "formula": format_formula(best.params, "code", inputs),
+                    "formula_paper": format_formula(best.params, "paper", inputs),
+                    "loss": loss_spec(best.params, inputs),
                 },
                 indent=2,
             )

@@ -50,7 +50,15 @@ from ..experiment.config import ExperimentConfig
 from ..experiment.lock import is_running
 from ..experiment.reading import open_experiment
 from ..experiment.store import Store
-from ..polynomial import format_formula, loss_spec, order_for_length, taylor_terms, to_paper_layout
+from ..polynomial import (
+    DEFAULT_INPUTS,
+    check_inputs,
+    format_formula,
+    loss_spec,
+    order_for_length,
+    taylor_terms,
+    to_paper_layout,
+)
 from ..records import STATUSES, Candidate, Generation
 from .tables import candidates_csv
 
@@ -269,21 +277,27 @@ def generations_csv(data: ReportData) -> str:
     return out.getvalue()
 
 
-def parameter_labels(length: int) -> list[str]:
+def parameter_labels(length: int, inputs: Sequence[str] = DEFAULT_INPUTS) -> list[str]:
     """``p0 (Y)``, ``p3 (XY)``, …, ``p6 (centre x)``: which term each code-layout entry scales."""
+    inputs = check_inputs(inputs)
     try:
-        terms = taylor_terms(order_for_length(length))
+        terms = taylor_terms(order_for_length(length, inputs), inputs)
     except ValueError:
         return [f"p{k}" for k in range(length)]
-    names = [f"p{k} ({_term_label(i, j)})" for k, (i, j) in enumerate(terms)]
-    return [*names, f"p{length - 2} (centre x)", f"p{length - 1} (centre y)"]
+    names = [f"p{k} ({_term_label(e, inputs)})" for k, e in enumerate(terms)]
+    centres = [f"p{len(terms) + k} (centre {name})" for k, name in enumerate(inputs)]
+    return [*names, *centres]
 
 
-def _term_label(i: int, j: int) -> str:
+#: The capital a term label writes for each input (``XY²``, ``XYT``, ``YL``).
+_LETTERS = {"x": "X", "y": "Y", "logits": "L", "t": "T"}
+
+
+def _term_label(exponents: tuple[int, ...], inputs: Sequence[str] = DEFAULT_INPUTS) -> str:
     """``XY²`` for (1, 2): the monomial a code-layout coefficient multiplies."""
     sup = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
     part = lambda name, k: "" if k == 0 else name if k == 1 else name + str(k).translate(sup)  # noqa: E731
-    return part("X", i) + part("Y", j)
+    return "".join(part(_LETTERS[name], k) for name, k in zip(inputs, exponents))
 
 
 def _draw_figures(data: ReportData, out: Path) -> None:
@@ -309,13 +323,15 @@ def _draw_figures(data: ReportData, out: Path) -> None:
         told=[p[0] for p in path],
         sigma=[p[1] for p in path],
         means=[p[2] for p in path],
-        labels=parameter_labels(len(path[0][2])) if path else None,
+        labels=parameter_labels(len(path[0][2]), data.config.training.loss_inputs) if path else None,
     )
     best = data.best
     title = (
         "" if best is None else (f"best loss: candidate {best.generation}:{best.index}, fitness {fmt(best.fitness)}")
     )
-    plots.plot_loss(out / "loss.png", None if best is None else best.params, title=title)
+    plots.plot_loss(
+        out / "loss.png", None if best is None else best.params, title=title, inputs=data.config.training.loss_inputs
+    )
 
 
 def write_search_report(
@@ -429,7 +445,8 @@ def _best_section(data: ReportData) -> Section:
             "<p>No candidate has been trained successfully yet (all recorded ones were rejected "
             "by the invariant, failed or aborted).</p>",
         )
-    theta = to_paper_layout(best.params)
+    inputs = check_inputs(data.config.training.loss_inputs)
+    theta = to_paper_layout(best.params, inputs)
     rows = [
         (
             "fitness",
@@ -438,11 +455,11 @@ def _best_section(data: ReportData) -> Section:
             "the partial schedule)",
         ),
         ("candidate", f'<span id="best-candidate">{best.generation}:{best.index}</span> (generation:index)'),
-        ("formula (code layout)", f"<code>{esc(format_formula(best.params, 'code'))}</code>"),
-        ("formula (paper layout)", f"<code>{esc(format_formula(best.params, 'paper'))}</code>"),
+        ("formula (code layout)", f"<code>{esc(format_formula(best.params, 'code', inputs))}</code>"),
+        ("formula (paper layout)", f"<code>{esc(format_formula(best.params, 'paper', inputs))}</code>"),
         ("parameters p (code layout)", f"<code>{esc(', '.join(f'{p:.4f}' for p in best.params))}</code>"),
         ("parameters θ (paper layout)", f"<code>{esc(', '.join(f'{p:.4f}' for p in theta))}</code>"),
-        ("loss for `taylorglo train --loss`", f'<code class="copy">{esc(loss_spec(best.params))}</code>'),
+        ("loss for `taylorglo train --loss`", f'<code class="copy">{esc(loss_spec(best.params, inputs))}</code>'),
     ]
     return Section("best", "Best loss", kv_table(rows))
 
@@ -476,9 +493,9 @@ def _figures_section(data: ReportData) -> Section:
     return Section("figures", "Figures", figures)
 
 
-def _polynomial(params: Sequence[float]) -> str:
+def _polynomial(params: Sequence[float], inputs: Sequence[str] = DEFAULT_INPUTS) -> str:
     """Just the right-hand side of ``f(x,y) = …`` (code layout): the table's column says the rest."""
-    text = format_formula(params, "code")
+    text = format_formula(params, "code", check_inputs(inputs))
     head, sep, rest = text.partition(" = ")
     return rest.split(";", 1)[0] if sep and head.startswith("f(") else text
 
@@ -493,7 +510,7 @@ def _generations_section(data: ReportData) -> Section:
             formula = '<td class="muted">no evaluated candidate</td>'
         else:
             best = f'<td class="num">{fmt(g.best.fitness)}</td><td>{g.generation}:{g.best.index}</td>'
-            formula = f"<td><code>{esc(_polynomial(g.best.params))}</code></td>"
+            formula = f"<td><code>{esc(_polynomial(g.best.params, data.config.training.loss_inputs))}</code></td>"
         rows.append(
             f'<tr><td>{g.generation}{state}</td>{best}<td class="num">{fmt(g.mean_fitness)}</td>'
             f'<td class="num">{g.counts["rejected-invariant"]}</td>'

@@ -7,12 +7,13 @@ to name it in reports. Each is checked here, at ``init``, without torch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import TaylorGLOError
 from ..experiment.contenders import Contender, baseline, params_label
-from ..polynomial import check_params, loss_spec
+from ..polynomial import DEFAULT_INPUTS, check_inputs, check_params, loss_spec, split_spec
 from ..training.config import _is_int, check_fields
 
 CROSS_ENTROPY_NAMES = ("cross-entropy", "ce", "crossentropy")
@@ -25,10 +26,12 @@ class GivenLoss:
 
     label: str
     params: tuple[float, ...] | None
+    #: What the parameters are a polynomial of (``training.loss_inputs``).
+    inputs: tuple[str, ...] = DEFAULT_INPUTS
 
     @property
     def spec(self) -> str:
-        return loss_spec(None if self.params is None else list(self.params))
+        return loss_spec(None if self.params is None else list(self.params), self.inputs)
 
     def contender(self) -> Contender:
         if self.params is None and self.label == baseline().label:
@@ -59,7 +62,11 @@ class OneShotConfig:
         }
 
     @classmethod
-    def from_table(cls, table: dict[str, Any], prefix: str = "oneshot.") -> OneShotConfig:
+    def from_table(
+        cls, table: dict[str, Any], prefix: str = "oneshot.", inputs: Sequence[str] = DEFAULT_INPUTS
+    ) -> OneShotConfig:
+        """The table as parsed; each TaylorGLO loss is a polynomial of ``inputs``
+        (``training.loss_inputs``), which a spec that names its inputs must match."""
         check_fields(cls, table, prefix)
         losses = table.get("losses")
         if not isinstance(losses, list) or not losses:
@@ -67,7 +74,7 @@ class OneShotConfig:
                 f'{prefix}losses: must be a non-empty list such as ["cross-entropy", "taylorglo:P0,...,P7"], '
                 f"got {losses!r}"
             )
-        given = [_given(entry, f"{prefix}losses[{i}]") for i, entry in enumerate(losses)]
+        given = [_given(entry, f"{prefix}losses[{i}]", check_inputs(inputs)) for i, entry in enumerate(losses)]
         seen: set[str] = set()
         for i, g in enumerate(given):
             if g.label in seen:
@@ -84,7 +91,7 @@ class OneShotConfig:
         return cls(given, repeats, save_models)
 
 
-def _given(entry: Any, where: str) -> GivenLoss:
+def _given(entry: Any, where: str, inputs: tuple[str, ...] = DEFAULT_INPUTS) -> GivenLoss:
     label = None
     if isinstance(entry, dict):
         unknown = set(entry) - {"label", "loss"}
@@ -100,11 +107,20 @@ def _given(entry: Any, where: str) -> GivenLoss:
     spec = entry.strip()
     if spec in CROSS_ENTROPY_NAMES:
         return GivenLoss(label or baseline().label, None)
-    kind, sep, rest = spec.partition(":")
-    if kind != "taylorglo" or not sep:
-        raise TaylorGLOError(f"{where}: expected 'cross-entropy' or 'taylorglo:P0,...,P7', got {spec!r}")
     try:
-        values, _ = check_params([float(v) for v in rest.replace(" ", "").split(",") if v])
+        parts = split_spec(spec)
+    except TaylorGLOError as exc:
+        raise TaylorGLOError(f"{where}: {str(exc).partition(': ')[2]}") from None
+    if parts is None or parts[0] != "taylorglo":
+        raise TaylorGLOError(f"{where}: expected 'cross-entropy' or 'taylorglo:P0,...,P7', got {spec!r}")
+    _, named, rest = parts
+    if named != DEFAULT_INPUTS and named != inputs:
+        raise TaylorGLOError(
+            f"{where}: a loss of {', '.join(named)} trains with training.loss_inputs = {list(named)} "
+            f"(every loss of an experiment takes the same inputs; now {list(inputs)})"
+        )
+    try:
+        values, _ = check_params([float(v) for v in rest.replace(" ", "").split(",") if v], None, inputs)
     except (ValueError, TaylorGLOError) as exc:
         raise TaylorGLOError(f"{where}: {exc}") from None
-    return GivenLoss(label or params_label(values), tuple(values))
+    return GivenLoss(label or params_label(values), tuple(values), inputs)

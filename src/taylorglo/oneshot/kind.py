@@ -16,6 +16,7 @@ from ..experiment.kind import ExperimentKind
 from ..experiment.progress import Reporter, SearchProgress, Wording
 from ..experiment.store import Store
 from ..invariant import invariant_holds
+from ..polynomial import check_inputs
 from ..records import FinalLoss, FinalRun, Result
 from .config import OneShotConfig
 
@@ -40,7 +41,7 @@ class OneShotKind(ExperimentKind):
 
     @classmethod
     def parse_settings(cls, table: dict[str, Any], training: TrainConfig) -> OneShotConfig:
-        return OneShotConfig.from_table(table)
+        return OneShotConfig.from_table(table, inputs=training.loss_inputs)
 
     @staticmethod
     def training(config: ExperimentConfig) -> TrainConfig:
@@ -74,7 +75,9 @@ class OneShotKind(ExperimentKind):
 
         s = self.settings
         for g in s.losses:  # given, so trained as given; but a user should know it may not train
-            if g.params is not None and not invariant_holds(list(g.params), self.facts.num_classes, "reference"):
+            if g.params is not None and not invariant_holds(
+                list(g.params), self.facts.num_classes, "reference", check_inputs(g.inputs)
+            ):
                 self.log(
                     f"warning: {g.label} fails the reference invariant for {self.facts.num_classes} classes "
                     "(`taylorglo invariant` says why): it is trained as given, but may not learn"
@@ -116,7 +119,7 @@ class OneShotKind(ExperimentKind):
         runs = [r for r in store.final_runs() if r.loss_id in by_id]
         losses = []
         for loss_id, loss in by_id.items():
-            summary = loss_summary(loss, [r for r in runs if r.loss_id == loss_id])
+            summary = loss_summary(loss, [r for r in runs if r.loss_id == loss_id], config.training.loss_inputs)
             accuracy = summary["test_accuracy"]
             losses.append(
                 {key: summary[key] for key in ("label", "params", "formula", "finished")}

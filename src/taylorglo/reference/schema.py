@@ -87,3 +87,6 @@ METRICS = ("accuracy", "loss")
 SPLITS = ("validation", "testing")
 #: The loss inputs a TaylorGLO loss of taylorglo's takes (the reference's default ``inputVariables``).
 DEFAULT_INPUTS = ["trueLabel", "scaledLogits"]
+#: Its ``inputVariables`` names → ``training.loss_inputs`` names (residuals, a regression input,
+#: and the delimiter between several losses have none).
+INPUT_NAMES = {"trueLabel": "x", "scaledLogits": "y", "unscaledLogits": "logits", "trainingCompleted": "t"}

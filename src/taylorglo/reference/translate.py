@@ -30,6 +30,7 @@ from .schema import (
     DEFAULT_INPUTS,
     EVAL_BATCH,
     GLUE,
+    INPUT_NAMES,
     METRICS,
     MISSING_DATASETS,
     MISSING_MODELS,
@@ -169,7 +170,7 @@ def translate(data: Any, source: str = "config") -> Translation:
     evaluation.finish()
     if search:
         _evolution(top.table("evolution"), settings)
-        _experiment(top.table("experiment"), settings)
+        _experiment(top.table("experiment"), settings, training)
     else:
         for key in ("evolution", "experiment"):
             if top.has(key):
@@ -483,7 +484,7 @@ def _evolution(evolution: _Table, settings: dict[str, Any]) -> None:
     evolution.finish()
 
 
-def _experiment(experiment: _Table, settings: dict[str, Any]) -> None:
+def _experiment(experiment: _Table, settings: dict[str, Any], training: dict[str, Any]) -> None:
     kind = experiment.take("kind")
     if kind != "gloTaylorClassification":
         experiment.refuse(
@@ -523,7 +524,22 @@ def _experiment(experiment: _Table, settings: dict[str, Any]) -> None:
     inputs = glo.take("inputVariables")
     if inputs is not None and inputs != DEFAULT_INPUTS:
         given = json.dumps(inputs)[:80]
-        glo.refuse("inputVariables", f"taylorglo's losses take {DEFAULT_INPUTS} (label, softmax output), got {given}")
+        names = [INPUT_NAMES.get(v) for v in inputs] if isinstance(inputs, list) else [None]
+        if None in names or len(set(names)) != len(names) or not {"x", "y"} <= set(names):
+            glo.refuse(
+                "inputVariables",
+                f"taylorglo's losses take trueLabel and scaledLogits, and may add unscaledLogits and "
+                f"trainingCompleted, each once (not residuals, nor several losses), got {given}",
+            )
+        else:
+            training["loss_inputs"] = [v for v in ("x", "y", "logits", "t") if v in names]
+            glo.map("inputVariables", f"training.loss_inputs = {json.dumps(training['loss_inputs'])}")
+            if "t" in names:
+                glo.note(
+                    "inputVariables",
+                    "trainingCompleted: taylorglo feeds the share of the full schedule done; the reference's "
+                    "trainer computed full_run_epochs / full_run_epochs, i.e. 1 throughout training",
+                )
     elif inputs is not None:
         glo.note("inputVariables", "the label and the softmax output, taylorglo's loss inputs")
     for key in (

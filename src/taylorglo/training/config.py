@@ -87,6 +87,9 @@ class TrainConfig:
     eval_test: bool = True
     #: Training log and the NaN check every this many steps.
     log_every: int = 100
+    #: What a TaylorGLO parameter vector is a polynomial of: x (label) and y (softmax output),
+    #: and optionally "logits" (unscaled) and "t" (the share of the full schedule done).
+    loss_inputs: list[str] = field(default_factory=lambda: ["x", "y"])
     #: Round TaylorGLO parameters to this many decimals before training, as the reference did.
     round_params: int | None = None
     device: str = "cpu"
@@ -170,6 +173,9 @@ class TrainConfig:
             )
         if self.abort_at is not None and not (_is_number(self.abort_at) and self.abort_at > 0):
             raise bad("abort_at", f"must be a positive number, got {self.abort_at!r}")
+        from ..polynomial import check_inputs
+
+        check_inputs(self.loss_inputs, f"{prefix}loss_inputs")
         if self.round_params is not None and (not isinstance(self.round_params, int) or self.round_params < 0):
             raise bad("round_params", f"must be an integer >= 0, got {self.round_params!r}")
         if self.device not in ("cpu", "cuda", "auto") and not str(self.device).startswith("cuda:"):

@@ -88,7 +88,7 @@ def train_population(
         raise ValueError(f"a vectorized population steps with SGD; optimizer {config.optimizer!r} trains one at a time")
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    loss_fns = [as_loss(loss, config.round_params) for loss in losses]
+    loss_fns = [as_loss(loss, config.round_params, config.loss_inputs) for loss in losses]
     if data is None:
         data = load_training_data(config, field="dataset")
     device = resolve_device(config.device)
@@ -239,9 +239,12 @@ class _Stack:
         window_steps = 0
         self.base.train()
         loop_started, self.eval_time = time.perf_counter(), 0.0
+        timed = [loss for loss in self.losses if getattr(loss, "uses_progress", False)]
         for step in range(first, stop):
             if step in milestones:
                 self.optimizer.param_groups[0]["lr"] = self._lr_at(step)
+            for loss in timed:  # a loss of the training progress sees where in the full schedule it is
+                loss.set_progress(step / schedule.total_steps)  # type: ignore[operator]
             drawn = orders.batches(data, augment, cutout, mix)
             buffers = {**self.buffers, **self.dropout.draw()}
             shared = len(drawn) == 1  # one batch for every member (a generation's shared seed): not copied

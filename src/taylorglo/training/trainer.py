@@ -97,15 +97,16 @@ class TrainResult:
         return data
 
 
-def as_loss(loss: LossLike, round_to: int | None = None) -> nn.Module:
-    """Accept a module, a text spec (``"cross-entropy"``, ``"taylorglo:…"``), params, or None (CE)."""
+def as_loss(loss: LossLike, round_to: int | None = None, inputs: Sequence[str] | None = None) -> nn.Module:
+    """Accept a module, a text spec (``"cross-entropy"``, ``"taylorglo:…"``), params, or None (CE);
+    ``inputs`` are what a TaylorGLO parameter vector is a polynomial of (``training.loss_inputs``)."""
     if loss is None:
         return parse_loss(CROSS_ENTROPY)
     if isinstance(loss, nn.Module):
         return loss
     if isinstance(loss, str):
-        return parse_loss(loss, round_to=round_to)
-    return TaylorGLOLoss(list(loss), round_to=round_to)
+        return parse_loss(loss, round_to=round_to, inputs=inputs)
+    return TaylorGLOLoss(list(loss), round_to=round_to, inputs=inputs)
 
 
 @dataclass
@@ -372,7 +373,7 @@ def train(
     config.validate()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    loss_fn = as_loss(loss, config.round_params)
+    loss_fn = as_loss(loss, config.round_params, config.loss_inputs)
     if data is None:
         data = load_training_data(config, field="dataset")
     device = resolve_device(config.device)
@@ -471,6 +472,7 @@ def _attempt(
                 state=_state(steps, model, optimizer) if keep_state else None,
             )
 
+        timed_loss = bool(getattr(loss_fn, "uses_progress", False))
         window_loss = torch.zeros((), device=device)
         window_correct = torch.zeros((), device=device, dtype=torch.long)
         window_steps = 0
@@ -487,6 +489,8 @@ def _attempt(
                     group["lr"] = lr_changes[step]
             drawn = batches.next(data, augment, cutout, mix)
             xb, yb = drawn.x, drawn.y
+            if timed_loss:  # a loss of the training progress sees where in the full schedule it is
+                loss_fn.set_progress(step / schedule.total_steps)  # type: ignore[operator]
             logits = model(xb)
             if step == first:
                 check_logits(logits, len(yb), data.num_classes, config.model)
