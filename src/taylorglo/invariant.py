@@ -108,13 +108,11 @@ def invariant_holds(
         return True
     if rule not in RULES:
         raise TaylorGLOError(f"invariant: must be one of {', '.join(RULES)}, got {rule!r}")
+    inputs = check_inputs(inputs)
     try:
-        if "logits" in check_inputs(inputs):
-            left, right = _first_update(params, num_classes, check_inputs(inputs))
-            return left > right
-        if rule == "reference":
+        if rule == "reference" or "logits" in inputs:  # a loss of the logits: its first update, strictly
             left, right = invariant_margins(params, num_classes, inputs)
-            return left >= right
+            return left > right if "logits" in inputs else left >= right
         n = num_classes
         return slope(params, 1.0, 1.0 / n, inputs) > slope(params, 0.0, 1.0 / n, inputs)
     except (OverflowError, ValueError):  # a polynomial beyond float64 (or non-finite) trains nothing

@@ -47,8 +47,13 @@ def check_inputs(inputs: Sequence[str] | None, field: str = "inputs") -> tuple[s
     return tuple(v for v in INPUTS if v in given)
 
 
-@cache
-def taylor_terms(order: int, inputs: tuple[str, ...] = DEFAULT_INPUTS) -> tuple[tuple[int, ...], ...]:
+def inputs_words(inputs: Sequence[str]) -> str:
+    """``" of x, y, t"`` for a loss of more inputs than x and y, else nothing (for messages)."""
+    names = check_inputs(inputs)
+    return "" if names == DEFAULT_INPUTS else f" of {', '.join(names)}"
+
+
+def taylor_terms(order: int, inputs: Sequence[str] = DEFAULT_INPUTS) -> tuple[tuple[int, ...], ...]:
     """Exponents of every term of a loss of this order, one per input, in code layout: every
     monomial of degree 1 to ``order`` in which an input the network's output flows through (y,
     logits) appears, in lexicographic order of the exponents.
@@ -58,7 +63,11 @@ def taylor_terms(order: int, inputs: tuple[str, ...] = DEFAULT_INPUTS) -> tuple[
     """
     if order not in SUPPORTED_ORDERS:
         raise TaylorGLOError(f"order: must be one of {', '.join(map(str, SUPPORTED_ORDERS))}, got {order}")
-    inputs = check_inputs(inputs)
+    return _terms(order, check_inputs(inputs))  # canonical first: a list or any order is cached once
+
+
+@cache
+def _terms(order: int, inputs: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
     moving = [k for k, name in enumerate(inputs) if name in _GRADIENT_INPUTS]
     return tuple(e for e in _exponents(len(inputs), order) if 0 < sum(e) <= order and any(e[k] for k in moving))
 
@@ -82,8 +91,7 @@ def order_for_length(length: int, inputs: tuple[str, ...] = DEFAULT_INPUTS) -> i
         if num_params(order, inputs) == length:
             return order
     valid = ", ".join(f"{num_params(k, inputs)} (order {k})" for k in SUPPORTED_ORDERS[:3])
-    of = "" if tuple(inputs) == DEFAULT_INPUTS else f" of {', '.join(inputs)}"
-    raise ValueError(f"params: a TaylorGLO loss{of} takes {valid} values, got {length}")
+    raise ValueError(f"params: a TaylorGLO loss{inputs_words(inputs)} takes {valid} values, got {length}")
 
 
 def check_params(
@@ -181,9 +189,8 @@ def format_formula(params: Sequence[float], layout: str = "code", inputs: tuple[
 def describe_loss(params: Sequence[float], inputs: tuple[str, ...] = DEFAULT_INPUTS) -> str:
     """What ``str(TaylorGLOLoss(params))`` prints: the parameters and formula in both layouts."""
     values, order = check_params(params, None, inputs)
-    of = "" if tuple(inputs) == DEFAULT_INPUTS else f" of {', '.join(inputs)}"
     return (
-        f"TaylorGLO loss (order {order}{of})\n"
+        f"TaylorGLO loss (order {order}{inputs_words(inputs)})\n"
         f"  code layout  p = {[round(v, 4) for v in values]}\n"
         f"    {format_formula(values, 'code', inputs)}\n"
         f"  paper layout θ = {[round(v, 4) for v in to_paper_layout(values, inputs)]}\n"

@@ -16,6 +16,7 @@ from ..evaluators.base import Job
 from ..experiment.generations import GenerationKind
 from ..experiment.progress import Wording
 from ..experiment.threads import recorded_layout
+from ..polynomial import DEFAULT_INPUTS, check_inputs
 from ..records import Result
 from .config import EPBTConfig
 from .report import epbt_status, export_epbt, save_best_network
@@ -60,7 +61,7 @@ class EPBTKind(GenerationKind):
                 "training.objective: EPBT continues each member's network from its saved state, and an "
                 'objective has no save/restore contract yet; use kind = "taylorglo" (or "oneshot") with it'
             )
-        if tuple(training.loss_inputs) != ("x", "y"):
+        if check_inputs(training.loss_inputs) != DEFAULT_INPUTS:
             raise TaylorGLOError(
                 "training.loss_inputs: EPBT evolves losses of x and y; losses of more inputs are searched "
                 'with kind = "taylorglo" (or trained with kind = "oneshot")'

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import TaylorGLOError
 from ..invariant import RULES
-from ..polynomial import DEFAULT_INPUTS, MAX_MAGNITUDE, SUPPORTED_ORDERS, check_inputs, num_params
+from ..polynomial import DEFAULT_INPUTS, MAX_MAGNITUDE, SUPPORTED_ORDERS, check_inputs, inputs_words, num_params
 from ..training.config import _is_int, _is_number, check_fields
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class SearchConfig:
             ):
                 raise bad(
                     "mean",
-                    f"must be a list of {n} numbers (order {self.order}{_of(inputs)}), each of size at most "
+                    f"must be a list of {n} numbers (order {self.order}{inputs_words(inputs)}), each of size at most "
                     f"{MAX_MAGNITUDE:g}, got {self.mean!r}",
                 )
         return self
@@ -143,9 +143,3 @@ class SearchConfig:
         """The table as parsed from the file: unknown fields and bad values are one line each."""
         check_fields(cls, table, prefix)
         return cls(**table).validate(prefix, inputs)
-
-
-def _of(inputs: Sequence[str]) -> str:
-    """``" of x, y, t"`` for a loss of more inputs than x and y, else nothing."""
-    inputs = check_inputs(inputs)
-    return "" if inputs == DEFAULT_INPUTS else f" of {', '.join(inputs)}"
