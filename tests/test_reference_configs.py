@@ -96,7 +96,7 @@ def test_a_hand_expanded_polynomial_gets_its_exact_coefficients():
     ("text", "why"),
     [
         ("abs(loss_x-loss_y)", "neither a polynomial"),
-        ("loss_x*tf.log(loss_y)===loss_x*tf.log(loss_y)", "auxiliary classifier"),
+        ("loss_x*tf.log(loss_y)===loss_x*tf.log(loss_y)", "read them with read_losses"),
         ("loss_t*loss_y", "the training progress"),
         ("loss_logits*loss_x", "the unscaled logits"),
         ("loss_y**10", "degree 10"),
@@ -146,7 +146,7 @@ def test_a_search_translates_with_the_references_defaults_written_out():
 def test_every_field_taylorglo_cannot_run_is_one_line():
     config = reference_search(
         target="aircraft",
-        auxiliaryClassifiers=2,
+        auxiliaryClassifiers=3,
         overrideOptimizer="RMSprop",
         brandNewField=1,
     )
@@ -267,7 +267,7 @@ def test_convert_prints_an_editable_config_and_refusals_are_one_line_each(tmp_pa
     config = ExperimentConfig.load(written)
     assert config.training.model == "wrn-28-5" and config.search.partial_fraction == pytest.approx(0.1)
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(reference_search(target="aircraft", auxiliaryClassifiers=2)))
+    bad.write_text(json.dumps(reference_search(target="aircraft", auxiliaryClassifiers=3)))
     for command in (["convert", str(bad)], ["init", str(tmp_path / "never"), str(bad)]):
         result = cli(*command)
         assert result.returncode == 2 and result.stdout == ""
@@ -275,7 +275,7 @@ def test_convert_prints_an_editable_config_and_refusals_are_one_line_each(tmp_pa
         assert lines == [
             "error: bad.json: evaluation.baseTrainingConfig.target: FGVC-Aircraft is not in taylorglo",
             "error: bad.json: evaluation.baseTrainingConfig.auxiliaryClassifiers: "
-            "auxiliary classifiers are not in taylorglo",
+            "the reference's trainer built 0 or 2 auxiliary classifiers, got 3",
         ]
     assert not (tmp_path / "never").exists()
     plain = tmp_path / "plain.json"

@@ -147,10 +147,20 @@ def cli() -> None:
     help="An option for the objective (trial.options; VALUE read as JSON, else text); repeatable.",
 )
 @click.option("--num-classes", type=int, default=None, help="Classes of the objective's task.")
+@click.option(
+    "--aux-losses",
+    multiple=True,
+    metavar="SPEC",
+    help="One auxiliary classifier head's loss (as --loss; needs --model-option aux_heads=true); repeat per head. "
+    "Default: --loss.",
+)
+@click.option("--aux-weights", default="", help="Each auxiliary head's weight in the loss, e.g. 0.3,0.3 (default 1).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with all metrics.")
 def train(
     loss_spec: str,
     lr_decay: str,
+    aux_losses: tuple[str, ...],
+    aux_weights: str,
     seed: int,
     as_json: bool,
     model_option: tuple[str, ...],
@@ -164,6 +174,8 @@ def train(
 
     config = TrainConfig(
         lr_decay=parse_floats(lr_decay, "--lr-decay"),
+        aux_losses=list(aux_losses),
+        aux_weights=parse_floats(aux_weights, "--aux-weights"),
         eval_test=True,
         model_options=_parse_options(model_option, "--model-option"),
         objective_options=_parse_options(objective_option, "--objective-option"),

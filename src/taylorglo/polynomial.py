@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
 from .errors import TaylorGLOError
 
@@ -208,6 +209,8 @@ def _num(v: float) -> str:
 
 
 CROSS_ENTROPY = "cross-entropy"
+#: The spellings of cross-entropy a loss spec accepts.
+CROSS_ENTROPY_NAMES = (CROSS_ENTROPY, "ce", "crossentropy")
 
 
 def loss_spec(params: Sequence[float] | None, inputs: tuple[str, ...] = DEFAULT_INPUTS) -> str:
@@ -231,3 +234,32 @@ def split_spec(spec: str) -> tuple[str, tuple[str, ...], str] | None:
     if not names.endswith("]"):
         raise TaylorGLOError(f"loss: the inputs go in brackets, as taylorglo[x,y,logits]:P0,...; got {head!r}")
     return kind, check_inputs([n.strip() for n in names[:-1].split(",") if n.strip()], "loss inputs"), rest
+
+
+def spec_params(spec: Any, where: str, inputs: Sequence[str] = DEFAULT_INPUTS) -> tuple[float, ...] | None:
+    """A loss spec as configs give it, checked without torch: None for cross-entropy, else the
+    TaylorGLO parameters, a polynomial of ``inputs`` (``training.loss_inputs``), which a spec that
+    names its inputs must match. Raises a one-line :class:`TaylorGLOError` naming ``where``."""
+    if not isinstance(spec, str):
+        raise TaylorGLOError(f"{where}: must be 'cross-entropy' or 'taylorglo:P0,...,P7', got {spec!r}")
+    spec = spec.strip()
+    if spec in CROSS_ENTROPY_NAMES:
+        return None
+    inputs = check_inputs(inputs)
+    try:
+        parts = split_spec(spec)
+    except TaylorGLOError as exc:
+        raise TaylorGLOError(f"{where}: {str(exc).partition(': ')[2]}") from None
+    if parts is None or parts[0] != "taylorglo":
+        raise TaylorGLOError(f"{where}: expected 'cross-entropy' or 'taylorglo:P0,...,P7', got {spec!r}")
+    _, named, rest = parts
+    if named != DEFAULT_INPUTS and named != inputs:
+        raise TaylorGLOError(
+            f"{where}: a loss of {', '.join(named)} trains with training.loss_inputs = {list(named)} "
+            f"(every loss of an experiment takes the same inputs; now {list(inputs)})"
+        )
+    try:
+        values, _ = check_params([float(v) for v in rest.replace(" ", "").split(",") if v], None, inputs)
+    except (ValueError, TaylorGLOError) as exc:
+        raise TaylorGLOError(f"{where}: {exc}") from None
+    return tuple(values)

@@ -148,6 +148,8 @@ def auto_vectorize(facts: TrainingFacts, optimizer: str = "sgd") -> tuple[int, s
     why, in words."""
     if not facts.step_macs:
         return 1, "the objective trains its own networks"
+    if facts.aux_heads:
+        return 1, "a stack trains no auxiliary heads, and this network has them"
     if optimizer != "sgd":
         return 1, f"a stack steps with SGD, and this training uses {optimizer}"
     if facts.device != "cpu":

@@ -134,6 +134,11 @@ def make_evaluator(
     if setting == "auto":
         setting, why = auto_vectorize(evaluator.facts(), training.optimizer)
         log(f"vectorize auto: {'stacks' if setting > 1 else 'one training at a time'} ({why})")
+    elif int(setting) > 1 and evaluator.facts().aux_heads:
+        raise TaylorGLOError(
+            f"evaluator.vectorize: {training.model!r} has auxiliary heads, which a vectorized population "
+            'does not train; set vectorize = 1 (or "auto")'
+        )
     evaluator.vectorize = int(setting)
     return evaluator
 

@@ -34,8 +34,11 @@ def train_argv(
         if name in _SKIPPED or value == getattr(defaults, name):
             continue
         flag = "--" + name.replace("_", "-")
-        if name == "lr_decay":
+        if name in ("lr_decay", "aux_weights"):
             argv += [flag, ",".join(_num(v) for v in value)]
+        elif name == "aux_losses":
+            for spec in value:
+                argv += [flag, spec]
         elif name == "nesterov":
             argv.append("--nesterov" if value else "--no-nesterov")
         elif name in ("model_options", "objective_options"):

@@ -13,10 +13,9 @@ from typing import Any
 
 from ..errors import TaylorGLOError
 from ..experiment.contenders import Contender, baseline, params_label
-from ..polynomial import DEFAULT_INPUTS, check_inputs, check_params, loss_spec, split_spec
+from ..polynomial import DEFAULT_INPUTS, check_inputs, loss_spec, spec_params
 from ..training.config import _is_int, check_fields
 
-CROSS_ENTROPY_NAMES = ("cross-entropy", "ce", "crossentropy")
 _LABEL_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+:")
 
 
@@ -102,25 +101,7 @@ def _given(entry: Any, where: str, inputs: tuple[str, ...] = DEFAULT_INPUTS) -> 
             raise TaylorGLOError(
                 f"{where}.label: must be a non-empty name of letters, digits and - _ . + :, got {label!r}"
             )
-    if not isinstance(entry, str):
-        raise TaylorGLOError(f"{where}: must be 'cross-entropy' or 'taylorglo:P0,...,P7', got {entry!r}")
-    spec = entry.strip()
-    if spec in CROSS_ENTROPY_NAMES:
+    values = spec_params(entry, where, inputs)
+    if values is None:
         return GivenLoss(label or baseline().label, None)
-    try:
-        parts = split_spec(spec)
-    except TaylorGLOError as exc:
-        raise TaylorGLOError(f"{where}: {str(exc).partition(': ')[2]}") from None
-    if parts is None or parts[0] != "taylorglo":
-        raise TaylorGLOError(f"{where}: expected 'cross-entropy' or 'taylorglo:P0,...,P7', got {spec!r}")
-    _, named, rest = parts
-    if named != DEFAULT_INPUTS and named != inputs:
-        raise TaylorGLOError(
-            f"{where}: a loss of {', '.join(named)} trains with training.loss_inputs = {list(named)} "
-            f"(every loss of an experiment takes the same inputs; now {list(inputs)})"
-        )
-    try:
-        values, _ = check_params([float(v) for v in rest.replace(" ", "").split(",") if v], None, inputs)
-    except (ValueError, TaylorGLOError) as exc:
-        raise TaylorGLOError(f"{where}: {exc}") from None
-    return GivenLoss(label or params_label(values), tuple(values), inputs)
+    return GivenLoss(label or params_label(values), values, inputs)

@@ -47,6 +47,8 @@ class ReadLoss:
     order: int | None = None
     #: Whether terms without ``y`` (no gradient) were dropped.
     dropped: bool = False
+    #: A multiple of cross-entropy (``0.3*loss_x*tf.log(loss_y)``, an auxiliary head's): its factor.
+    weight: float = 1.0
 
     @property
     def spec(self) -> str:
@@ -61,10 +63,7 @@ def read_loss(text: str, order: int | None = None) -> ReadLoss:
     if not isinstance(text, str) or not text.strip():
         raise NotALoss("must be a non-empty expression such as loss_x*tf.log(loss_y)")
     if "===" in text:
-        raise NotALoss(
-            "holds several losses separated by === (one per auxiliary classifier); "
-            "auxiliary classifiers are not in taylorglo"
-        )
+        raise NotALoss("holds several losses separated by ===, one per network output: read them with read_losses")
     try:
         tree = ast.parse(text.strip().replace("^", "**"), mode="eval").body
     except SyntaxError as exc:
@@ -72,8 +71,9 @@ def read_loss(text: str, order: int | None = None) -> ReadLoss:
     try:
         poly = _expand(tree)
     except _NotPolynomial:
-        if _is_cross_entropy(tree):
-            return ReadLoss(None)
+        weight = _cross_entropy_weight(tree)
+        if weight is not None:
+            return ReadLoss(None, weight=weight)
         raise NotALoss(
             "is neither a polynomial in loss_x and loss_y nor cross-entropy (loss_x*tf.log(loss_y)); "
             "taylorglo trains those two families"
@@ -188,13 +188,35 @@ def _power(a: Poly, n: int) -> Poly:
     return out
 
 
-def _is_cross_entropy(tree: ast.AST) -> bool:
-    """Whether the expression is ``x * log(y)``, by its value at points of (0, 1]²."""
+def _cross_entropy_weight(tree: ast.AST) -> float | None:
+    """``w`` where the expression is ``w · x · log(y)`` with ``w > 0`` (1: cross-entropy), by its
+    value at points of (0, 1]²; None where it is not."""
     points = [(x, y) for x in (0.0, 0.3, 1.0) for y in (0.05, 0.4, 0.9)]
     try:
-        return all(math.isclose(_value(tree, x, y), x * math.log(y), rel_tol=1e-9, abs_tol=1e-12) for x, y in points)
+        weight = _value(tree, 1.0, 0.5) / math.log(0.5)
+        same = all(
+            math.isclose(_value(tree, x, y), weight * x * math.log(y), rel_tol=1e-9, abs_tol=1e-12) for x, y in points
+        )
     except (ValueError, ZeroDivisionError, OverflowError, NotALoss):
-        return False
+        return None
+    return weight if same and weight > 0 else None
+
+
+def read_losses(text: str, order: int | None = None) -> list[ReadLoss]:
+    """A ``lossFunction`` of several losses, one per network output, separated by ``===`` (the
+    class logits' first, then each auxiliary head's), each as :func:`read_loss` reads it."""
+    if not isinstance(text, str):
+        raise NotALoss("must be a non-empty expression such as loss_x*tf.log(loss_y)")
+    parts = text.split("===")
+    if len(parts) == 1:
+        return [read_loss(text, order)]
+    out = []
+    for i, part in enumerate(parts):
+        try:
+            out.append(read_loss(part, order))
+        except NotALoss as exc:
+            raise NotALoss(f"loss {i + 1} of {len(parts)} {exc}") from None
+    return out
 
 
 def _value(node: ast.AST, x: float, y: float) -> float:

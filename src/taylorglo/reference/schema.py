@@ -34,10 +34,16 @@ class Model:
     #: Options that depend on the target (the Wide ResNets' dropout: 0.4 on SVHN, 0.3 elsewhere).
     svhn_options: dict[str, Any] | None = None
     svhn_full_epochs: int | None = None
+    #: Whether the reference's trainer gave it auxiliary classifiers (``auxiliaryClassifiers``)
+    #: and replaced its activations (``overrideActivationFunction``); it ignored the latter elsewhere.
+    aux: bool = False
+    activation: bool = False
 
 
 def _wrn(depth: int, widen: int) -> Model:
-    return Model(f"wrn-{depth}-{widen}", 200, 5e-4, {"dropout": 0.3}, {"dropout": 0.4}, svhn_full_epochs=160)
+    return Model(
+        f"wrn-{depth}-{widen}", 200, 5e-4, {"dropout": 0.3}, {"dropout": 0.4}, svhn_full_epochs=160, activation=True
+    )
 
 
 #: The networks as the reference's trainer built them (taylorglo.training.reference_models).
@@ -47,11 +53,18 @@ REFERENCE = {"variant": "reference"}
 def _resnet(depth: int, pre: bool) -> Model:
     # The reference's CIFAR ResNets project their shortcuts (1x1 convolution and BatchNorm):
     # taylorglo's option B, which its pre-activation ResNet has as the paper's.
-    return Model(f"{'preresnet' if pre else 'resnet'}{depth}", 200, 1e-4, {"shortcut": "B"} if pre else REFERENCE)
+    return Model(
+        f"{'preresnet' if pre else 'resnet'}{depth}",
+        200,
+        1e-4,
+        {"shortcut": "B"} if pre else REFERENCE,
+        aux=pre,
+        activation=pre,
+    )
 
 
 MODELS: dict[str, Model] = {
-    "allcnnc": Model("allcnnc", 350, 1e-3, REFERENCE),
+    "allcnnc": Model("allcnnc", 350, 1e-3, REFERENCE, aux=True, activation=True),
     "alexnet": Model("alexnet", 164, 5e-4),
     **{f"resnet{d}": _resnet(d, False) for d in (20, 32, 56)},
     **{f"pre_resnet{d}": _resnet(d, True) for d in (20, 32, 56)},
@@ -81,6 +94,22 @@ MNIST_FULL_STEPS = 20_000
 MNIST_BATCH = 100
 #: The reference's batch sizes for image classification: training, evaluation.
 BATCH, EVAL_BATCH = 128, 100
+
+#: The reference's ``overrideActivationFunction`` expressions (whitespace removed) as taylorglo's
+#: activations (:mod:`taylorglo.training.activations`).
+ACTIVATIONS = {
+    "x*tf.sigmoid(x)": "swish",
+    "x*torch.sigmoid(x)": "swish",
+    "tf.log(tf.sigmoid(x))": "logsigmoid",
+    "torch.log(torch.sigmoid(x))": "logsigmoid",
+    "nn.Softplus()(nn.ELU()(x))": "softplus-elu",
+    "tf.relu(x)": "relu",
+    "torch.relu(x)": "relu",
+    "tf.tanh(x)": "tanh",
+    "torch.tanh(x)": "tanh",
+}
+#: The reference's trainer built auxiliary classifiers in twos only.
+AUX_HEADS = 2
 
 #: Metrics taylorglo measures, on the splits it measures them on.
 METRICS = ("accuracy", "loss")

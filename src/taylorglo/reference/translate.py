@@ -23,8 +23,10 @@ from typing import Any
 
 from ..errors import TaylorGLOError
 from ..polynomial import SUPPORTED_ORDERS
-from .loss_strings import NotALoss, read_loss
+from .loss_strings import NotALoss, read_losses
 from .schema import (
+    ACTIVATIONS,
+    AUX_HEADS,
     BATCH,
     DATASETS,
     DEFAULT_INPUTS,
@@ -299,9 +301,8 @@ def _training(base: _Table, search: bool, out: Translation) -> tuple[dict[str, A
             f'abort_below = {ABORT_BELOW}, abort_fitness = "measured"'
         )
 
+    _network_body(base, model, training)
     for key, why in (
-        ("auxiliaryClassifiers", "auxiliary classifiers are not in taylorglo"),
-        ("overrideActivationFunction", "taylorglo's models keep their own activations"),
         ("baseModelS3Tar", "taylorglo trains from scratch; fine-tuning a stored model is not supported"),
         ("startEpoch", "taylorglo trains from scratch; fine-tuning a stored model is not supported"),
         ("evaluationGridConfig", "loss-landscape grids are not in taylorglo"),
@@ -323,9 +324,44 @@ def _training(base: _Table, search: bool, out: Translation) -> tuple[dict[str, A
             base.take(key)
             base.map(key, "seed")
 
-    _loss(base, search, settings)
+    _loss(base, search, settings, training)
     base.finish()
     return training, settings
+
+
+def _network_body(base: _Table, model: Model | None, training: dict[str, Any]) -> None:
+    """``auxiliaryClassifiers`` and ``overrideActivationFunction`` as the model's options."""
+    options = training.setdefault("model_options", {})
+    heads = base.take("auxiliaryClassifiers", 0)
+    if heads == AUX_HEADS and model is not None and model.aux:
+        options["aux_heads"] = True
+        base.map("auxiliaryClassifiers", "training.model_options.aux_heads = true (two auxiliary classifier heads)")
+    elif heads == AUX_HEADS and model is not None:
+        base.refuse(
+            "auxiliaryClassifiers", "the reference's trainer gave auxiliary classifiers to allcnnc and pre_resnetN only"
+        )
+    elif heads not in (0, AUX_HEADS):
+        base.refuse(
+            "auxiliaryClassifiers",
+            f"the reference's trainer built 0 or 2 auxiliary classifiers, got {json.dumps(heads)}",
+        )
+    elif base.has("auxiliaryClassifiers") and heads == 0:
+        base.note("auxiliaryClassifiers", "0: no auxiliary classifiers")
+    text = base.take("overrideActivationFunction")
+    if text is not None:
+        name = ACTIVATIONS.get("".join(text.split())) if isinstance(text, str) else None
+        if name is None:
+            base.refuse(
+                "overrideActivationFunction",
+                f"taylorglo reads the reference's activations {', '.join(sorted(ACTIVATIONS))}, got {json.dumps(text)}",
+            )
+        elif model is not None and not model.activation:
+            base.note("overrideActivationFunction", "the reference's trainer ignored it for this model: not used")
+        elif model is not None:
+            options["activation"] = name
+            base.map("overrideActivationFunction", f'training.model_options.activation = "{name}"')
+    if not options:
+        del training["model_options"]
 
 
 def _model(base: _Table, dataset: str | None) -> Model | None:
@@ -408,17 +444,40 @@ def _legacy_schedule(
         base.map("steps", "training.steps")
 
 
-def _loss(base: _Table, search: bool, settings: dict[str, Any]) -> None:
+def _loss(base: _Table, search: bool, settings: dict[str, Any], training: dict[str, Any]) -> None:
     text = base.take("lossFunction")
     if text is None:
         if not search:
             base.refuse("lossFunction", "missing: a one-shot run trains this loss")
         return
     try:
-        loss = read_loss(text)
+        losses = read_losses(text)
     except NotALoss as exc:
         base.refuse("lossFunction", str(exc))
         return
+    heads = AUX_HEADS if training.get("model_options", {}).get("aux_heads") else 0
+    if len(losses) != 1 + heads:
+        base.refuse(
+            "lossFunction",
+            f"holds {len(losses)} loss{'es' if len(losses) > 1 else ''} but the network has {1 + heads} "
+            "output"
+            + (f"s (its class logits and {heads} auxiliary classifiers)" if heads else " (its class logits)")
+            + ": give one loss per output, separated by ===",
+        )
+        return
+    loss, aux = losses[0], losses[1:]
+    if loss.weight != 1.0:
+        base.refuse(
+            "lossFunction", f"its first loss is {loss.weight:g} x cross-entropy; the class logits' loss has no weight"
+        )
+        return
+    if aux:
+        training["aux_losses"] = [a.spec for a in aux]
+        training["aux_weights"] = [a.weight for a in aux]
+        base.out.mapped.append(
+            f"{base.name('lossFunction')} (the auxiliary classifiers' losses, after ===) -> training.aux_losses = "
+            f"{json.dumps(training['aux_losses'])}, training.aux_weights = {json.dumps(training['aux_weights'])}"
+        )
     if search:
         if loss.params is not None:
             base.refuse("lossFunction", "a search's base loss must be cross-entropy; each candidate brings its own")
@@ -525,7 +584,14 @@ def _experiment(experiment: _Table, settings: dict[str, Any], training: dict[str
     if inputs is not None and inputs != DEFAULT_INPUTS:
         given = json.dumps(inputs)[:80]
         names = [INPUT_NAMES.get(v) for v in inputs] if isinstance(inputs, list) else [None]
-        if None in names or len(set(names)) != len(names) or not {"x", "y"} <= set(names):
+        if isinstance(inputs, list) and "lossFunctionDelimiter" in inputs:
+            glo.refuse(
+                "inputVariables",
+                f"evolves {inputs.count('lossFunctionDelimiter') + 1} losses at once (one per network output, "
+                "or one per CutMix label); a taylorglo search evolves one loss, the auxiliary heads' stay fixed "
+                "(training.aux_losses)",
+            )
+        elif None in names or len(set(names)) != len(names) or not {"x", "y"} <= set(names):
             glo.refuse(
                 "inputVariables",
                 f"taylorglo's losses take trueLabel and scaledLogits, and may add unscaledLogits and "

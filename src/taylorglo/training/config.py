@@ -90,6 +90,11 @@ class TrainConfig:
     #: What a TaylorGLO parameter vector is a polynomial of: x (label) and y (softmax output),
     #: and optionally "logits" (unscaled) and "t" (the share of the full schedule done).
     loss_inputs: list[str] = field(default_factory=lambda: ["x", "y"])
+    #: The losses of the network's auxiliary classifier heads (model option ``aux_heads``,
+    #: :mod:`.heads`), one spec per head; empty: each head trains on the run's own loss.
+    aux_losses: list[str] = field(default_factory=list)
+    #: Each head's weight in the training objective (``loss + Σ weight·aux_loss``); empty: 1 each.
+    aux_weights: list[float] = field(default_factory=list)
     #: Round TaylorGLO parameters to this many decimals before training, as the reference did.
     round_params: int | None = None
     device: str = "cpu"
@@ -176,6 +181,7 @@ class TrainConfig:
         from ..polynomial import check_inputs
 
         check_inputs(self.loss_inputs, f"{prefix}loss_inputs")
+        self._validate_aux(bad, prefix)
         if self.round_params is not None and (not isinstance(self.round_params, int) or self.round_params < 0):
             raise bad("round_params", f"must be an integer >= 0, got {self.round_params!r}")
         if self.device not in ("cpu", "cuda", "auto") and not str(self.device).startswith("cuda:"):
@@ -186,6 +192,34 @@ class TrainConfig:
             raise bad("model_options", "must be a table of keyword arguments for the model factory")
         self._validate_objective(bad)
         return self
+
+    def _validate_aux(self, bad: Callable[[str, str], TaylorGLOError], prefix: str) -> None:
+        """The heads' losses are specs a config can hold (no torch here); the weights numbers."""
+        from ..polynomial import spec_params
+
+        if not isinstance(self.aux_losses, (list, tuple)):
+            raise bad("aux_losses", f"must be a list of loss specs, one per auxiliary head, got {self.aux_losses!r}")
+        for i, spec in enumerate(self.aux_losses):
+            spec_params(spec, f"{prefix}aux_losses[{i}]", self.loss_inputs)
+        weights = self.aux_weights
+        if not isinstance(weights, (list, tuple)) or not all(_is_number(w) and w >= 0 for w in weights):
+            raise bad("aux_weights", f"must be a list of numbers >= 0, one per auxiliary head, got {weights!r}")
+        if self.aux_losses and weights and len(weights) != len(self.aux_losses):
+            raise bad(
+                "aux_weights",
+                f"gives {len(weights)} weights for {len(self.aux_losses)} aux_losses: give one per auxiliary head",
+            )
+
+    def heads(self, count: int) -> list[tuple[str | None, float]]:
+        """Each of a network's ``count`` auxiliary heads' loss spec (None: the run's own) and
+        weight; one line when the config's lists do not fit the network it built."""
+        for name, given in (("aux_losses", self.aux_losses), ("aux_weights", self.aux_weights)):
+            if given and len(given) != count:
+                has = f"has {count} auxiliary heads" if count else "has no auxiliary heads (model option aux_heads)"
+                raise TaylorGLOError(f"training.{name}: gives {len(given)} for {self.model!r}, which {has}")
+        specs: list[str | None] = list(self.aux_losses) or [None] * count
+        weights = [float(w) for w in self.aux_weights] or [1.0] * count
+        return list(zip(specs, weights))
 
     def _validate_objective(self, bad: Callable[[str, str], TaylorGLOError]) -> None:
         """With ``objective`` the user's code trains: the built-in trainer's fields would be

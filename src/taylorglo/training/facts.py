@@ -19,10 +19,12 @@ class TrainingFacts:
     """``summary``: the dataset in one line (for the log); ``num_classes``; ``train_size``: its
     training examples; ``step_macs``: multiply-accumulates of one training step
     (:func:`taylorglo.training.cost.network_macs`); ``device``: the type of the device it
-    trains on (``"cpu"``, ``"cuda"``)."""
+    trains on (``"cpu"``, ``"cuda"``); ``aux_heads``: the network's auxiliary classifier heads
+    (:mod:`taylorglo.training.heads`), which a vectorized population does not train."""
 
     summary: str
     num_classes: int
     train_size: int
     step_macs: int
     device: str
+    aux_heads: int = 0

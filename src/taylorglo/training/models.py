@@ -41,15 +41,20 @@ from torch import nn
 
 from ..errors import TaylorGLOError, one_line
 from ..plugins import is_plugin_ref, resolve_plugin
+from .activations import activation_factory, activation_hint, is_activation
 from .config import _is_number
 from .densenet import DenseNetBC
 from .fixup import FixupResNet
+from .heads import AuxHead
 from .init import he_init
 from .names import MODEL_NAMES
 from .pyramidnet import PyramidNet
 from .reference_models import ReferenceAllCNNC, ReferenceResNet
 
 __all__ = ["MODEL_NAMES", "Normalize", "build_model", "input_layer"]
+
+#: A factory of a fresh activation module (:mod:`.activations`).
+Activation = Callable[[], nn.Module]
 
 _PATTERN_HELP = (
     "resnetN/preresnetN/fixup-resnetN with (N-2)%6==0, wrn-D-K with (D-4)%6==0, pyramidnetD-aA[-bottleneck], "
@@ -227,12 +232,15 @@ class AllCNNC(nn.Module):
         num_classes: int,
         dropout: float = 0.5,
         final_relu: bool = False,
+        activation: str = "relu",
+        aux_heads: bool = False,
     ):
         super().__init__()
         c = input_shape[0]
+        act = activation_factory(activation)
 
         def conv(cin: int, cout: int, k: int = 3, stride: int = 1, pad: int = 1) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, k, stride=stride, padding=pad), nn.ReLU(inplace=True)]
+            return [nn.Conv2d(cin, cout, k, stride=stride, padding=pad), act()]
 
         layers: list[nn.Module] = [
             *conv(c, 96), *conv(96, 96), *conv(96, 96, stride=2), nn.Dropout(dropout),
@@ -241,12 +249,25 @@ class AllCNNC(nn.Module):
             nn.Conv2d(192, num_classes, 1),
         ]  # fmt: skip
         if final_relu:
-            layers.append(nn.ReLU(inplace=True))
+            layers.append(act())
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.net = nn.Sequential(*layers)
+        # The heads read the two stages' outputs (after their dropout), as the reference's did.
+        self._taps = [i for i, layer in enumerate(layers) if isinstance(layer, nn.Dropout)] if aux_heads else []
+        if aux_heads:
+            self.aux = nn.ModuleList([AuxHead(96, num_classes, act), AuxHead(192, num_classes, act)])
+        self.aux_heads = len(self._taps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        aux: list[torch.Tensor] = []
+        for i, layer in enumerate(self.net):
+            x = layer(x)
+            if i in self._taps:
+                aux.append(self.aux[len(aux)](x))
+        return x, aux
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,35 +312,37 @@ def _shortcut(kind: str, in_planes: int, planes: int, stride: int, bn: bool) -> 
 class _BasicBlock(nn.Module):
     """Post-activation block: conv-BN-ReLU-conv-BN, add shortcut, ReLU."""
 
-    def __init__(self, in_planes: int, planes: int, stride: int, shortcut: str):
+    def __init__(self, in_planes: int, planes: int, stride: int, shortcut: str, act: Activation = nn.ReLU):
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.shortcut = _shortcut(shortcut, in_planes, planes, stride, bn=True)
+        self.act = act()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.act(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out if self.shortcut is None else out + self.shortcut(x))
+        return self.act(out if self.shortcut is None else out + self.shortcut(x))
 
 
 class _PreActBlock(nn.Module):
     """Pre-activation block (He et al. 2016b): BN-ReLU-conv-BN-ReLU-conv, add shortcut of the
     block input, no activation after the addition (the identity path stays clean)."""
 
-    def __init__(self, in_planes: int, planes: int, stride: int, shortcut: str):
+    def __init__(self, in_planes: int, planes: int, stride: int, shortcut: str, act: Activation = nn.ReLU):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_planes)
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
         self.shortcut = _shortcut(shortcut, in_planes, planes, stride, bn=False)
+        self.act = act()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(F.relu(self.bn1(x)))
-        out = self.conv2(F.relu(self.bn2(out)))
+        out = self.conv1(self.act(self.bn1(x)))
+        out = self.conv2(self.act(self.bn2(out)))
         return out if self.shortcut is None else out + self.shortcut(x)
 
 
@@ -345,10 +368,13 @@ class CifarResNet(nn.Module):
         depth: int,
         preact: bool = False,
         shortcut: str = "A",
+        activation: str = "relu",
+        aux_heads: bool = False,
     ):
         super().__init__()
         n = (depth - 2) // 6
         block = _PreActBlock if preact else _BasicBlock
+        act = activation_factory(activation)
         self.preact = preact
         self.conv1 = nn.Conv2d(input_shape[0], 16, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)  # post-activation: after conv1; pre-activation: final BN
@@ -358,14 +384,18 @@ class CifarResNet(nn.Module):
             blocks: list[nn.Module] = []
             for j in range(n):
                 stride = 2 if i > 0 and j == 0 else 1
-                blocks.append(block(in_planes, planes, stride, shortcut))
+                blocks.append(block(in_planes, planes, stride, shortcut, act))
                 in_planes = planes
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3 = stages
         if preact:
             self.bn1 = nn.BatchNorm2d(64)
+        self.act = act()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(64, num_classes)
+        if aux_heads:  # on the first two stages' outputs, as the reference's pre-activation ResNet
+            self.aux = nn.ModuleList([AuxHead(16, num_classes, act), AuxHead(32, num_classes, act)])
+        self.aux_heads = 2 if aux_heads else 0
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 if preact:
@@ -379,12 +409,23 @@ class CifarResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x, None)
+
+    def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        aux: list[torch.Tensor] = []
+        return self._run(x, aux), aux
+
+    def _run(self, x: torch.Tensor, aux: list[torch.Tensor] | None) -> torch.Tensor:
+        """The logits; with ``aux`` a list, the heads' outputs appended to it on the way."""
         out = self.conv1(x)
         if not self.preact:
-            out = F.relu(self.bn1(out))
-        out = self.layer3(self.layer2(self.layer1(out)))
+            out = self.act(self.bn1(out))
+        for i, layer in enumerate((self.layer1, self.layer2, self.layer3)):
+            out = layer(out)
+            if aux is not None and i < len(self.aux):
+                aux.append(self.aux[i](out))
         if self.preact:
-            out = F.relu(self.bn1(out))
+            out = self.act(self.bn1(out))
         return self.fc(torch.flatten(self.pool(out), 1))
 
 
@@ -400,8 +441,9 @@ class _WideBlock(nn.Module):
     reference Lua code and its common PyTorch port (xternalz/WideResNet-pytorch).
     """
 
-    def __init__(self, in_planes: int, planes: int, stride: int, dropout: float):
+    def __init__(self, in_planes: int, planes: int, stride: int, dropout: float, act: Activation = nn.ReLU):
         super().__init__()
+        self.act = act()
         self.bn1 = nn.BatchNorm2d(in_planes)
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
@@ -411,10 +453,10 @@ class _WideBlock(nn.Module):
         self.proj = None if self.equal else nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        act = F.relu(self.bn1(x))
-        out = self.conv1(act)
-        out = self.conv2(self.dropout(F.relu(self.bn2(out))))
-        return out + (x if self.proj is None else self.proj(act))
+        pre = self.act(self.bn1(x))
+        out = self.conv1(pre)
+        out = self.conv2(self.dropout(self.act(self.bn2(out))))
+        return out + (x if self.proj is None else self.proj(pre))
 
 
 class WideResNet(nn.Module):
@@ -426,9 +468,16 @@ class WideResNet(nn.Module):
     """
 
     def __init__(
-        self, input_shape: tuple[int, int, int], num_classes: int, depth: int, widen: int, dropout: float = 0.3
+        self,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        depth: int,
+        widen: int,
+        dropout: float = 0.3,
+        activation: str = "relu",
     ):
         super().__init__()
+        act = activation_factory(activation)
         n = (depth - 4) // 6
         widths = (16 * widen, 32 * widen, 64 * widen)
         self.conv1 = nn.Conv2d(input_shape[0], 16, 3, padding=1, bias=False)
@@ -436,16 +485,17 @@ class WideResNet(nn.Module):
         in_planes = 16
         for i, planes in enumerate(widths):
             for j in range(n):
-                blocks.append(_WideBlock(in_planes, planes, 2 if i > 0 and j == 0 else 1, dropout))
+                blocks.append(_WideBlock(in_planes, planes, 2 if i > 0 and j == 0 else 1, dropout, act))
                 in_planes = planes
         self.blocks = nn.Sequential(*blocks)
         self.bn = nn.BatchNorm2d(in_planes)
+        self.act = act()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_planes, num_classes)
         he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn(self.blocks(self.conv1(x))))
+        out = self.act(self.bn(self.blocks(self.conv1(x))))
         return self.fc(torch.flatten(self.pool(out), 1))
 
 
@@ -544,6 +594,14 @@ def _variant(v: Any) -> bool:
 
 _PROB_HINT = "a number in [0, 1)"
 
+#: The options every network with stages takes: its hidden non-linearity (:mod:`.activations`)
+#: and two auxiliary classifier heads (:mod:`.heads`).
+_BODY_OPTIONS: dict[str, Callable[[Any], bool]] = {"activation": is_activation, "aux_heads": _boolean}
+
+
+def _body_hints() -> dict[str, str]:
+    return {"activation": activation_hint(), "aux_heads": "true or false (two auxiliary classifier heads)"}
+
 
 def _canonical(name: str) -> str:
     return name.strip().lower().replace("_", "-")
@@ -630,8 +688,13 @@ def _mnist_cnn(match: re.Match[str], shape: tuple[int, ...], classes: int, field
 def _allcnnc(match: re.Match[str], shape: tuple[int, ...], classes: int, field: str, options: dict[str, Any],
              vocab_size: int | None) -> nn.Module:  # fmt: skip
     c, h, w = _images(field, match.group(0), shape, vocab_size)
-    _check_options(field, "allcnnc", options, {"dropout": _prob, "final_relu": _boolean, "variant": _variant},
-                   {"dropout": _PROB_HINT, "final_relu": "true or false", "variant": _VARIANT_HINT})  # fmt: skip
+    _check_options(
+        field,
+        "allcnnc",
+        options,
+        {"dropout": _prob, "final_relu": _boolean, "variant": _variant, **_BODY_OPTIONS},
+        {"dropout": _PROB_HINT, "final_relu": "true or false", "variant": _VARIANT_HINT, **_body_hints()},
+    )
     options = dict(options)
     if options.pop("variant", "default") == "reference":
         if "final_relu" in options:
@@ -671,14 +734,20 @@ def _resnet(match: re.Match[str], shape: tuple[int, ...], classes: int, field: s
         field,
         label,
         options,
-        {"shortcut": _shortcut_kind, "variant": _variant},
-        {"shortcut": "'A', 'B' or 'none' (no skip connections)", "variant": _VARIANT_HINT},
+        {"shortcut": _shortcut_kind, "variant": _variant, **_BODY_OPTIONS},
+        {"shortcut": "'A', 'B' or 'none' (no skip connections)", "variant": _VARIANT_HINT, **_body_hints()},
     )
     reference = options.get("variant", "default") == "reference"
     shortcut = str(options.get("shortcut", "B" if preact or reference else "A")).upper()
+    body = {k: options[k] for k in _BODY_OPTIONS if k in options}
     if reference:
+        if body:
+            raise TaylorGLOError(
+                f"{field}: {label}'s reference variant has the reference's ReLUs and no auxiliary heads: remove "
+                f"{' and '.join(sorted(body))} (or use preresnet{depth}, as the reference did)"
+            )
         return _reference_resnet(field, label, image, classes, depth, preact, shortcut)
-    return CifarResNet(image, classes, depth, preact=preact, shortcut=shortcut)
+    return CifarResNet(image, classes, depth, preact=preact, shortcut=shortcut, **body)
 
 
 def _reference_resnet(
@@ -711,7 +780,10 @@ def _wrn(match: re.Match[str], shape: tuple[int, ...], classes: int, field: str,
             f"{field}: {label} is not a valid Wide ResNet; D must satisfy (D-4)%6==0 and D>=10, K>=1 "
             "(e.g. wrn-16-8, wrn-28-5)"
         )
-    _check_options(field, label, options, {"dropout": _prob}, {"dropout": _PROB_HINT})
+    _check_options(
+        field, label, options, {"dropout": _prob, "activation": is_activation},
+        {"dropout": _PROB_HINT, "activation": activation_hint()},
+    )  # fmt: skip
     return WideResNet(image, classes, depth, widen, **options)
 
 

@@ -35,6 +35,7 @@ from ..loss import population_loss
 from .augment import to_float
 from .config import Schedule, TrainConfig
 from .data import DataSplits, load_training_data
+from .heads import aux_heads
 from .sgd import SGD
 from .trainer import (
     RETRY_SEED_STRIDE,
@@ -205,6 +206,11 @@ class _Stack:
         for member, seed in zip(self.members, seeds):
             torch.manual_seed(seed)  # each member's initialisation is the one train() draws for its seed
             network = build_network(config, data).to(device)
+            if aux_heads(network):
+                raise ValueError(
+                    f"{config.model!r} has auxiliary heads, which a vectorized population does not train: train "
+                    "it one network at a time (vectorize = 1)"
+                )
             streams.append(_stream_after_init(device))
             state = self.segments[member].state if self.segments else None
             if state is not None:  # a segment continues its saved network and momentum, as train() does

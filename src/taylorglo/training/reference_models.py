@@ -9,7 +9,8 @@ module layout and forward pass), not from its code:
 * AllCNN-C: no ReLU after the two stride-2 convolutions (dropout follows them directly); the
   third stage's 3×3 convolution keeps the map size (padding 1); a ReLU on the class map; and
   ``AvgPool2d(6, stride=num_classes)``, which on the 8×8 map of a 32×32 input is the mean of its
-  top-left 6×6 corner, not a global average. PyTorch's default initialisation.
+  top-left 6×6 corner, not a global average. PyTorch's default initialisation. Its auxiliary
+  heads (``aux_heads``) are :class:`~.heads.ReferenceAuxHead` s on the two stages' outputs.
 * ResNet-N: 1×1-convolution + BatchNorm projection shortcuts, convolution weights drawn from
   N(0, 2 / (k²·out_channels)) (fan-out), BatchNorm γ = 1, β = 0, the Linear layer's default
   initialisation, and a fixed ``AvgPool2d(8)``. With ``shortcut = "none"`` (the reference's
@@ -26,6 +27,9 @@ import math
 import torch
 from torch import nn
 
+from .activations import activation_factory
+from .heads import ReferenceAuxHead
+
 __all__ = ["ReferenceAllCNNC", "ReferenceResNet"]
 
 
@@ -36,9 +40,17 @@ def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
 class ReferenceAllCNNC(nn.Module):
     """All-CNN-C as the reference's trainer built it (see the module docstring)."""
 
-    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        dropout: float = 0.5,
+        activation: str = "relu",
+        aux_heads: bool = False,
+    ) -> None:
         super().__init__()
-        relu = nn.ReLU(inplace=True)  # one module, reused: it holds no state
+        act = activation_factory(activation)
+        relu = act()  # one module, reused: it holds no state
         self.features1 = nn.Sequential(
             _conv(input_shape[0], 96, 3), relu, _conv(96, 96, 3), relu, _conv(96, 96, 3, stride=2), nn.Dropout(dropout)
         )
@@ -49,10 +61,23 @@ class ReferenceAllCNNC(nn.Module):
             _conv(192, 192, 3), relu, _conv(192, 192, 1), relu, _conv(192, num_classes, 1), relu,
             nn.AvgPool2d(6, num_classes),
         )  # fmt: skip
+        if aux_heads:
+            self.aux_branches = nn.ModuleList(
+                [ReferenceAuxHead(96, num_classes, act), ReferenceAuxHead(192, num_classes, act)]
+            )
+        self.aux_heads = 2 if aux_heads else 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features3(self.features2(self.features1(x)))
         return x.reshape(x.size(0), -1)
+
+    def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = self.features1(x)
+        aux = [self.aux_branches[0](x)]
+        x = self.features2(x)
+        aux.append(self.aux_branches[1](x))
+        x = self.features3(x)
+        return x.reshape(x.size(0), -1), aux
 
 
 class _ReferenceBlock(nn.Module):

@@ -32,6 +32,7 @@ from ..seeds import derived_seed
 from .augment import augment_batch, cutmix, to_float
 from .config import Schedule, TrainConfig
 from .data import DataSplits, load_training_data
+from .heads import aux_heads, forward_with_aux
 from .models import build_model, input_layer
 from .optimizers import build_optimizer
 
@@ -153,6 +154,18 @@ def distillation_loss(
     return kl.sum(-1).mean(-1) * (t * t).reshape(-1)
 
 
+class Network(nn.Sequential):
+    """The data's input layer, then the model; the model's auxiliary heads (:mod:`.heads`), where
+    it has them, are reached through it."""
+
+    @property
+    def aux_heads(self) -> int:
+        return aux_heads(self[-1])
+
+    def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return forward_with_aux(self[-1], self[0](x))
+
+
 def build_network(config: TrainConfig, data: DataSplits, field: str = "model") -> nn.Module:
     """The network :func:`train` trains: ``config``'s model behind the data's input layer
     (:func:`~.models.input_layer`), so it takes inputs as stored (the form ``save_network`` writes)."""
@@ -164,7 +177,7 @@ def build_network(config: TrainConfig, data: DataSplits, field: str = "model") -
         vocab_size=data.vocab_size,
         **config.model_options,
     )
-    return nn.Sequential(input_layer(data.inputs, data.mean, data.std), net)
+    return Network(input_layer(data.inputs, data.mean, data.std), net)
 
 
 def check_logits(logits: torch.Tensor, batch: int, num_classes: int, model: str, field: str = "model") -> None:
@@ -204,7 +217,27 @@ def check_network(config: TrainConfig, data: DataSplits, field: str = "training.
             f"{tuple(data.val_x.shape[1:])}: {type(exc).__name__}: {one_line(exc)}"
         ) from None
     check_logits(logits, len(data.val_x[:2]), data.num_classes, config.model, field)
+    config.heads(aux_heads(net))
+    if aux_heads(net):
+        with torch.no_grad():
+            _, outputs = forward_with_aux(net, to_float(data.val_x[:2]))
+        check_heads(outputs, aux_heads(net), len(data.val_x[:2]), data.num_classes, config.model, field)
     return net
+
+
+def check_heads(
+    outputs: Sequence[torch.Tensor], count: int, batch: int, num_classes: int, model: str, field: str
+) -> None:
+    """A network's heads must give what it says it has, each at least one output per class (the
+    reference's heads give several cells per class: :class:`~.heads.ReferenceAuxHead`)."""
+    if len(outputs) != count:
+        raise TaylorGLOError(f"{field}: {model!r} says it has {count} auxiliary heads but returns {len(outputs)}")
+    for i, out in enumerate(outputs):
+        if out.dim() != 2 or out.shape[0] != batch or out.shape[1] < num_classes:
+            raise TaylorGLOError(
+                f"{field}: {model!r}'s auxiliary head {i} returns outputs of shape {tuple(out.shape)} for a "
+                f"batch of {batch}: it must return (batch, at least {num_classes})"
+            )
 
 
 def resolve_device(name: str, field: str = "training.device") -> torch.device:
@@ -417,6 +450,10 @@ def _attempt(
     with torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(seed)
         model = build_network(config, data).to(device)
+        heads = [
+            (loss_fn if spec is None else as_loss(spec, config.round_params, config.loss_inputs), weight)
+            for spec, weight in config.heads(aux_heads(model))
+        ]
         batches = BatchOrder(seed, len(data.train_y), schedule.batch_size, device, config.crop_fill)
         first, stop = (segment.start, segment.stop) if segment is not None else (0, schedule.run_steps)
         optimizer = build_optimizer(model.parameters(), schedule.lr_at(config.lr, config.lr_gamma, first), config)
@@ -472,7 +509,8 @@ def _attempt(
                 state=_state(steps, model, optimizer) if keep_state else None,
             )
 
-        timed_loss = bool(getattr(loss_fn, "uses_progress", False))
+        # The losses of the training progress (the run's, its heads'), each once.
+        timed = {id(f): f for f in (loss_fn, *(f for f, _ in heads)) if getattr(f, "uses_progress", False)}
         window_loss = torch.zeros((), device=device)
         window_correct = torch.zeros((), device=device, dtype=torch.long)
         window_steps = 0
@@ -489,12 +527,14 @@ def _attempt(
                     group["lr"] = lr_changes[step]
             drawn = batches.next(data, augment, cutout, mix)
             xb, yb = drawn.x, drawn.y
-            if timed_loss:  # a loss of the training progress sees where in the full schedule it is
-                loss_fn.set_progress(step / schedule.total_steps)  # type: ignore[operator]
-            logits = model(xb)
+            for fn in timed.values():  # a loss of the training progress sees where in the full schedule it is
+                fn.set_progress(step / schedule.total_steps)  # type: ignore[operator]
+            logits, aux = forward_with_aux(model, xb) if heads else (model(xb), [])
             if step == first:
                 check_logits(logits, len(yb), data.num_classes, config.model)
             batch_loss = drawn.loss(loss_fn, logits)
+            for (head_fn, weight), head_logits in zip(heads, aux):  # deep supervision (:mod:`.heads`)
+                batch_loss = batch_loss + weight * drawn.loss(head_fn, head_logits)
             objective = batch_loss
             if teacher is not None and step < distill_until:
                 assert segment is not None

@@ -75,6 +75,7 @@ class BuiltInTrainer(Trainer):
 
     def facts(self, data: DataSplits | None) -> TrainingFacts:
         from .cost import network_macs
+        from .heads import aux_heads
         from .trainer import check_network, resolve_device
 
         data = self.load_data() if data is None else data
@@ -85,6 +86,7 @@ class BuiltInTrainer(Trainer):
             train_size=len(data.train_y),
             step_macs=network_macs(self.training, data, network),  # counted on the network just checked
             device=resolve_device(self.training.device).type,
+            aux_heads=aux_heads(network),
         )
 
     def fresh(
