@@ -303,3 +303,73 @@ def test_loss_inputs_beyond_the_label_and_softmax_are_imported():
         glo["inputVariables"] = bad
         refused = translate(config, "b.json").refused
         assert [line.split(":", 1)[0] for line in refused] == ["experiment.taylorGloConfig.inputVariables"]
+
+
+def reference_oneshot(**base_changes) -> dict:
+    """A one-shot config in the reference's schema: AllCNN-C trained once for its 350 epochs."""
+    config = reference_search(epochs=350, **base_changes)
+    return {"name": "OneShot_X", "kind": "oneShot", "evaluation": config["evaluation"]}
+
+
+def test_auxiliary_classifiers_and_their_weighted_losses_are_imported():
+    """auxiliaryClassifiers = 2 with a lossFunction of three ===-separated losses, the heads'
+    multiples of cross-entropy, become the model option and training.aux_losses/aux_weights."""
+    ce = "loss_x*tf.log(loss_y)"
+    config = reference_oneshot(auxiliaryClassifiers=2, lossFunction=f"{ce}===0.3*{ce}===0.3*{ce}")
+    t = translate(config, "aux.json")
+    assert t.ok, t.refused
+    training = t.config["training"]
+    assert training["model_options"] == {"variant": "reference", "aux_heads": True}
+    assert training["aux_losses"] == ["cross-entropy", "cross-entropy"] and training["aux_weights"] == [0.3, 0.3]
+    parsed = ExperimentConfig.from_dict(t.config)
+    assert parsed.training.heads(2) == [("cross-entropy", 0.3), ("cross-entropy", 0.3)]
+    for text, words in (
+        (ce, "holds 1 loss but the network has 3 outputs (its class logits and 2 auxiliary classifiers)"),
+        (f"{ce}==={ce}", "holds 2 losses but the network has 3 outputs"),
+        (f"2*{ce}==={ce}==={ce}", "its first loss is 2 x cross-entropy"),
+        (f"{ce}===x*==={ce}", "loss 2 of 3"),
+    ):
+        refused = translate(reference_oneshot(auxiliaryClassifiers=2, lossFunction=text), "a.json").refused
+        assert len(refused) == 1 and words in refused[0], refused
+    wrn = translate(reference_oneshot(model="wrn168", auxiliaryClassifiers=2), "w.json").refused
+    assert wrn == [
+        "evaluation.baseTrainingConfig.auxiliaryClassifiers: the reference's trainer gave auxiliary classifiers "
+        "to allcnnc and pre_resnetN only"
+    ]
+
+
+def test_an_evolved_loss_per_head_is_refused_in_one_line():
+    config = reference_search(auxiliaryClassifiers=2, lossFunction="===".join(["loss_x*tf.log(loss_y)"] * 3))
+    delimited = ["trueLabel", "scaledLogits", "lossFunctionDelimiter"] * 2 + ["trueLabel", "scaledLogits"]
+    config["experiment"]["taylorGloConfig"]["inputVariables"] = delimited
+    refused = translate(config, "s.json").refused
+    assert len(refused) == 1 and refused[0].startswith("experiment.taylorGloConfig.inputVariables: evolves 3 losses")
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [("x*tf.sigmoid(x)", "swish"), ("tf.log(tf.sigmoid(x))", "logsigmoid"), ("nn.Softplus()(nn.ELU()(x))",
+                                                                              "softplus-elu")],
+)  # fmt: skip
+def test_an_activation_override_is_the_model_option(text, name):
+    t = translate(reference_search(overrideActivationFunction=text), "act.json")
+    assert t.ok, t.refused
+    assert t.config["training"]["model_options"]["activation"] == name
+    ExperimentConfig.from_dict(t.config)
+    # The reference's trainer read it only for its AllCNN-C, ResNets and Wide ResNets.
+    other = translate(reference_search(model="densenetbc100k12", overrideActivationFunction=text), "d.json")
+    assert other.ok and "activation" not in (other.config["training"].get("model_options") or {})
+    assert any("ignored it for this model" in n for n in other.notes)
+    bad = translate(reference_search(overrideActivationFunction="tf.abs(x)"), "b.json").refused
+    assert len(bad) == 1 and bad[0].startswith("evaluation.baseTrainingConfig.overrideActivationFunction: taylorglo")
+
+
+def test_read_losses_reads_each_heads_weight():
+    from taylorglo.reference.loss_strings import read_losses
+
+    ce = "loss_x*tf.log(loss_y)"
+    losses = read_losses(f"{ce}===0.15*{ce}===2.0*{ce}")
+    assert [(r.params, r.weight) for r in losses] == [(None, 1.0), (None, 0.15), (None, 2.0)]
+    assert [r.spec for r in read_losses(ce)] == ["cross-entropy"]
+    with pytest.raises(NotALoss, match="^loss 3 of 3 "):
+        read_losses(f"{ce}==={ce}===loss_y +")

@@ -393,10 +393,17 @@ class CifarResNet(nn.Module):
         self.act = act()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(64, num_classes)
-        if aux_heads:  # on the first two stages' outputs, as the reference's pre-activation ResNet
+        self._init(self)
+        # The heads (on the first two stages' outputs, as the reference's pre-activation ResNet's)
+        # draw their weights after the body's, so a seed gives the body the same start with or without.
+        if aux_heads:
             self.aux = nn.ModuleList([AuxHead(16, num_classes, act), AuxHead(32, num_classes, act)])
+            self._init(self.aux)
         self.aux_heads = 2 if aux_heads else 0
-        for m in self.modules():
+
+    def _init(self, module: nn.Module) -> None:
+        preact = self.preact
+        for m in module.modules():
             if isinstance(m, nn.Conv2d):
                 if preact:
                     nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -63,7 +63,8 @@ class ReferenceAllCNNC(nn.Module):
         )  # fmt: skip
         if aux_heads:
             self.aux_branches = nn.ModuleList(
-                [ReferenceAuxHead(96, num_classes, act), ReferenceAuxHead(192, num_classes, act)]
+                # The reference built its heads with their own default ReLU, whatever the override.
+                [ReferenceAuxHead(96, num_classes, nn.ReLU), ReferenceAuxHead(192, num_classes, nn.ReLU)]
             )
         self.aux_heads = 2 if aux_heads else 0
 
