@@ -31,6 +31,7 @@ from .errors import TaylorGLOError
 # The torch-free part, re-exported: ``from taylorglo.loss import format_formula`` keeps working.
 from .polynomial import (  # noqa: F401
     CROSS_ENTROPY,
+    CROSS_ENTROPY_NAMES,
     DEFAULT_INPUTS,
     DEFAULT_ORDER,
     INPUTS,
@@ -47,6 +48,7 @@ from .polynomial import (  # noqa: F401
     order_for_length,
     split_spec,
     taylor_terms,
+    taylorglo_spec,
     to_paper_layout,
 )
 
@@ -313,15 +315,9 @@ def parse_loss(
     ``"taylorglo:path/to/loss.json"`` (a file written by :meth:`TaylorGLOLoss.to_json`).
     """
     spec = spec.strip()
-    if spec in (CROSS_ENTROPY, "ce", "crossentropy"):
+    if spec in CROSS_ENTROPY_NAMES:
         return CrossEntropyLoss()
-    try:
-        parts = split_spec(spec)
-    except TaylorGLOError as exc:
-        raise TaylorGLOError(f"{field}: {str(exc).partition(': ')[2]}") from None
-    if parts is None or parts[0] != "taylorglo":
-        raise TaylorGLOError(f"{field}: expected 'cross-entropy' or 'taylorglo:P0,...,P7', got {spec!r}")
-    _, named, rest = parts
+    named, rest = taylorglo_spec(spec, field)
     if named == DEFAULT_INPUTS and inputs is not None:
         named = check_inputs(inputs, f"{field} inputs")
     if rest.endswith(".json"):

@@ -236,6 +236,18 @@ def split_spec(spec: str) -> tuple[str, tuple[str, ...], str] | None:
     return kind, check_inputs([n.strip() for n in names[:-1].split(",") if n.strip()], "loss inputs"), rest
 
 
+def taylorglo_spec(spec: str, field: str) -> tuple[tuple[str, ...], str]:
+    """A ``taylorglo[...]:...`` spec's inputs and the text after its colon; one line naming
+    ``field`` for anything else (cross-entropy is the caller's to recognise first)."""
+    try:
+        parts = split_spec(spec)
+    except TaylorGLOError as exc:
+        raise TaylorGLOError(f"{field}: {str(exc).partition(': ')[2]}") from None
+    if parts is None or parts[0] != "taylorglo":
+        raise TaylorGLOError(f"{field}: expected 'cross-entropy' or 'taylorglo:P0,...,P7', got {spec!r}")
+    return parts[1], parts[2]
+
+
 def spec_params(spec: Any, where: str, inputs: Sequence[str] = DEFAULT_INPUTS) -> tuple[float, ...] | None:
     """A loss spec as configs give it, checked without torch: None for cross-entropy, else the
     TaylorGLO parameters, a polynomial of ``inputs`` (``training.loss_inputs``), which a spec that
@@ -246,13 +258,7 @@ def spec_params(spec: Any, where: str, inputs: Sequence[str] = DEFAULT_INPUTS) -
     if spec in CROSS_ENTROPY_NAMES:
         return None
     inputs = check_inputs(inputs)
-    try:
-        parts = split_spec(spec)
-    except TaylorGLOError as exc:
-        raise TaylorGLOError(f"{where}: {str(exc).partition(': ')[2]}") from None
-    if parts is None or parts[0] != "taylorglo":
-        raise TaylorGLOError(f"{where}: expected 'cross-entropy' or 'taylorglo:P0,...,P7', got {spec!r}")
-    _, named, rest = parts
+    named, rest = taylorglo_spec(spec, where)
     if named != DEFAULT_INPUTS and named != inputs:
         raise TaylorGLOError(
             f"{where}: a loss of {', '.join(named)} trains with training.loss_inputs = {list(named)} "
